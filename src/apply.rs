@@ -1,0 +1,407 @@
+//! Brings a worktree's sandbox to its plan: observe, list the actions that
+//! close the gap, refuse anything that would lose a user's data, then act.
+//! Idempotent: on a healthy sandbox the list is empty and nothing is written.
+//! The lock is written last, so it never claims more than is true.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::BoxError;
+use crate::context::Context;
+use crate::db::Database;
+use crate::envfile;
+use crate::fsutil;
+use crate::lock::{self, LinkKind, Sandbox};
+use crate::migrations::{Applied, Migration};
+use crate::observe;
+use crate::output::Progress;
+use crate::repo;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(
+        "{path} is a real {what} where the link to the main checkout belongs; provision will not replace it: move it away and run `provision apply`"
+    )]
+    Occupied { path: String, what: &'static str },
+    #[error(
+        "{file} exists and was not written by provision; provision will not overwrite it: move it away or set `[env] file` in provision.toml"
+    )]
+    ForeignEnvFile { file: String },
+    #[error(
+        "migration {name} was changed after it was applied (applied {recorded}, file now {current}); restore the file and add the change as a new migration"
+    )]
+    Edited {
+        name: String,
+        recorded: String,
+        current: String,
+    },
+    #[error("migration {name} is applied in the database but its file is missing from {dir}/")]
+    FileMissing { name: String, dir: String },
+    #[error(
+        "migration {pending} sorts before the already applied {applied}; rename it so it sorts last"
+    )]
+    OutOfOrder { pending: String, applied: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EnvReason {
+    New,
+    OutOfDate,
+    /// A symlink sits where the real file belongs (the `.dev.vars` trap).
+    ReplacesSymlink,
+}
+
+/// One step towards the plan.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Action {
+    Link { path: String, target: String },
+    Unlink { path: String },
+    WriteEnv { file: String, reason: EnvReason },
+    CreateDatabase { name: String, location: String },
+    RepairLedger { rows: Vec<String> },
+    Migrate { name: String },
+    WriteLock { hash: String },
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::Link { path, target } => write!(f, "link      {path} -> {target}"),
+            Action::Unlink { path } => write!(f, "unlink    {path}"),
+            Action::WriteEnv { file, reason } => {
+                let why = match reason {
+                    EnvReason::New => "new",
+                    EnvReason::OutOfDate => "out of date",
+                    EnvReason::ReplacesSymlink => "a real file replaces the symlink",
+                };
+                write!(f, "write     {file} ({why})")
+            }
+            Action::CreateDatabase { name, location } => {
+                write!(f, "create    database {name} at {location}")
+            }
+            Action::RepairLedger { rows } => write!(f, "repair    ledger rows {}", rows.join(", ")),
+            Action::Migrate { name } => write!(f, "migrate   {name}"),
+            Action::WriteLock { hash } => write!(f, "lock      {} {hash}", lock::FILE_NAME),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Outcome {
+    pub worktree: String,
+    pub path: String,
+    pub dry_run: bool,
+    pub actions: Vec<Action>,
+    pub notes: Vec<String>,
+    pub lock: String,
+}
+
+pub fn apply(ctx: &Context, dry_run: bool, progress: &Progress) -> Result<Outcome, BoxError> {
+    let root = &ctx.checkout.root;
+    let migrations = ctx.migrations()?;
+    let plan = ctx.plan(&migrations)?;
+    let previous = lock::read(root).ok().flatten();
+    let mut database = ctx.database()?;
+    let desired = &plan.sandbox;
+    for note in &plan.notes {
+        progress.warn(note);
+    }
+
+    let mut actions = Vec::new();
+    link_actions(
+        desired,
+        previous.as_ref().map(|p| &p.sandbox),
+        root,
+        &ctx.checkout.main,
+        &mut actions,
+    )?;
+    let env_text = plan.env_text.as_deref();
+    if let (Some(env), Some(text)) = (&desired.env, env_text) {
+        env_action(&env.file, text, root, &mut actions)?;
+    }
+    let known = known_checksums(previous.as_ref().map(|p| &p.sandbox), &migrations);
+    database_actions(
+        database.as_mut(),
+        &migrations,
+        &known,
+        &ctx.settings.database.migrations,
+        &mut actions,
+    )?;
+    let rendered = lock::render(desired);
+    let lock_hash = lock::hash_of(desired);
+    if previous.as_ref().is_none_or(|p| p.text != rendered) {
+        actions.push(Action::WriteLock {
+            hash: lock_hash.clone(),
+        });
+    }
+
+    if !dry_run {
+        keep_out_of_git_status(ctx, desired)?;
+        for action in &actions {
+            progress.step(&action.to_string());
+            execute(
+                action,
+                root,
+                env_text,
+                &rendered,
+                database.as_mut(),
+                &migrations,
+                &known,
+            )?;
+        }
+        let guard = ctx.registry.lock()?;
+        if let Some(mut record) = ctx.registry.get(&ctx.checkout.id)?
+            && (record.lock_hash.as_deref() != Some(lock_hash.as_str())
+                || record.branch != ctx.checkout.branch)
+        {
+            record.lock_hash = Some(lock_hash.clone());
+            record.branch = ctx.checkout.branch.clone();
+            ctx.registry.put(&guard, &record)?;
+        }
+    }
+    Ok(Outcome {
+        worktree: ctx.name.clone(),
+        path: root.display().to_string(),
+        dry_run,
+        actions,
+        notes: plan.notes,
+        lock: lock_hash,
+    })
+}
+
+fn link_actions(
+    desired: &Sandbox,
+    previous: Option<&Sandbox>,
+    root: &Path,
+    main: &Path,
+    actions: &mut Vec<Action>,
+) -> Result<(), ApplyError> {
+    for link in desired.links.iter().filter(|l| l.kind != LinkKind::Absent) {
+        let observed = observe::observe_link(link, root, main);
+        match observed.kind {
+            LinkKind::NotALink => {
+                let what = if root.join(&link.path).is_dir() {
+                    "folder"
+                } else {
+                    "file"
+                };
+                return Err(ApplyError::Occupied {
+                    path: link.path.clone(),
+                    what,
+                });
+            }
+            _ if observed.target == link.target && observed.kind == link.kind => {}
+            _ => actions.push(Action::Link {
+                path: link.path.clone(),
+                target: link_text(root, main, &link.path),
+            }),
+        }
+    }
+    // Links an earlier recipe made that this one no longer wants.
+    for old in previous.map(|p| p.links.as_slice()).unwrap_or_default() {
+        if desired.links.iter().any(|l| l.path == old.path) {
+            continue;
+        }
+        let observed = observe::observe_link(old, root, main);
+        if observed.target == old.target && observed.kind != LinkKind::Missing {
+            actions.push(Action::Unlink {
+                path: old.path.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The relative text of a link from `root/path` to `main/path`.
+fn link_text(root: &Path, main: &Path, path: &str) -> String {
+    let at = root.join(path);
+    fsutil::relative_path(at.parent().unwrap_or(root), &main.join(path))
+        .display()
+        .to_string()
+}
+
+fn env_action(
+    file: &str,
+    text: &str,
+    root: &Path,
+    actions: &mut Vec<Action>,
+) -> Result<(), ApplyError> {
+    let path = root.join(file);
+    let reason = match fs_err::symlink_metadata(&path) {
+        Err(_) => EnvReason::New,
+        Ok(meta) if meta.file_type().is_symlink() => EnvReason::ReplacesSymlink,
+        Ok(_) => match fs_err::read_to_string(&path) {
+            Ok(current) if current == text => return Ok(()),
+            Ok(current) if envfile::is_ours(&current) => EnvReason::OutOfDate,
+            _ => {
+                return Err(ApplyError::ForeignEnvFile {
+                    file: file.to_string(),
+                });
+            }
+        },
+    };
+    actions.push(Action::WriteEnv {
+        file: file.to_string(),
+        reason,
+    });
+    Ok(())
+}
+
+/// The checksum each migration was applied with, as best known: the lock's
+/// record, else the file.
+fn known_checksums(previous: Option<&Sandbox>, files: &[Migration]) -> Vec<Applied> {
+    let locked = previous
+        .map(|p| p.database.migrations.as_slice())
+        .unwrap_or_default();
+    files
+        .iter()
+        .map(|f| {
+            locked
+                .iter()
+                .find(|l| l.name == f.name)
+                .cloned()
+                .unwrap_or_else(|| f.record())
+        })
+        .collect()
+}
+
+fn database_actions(
+    database: &mut dyn Database,
+    files: &[Migration],
+    known: &[Applied],
+    dir: &str,
+    actions: &mut Vec<Action>,
+) -> Result<(), BoxError> {
+    let mut applied: Vec<Applied> = Vec::new();
+    if !database.exists()? {
+        actions.push(Action::CreateDatabase {
+            name: database.name().into(),
+            location: database.location(),
+        });
+    } else {
+        if !database.is_marked()? {
+            return Err(crate::db::DbError::Unmarked {
+                name: database.name().into(),
+                location: database.location(),
+            }
+            .into());
+        }
+        let ledger = database.ledger()?;
+        let partial: Vec<String> = ledger
+            .rows
+            .iter()
+            .filter(|r| r.missing_from.is_some() && known.iter().any(|k| k.name == r.name))
+            .map(|r| r.name.clone())
+            .collect();
+        if !partial.is_empty() {
+            actions.push(Action::RepairLedger { rows: partial });
+        }
+        for row in &ledger.rows {
+            let Some(file) = files.iter().find(|f| f.name == row.name) else {
+                return Err(ApplyError::FileMissing {
+                    name: row.name.clone(),
+                    dir: dir.into(),
+                }
+                .into());
+            };
+            let recorded = row
+                .checksum
+                .clone()
+                .or_else(|| {
+                    known
+                        .iter()
+                        .find(|k| k.name == row.name)
+                        .map(|k| k.checksum.clone())
+                })
+                .unwrap_or_default();
+            if recorded != file.checksum {
+                return Err(ApplyError::Edited {
+                    name: row.name.clone(),
+                    recorded,
+                    current: file.checksum.clone(),
+                }
+                .into());
+            }
+            applied.push(file.record());
+        }
+    }
+    let last_applied = applied.iter().map(|a| a.name.as_str()).max();
+    for file in files
+        .iter()
+        .filter(|f| !applied.iter().any(|a| a.name == f.name))
+    {
+        if let Some(last) = last_applied.filter(|last| file.name.as_str() < *last) {
+            return Err(ApplyError::OutOfOrder {
+                pending: file.name.clone(),
+                applied: last.to_string(),
+            }
+            .into());
+        }
+        actions.push(Action::Migrate {
+            name: file.name.clone(),
+        });
+    }
+    Ok(())
+}
+
+fn execute(
+    action: &Action,
+    root: &Path,
+    env_text: Option<&str>,
+    lock_text: &str,
+    database: &mut dyn Database,
+    files: &[Migration],
+    known: &[Applied],
+) -> Result<(), BoxError> {
+    match action {
+        Action::Link { path, target } => {
+            let at = root.join(path);
+            if let Some(parent) = at.parent() {
+                fs_err::create_dir_all(parent)?;
+            }
+            if fs_err::symlink_metadata(&at).is_ok() {
+                fs_err::remove_file(&at)?;
+            }
+            fs_err::os::unix::fs::symlink(target, &at)?;
+        }
+        Action::Unlink { path } => fs_err::remove_file(root.join(path))?,
+        Action::WriteEnv { file, reason } => {
+            let at = root.join(file);
+            if *reason == EnvReason::ReplacesSymlink {
+                // Remove the link itself; writing through it would change the
+                // main checkout's file.
+                fs_err::remove_file(&at)?;
+            }
+            fsutil::write_atomically(&at, env_text.expect("an env action has text").as_bytes())?;
+        }
+        Action::CreateDatabase { .. } => database.create()?,
+        Action::RepairLedger { .. } => {
+            database.repair(known)?;
+        }
+        Action::Migrate { name } => {
+            let file = files
+                .iter()
+                .find(|f| &f.name == name)
+                .expect("migrate actions name a file");
+            database.migrate(file)?;
+        }
+        Action::WriteLock { .. } => {
+            fsutil::write_atomically(&root.join(lock::FILE_NAME), lock_text.as_bytes())?
+        }
+    }
+    Ok(())
+}
+
+/// Adds the lock, the env file and every link path to the shared exclude
+/// list, under the registry lock because every worktree shares that file.
+fn keep_out_of_git_status(ctx: &Context, desired: &Sandbox) -> Result<(), BoxError> {
+    let mut paths = vec![lock::FILE_NAME.to_string()];
+    paths.extend(desired.env.iter().map(|e| e.file.clone()));
+    paths.extend(desired.links.iter().map(|l| l.path.clone()));
+    let _guard = ctx.registry.lock()?;
+    repo::exclude_paths(&ctx.checkout.common_dir, &paths)?;
+    Ok(())
+}

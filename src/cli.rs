@@ -1,0 +1,58 @@
+//! The command line as data: clap derive structs, nothing else.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// A reproducible sandbox for every git worktree: its own checkout, links to
+/// the main checkout's untracked config, env overrides, database and port.
+///
+/// Without a command, `provision` runs `apply` in the current worktree.
+#[derive(Debug, Parser)]
+#[command(name = "provision", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Run as if provision was started in DIR.
+    #[arg(short = 'C', long, global = true, value_name = "DIR")]
+    pub directory: Option<PathBuf>,
+
+    /// Print a JSON report on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a worktree on a new branch and build its sandbox.
+    New(NewArgs),
+    /// Bring this worktree's sandbox to what the recipe says (the default command).
+    Apply(ApplyArgs),
+    /// Check this worktree's sandbox against its lock; exit 1 on drift.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// Name of the new branch and sandbox (`feature-auth`).
+    pub name: String,
+
+    /// Start the branch at REV instead of the main checkout's HEAD.
+    #[arg(long, value_name = "REV")]
+    pub from: Option<String>,
+
+    /// Put the worktree at DIR instead of `[worktree] path`.
+    #[arg(long, value_name = "DIR")]
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct ApplyArgs {
+    /// Print what would be done, and do nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {}

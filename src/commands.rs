@@ -1,0 +1,261 @@
+//! One function per command: resolve the arguments into plain values, do
+//! the work through the library modules, return a report for `output`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::apply::{self, Outcome};
+use crate::cli::{ApplyArgs, Cli, Command, NewArgs};
+use crate::context::{self, Context};
+use crate::output::{self, BOLD, CYAN, DIM, GREEN, Progress, RED, Report, YELLOW, paint};
+use crate::repo::{self, Checkout};
+use crate::template;
+use crate::verify;
+use crate::{BoxError, slug};
+
+/// How a command ended, as the exit status says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Success; for `verify`, a clean sandbox.
+    Clean,
+    /// `verify` found drift.
+    Drift,
+    /// Bad input, an unreadable lock, a failed step.
+    Error,
+}
+
+impl Exit {
+    pub fn code(self) -> ExitCode {
+        ExitCode::from(match self {
+            Exit::Clean => 0,
+            Exit::Drift => 1,
+            Exit::Error => 2,
+        })
+    }
+}
+
+pub fn run(cli: Cli) -> Result<Exit, BoxError> {
+    let cwd = match &cli.directory {
+        Some(dir) => dir.clone(),
+        None => std::env::current_dir()?,
+    };
+    let progress = Progress::new(cli.json);
+    match cli.command.unwrap_or(Command::Apply(ApplyArgs::default())) {
+        Command::New(args) => new(&cwd, args, &progress, cli.json),
+        Command::Apply(args) => apply(&cwd, args, &progress, cli.json),
+        Command::Verify(_) => verify(&cwd, cli.json),
+    }
+}
+
+fn new(cwd: &Path, args: NewArgs, progress: &Progress, json: bool) -> Result<Exit, BoxError> {
+    let main = Checkout::discover(cwd)?.main_of()?;
+    let (settings, _) = context::recipe(&main)?;
+    let path = match args.path {
+        Some(path) => std::path::absolute(cwd.join(path))?,
+        None => {
+            let values = [
+                ("name", args.name.clone()),
+                ("slug", slug::slug(&args.name)),
+                ("repo", main.repo_name()),
+                ("main", main.main.display().to_string()),
+            ];
+            main.main.join(template::expand(
+                &settings.worktree_path,
+                &values.into_iter().collect(),
+            )?)
+        }
+    };
+    let path = crate::fsutil::normalize(&path);
+    progress.step(&format!(
+        "worktree  {} on new branch {}",
+        path.display(),
+        args.name
+    ));
+    repo::worktree_add(&main.main, &args.name, &path, args.from.as_deref())
+        .map_err(|e| with_step("git worktree add", e))?;
+    let outcome = Checkout::discover(&path)
+        .map_err(BoxError::from)
+        .and_then(|checkout| Context::reserve(checkout, Some(&args.name)))
+        .and_then(|ctx| apply::apply(&ctx, false, progress).map(|o| (ctx, o)));
+    match outcome {
+        Ok((_, outcome)) => {
+            output::emit(&NewReport(outcome), json);
+            Ok(Exit::Clean)
+        }
+        Err(err) => {
+            undo_new(&main, &args.name, &path, progress);
+            Err(with_step(
+                "building the sandbox (the new worktree, branch and database were removed again)",
+                err,
+            ))
+        }
+    }
+}
+
+/// Removes what a failed `new` made: the database if it carries provision's
+/// mark, the registry record, the worktree and its branch.
+fn undo_new(main: &Checkout, name: &str, path: &Path, progress: &Progress) {
+    // The record is written before the database is created, so without a
+    // record there is no database of this attempt to drop.
+    if let Ok(Some(ctx)) = Checkout::discover(path)
+        .map_err(BoxError::from)
+        .and_then(|c| Context::observe(c, None))
+    {
+        if let Ok(mut db) = ctx.database()
+            && db.exists().unwrap_or(false)
+            && db.is_marked().unwrap_or(false)
+        {
+            let _ = db.drop_database();
+        }
+        if let Ok(guard) = ctx.registry.lock() {
+            let _ = ctx.registry.delete(&guard, &ctx.checkout.id);
+        }
+    }
+    if let Err(e) = repo::worktree_undo(&main.main, name, path) {
+        progress.warn(&format!("could not remove the new worktree again: {e}"));
+    }
+}
+
+fn apply(cwd: &Path, args: ApplyArgs, progress: &Progress, json: bool) -> Result<Exit, BoxError> {
+    let checkout = Checkout::discover(cwd)?;
+    let ctx = Context::reserve(checkout, None)?;
+    let outcome = apply::apply(&ctx, args.dry_run, progress)?;
+    output::emit(&outcome, json);
+    Ok(Exit::Clean)
+}
+
+fn verify(cwd: &Path, json: bool) -> Result<Exit, BoxError> {
+    let report = verify::verify(Checkout::discover(cwd)?)?;
+    output::emit(&report, json);
+    Ok(if report.clean {
+        Exit::Clean
+    } else {
+        Exit::Drift
+    })
+}
+
+/// Names the step that failed in front of the error.
+fn with_step(step: &str, err: impl Into<BoxError>) -> BoxError {
+    #[derive(Debug, thiserror::Error)]
+    #[error("{step} failed")]
+    struct StepFailed {
+        step: String,
+        #[source]
+        source: BoxError,
+    }
+    Box::new(StepFailed {
+        step: step.to_string(),
+        source: err.into(),
+    })
+}
+
+#[derive(serde::Serialize)]
+#[serde(transparent)]
+struct NewReport(Outcome);
+
+impl Report for NewReport {
+    fn text(&self) -> String {
+        format!(
+            "{}\n  cd {}\n",
+            paint(
+                GREEN,
+                format!(
+                    "sandbox {} is ready (lock {})",
+                    self.0.worktree,
+                    short(&self.0.lock)
+                )
+            ),
+            self.0.path
+        )
+    }
+}
+
+impl Report for Outcome {
+    fn text(&self) -> String {
+        if self.dry_run {
+            let mut out = format!(
+                "{}\n",
+                paint(
+                    BOLD,
+                    format!(
+                        "would apply {} action(s) to {}",
+                        self.actions.len(),
+                        self.worktree
+                    )
+                )
+            );
+            for action in &self.actions {
+                out.push_str(&format!("  {action}\n"));
+            }
+            return out;
+        }
+        if self.actions.is_empty() {
+            return format!(
+                "{}\n",
+                paint(
+                    GREEN,
+                    format!(
+                        "sandbox {} is up to date (lock {})",
+                        self.worktree,
+                        short(&self.lock)
+                    )
+                )
+            );
+        }
+        format!(
+            "{}\n",
+            paint(
+                GREEN,
+                format!(
+                    "sandbox {}: {} action(s) applied (lock {})",
+                    self.worktree,
+                    self.actions.len(),
+                    short(&self.lock)
+                )
+            )
+        )
+    }
+}
+
+impl Report for verify::Report {
+    fn text(&self) -> String {
+        let mut out = String::new();
+        for line in self.diff.lines() {
+            let style = match line.chars().next() {
+                Some('+') if !line.starts_with("+++") => GREEN,
+                Some('-') if !line.starts_with("---") => RED,
+                Some('@') => CYAN,
+                _ => DIM,
+            };
+            out.push_str(&paint(style, line));
+            out.push('\n');
+        }
+        let width = self
+            .findings
+            .iter()
+            .map(|f| f.subject.len())
+            .max()
+            .unwrap_or(0);
+        for f in &self.findings {
+            let kind = paint(
+                if f.kind == "stale" { YELLOW } else { RED },
+                format!("{:<5}", f.kind),
+            );
+            out.push_str(&format!("{kind} {:<width$}  {}\n", f.subject, f.message));
+        }
+        let name = self.worktree.as_deref().unwrap_or("this worktree");
+        if self.clean {
+            out.push_str(&paint(GREEN, format!("sandbox {name} matches its lock\n")));
+        } else {
+            out.push_str(&format!(
+                "{} finding(s) in {name}; `provision apply` repairs what it can\n",
+                self.findings.len()
+            ));
+        }
+        out
+    }
+}
+
+fn short(hash: &str) -> &str {
+    &hash[..hash.len().min(7 + 12)]
+}

@@ -1,0 +1,320 @@
+//! The recipe's settings: `provision.toml` in the main checkout, every key
+//! optional. Values are checked here (unknown keys, unknown templates, bad
+//! paths) so that nothing is created from a recipe that is wrong.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::template::{self, TemplateError};
+
+pub const FILE_NAME: &str = "provision.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}:{line}: {message}")]
+    Invalid {
+        file: String,
+        line: usize,
+        message: String,
+    },
+    #[error("cannot read {0}")]
+    Read(String, #[source] std::io::Error),
+}
+
+/// The settings as logic sees them: defaults filled in, templates checked.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Settings {
+    pub worktree_path: String,
+    pub env_file: String,
+    pub env_vars: BTreeMap<String, String>,
+    pub database: DatabaseSettings,
+    pub ports: PortRange,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DatabaseSettings {
+    pub kind: DatabaseKind,
+    pub name: String,
+    pub migrations: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DatabaseKind {
+    Sqlite,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            worktree_path: "../worktree-{name}".into(),
+            env_file: ".env.local".into(),
+            env_vars: BTreeMap::from([
+                ("DB_NAME".to_string(), "{db}".to_string()),
+                ("PORT".to_string(), "{port}".to_string()),
+            ]),
+            database: DatabaseSettings {
+                kind: DatabaseKind::Sqlite,
+                name: "{repo}_{slug}".into(),
+                migrations: "migrations".into(),
+            },
+            ports: PortRange {
+                first: 20000,
+                last: 29999,
+            },
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    worktree: RawWorktree,
+    #[serde(default)]
+    env: RawEnv,
+    #[serde(default)]
+    database: RawDatabase,
+    #[serde(default)]
+    ports: RawPorts,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWorktree {
+    path: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawEnv {
+    file: Option<Spanned<String>>,
+    vars: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    kind: Option<Spanned<String>>,
+    name: Option<Spanned<String>>,
+    migrations: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPorts {
+    range: Option<Spanned<String>>,
+}
+
+/// Reads `provision.toml` from `main`; a missing file means all defaults.
+pub fn load(main: &Path) -> Result<Settings, ConfigError> {
+    let path = main.join(FILE_NAME);
+    match fs_err::read_to_string(&path) {
+        Ok(text) => parse(&text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::default()),
+        Err(e) => Err(ConfigError::Read(FILE_NAME.into(), e)),
+    }
+}
+
+pub fn parse(text: &str) -> Result<Settings, ConfigError> {
+    let at = |span: Option<Range<usize>>, message: String| ConfigError::Invalid {
+        file: FILE_NAME.into(),
+        line: span.map_or(1, |s| line_of(text, s.start)),
+        message,
+    };
+    let raw: RawFile = toml::from_str(text).map_err(|e| at(e.span(), e.message().to_string()))?;
+    let field = |value: &Spanned<String>, name: &str, allowed: &[&str], why: &'static str| {
+        check_template(value.get_ref(), allowed, why)
+            .map_err(|e| at(Some(value.span()), format!("{name}: {e}")))
+    };
+
+    let mut settings = Settings::default();
+    if let Some(path) = raw.worktree.path {
+        field(
+            &path,
+            "worktree.path",
+            &["name", "slug", "repo", "main"],
+            "the worktree path is chosen before the sandbox exists",
+        )?;
+        settings.worktree_path = path.into_inner();
+    }
+    if let Some(file) = raw.env.file {
+        field(
+            &file,
+            "env.file",
+            &[],
+            "the env file is a fixed path in every worktree",
+        )?;
+        check_relative(file.get_ref())
+            .map_err(|m| at(Some(file.span()), format!("env.file: {m}")))?;
+        settings.env_file = file.into_inner();
+    }
+    if let Some(vars) = raw.env.vars {
+        settings.env_vars.clear();
+        for (key, value) in vars {
+            if !is_env_name(key.get_ref()) {
+                return Err(at(
+                    Some(key.span()),
+                    format!("env.vars: `{}` is not a valid variable name", key.get_ref()),
+                ));
+            }
+            field(
+                &value,
+                &format!("env.vars.{}", key.get_ref()),
+                template::KNOWN,
+                "",
+            )?;
+            settings
+                .env_vars
+                .insert(key.into_inner(), value.into_inner());
+        }
+    }
+    if let Some(kind) = raw.database.kind {
+        settings.database.kind = match kind.get_ref().as_str() {
+            "sqlite" => DatabaseKind::Sqlite,
+            other => {
+                return Err(at(
+                    Some(kind.span()),
+                    format!("database.kind: unknown kind `{other}`; known: sqlite"),
+                ));
+            }
+        };
+    }
+    if let Some(name) = raw.database.name {
+        field(
+            &name,
+            "database.name",
+            &["name", "slug", "repo"],
+            "the database name cannot depend on itself, the port or absolute paths",
+        )?;
+        settings.database.name = name.into_inner();
+    }
+    if let Some(dir) = raw.database.migrations {
+        field(
+            &dir,
+            "database.migrations",
+            &[],
+            "the migrations folder is a fixed path",
+        )?;
+        check_relative(dir.get_ref())
+            .map_err(|m| at(Some(dir.span()), format!("database.migrations: {m}")))?;
+        settings.database.migrations = dir.into_inner();
+    }
+    if let Some(range) = raw.ports.range {
+        settings.ports = parse_range(range.get_ref()).ok_or_else(|| {
+            at(
+                Some(range.span()),
+                format!(
+                    "ports.range: `{}` is not a range like \"20000-29999\"",
+                    range.get_ref()
+                ),
+            )
+        })?;
+    }
+    Ok(settings)
+}
+
+fn check_template(value: &str, allowed: &[&str], why: &'static str) -> Result<(), TemplateError> {
+    for key in template::keys(value)? {
+        if !allowed.contains(&key.as_str()) {
+            return Err(TemplateError::NotAvailable(key, why));
+        }
+    }
+    Ok(())
+}
+
+/// A path inside the worktree: relative, no `..`.
+pub fn check_relative(path: &str) -> Result<(), String> {
+    let p = Path::new(path);
+    if path.is_empty() {
+        return Err("empty path".into());
+    }
+    if p.is_absolute()
+        || p.components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(format!(
+            "`{path}` must be a relative path inside the repository"
+        ));
+    }
+    Ok(())
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn parse_range(text: &str) -> Option<PortRange> {
+    let (first, last) = text.split_once('-')?;
+    let first: u16 = first.trim().parse().ok()?;
+    let last: u16 = last.trim().parse().ok()?;
+    (first > 0 && first <= last).then_some(PortRange { first, last })
+}
+
+pub fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        assert_eq!(parse("").unwrap(), Settings::default());
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let err = parse("[env]\nfile = \".env\"\nfiel = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("provision.toml:3:"), "{err}");
+        assert!(err.contains("fiel"), "{err}");
+    }
+
+    #[test]
+    fn unknown_template_names_template_and_line() {
+        let err = parse("[env.vars]\nA = \"x\"\nDB = \"{dbname}\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("provision.toml:3:"), "{err}");
+        assert!(err.contains("{dbname}"), "{err}");
+    }
+
+    #[test]
+    fn template_out_of_place_is_refused() {
+        let err = parse("[database]\nname = \"{db}\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("database.name: `{db}` cannot be used here"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn ports_range_parses() {
+        let s = parse("[ports]\nrange = \"3000-3009\"\n").unwrap();
+        assert_eq!(
+            s.ports,
+            PortRange {
+                first: 3000,
+                last: 3009
+            }
+        );
+        assert!(parse("[ports]\nrange = \"9-1\"\n").is_err());
+    }
+}

@@ -1,0 +1,200 @@
+//! Gathers what the plan needs for one worktree: the recipe from the main
+//! checkout, the sandbox name and port from the registry, the untracked files
+//! of the main checkout and the worktree's migration files.
+
+use std::collections::BTreeSet;
+
+use crate::BoxError;
+use crate::config::{self, Settings};
+use crate::db::{self, Database};
+use crate::include::{self, Entry};
+use crate::migrations::{self, Migration};
+use crate::plan::{self, Inputs, Plan};
+use crate::registry::{self, DatabaseRecord, Record, Registry};
+use crate::repo::{self, Checkout};
+
+pub struct Context {
+    pub checkout: Checkout,
+    pub settings: Settings,
+    pub includes: Vec<Entry>,
+    pub repo: String,
+    pub name: String,
+    pub port: u16,
+    pub registry: Registry,
+}
+
+/// The recipe, read from the main checkout.
+pub fn recipe(checkout: &Checkout) -> Result<(Settings, Vec<Entry>), BoxError> {
+    Ok((
+        config::load(&checkout.main)?,
+        include::load(&checkout.main)?,
+    ))
+}
+
+impl Context {
+    /// For `apply`: under the registry lock, finds or creates this worktree's
+    /// record, reserving a port that no other sandbox holds.
+    pub fn reserve(checkout: Checkout, name: Option<&str>) -> Result<Self, BoxError> {
+        let (settings, includes) = recipe(&checkout)?;
+        let repo = checkout.repo_name();
+        let registry = Registry::new(&checkout.common_dir);
+        let guard = registry.lock()?;
+        let records = registry.all(&guard)?;
+        let existing = records.iter().find(|r| r.id == checkout.id);
+        let name = match (existing, name) {
+            (Some(record), _) => record.name.clone(),
+            (None, Some(name)) => name.to_string(),
+            (None, None) => default_name(&checkout),
+        };
+        let db_name = plan::database_name(&settings, &name, &repo)?;
+        if let Some(other) = records
+            .iter()
+            .find(|r| r.id != checkout.id && r.database.name == db_name)
+        {
+            return Err(format!(
+                "database name `{db_name}` is already used by sandbox `{}` ({}); choose another worktree name or `[database] name`",
+                other.name,
+                other.path.display()
+            )
+            .into());
+        }
+        let port = match existing {
+            Some(record) => record.port,
+            None => {
+                let taken: BTreeSet<u16> = records.iter().map(|r| r.port).collect();
+                registry::allocate_port(&taken, settings.ports, &format!("{repo}/{name}"))?
+            }
+        };
+        let database = db::open(&settings.database, &db_name, &place(&checkout));
+        let record = Record {
+            id: checkout.id.clone(),
+            name: name.clone(),
+            path: checkout.root.clone(),
+            branch: checkout.branch.clone(),
+            database: DatabaseRecord {
+                kind: database.kind().to_string(),
+                name: db_name,
+                location: database.location(),
+            },
+            port,
+            lock_hash: existing.and_then(|r| r.lock_hash.clone()),
+        };
+        if existing != Some(&record) {
+            registry.put(&guard, &record)?;
+        }
+        drop(guard);
+        Ok(Context {
+            checkout,
+            settings,
+            includes,
+            repo,
+            name,
+            port,
+            registry,
+        })
+    }
+
+    /// For `verify`: reads only. The name and port come from the registry,
+    /// else from the lock; `None` when the worktree was never provisioned.
+    pub fn observe(
+        checkout: Checkout,
+        lock_port: Option<(String, u16)>,
+    ) -> Result<Option<Self>, BoxError> {
+        let (settings, includes) = recipe(&checkout)?;
+        let repo = checkout.repo_name();
+        let registry = Registry::new(&checkout.common_dir);
+        let (name, port) = match (registry.get(&checkout.id)?, lock_port) {
+            (Some(record), _) => (record.name, record.port),
+            (None, Some(from_lock)) => from_lock,
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(Context {
+            checkout,
+            settings,
+            includes,
+            repo,
+            name,
+            port,
+            registry,
+        }))
+    }
+
+    pub fn database(&self) -> Result<Box<dyn Database>, BoxError> {
+        let db_name = plan::database_name(&self.settings, &self.name, &self.repo)?;
+        Ok(db::open(
+            &self.settings.database,
+            &db_name,
+            &place(&self.checkout),
+        ))
+    }
+
+    pub fn migrations(&self) -> Result<Vec<Migration>, BoxError> {
+        Ok(migrations::scan(
+            &self.checkout.root.join(&self.settings.database.migrations),
+        )?)
+    }
+
+    /// Observes the main checkout and worktree, then plans.
+    pub fn plan(&self, migrations: &[Migration]) -> Result<Plan, BoxError> {
+        let main_repo = git2::Repository::open(&self.checkout.main)?;
+        let resolved = include::resolve(&self.includes, &main_repo, &self.checkout.main)?;
+        let mut tracked_in_worktree = BTreeSet::new();
+        if !self.checkout.is_main() {
+            let index = self.checkout.open()?.index()?;
+            for (path, _) in &resolved.present {
+                if repo::is_tracked(&index, path) {
+                    tracked_in_worktree.insert(path.clone());
+                }
+            }
+        }
+        let env_file = &self.settings.env_file;
+        let shared_env = if resolved.present.iter().any(|(p, _)| p == env_file) {
+            Some(fs_err::read_to_string(self.checkout.main.join(env_file))?)
+        } else {
+            None
+        };
+        let database = self.database()?;
+        let kind = database.kind();
+        let location =
+            |name: &str| db::open(&self.settings.database, name, &place(&self.checkout)).location();
+        let main = self.checkout.main.to_string_lossy();
+        let worktree = self.checkout.root.to_string_lossy();
+        let inputs = Inputs {
+            settings: &self.settings,
+            include_lines: self.includes.iter().map(|e| e.text.clone()).collect(),
+            name: &self.name,
+            repo: &self.repo,
+            port: self.port,
+            main: &main,
+            worktree: &worktree,
+            is_main: self.checkout.is_main(),
+            resolved: &resolved,
+            tracked_in_worktree: &tracked_in_worktree,
+            shared_env: shared_env.as_deref(),
+            migrations,
+            db_kind: kind,
+            db_location: &location,
+        };
+        Ok(plan::plan(&inputs)?)
+    }
+}
+
+/// The name a worktree gets when it was made without `provision new`: its
+/// branch, else git's name for it.
+fn default_name(checkout: &Checkout) -> String {
+    checkout
+        .branch
+        .clone()
+        .unwrap_or_else(|| checkout.id.clone())
+}
+
+fn place(checkout: &Checkout) -> db::Place<'_> {
+    db::Place {
+        common_dir: &checkout.common_dir,
+        owner: format!(
+            "repo={} worktree={}",
+            checkout.common_dir.display(),
+            checkout.id
+        ),
+    }
+}

@@ -1,0 +1,110 @@
+//! Database kinds behind one trait: create, exists, migrate, ledger, drop.
+//!
+//! Every kind marks what it creates as provision's and refuses to migrate or
+//! drop anything without that mark: provision never touches a database it did
+//! not create.
+
+mod sqlite;
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{DatabaseKind, DatabaseSettings};
+use crate::migrations::{Applied, Migration};
+
+pub use sqlite::Sqlite;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(
+        "database `{name}` at {location} exists but was not created by provision (it has no provision mark); \
+         provision will not migrate or drop it: choose another name with `[database] name` in provision.toml"
+    )]
+    Unmarked { name: String, location: String },
+    #[error("migration {file} failed: {message}")]
+    Migration { file: String, message: String },
+    #[error("database `{name}`: {action}")]
+    Sqlite {
+        name: String,
+        action: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What a database says has been applied to it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Ledger {
+    pub rows: Vec<LedgerRow>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerRow {
+    pub name: String,
+    /// `None` where the ledger keeps no checksum for this row.
+    pub checksum: Option<String>,
+    /// Set when only part of the ledger records this migration (for SQLite:
+    /// one of `d1_migrations` and `provision_migrations` lacks the row).
+    pub missing_from: Option<&'static str>,
+}
+
+impl Ledger {
+    /// The rows every part of the ledger agrees on, as lock entries.
+    pub fn complete(&self) -> Vec<Applied> {
+        self.rows
+            .iter()
+            .filter(|r| r.missing_from.is_none())
+            .map(|r| Applied {
+                name: r.name.clone(),
+                checksum: r.checksum.clone().unwrap_or_default(),
+            })
+            .collect()
+    }
+}
+
+pub trait Database {
+    /// The kind's name as the lock records it (`sqlite`).
+    fn kind(&self) -> &'static str;
+    fn name(&self) -> &str;
+    /// Where the database lives, without host-specific parts (for the lock).
+    fn location(&self) -> String;
+    fn exists(&mut self) -> Result<bool, DbError>;
+    /// Whether the existing database carries provision's mark.
+    fn is_marked(&mut self) -> Result<bool, DbError>;
+    /// Creates the database and marks it as provision's.
+    fn create(&mut self) -> Result<(), DbError>;
+    fn ledger(&mut self) -> Result<Ledger, DbError>;
+    /// Applies one migration in its own transaction and records it.
+    fn migrate(&mut self, migration: &Migration) -> Result<(), DbError>;
+    /// Completes ledger rows that only part of the ledger has, taking
+    /// checksums from `known` (the lock's record, else the files).
+    fn repair(&mut self, known: &[Applied]) -> Result<Vec<String>, DbError>;
+    /// Drops the database; only ever called on a marked one.
+    #[allow(dead_code)] // the primitive remove and gc are built on
+    fn drop_database(&mut self) -> Result<(), DbError>;
+}
+
+/// Where things live that a database kind needs to know of.
+pub struct Place<'a> {
+    pub common_dir: &'a Path,
+    /// Identifies repository and worktree in the ownership mark.
+    pub owner: String,
+}
+
+pub fn open(settings: &DatabaseSettings, name: &str, place: &Place) -> Box<dyn Database> {
+    match settings.kind {
+        DatabaseKind::Sqlite => Box::new(Sqlite::new(
+            sqlite_path(place.common_dir, name),
+            name,
+            place.owner.clone(),
+        )),
+    }
+}
+
+pub fn sqlite_path(common_dir: &Path, name: &str) -> PathBuf {
+    common_dir
+        .join("provision")
+        .join("sqlite")
+        .join(format!("{name}.sqlite"))
+}

@@ -1,0 +1,299 @@
+//! The embedded default: one SQLite file per sandbox, kept under the git
+//! common dir (outside every worktree, so `gc` can find it after the
+//! worktree is gone).
+//!
+//! Applied migrations go into wrangler's own ledger, `d1_migrations(id,
+//! name, applied_at)`, so `wrangler d1 migrations list` sees the same state,
+//! and into `provision_migrations(name, checksum)`, which keeps what
+//! wrangler does not: a checksum of each applied file.
+
+use std::path::PathBuf;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use super::{Database, DbError, Ledger, LedgerRow};
+use crate::migrations::{Applied, Migration};
+
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS d1_migrations(
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        name       TEXT UNIQUE,
+        applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS provision_migrations(
+        name       TEXT PRIMARY KEY,
+        checksum   TEXT NOT NULL,
+        applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS provision_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+";
+const D1: &str = "d1_migrations";
+const OURS: &str = "provision_migrations";
+
+pub struct Sqlite {
+    path: PathBuf,
+    name: String,
+    owner: String,
+    conn: Option<Connection>,
+}
+
+impl Sqlite {
+    pub fn new(path: PathBuf, name: &str, owner: String) -> Self {
+        Sqlite {
+            path,
+            name: name.to_string(),
+            owner,
+            conn: None,
+        }
+    }
+
+    fn fail(&self, action: &str) -> impl FnOnce(rusqlite::Error) -> DbError + '_ {
+        let action = action.to_string();
+        move |source| DbError::Sqlite {
+            name: self.name.clone(),
+            action,
+            source,
+        }
+    }
+
+    /// Opens the existing file without creating it; read-only connections
+    /// are enough for everything but `create`, `migrate` and `repair`.
+    fn conn(&mut self) -> Result<&mut Connection, DbError> {
+        if self.conn.is_none() {
+            let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let conn = Connection::open_with_flags(&self.path, flags).map_err(self.fail("open"))?;
+            conn.busy_timeout(std::time::Duration::from_secs(10))
+                .map_err(self.fail("open"))?;
+            self.conn = Some(conn);
+        }
+        Ok(self.conn.as_mut().expect("just opened"))
+    }
+
+    fn has_table(&mut self, table: &str) -> Result<bool, DbError> {
+        let conn = self.conn()?;
+        let found: Option<i64> = conn
+            .query_row(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [table],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|source| DbError::Sqlite {
+                name: String::new(),
+                action: "read schema".into(),
+                source,
+            })?;
+        Ok(found.is_some())
+    }
+}
+
+impl Database for Sqlite {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn location(&self) -> String {
+        format!("$GIT_COMMON_DIR/provision/sqlite/{}.sqlite", self.name)
+    }
+
+    fn exists(&mut self) -> Result<bool, DbError> {
+        Ok(self.path.is_file())
+    }
+
+    fn is_marked(&mut self) -> Result<bool, DbError> {
+        if !self.has_table("provision_meta")? {
+            return Ok(false);
+        }
+        let mark: Option<String> = self
+            .conn()?
+            .query_row(
+                "SELECT value FROM provision_meta WHERE key = 'mark'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.fail("read mark"))?;
+        Ok(mark.is_some_and(|m| m.starts_with("provision:v1")))
+    }
+
+    fn create(&mut self) -> Result<(), DbError> {
+        if self.exists()? {
+            if self.is_marked()? {
+                return Ok(());
+            }
+            return Err(DbError::Unmarked {
+                name: self.name.clone(),
+                location: self.path.display().to_string(),
+            });
+        }
+        fs_err::create_dir_all(self.path.parent().expect("the path has a folder"))?;
+        // Build the file under a temporary name so a crash never leaves an
+        // unmarked database where the real one belongs.
+        let tmp = self.path.with_extension("sqlite.partial");
+        {
+            let conn = Connection::open(&tmp).map_err(self.fail("create"))?;
+            conn.execute_batch(SCHEMA)
+                .map_err(self.fail("create the ledger"))?;
+            let mark = format!("provision:v1 {}", self.owner);
+            conn.execute(
+                "INSERT INTO provision_meta(key, value) VALUES('mark', ?1)",
+                [mark],
+            )
+            .map_err(self.fail("mark"))?;
+        }
+        fs_err::rename(&tmp, &self.path)?;
+        Ok(())
+    }
+
+    fn ledger(&mut self) -> Result<Ledger, DbError> {
+        let mut rows: Vec<LedgerRow> = Vec::new();
+        if self.has_table(D1)? {
+            let conn = self.conn()?;
+            let mut stmt = conn
+                .prepare("SELECT name FROM d1_migrations ORDER BY id")
+                .map_err(|source| DbError::Sqlite {
+                    name: String::new(),
+                    action: "read d1_migrations".into(),
+                    source,
+                })?;
+            let names = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(|source| DbError::Sqlite {
+                    name: String::new(),
+                    action: "read d1_migrations".into(),
+                    source,
+                })?;
+            rows.extend(names.into_iter().map(|name| LedgerRow {
+                name,
+                checksum: None,
+                missing_from: Some(OURS),
+            }));
+        }
+        if self.has_table(OURS)? {
+            let conn = self.conn()?;
+            let mut stmt = conn
+                .prepare("SELECT name, checksum FROM provision_migrations ORDER BY rowid")
+                .map_err(|source| DbError::Sqlite {
+                    name: String::new(),
+                    action: "read provision_migrations".into(),
+                    source,
+                })?;
+            let ours = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(|source| DbError::Sqlite {
+                    name: String::new(),
+                    action: "read provision_migrations".into(),
+                    source,
+                })?;
+            for (name, checksum) in ours {
+                match rows.iter_mut().find(|r| r.name == name) {
+                    Some(row) => {
+                        row.checksum = Some(checksum);
+                        row.missing_from = None;
+                    }
+                    None => rows.push(LedgerRow {
+                        name,
+                        checksum: Some(checksum),
+                        missing_from: Some(D1),
+                    }),
+                }
+            }
+        }
+        // Lexical order is application order; a row that sorts out of place
+        // stays where the ledger put it, for verify to report.
+        Ok(Ledger { rows })
+    }
+
+    fn migrate(&mut self, migration: &Migration) -> Result<(), DbError> {
+        let sql = migration.sql()?;
+        let name = self.name.clone();
+        let conn = self.conn()?;
+        let failed = |e: rusqlite::Error| DbError::Migration {
+            file: migration.name.clone(),
+            message: e.to_string(),
+        };
+        let tx = conn.transaction().map_err(|source| DbError::Sqlite {
+            name,
+            action: "begin".into(),
+            source,
+        })?;
+        tx.execute_batch(SCHEMA).map_err(failed)?;
+        tx.execute_batch(&sql).map_err(failed)?;
+        tx.execute(
+            "INSERT INTO d1_migrations(name) VALUES(?1)",
+            [&migration.name],
+        )
+        .map_err(failed)?;
+        tx.execute(
+            "INSERT INTO provision_migrations(name, checksum) VALUES(?1, ?2)",
+            params![migration.name, migration.checksum],
+        )
+        .map_err(failed)?;
+        tx.commit().map_err(failed)
+    }
+
+    fn repair(&mut self, known: &[Applied]) -> Result<Vec<String>, DbError> {
+        let ledger = self.ledger()?;
+        let name = self.name.clone();
+        let conn = self.conn()?;
+        let fail = |source| DbError::Sqlite {
+            name: name.clone(),
+            action: "repair the ledger".into(),
+            source,
+        };
+        let tx = conn.transaction().map_err(fail)?;
+        let mut repaired = Vec::new();
+        for row in &ledger.rows {
+            match row.missing_from {
+                Some(D1) => {
+                    tx.execute("INSERT INTO d1_migrations(name) VALUES(?1)", [&row.name])
+                        .map_err(fail)?;
+                }
+                Some(_) => {
+                    // Only wrangler's ledger has it: take the checksum from the
+                    // best record there is (the lock, else the file).
+                    let Some(known) = known.iter().find(|k| k.name == row.name) else {
+                        continue;
+                    };
+                    tx.execute(
+                        "INSERT INTO provision_migrations(name, checksum) VALUES(?1, ?2)",
+                        params![row.name, known.checksum],
+                    )
+                    .map_err(fail)?;
+                }
+                None => continue,
+            }
+            repaired.push(row.name.clone());
+        }
+        tx.commit().map_err(fail)?;
+        Ok(repaired)
+    }
+
+    fn drop_database(&mut self) -> Result<(), DbError> {
+        if !self.exists()? {
+            return Ok(());
+        }
+        if !self.is_marked()? {
+            return Err(DbError::Unmarked {
+                name: self.name.clone(),
+                location: self.path.display().to_string(),
+            });
+        }
+        self.conn = None;
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let path = PathBuf::from(format!("{}{suffix}", self.path.display()));
+            match fs_err::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}

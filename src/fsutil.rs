@@ -1,0 +1,92 @@
+//! File-system helpers shared by apply, the lock and the registry.
+
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+
+/// Writes `contents` to `path` so that a reader sees the old file or the new
+/// one, never half of either: a temp file in the same directory, then rename.
+/// A replaced file keeps its permissions; a new one gets `0644`.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs_err::create_dir_all(dir)?;
+    let permissions = match fs_err::metadata(path) {
+        Ok(meta) if meta.is_file() => meta.permissions(),
+        _ => std::fs::Permissions::from_mode(0o644),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".provision-")
+        .permissions(permissions)
+        .tempfile_in(dir)
+        .map_err(|e| annotate(e, dir))?;
+    tmp.write_all(contents)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| annotate(e.error, path))?;
+    Ok(())
+}
+
+fn annotate(err: std::io::Error, path: &Path) -> std::io::Error {
+    std::io::Error::new(err.kind(), format!("{}: {err}", path.display()))
+}
+
+/// The relative path that leads from directory `from` to `to`; both absolute
+/// and free of `..` (as from `std::fs::canonicalize`).
+pub fn relative_path(from: &Path, to: &Path) -> PathBuf {
+    let from: Vec<Component> = from.components().collect();
+    let to: Vec<Component> = to.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..from.len() {
+        out.push("..");
+    }
+    for part in &to[common..] {
+        out.push(part);
+    }
+    out
+}
+
+/// Resolves `.` and `..` lexically, as the kernel does when following a
+/// relative link whose own folders are real.
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_between_siblings() {
+        assert_eq!(
+            relative_path(
+                Path::new("/w/wt-a/config"),
+                Path::new("/w/app/config/x.key")
+            ),
+            PathBuf::from("../../app/config/x.key")
+        );
+        assert_eq!(
+            relative_path(Path::new("/w/wt"), Path::new("/w/app/.env")),
+            PathBuf::from("../app/.env")
+        );
+    }
+
+    #[test]
+    fn atomic_write_replaces_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        write_atomically(&path, b"one").unwrap();
+        write_atomically(&path, b"two").unwrap();
+        assert_eq!(fs_err::read(&path).unwrap(), b"two");
+        assert_eq!(fs_err::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

@@ -1,0 +1,223 @@
+//! `provision.lock`: the sandbox as realised, in canonical JSON, with a
+//! blake3 hash of its own canonical bytes (computed with the hash field left
+//! out, since a file cannot contain its own hash).
+//!
+//! Canonical means sorted keys (serde_json's map is a BTreeMap while the
+//! `preserve_order` feature stays off), `/`-separated relative paths, and no
+//! timestamps, host names or absolute paths: the same recipe and worktree name
+//! give the same bytes in any clone at any path.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::hash;
+use crate::migrations::Applied;
+
+pub const FILE_NAME: &str = "provision.lock";
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("cannot read {FILE_NAME}")]
+    Read(#[source] std::io::Error),
+    #[error("{FILE_NAME} is not a valid lock: {0}")]
+    Parse(String),
+}
+
+/// Everything one worktree's sandbox consists of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sandbox {
+    pub version: u32,
+    /// The sandbox name (the branch `provision new` created).
+    pub worktree: String,
+    /// Hash of the resolved recipe settings.
+    pub recipe: String,
+    pub links: Vec<Link>,
+    /// `None` where there is no env file to write: the main checkout whose
+    /// env file is itself the shared source.
+    pub env: Option<EnvLock>,
+    pub database: DatabaseLock,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Link {
+    /// Where the link sits, relative to the worktree root.
+    pub path: String,
+    /// What it points to, as `{main}/<path>`.
+    pub target: String,
+    pub kind: LinkKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinkKind {
+    File,
+    Dir,
+    /// Listed in `.worktreeinclude` but missing from the main checkout.
+    Absent,
+    /// Observed only: nothing at the link's path.
+    Missing,
+    /// Observed only: a regular file or folder where the link should be.
+    NotALink,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvLock {
+    /// The real per-worktree file, relative to the worktree root.
+    pub file: String,
+    /// Hash of the main checkout's copy when the env file is also a shared
+    /// (linked) file, whose contents the per-worktree file starts from.
+    pub shared: Option<String>,
+    pub overrides: BTreeMap<String, String>,
+    /// Hash of the file as written.
+    pub content: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseLock {
+    pub kind: String,
+    pub name: String,
+    /// Where the database lives, without host-specific parts.
+    pub location: String,
+    pub migrations: Vec<Applied>,
+    /// Chained hash over `migrations`, in order.
+    pub chain: String,
+}
+
+/// Canonical bytes: compact JSON with sorted keys.
+pub fn canonical(sandbox: &Sandbox) -> Vec<u8> {
+    let value = serde_json::to_value(sandbox).expect("a sandbox always serializes");
+    serde_json::to_vec(&value).expect("a JSON value always serializes")
+}
+
+pub fn hash_of(sandbox: &Sandbox) -> String {
+    hash::of(&canonical(sandbox))
+}
+
+/// The file's text: pretty JSON with sorted keys and the hash, ending in a newline.
+pub fn render(sandbox: &Sandbox) -> String {
+    let mut value = serde_json::to_value(sandbox).expect("a sandbox always serializes");
+    value
+        .as_object_mut()
+        .expect("a sandbox is an object")
+        .insert("hash".into(), Value::String(hash_of(sandbox)));
+    let mut text = serde_json::to_string_pretty(&value).expect("a JSON value always serializes");
+    text.push('\n');
+    text
+}
+
+/// A lock read from disk.
+#[derive(Debug)]
+pub struct Read {
+    pub sandbox: Sandbox,
+    pub text: String,
+    /// The hash field, and whether it matches the contents.
+    pub recorded_hash: String,
+    pub hash_ok: bool,
+}
+
+pub fn read(worktree: &Path) -> Result<Option<Read>, LockError> {
+    let text = match fs_err::read_to_string(worktree.join(FILE_NAME)) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(LockError::Read(e)),
+    };
+    parse(&text).map(Some)
+}
+
+pub fn parse(text: &str) -> Result<Read, LockError> {
+    let mut value: Value =
+        serde_json::from_str(text).map_err(|e| LockError::Parse(e.to_string()))?;
+    let object = value
+        .as_object_mut()
+        .ok_or_else(|| LockError::Parse("not a JSON object".into()))?;
+    let recorded_hash = match object.remove("hash") {
+        Some(Value::String(h)) => h,
+        _ => return Err(LockError::Parse("no \"hash\" field".into())),
+    };
+    // Hash what is in the file, not what the struct keeps of it, so that an
+    // added field is caught as tampering too.
+    let actual = hash::of(&serde_json::to_vec(&value).expect("a JSON value always serializes"));
+    let sandbox: Sandbox =
+        serde_json::from_value(value).map_err(|e| LockError::Parse(e.to_string()))?;
+    if sandbox.version != VERSION {
+        return Err(LockError::Parse(format!(
+            "lock version {} is not supported (expected {VERSION})",
+            sandbox.version
+        )));
+    }
+    Ok(Read {
+        sandbox,
+        text: text.to_string(),
+        hash_ok: actual == recorded_hash,
+        recorded_hash,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Sandbox {
+        Sandbox {
+            version: VERSION,
+            worktree: "feature".into(),
+            recipe: hash::of(b"r"),
+            links: vec![Link {
+                path: ".env".into(),
+                target: "{main}/.env".into(),
+                kind: LinkKind::File,
+            }],
+            env: Some(EnvLock {
+                file: ".env.local".into(),
+                shared: None,
+                overrides: BTreeMap::from([("DB_NAME".into(), "app_feature".into())]),
+                content: hash::of(b"c"),
+            }),
+            database: DatabaseLock {
+                kind: "sqlite".into(),
+                name: "app_feature".into(),
+                location: "$GIT_COMMON_DIR/provision/sqlite/app_feature.sqlite".into(),
+                migrations: vec![],
+                chain: hash::of(b""),
+            },
+            port: 20001,
+        }
+    }
+
+    #[test]
+    fn render_then_parse_round_trips_with_valid_hash() {
+        let text = render(&sample());
+        let read = parse(&text).unwrap();
+        assert!(read.hash_ok);
+        assert_eq!(read.sandbox, sample());
+        assert_eq!(read.recorded_hash, hash_of(&sample()));
+    }
+
+    #[test]
+    fn keys_are_sorted() {
+        let text = render(&sample());
+        let keys: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("  \""))
+            .map(|l| l.trim())
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+    }
+
+    #[test]
+    fn an_edit_breaks_the_hash() {
+        let text = render(&sample()).replace("app_feature\"", "app_other\"");
+        assert!(!parse(&text).unwrap().hash_ok);
+    }
+}

@@ -1,0 +1,167 @@
+//! The plan: recipe × worktree ⇒ the sandbox it should have. Pure: every
+//! fact it needs is observed beforehand and passed in, and the result holds
+//! no timestamps, host names or absolute paths (unless a recipe template puts
+//! them into an env value).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::config::Settings;
+use crate::envfile;
+use crate::hash;
+use crate::include::Resolved;
+use crate::lock::{DatabaseLock, EnvLock, Link, LinkKind, Sandbox, VERSION};
+use crate::migrations::{self, Migration};
+use crate::slug;
+use crate::template::{self, TemplateError};
+
+/// Everything the plan depends on.
+pub struct Inputs<'a> {
+    pub settings: &'a Settings,
+    /// Lines of `.worktreeinclude`, part of the recipe hash.
+    pub include_lines: Vec<String>,
+    pub name: &'a str,
+    pub repo: &'a str,
+    pub port: u16,
+    pub main: &'a str,
+    pub worktree: &'a str,
+    pub is_main: bool,
+    pub resolved: &'a Resolved,
+    /// Paths the worktree's own index tracks among the resolved ones.
+    pub tracked_in_worktree: &'a BTreeSet<String>,
+    /// The main checkout's copy of the env file, when that file is also linked.
+    pub shared_env: Option<&'a str>,
+    pub migrations: &'a [Migration],
+    /// How the database kind describes its location.
+    pub db_kind: &'a str,
+    pub db_location: &'a dyn Fn(&str) -> String,
+}
+
+pub struct Plan {
+    pub sandbox: Sandbox,
+    /// The env file's text, when there is one to write.
+    pub env_text: Option<String>,
+    /// Things the user should know that are not errors.
+    pub notes: Vec<String>,
+}
+
+/// The database name a sandbox gets: the `name` template, slugged and cut.
+pub fn database_name(settings: &Settings, name: &str, repo: &str) -> Result<String, TemplateError> {
+    let values = BTreeMap::from([
+        ("name", name.to_string()),
+        ("slug", slug::slug(name)),
+        ("repo", repo.to_string()),
+    ]);
+    Ok(slug::identifier(&template::expand(
+        &settings.database.name,
+        &values,
+    )?))
+}
+
+pub fn plan(inputs: &Inputs) -> Result<Plan, TemplateError> {
+    let settings = inputs.settings;
+    let mut notes = Vec::new();
+    let db = database_name(settings, inputs.name, inputs.repo)?;
+    let values = BTreeMap::from([
+        ("name", inputs.name.to_string()),
+        ("slug", slug::slug(inputs.name)),
+        ("repo", inputs.repo.to_string()),
+        ("db", db.clone()),
+        ("port", inputs.port.to_string()),
+        ("main", inputs.main.to_string()),
+        ("worktree", inputs.worktree.to_string()),
+    ]);
+
+    let env_file = settings.env_file.as_str();
+    let env_is_shared = inputs.resolved.present.iter().any(|(p, _)| p == env_file);
+    let mut links = Vec::new();
+    if !inputs.is_main {
+        for (path, is_dir) in &inputs.resolved.present {
+            if path == env_file {
+                continue;
+            }
+            if inputs.tracked_in_worktree.contains(path) {
+                notes.push(format!(
+                    "{path}: tracked in this worktree's branch, not linked"
+                ));
+                continue;
+            }
+            let kind = if *is_dir {
+                LinkKind::Dir
+            } else {
+                LinkKind::File
+            };
+            links.push(Link {
+                path: path.clone(),
+                target: format!("{{main}}/{path}"),
+                kind,
+            });
+        }
+        for path in &inputs.resolved.absent {
+            if path != env_file {
+                notes.push(format!(
+                    "{path}: listed in .worktreeinclude but missing from the main checkout, skipped"
+                ));
+                links.push(Link {
+                    path: path.clone(),
+                    target: format!("{{main}}/{path}"),
+                    kind: LinkKind::Absent,
+                });
+            }
+        }
+    }
+    for path in &inputs.resolved.tracked {
+        notes.push(format!("{path}: tracked by git, never replaced by a link"));
+    }
+    links.sort();
+
+    let overrides: BTreeMap<String, String> = settings
+        .env_vars
+        .iter()
+        .map(|(key, value)| Ok((key.clone(), template::expand(value, &values)?)))
+        .collect::<Result<_, TemplateError>>()?;
+    let (env, env_text) = if inputs.is_main && env_is_shared {
+        notes.push(format!(
+            "{env_file}: in the main checkout this is the file every worktree shares; overrides are not written into it"
+        ));
+        (None, None)
+    } else {
+        let shared = if env_is_shared {
+            inputs.shared_env
+        } else {
+            None
+        };
+        let text = envfile::render(shared, &overrides);
+        let lock = EnvLock {
+            file: env_file.to_string(),
+            shared: shared.map(|s| hash::of(s.as_bytes())),
+            overrides,
+            content: hash::of(text.as_bytes()),
+        };
+        (Some(lock), Some(text))
+    };
+
+    let applied: Vec<_> = inputs.migrations.iter().map(Migration::record).collect();
+    let database = DatabaseLock {
+        kind: inputs.db_kind.to_string(),
+        location: (inputs.db_location)(&db),
+        name: db,
+        chain: migrations::chain(&applied),
+        migrations: applied,
+    };
+
+    let recipe = serde_json::json!({ "settings": settings, "include": inputs.include_lines });
+    let sandbox = Sandbox {
+        version: VERSION,
+        worktree: inputs.name.to_string(),
+        recipe: hash::of(&serde_json::to_vec(&recipe).expect("a JSON value always serializes")),
+        links,
+        env,
+        database,
+        port: inputs.port,
+    };
+    Ok(Plan {
+        sandbox,
+        env_text,
+        notes,
+    })
+}

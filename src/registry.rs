@@ -1,0 +1,207 @@
+//! The registry: what provision created, one record per sandbox, kept under
+//! the git common dir (shared by every worktree, never committed). These
+//! records are the roots `gc` works from and the ledger ports are handed
+//! out from. Every change happens under one file lock, with atomic writes.
+
+use std::collections::BTreeSet;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::PortRange;
+use crate::fsutil;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("registry {0}")]
+    Io(String, #[source] std::io::Error),
+    #[error("registry record {0} is corrupt")]
+    Corrupt(String, #[source] serde_json::Error),
+    #[error(
+        "no free port in {first}-{last}: every port is taken by a sandbox or in use; widen `[ports] range`"
+    )]
+    PortsExhausted { first: u16, last: u16 },
+}
+
+/// One sandbox as provision created it. Holds absolute paths: it describes
+/// this machine's state, unlike the lock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Git's id for the worktree: `main`, or the name under `.git/worktrees/`.
+    pub id: String,
+    /// The sandbox name.
+    pub name: String,
+    pub path: PathBuf,
+    pub branch: Option<String>,
+    pub database: DatabaseRecord,
+    pub port: u16,
+    /// Hash of the last lock written; `None` until the first apply finished.
+    pub lock_hash: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatabaseRecord {
+    pub kind: String,
+    pub name: String,
+    pub location: String,
+}
+
+pub struct Registry {
+    dir: PathBuf,
+}
+
+/// Held while the registry is being read and changed; released on drop.
+pub struct Guard {
+    _file: fs_err::File,
+}
+
+impl Registry {
+    pub fn new(common_dir: &Path) -> Self {
+        Registry {
+            dir: common_dir.join("provision"),
+        }
+    }
+
+    fn records_dir(&self) -> PathBuf {
+        self.dir.join("sandboxes")
+    }
+
+    fn record_path(&self, id: &str) -> PathBuf {
+        self.records_dir().join(format!("{id}.json"))
+    }
+
+    fn io(&self, what: &str) -> impl FnOnce(std::io::Error) -> RegistryError {
+        let what = format!("{what} in {}", self.dir.display());
+        move |e| RegistryError::Io(what, e)
+    }
+
+    /// Takes the registry's exclusive lock, waiting for other provision runs.
+    pub fn lock(&self) -> Result<Guard, RegistryError> {
+        fs_err::create_dir_all(&self.dir).map_err(self.io("create"))?;
+        let file = fs_err::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.join("registry.lock"))
+            .map_err(self.io("open the lock"))?;
+        file.file().lock().map_err(self.io("lock"))?;
+        Ok(Guard { _file: file })
+    }
+
+    pub fn all(&self, _guard: &Guard) -> Result<Vec<Record>, RegistryError> {
+        self.read_all()
+    }
+
+    /// Reads every record without taking the lock: a snapshot for reports.
+    /// Records are replaced atomically, so each one read is whole.
+    pub fn read_all(&self) -> Result<Vec<Record>, RegistryError> {
+        let entries = match fs_err::read_dir(self.records_dir()) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.io("list")(e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(self.io("list"))?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                out.push(self.read(&path)?);
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<Record>, RegistryError> {
+        let path = self.record_path(id);
+        if !path.exists() {
+            return Ok(None);
+        }
+        self.read(&path).map(Some)
+    }
+
+    fn read(&self, path: &Path) -> Result<Record, RegistryError> {
+        let text = fs_err::read_to_string(path).map_err(self.io("read"))?;
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        serde_json::from_str(&text).map_err(|e| RegistryError::Corrupt(name, e))
+    }
+
+    pub fn put(&self, _guard: &Guard, record: &Record) -> Result<(), RegistryError> {
+        let mut text = serde_json::to_string_pretty(record).expect("a record always serializes");
+        text.push('\n');
+        fsutil::write_atomically(&self.record_path(&record.id), text.as_bytes())
+            .map_err(self.io("write"))
+    }
+
+    #[allow(dead_code)] // used by remove and gc
+    pub fn delete(&self, _guard: &Guard, id: &str) -> Result<(), RegistryError> {
+        match fs_err::remove_file(self.record_path(id)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.io("delete")(e)),
+        }
+    }
+}
+
+/// A port for sandbox `seed` that no other record holds and nothing listens
+/// on. The search starts at a point derived from `seed`, so the same
+/// sandbox name tends to get the same port in every clone, and walks up from
+/// there: collisions are resolved against the registry, never left to chance.
+pub fn allocate_port(
+    taken: &BTreeSet<u16>,
+    range: PortRange,
+    seed: &str,
+) -> Result<u16, RegistryError> {
+    let size = u32::from(range.last - range.first) + 1;
+    let start = u32::from_str_radix(&crate::hash::short(seed, 8), 16).expect("hex") % size;
+    (0..size)
+        .map(|step| range.first + ((start + step) % size) as u16)
+        .find(|port| !taken.contains(port) && is_free(*port))
+        .ok_or(RegistryError::PortsExhausted {
+            first: range.first,
+            last: range.last,
+        })
+}
+
+fn is_free(port: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_skip_taken_and_wrap() {
+        let range = PortRange {
+            first: 41000,
+            last: 41002,
+        };
+        let first = allocate_port(&BTreeSet::new(), range, "a").unwrap();
+        let taken: BTreeSet<u16> = [41000, 41001, 41002]
+            .into_iter()
+            .filter(|p| *p != first)
+            .collect();
+        assert_eq!(allocate_port(&taken, range, "b").unwrap(), first);
+        let all: BTreeSet<u16> = [41000, 41001, 41002].into();
+        assert!(matches!(
+            allocate_port(&all, range, "c"),
+            Err(RegistryError::PortsExhausted { .. })
+        ));
+    }
+
+    #[test]
+    fn a_listening_port_is_skipped() {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let busy = listener.local_addr().unwrap().port();
+        let range = PortRange {
+            first: busy,
+            last: busy,
+        };
+        assert!(allocate_port(&BTreeSet::new(), range, "x").is_err());
+    }
+}

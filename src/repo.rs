@@ -1,0 +1,261 @@
+//! Everything provision asks of git: where the main checkout and the shared
+//! git dir are, which worktree we are in, what is untracked, and `worktree add`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use git2::{Repository, Status, StatusOptions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("not inside a git repository: {0}")]
+    NotARepository(String, #[source] git2::Error),
+    #[error("bare repositories have no checkout to provision")]
+    Bare,
+    #[error("git: {0}")]
+    Git(#[from] git2::Error),
+    #[error("cannot run git")]
+    Spawn(#[source] std::io::Error),
+    #[error("`git {args}` failed: {stderr}")]
+    Command { args: String, stderr: String },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The checkout provision runs in, with the paths every step needs.
+#[derive(Debug, Clone)]
+pub struct Checkout {
+    /// Root of the main worktree (the one that owns the git dir).
+    pub main: PathBuf,
+    /// Root of the worktree we are in (equal to `main` in the main checkout).
+    pub root: PathBuf,
+    /// The git dir shared by all worktrees.
+    pub common_dir: PathBuf,
+    /// `"main"` for the main worktree, else git's name for the linked worktree.
+    pub id: String,
+    /// The checked-out branch, if any.
+    pub branch: Option<String>,
+}
+
+impl Checkout {
+    pub fn discover(dir: &Path) -> Result<Self, GitError> {
+        let repo = Repository::discover(dir)
+            .map_err(|e| GitError::NotARepository(dir.display().to_string(), e))?;
+        Self::from_repo(&repo)
+    }
+
+    /// The main checkout of the same repository, whichever worktree we are in.
+    pub fn main_of(&self) -> Result<Self, GitError> {
+        Self::discover(&self.main)
+    }
+
+    pub fn is_main(&self) -> bool {
+        self.root == self.main
+    }
+
+    fn from_repo(repo: &Repository) -> Result<Self, GitError> {
+        let root = fs_err::canonicalize(repo.workdir().ok_or(GitError::Bare)?)?;
+        let common_dir = fs_err::canonicalize(repo.commondir())?;
+        let main_repo = Repository::open(&common_dir)?;
+        let main = fs_err::canonicalize(main_repo.workdir().ok_or(GitError::Bare)?)?;
+        let id = if repo.is_worktree() {
+            repo.path()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "worktree".into())
+        } else {
+            "main".into()
+        };
+        let branch = current_branch(repo);
+        Ok(Checkout {
+            main,
+            root,
+            common_dir,
+            id,
+            branch,
+        })
+    }
+
+    pub fn open(&self) -> Result<Repository, GitError> {
+        Ok(Repository::open(&self.root)?)
+    }
+
+    /// The repository's short name: the origin remote's last path segment,
+    /// else the main checkout's folder name. Every clone of one remote agrees.
+    pub fn repo_name(&self) -> String {
+        let from_remote = Repository::open(&self.main).ok().and_then(|repo| {
+            let remote = repo.find_remote("origin").ok()?;
+            let url = remote.url().ok()?.trim_end_matches('/').to_string();
+            let last = url
+                .rsplit(['/', ':'])
+                .next()?
+                .trim_end_matches(".git")
+                .to_string();
+            (!last.is_empty()).then_some(last)
+        });
+        from_remote.unwrap_or_else(|| {
+            self.main
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+    }
+}
+
+fn current_branch(repo: &Repository) -> Option<String> {
+    let head = repo.head().ok()?;
+    head.is_branch()
+        .then(|| head.shorthand().ok().map(str::to_string))
+        .flatten()
+}
+
+/// A path in the main checkout that git does not track.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Untracked {
+    /// Relative, `/`-separated.
+    pub path: String,
+    pub is_dir: bool,
+    /// Ignored by a `.gitignore` rule (as opposed to merely untracked).
+    pub ignored: bool,
+}
+
+/// Untracked and ignored entries of a checkout. Untracked folders are
+/// listed file by file; ignored folders (like `node_modules`) as one entry,
+/// so a large dependency tree is never walked.
+pub fn untracked(repo: &Repository) -> Result<Vec<Untracked>, GitError> {
+    let mut opts = StatusOptions::new();
+    opts.include_untracked(true)
+        .include_ignored(true)
+        .recurse_untracked_dirs(true)
+        .recurse_ignored_dirs(false)
+        .exclude_submodules(true);
+    let statuses = repo.statuses(Some(&mut opts))?;
+    let mut out = Vec::new();
+    for entry in statuses.iter() {
+        let status = entry.status();
+        if !status.intersects(Status::WT_NEW | Status::IGNORED) {
+            continue;
+        }
+        let Ok(path) = entry.path() else { continue };
+        let is_dir = path.ends_with('/');
+        out.push(Untracked {
+            path: path.trim_end_matches('/').to_string(),
+            is_dir,
+            ignored: status.contains(Status::IGNORED),
+        });
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Whether `path` (relative, `/`-separated) is tracked in `repo`'s index, or
+/// for a folder, whether anything under it is.
+pub fn is_tracked(index: &git2::Index, path: &str) -> bool {
+    if index.get_path(Path::new(path), 0).is_some() {
+        return true;
+    }
+    let prefix = format!("{path}/");
+    index.iter().any(|e| e.path.starts_with(prefix.as_bytes()))
+}
+
+/// `git worktree add -b BRANCH PATH [REV]`, run by git itself so hooks run
+/// and git's own locking guards concurrent adds.
+pub fn worktree_add(
+    main: &Path,
+    branch: &str,
+    path: &Path,
+    from: Option<&str>,
+) -> Result<(), GitError> {
+    let mut args: Vec<String> = vec!["worktree".into(), "add".into(), "-b".into(), branch.into()];
+    args.push(path.to_string_lossy().into_owned());
+    if let Some(rev) = from {
+        args.push(rev.into());
+    }
+    run_git(main, &args).map(|_| ())
+}
+
+/// Undoes a `worktree_add` after a later step failed: the new worktree and
+/// its branch go, nothing else does.
+pub fn worktree_undo(main: &Path, branch: &str, path: &Path) -> Result<(), GitError> {
+    let path = path.to_string_lossy().into_owned();
+    run_git(
+        main,
+        &["worktree".into(), "remove".into(), "--force".into(), path],
+    )?;
+    run_git(main, &["branch".into(), "-D".into(), branch.into()])?;
+    Ok(())
+}
+
+pub fn run_git(dir: &Path, args: &[String]) -> Result<String, GitError> {
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .map_err(GitError::Spawn)?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stderr = stderr.trim().lines().collect::<Vec<_>>().join("; ");
+        Err(GitError::Command {
+            args: args.join(" "),
+            stderr,
+        })
+    }
+}
+
+const EXCLUDE_BEGIN: &str =
+    "# >>> provision: links, env files and locks (managed, edits are overwritten) >>>";
+const EXCLUDE_END: &str = "# <<< provision <<<";
+
+/// Keeps `paths` out of `git status` in every worktree through the shared
+/// `info/exclude`: a symlink named `node_modules` is not matched by a
+/// `.gitignore` line `node_modules/`, and an untracked file would block
+/// `git worktree remove`. Only provision's own block is rewritten. Callers
+/// hold the registry lock, since every worktree shares this file.
+pub fn exclude_paths(common_dir: &Path, paths: &[String]) -> Result<bool, GitError> {
+    let file = common_dir.join("info").join("exclude");
+    let old = match fs_err::read_to_string(&file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let mut kept = Vec::new();
+    let mut in_block = false;
+    let mut existing = Vec::new();
+    for line in old.lines() {
+        match line {
+            EXCLUDE_BEGIN => in_block = true,
+            EXCLUDE_END => in_block = false,
+            _ if in_block => existing.push(line.to_string()),
+            _ => kept.push(line.to_string()),
+        }
+    }
+    let mut wanted: Vec<String> = existing.clone();
+    for path in paths {
+        let line = format!("/{path}");
+        if !wanted.contains(&line) {
+            wanted.push(line);
+        }
+    }
+    wanted.sort();
+    wanted.dedup();
+    if wanted == existing {
+        return Ok(false);
+    }
+    let mut text = kept.join("\n");
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    text.push_str(EXCLUDE_BEGIN);
+    text.push('\n');
+    for line in &wanted {
+        text.push_str(line);
+        text.push('\n');
+    }
+    text.push_str(EXCLUDE_END);
+    text.push('\n');
+    crate::fsutil::write_atomically(&file, text.as_bytes())?;
+    Ok(true)
+}

@@ -1,0 +1,108 @@
+//! `{name}`-style templates in recipe values.
+//!
+//! Templates are checked when the recipe is read, so an unknown `{key}` is
+//! reported with its line before anything is created.
+
+use std::collections::BTreeMap;
+
+/// Every template a recipe may use.
+pub const KNOWN: &[&str] = &["name", "slug", "db", "repo", "port", "main", "worktree"];
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum TemplateError {
+    #[error(
+        "unknown template `{{{0}}}`; known: {{name}} {{slug}} {{db}} {{repo}} {{port}} {{main}} {{worktree}}"
+    )]
+    Unknown(String),
+    #[error("`{{{0}}}` cannot be used here: {1}")]
+    NotAvailable(String, &'static str),
+    #[error("unclosed `{{` (write `{{{{` for a literal brace)")]
+    Unclosed,
+}
+
+/// The names a template refers to, in order; errors on syntax or unknown names.
+pub fn keys(template: &str) -> Result<Vec<String>, TemplateError> {
+    let mut keys = Vec::new();
+    each_part(template, |part| {
+        if let Part::Key(key) = part {
+            if !KNOWN.contains(&key) {
+                return Err(TemplateError::Unknown(key.to_string()));
+            }
+            keys.push(key.to_string());
+        }
+        Ok(())
+    })?;
+    Ok(keys)
+}
+
+/// Expands a template that `keys` accepted. A key missing from `values` is
+/// an internal error: the recipe check decides which keys each field may use.
+pub fn expand(template: &str, values: &BTreeMap<&str, String>) -> Result<String, TemplateError> {
+    let mut out = String::with_capacity(template.len());
+    each_part(template, |part| {
+        match part {
+            Part::Literal(text) => out.push_str(text),
+            Part::Key(key) => match values.get(key) {
+                Some(value) => out.push_str(value),
+                None => return Err(TemplateError::NotAvailable(key.to_string(), "no value yet")),
+            },
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+enum Part<'a> {
+    Literal(&'a str),
+    Key(&'a str),
+}
+
+fn each_part<'a>(
+    template: &'a str,
+    mut visit: impl FnMut(Part<'a>) -> Result<(), TemplateError>,
+) -> Result<(), TemplateError> {
+    let mut rest = template;
+    while let Some(pos) = rest.find(['{', '}']) {
+        visit(Part::Literal(&rest[..pos]))?;
+        let tail = &rest[pos..];
+        if let Some(after) = tail.strip_prefix("{{") {
+            visit(Part::Literal("{"))?;
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("}}") {
+            visit(Part::Literal("}"))?;
+            rest = after;
+        } else if tail.starts_with('}') {
+            visit(Part::Literal("}"))?;
+            rest = &tail[1..];
+        } else {
+            let end = tail.find('}').ok_or(TemplateError::Unclosed)?;
+            visit(Part::Key(&tail[1..end]))?;
+            rest = &tail[end + 1..];
+        }
+    }
+    visit(Part::Literal(rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expands_known_keys_and_escapes() {
+        let values = BTreeMap::from([("db", "app_x".to_string()), ("port", "20001".to_string())]);
+        assert_eq!(
+            expand("{db}:{port} {{lit}}", &values).unwrap(),
+            "app_x:20001 {lit}"
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_and_unclosed() {
+        assert_eq!(
+            keys("{dbname}"),
+            Err(TemplateError::Unknown("dbname".into()))
+        );
+        assert_eq!(keys("{db"), Err(TemplateError::Unclosed));
+        assert_eq!(keys("{repo}_{slug}").unwrap(), ["repo", "slug"]);
+    }
+}

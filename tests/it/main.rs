@@ -1,0 +1,7 @@
+//! One integration-test binary: every test drives the real `provision`
+//! binary in real git repositories built from scratch in temp dirs.
+
+mod support;
+
+mod recipe;
+mod sandbox;

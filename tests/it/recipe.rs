@@ -1,0 +1,124 @@
+//! Reading the recipe: `.worktreeinclude` patterns and `provision.toml`
+//! errors that name the file, line and value, with nothing created.
+
+use crate::support::{TestEnv, read, write};
+
+#[test]
+fn unknown_key_is_one_line_naming_file_and_line() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    write(
+        main.join("provision.toml"),
+        "[database]\nkind = \"sqlite\"\nmigration = \"db\"\n",
+    );
+    let run = env.provision(&main, &["new", "x"]).expect(2);
+    let first = run.stderr.lines().next().unwrap();
+    assert!(
+        first.starts_with("error: provision.toml:3: unknown field `migration`"),
+        "{}",
+        run.stderr
+    );
+    assert!(!env.path("worktree-x").exists());
+    assert_eq!(env.git(&main, &["branch", "--list", "x"]), "");
+}
+
+#[test]
+fn unknown_template_is_named_with_its_line() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    write(
+        main.join("provision.toml"),
+        "[env.vars]\nDB_NAME = \"{db}\"\nAPI = \"http://localhost:{prot}\"\n",
+    );
+    let run = env.provision(&main, &["new", "x"]).expect(2);
+    assert!(
+        run.stderr
+            .starts_with("error: provision.toml:3: env.vars.API: unknown template `{prot}`"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn entries_leaving_the_repository_are_refused() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    write(main.join(".worktreeinclude"), ".env\n../../etc/passwd\n");
+    let run = env.provision(&main, &["new", "x"]).expect(2);
+    assert!(
+        run.stderr
+            .starts_with("error: .worktreeinclude:2: `../../etc/passwd` leaves the repository"),
+        "{}",
+        run.stderr
+    );
+    write(main.join(".worktreeinclude"), "/etc/passwd\n");
+    let run = env.provision(&main, &["new", "x"]).expect(2);
+    assert!(
+        run.stderr
+            .contains("`/etc/passwd` is an absolute path outside the repository"),
+        "{}",
+        run.stderr
+    );
+    assert!(!env.path("worktree-x").exists());
+}
+
+#[test]
+fn patterns_match_untracked_files_only() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    fs_err::create_dir_all(main.join("config/keys/nested")).unwrap();
+    write(main.join("config/keys/nested/signing.key"), "k1\n");
+    write(main.join("config/app.key"), "k2\n");
+    write(main.join("settings.local"), "local\n");
+    write(
+        main.join(".gitignore"),
+        &format!("{}config/\n*.local\n", read(main.join(".gitignore"))),
+    );
+    write(
+        main.join(".worktreeinclude"),
+        "# patterns\n*.local\nconfig/**/*.key\npackage.json\nmissing.env\n",
+    );
+    env.commit_all(&main, "patterns");
+
+    let run = env.provision(&main, &["new", "x"]).expect(0);
+    assert!(
+        run.stderr
+            .contains("package.json: tracked by git, never replaced by a link"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("missing.env: listed in .worktreeinclude but missing"),
+        "{}",
+        run.stderr
+    );
+    let wt = env.path("worktree-x");
+    for link in [
+        "settings.local",
+        "config/app.key",
+        "config/keys/nested/signing.key",
+    ] {
+        assert!(
+            fs_err::symlink_metadata(wt.join(link))
+                .unwrap()
+                .file_type()
+                .is_symlink(),
+            "{link}"
+        );
+    }
+    assert_eq!(read(wt.join("config/keys/nested/signing.key")), "k1\n");
+    assert!(
+        !fs_err::symlink_metadata(wt.join("package.json"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let lock = read(wt.join("provision.lock"));
+    assert!(
+        lock.contains("\"kind\": \"absent\",\n      \"path\": \"missing.env\""),
+        "{lock}"
+    );
+    env.provision(&wt, &["verify"]).expect(0);
+    assert_eq!(env.git(&wt, &["status", "--porcelain"]), "");
+}

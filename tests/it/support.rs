@@ -1,0 +1,165 @@
+//! A hermetic environment for driving `provision` as a user would: a fresh
+//! temp dir, a fake HOME, no global or system git config, a fixed identity.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/app");
+
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+}
+
+/// What a command printed and how it ended.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(output: Output) -> Self {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Panics with both streams unless the exit status is `code`.
+    #[track_caller]
+    pub fn expect(self, code: i32) -> Self {
+        assert_eq!(
+            self.code, code,
+            "exit status\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+impl TestEnv {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        fs_err::create_dir_all(dir.path().join("home")).unwrap();
+        TestEnv { dir }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn command(&self, program: &str, cwd: &Path) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.current_dir(cwd)
+            .env("HOME", self.path("home"))
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "Test")
+            .env("GIT_AUTHOR_EMAIL", "test@example.com")
+            .env("GIT_COMMITTER_NAME", "Test")
+            .env("GIT_COMMITTER_EMAIL", "test@example.com")
+            .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
+            .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
+            .env("NO_COLOR", "1")
+            .env_remove("DATABASE_URL")
+            .env_remove("GIT_DIR")
+            .env_remove("GIT_WORK_TREE");
+        cmd
+    }
+
+    pub fn git(&self, cwd: &Path, args: &[&str]) -> String {
+        let run = Run::from(
+            self.command("git", cwd)
+                .args(args)
+                .output()
+                .expect("git runs"),
+        );
+        assert_eq!(run.code, 0, "git {args:?} failed: {}", run.stderr);
+        run.stdout
+    }
+
+    pub fn provision(&self, cwd: &Path, args: &[&str]) -> Run {
+        Run::from(
+            self.command(env!("CARGO_BIN_EXE_provision"), cwd)
+                .args(args)
+                .output()
+                .expect("provision runs"),
+        )
+    }
+
+    /// The fixture app as a fresh repository at `rel`: tracked code and
+    /// migrations committed, `.env`, `.dev.vars`, `.npmrc` and
+    /// `node_modules` present but untracked (the fixture's .gitignore).
+    pub fn fixture_repo(&self, rel: &str) -> PathBuf {
+        let root = self.path(rel);
+        copy_dir(Path::new(FIXTURE), &root);
+        self.git(&root, &["init", "-q", "-b", "main"]);
+        self.git(&root, &["add", "-A"]);
+        self.git(&root, &["commit", "-q", "-m", "fixture app"]);
+        root
+    }
+
+    /// `git clone` of `origin` at `rel`, with the untracked config copied in.
+    pub fn clone_of(&self, origin: &Path, rel: &str) -> PathBuf {
+        let root = self.path(rel);
+        self.git(
+            self.dir.path(),
+            &[
+                "clone",
+                "-q",
+                origin.to_str().unwrap(),
+                root.to_str().unwrap(),
+            ],
+        );
+        for name in [".env", ".dev.vars", ".npmrc", "node_modules"] {
+            let from = Path::new(FIXTURE).join(name);
+            if from.is_dir() {
+                copy_dir(&from, &root.join(name));
+            } else {
+                fs_err::copy(&from, root.join(name)).unwrap();
+            }
+        }
+        root
+    }
+
+    pub fn commit_all(&self, root: &Path, message: &str) {
+        self.git(root, &["add", "-A"]);
+        self.git(root, &["commit", "-q", "-m", message]);
+    }
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    fs_err::create_dir_all(to).unwrap();
+    for entry in fs_err::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs_err::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+pub fn read(path: impl AsRef<Path>) -> String {
+    fs_err::read_to_string(path.as_ref()).unwrap()
+}
+
+pub fn write(path: impl AsRef<Path>, text: &str) {
+    fs_err::write(path.as_ref(), text).unwrap()
+}
+
+/// The sandbox's SQLite file, opened directly.
+pub fn sqlite(main: &Path, db: &str) -> rusqlite::Connection {
+    let path = main
+        .join(".git/provision/sqlite")
+        .join(format!("{db}.sqlite"));
+    assert!(path.is_file(), "no database at {}", path.display());
+    rusqlite::Connection::open(path).unwrap()
+}
