@@ -64,7 +64,8 @@ pub fn verify(checkout: Checkout) -> Result<Report, BoxError> {
     let files = ctx.migrations()?;
     let mut database = ctx.database()?;
     let observed = observe::observe(locked, &root, &ctx.checkout.main, database.as_mut())?;
-    drift(locked, &observed.sandbox, &files, &mut findings);
+    let partial: Vec<&str> = observed.partial_rows.iter().map(|r| r.name.as_str()).collect();
+    drift(locked, &observed.sandbox, &files, &partial, &mut findings);
     for row in &observed.partial_rows {
         findings.push(Finding {
             kind: "drift",
@@ -112,7 +113,9 @@ fn pretty(sandbox: &Sandbox) -> String {
     text
 }
 
-fn drift(locked: &Sandbox, observed: &Sandbox, files: &[Migration], findings: &mut Vec<Finding>) {
+/// Differences between the lock and what is there. `partial` names ledger
+/// rows that only part of the ledger has; they are reported on their own.
+fn drift(locked: &Sandbox, observed: &Sandbox, files: &[Migration], partial: &[&str], findings: &mut Vec<Finding>) {
     let drift = |subject: String, message: String| Finding {
         kind: "drift",
         subject,
@@ -192,7 +195,8 @@ fn drift(locked: &Sandbox, observed: &Sandbox, files: &[Migration], findings: &m
             }
             Some(_) => {}
         }
-        if have.name == want.name && !have.migrations.iter().any(|m| m.name == applied.name) {
+        let in_ledger = have.migrations.iter().any(|m| m.name == applied.name);
+        if have.name == want.name && !in_ledger && !partial.contains(&applied.name.as_str()) {
             findings.push(drift(
                 subject,
                 "in the lock but not in the database's ledger".into(),

@@ -1,0 +1,24 @@
+# provision's tasks. `just --list` shows them.
+
+# Run the whole test suite (the command CI runs).
+test:
+    cargo test --locked
+
+# End to end on the fixture app with the SQLite default.
+demo:
+    sh fixtures/demo.sh
+
+# Formatting, lints and the flake's syntax.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --all-targets --locked -- -D warnings
+    python3 .ci/check-flake.py flake.nix
+
+# Benchmarks: provision beside plain `git worktree add`, in the same run.
+bench:
+    cargo build --release --locked
+    for script in bench/*.sh; do bash "$script"; done
+
+# What CI runs on a fresh machine.
+ci:
+    .ci/run
