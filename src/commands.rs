@@ -66,16 +66,15 @@ fn new(cwd: &Path, args: NewArgs, progress: &Progress, json: bool) -> Result<Exi
         }
     };
     let path = crate::fsutil::normalize(&path);
+    repo::worktree_add(&main.main, &args.name, &path, args.from.as_deref())?;
     progress.step(&format!(
         "worktree  {} on new branch {}",
         path.display(),
         args.name
     ));
-    repo::worktree_add(&main.main, &args.name, &path, args.from.as_deref())
-        .map_err(|e| with_step("git worktree add", e))?;
     let outcome = Checkout::discover(&path)
         .map_err(BoxError::from)
-        .and_then(|checkout| Context::reserve(checkout, Some(&args.name)))
+        .and_then(|checkout| Context::reserve(checkout, Some(&args.name), false))
         .and_then(|ctx| apply::apply(&ctx, false, progress).map(|o| (ctx, o)));
     match outcome {
         Ok((_, outcome)) => {
@@ -118,7 +117,7 @@ fn undo_new(main: &Checkout, name: &str, path: &Path, progress: &Progress) {
 
 fn apply(cwd: &Path, args: ApplyArgs, progress: &Progress, json: bool) -> Result<Exit, BoxError> {
     let checkout = Checkout::discover(cwd)?;
-    let ctx = Context::reserve(checkout, None)?;
+    let ctx = Context::reserve(checkout, None, args.dry_run)?;
     let outcome = apply::apply(&ctx, args.dry_run, progress)?;
     output::emit(&outcome, json);
     Ok(Exit::Clean)

@@ -33,8 +33,13 @@ pub fn recipe(checkout: &Checkout) -> Result<(Settings, Vec<Entry>), BoxError> {
 
 impl Context {
     /// For `apply`: under the registry lock, finds or creates this worktree's
-    /// record, reserving a port that no other sandbox holds.
-    pub fn reserve(checkout: Checkout, name: Option<&str>) -> Result<Self, BoxError> {
+    /// record, reserving a port that no other sandbox holds. With `dry_run`
+    /// the record is worked out but not written.
+    pub fn reserve(
+        checkout: Checkout,
+        name: Option<&str>,
+        dry_run: bool,
+    ) -> Result<Self, BoxError> {
         let (settings, includes) = recipe(&checkout)?;
         let repo = checkout.repo_name();
         let registry = Registry::new(&checkout.common_dir);
@@ -79,7 +84,7 @@ impl Context {
             port,
             lock_hash: existing.and_then(|r| r.lock_hash.clone()),
         };
-        if existing != Some(&record) {
+        if !dry_run && existing != Some(&record) {
             registry.put(&guard, &record)?;
         }
         drop(guard);

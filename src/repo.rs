@@ -9,7 +9,9 @@ use git2::{Repository, Status, StatusOptions};
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
     #[error("not inside a git repository: {0}")]
-    NotARepository(String, #[source] git2::Error),
+    NotARepository(String),
+    #[error("`{0}` is not a valid branch name (see `git check-ref-format`)")]
+    BadBranchName(String),
     #[error("bare repositories have no checkout to provision")]
     Bare,
     #[error("git: {0}")]
@@ -39,8 +41,10 @@ pub struct Checkout {
 
 impl Checkout {
     pub fn discover(dir: &Path) -> Result<Self, GitError> {
-        let repo = Repository::discover(dir)
-            .map_err(|e| GitError::NotARepository(dir.display().to_string(), e))?;
+        let repo = Repository::discover(dir).map_err(|e| match e.code() {
+            git2::ErrorCode::NotFound => GitError::NotARepository(dir.display().to_string()),
+            _ => GitError::Git(e),
+        })?;
         Self::from_repo(&repo)
     }
 
@@ -166,6 +170,9 @@ pub fn worktree_add(
     path: &Path,
     from: Option<&str>,
 ) -> Result<(), GitError> {
+    if !git2::Branch::name_is_valid(branch)? {
+        return Err(GitError::BadBranchName(branch.into()));
+    }
     let mut args: Vec<String> = vec!["worktree".into(), "add".into(), "-b".into(), branch.into()];
     args.push(path.to_string_lossy().into_owned());
     if let Some(rev) = from {
@@ -196,8 +203,19 @@ pub fn run_git(dir: &Path, args: &[String]) -> Result<String, GitError> {
     if output.status.success() {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {
+        // git's own verdict; its progress and hint lines are noise here.
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let stderr = stderr.trim().lines().collect::<Vec<_>>().join("; ");
+        let lines: Vec<&str> = stderr
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let verdict: Vec<&str> = lines
+            .iter()
+            .copied()
+            .filter(|l| l.starts_with("fatal:") || l.starts_with("error:"))
+            .collect();
+        let stderr = if verdict.is_empty() { lines } else { verdict }.join("; ");
         Err(GitError::Command {
             args: args.join(" "),
             stderr,

@@ -64,7 +64,11 @@ pub fn verify(checkout: Checkout) -> Result<Report, BoxError> {
     let files = ctx.migrations()?;
     let mut database = ctx.database()?;
     let observed = observe::observe(locked, &root, &ctx.checkout.main, database.as_mut())?;
-    let partial: Vec<&str> = observed.partial_rows.iter().map(|r| r.name.as_str()).collect();
+    let partial: Vec<&str> = observed
+        .partial_rows
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
     drift(locked, &observed.sandbox, &files, &partial, &mut findings);
     for row in &observed.partial_rows {
         findings.push(Finding {
@@ -115,7 +119,13 @@ fn pretty(sandbox: &Sandbox) -> String {
 
 /// Differences between the lock and what is there. `partial` names ledger
 /// rows that only part of the ledger has; they are reported on their own.
-fn drift(locked: &Sandbox, observed: &Sandbox, files: &[Migration], partial: &[&str], findings: &mut Vec<Finding>) {
+fn drift(
+    locked: &Sandbox,
+    observed: &Sandbox,
+    files: &[Migration],
+    partial: &[&str],
+    findings: &mut Vec<Finding>,
+) {
     let drift = |subject: String, message: String| Finding {
         kind: "drift",
         subject,

@@ -5,3 +5,4 @@ mod support;
 
 mod recipe;
 mod sandbox;
+mod snapshots;

@@ -433,3 +433,25 @@ fn user_files_are_never_clobbered() {
         "no lock may claim a sandbox that was not built"
     );
 }
+
+#[test]
+fn dry_run_changes_nothing() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.git(&main, &["worktree", "add", "-q", "-b", "later", "../later"]);
+    let wt = env.path("later");
+    let run = env
+        .provision(&wt, &["apply", "--dry-run", "--json"])
+        .expect(0);
+    let actions = run.json()["actions"].as_array().unwrap().len();
+    assert!(actions >= 6, "{}", run.stdout);
+    assert!(!wt.join(".env.local").exists() && !wt.join("provision.lock").exists());
+    assert!(
+        !main.join(".git/provision/sandboxes").exists()
+            || fs_err::read_dir(main.join(".git/provision/sandboxes"))
+                .unwrap()
+                .count()
+                == 0
+    );
+    assert!(!main.join(".git/provision/sqlite/app_later.sqlite").exists());
+}
