@@ -248,15 +248,18 @@ fn stale(locked: &Sandbox, planned: &Sandbox, findings: &mut Vec<Finding>) {
             "provision.toml or .worktreeinclude changed since the lock was written".into(),
         );
     }
-    for link in planned
-        .links
-        .iter()
-        .filter(|l| !locked.links.iter().any(|o| o.path == l.path))
-    {
-        push(
-            format!("link {}", link.path),
-            "wanted by the recipe, not in the lock".into(),
-        );
+    for link in &planned.links {
+        match locked.links.iter().find(|o| o.path == link.path) {
+            None => push(
+                format!("link {}", link.path),
+                "wanted by the recipe, not in the lock".into(),
+            ),
+            Some(old) if old.kind != link.kind => push(
+                format!("link {}", link.path),
+                format!("the main checkout's {} is now {:?}", link.path, link.kind).to_lowercase(),
+            ),
+            Some(_) => {}
+        }
     }
     for link in locked
         .links

@@ -455,3 +455,25 @@ fn dry_run_changes_nothing() {
     );
     assert!(!main.join(".git/provision/sqlite/app_later.sqlite").exists());
 }
+
+#[test]
+fn an_absent_include_that_appears_is_linked_by_the_next_apply() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    write(main.join(".worktreeinclude"), ".env\n.wrangler\n");
+    env.provision(&main, &["new", "feature"]).expect(0);
+    let wt = env.path("worktree-feature");
+    env.provision(&wt, &["verify"]).expect(0);
+
+    fs_err::create_dir_all(main.join(".wrangler/state")).unwrap();
+    let run = env.provision(&wt, &["verify"]).expect(1);
+    assert!(run.stdout.contains("link .wrangler"), "{}", run.stdout);
+    env.provision(&wt, &["apply"]).expect(0);
+    assert!(
+        fs_err::symlink_metadata(wt.join(".wrangler"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    env.provision(&wt, &["verify"]).expect(0);
+}
