@@ -71,9 +71,9 @@ fn each_part<'a>(
         } else if let Some(after) = tail.strip_prefix("}}") {
             visit(Part::Literal("}"))?;
             rest = after;
-        } else if tail.starts_with('}') {
+        } else if let Some(after) = tail.strip_prefix('}') {
             visit(Part::Literal("}"))?;
-            rest = &tail[1..];
+            rest = after;
         } else {
             let end = tail.find('}').ok_or(TemplateError::Unclosed)?;
             visit(Part::Key(&tail[1..end]))?;
