@@ -31,6 +31,12 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Check this worktree's sandbox against its lock; exit 1 on drift.
     Verify(VerifyArgs),
+    /// Remove a worktree with its database, port and record; delete its branch if merged.
+    Remove(RemoveArgs),
+    /// Clean up after worktrees that are gone: drop their databases, free their ports.
+    Gc(GcArgs),
+    /// List every worktree with its sandbox: name, branch, database, port, state.
+    Status(StatusArgs),
 }
 
 #[derive(Debug, Args)]
@@ -56,3 +62,32 @@ pub struct ApplyArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {}
+
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    /// The sandbox name, or the worktree's path.
+    pub name: String,
+
+    /// Remove even when the worktree has uncommitted changes, untracked files or
+    /// commits on no other branch (an unmerged branch is still kept).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Keep the branch even when it is merged.
+    #[arg(long)]
+    pub keep_branch: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Print what would be removed and kept, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Also remove clean worktrees whose branch is merged into the main checkout's branch.
+    #[arg(long)]
+    pub merged: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {}

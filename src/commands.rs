@@ -5,13 +5,13 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::apply::{self, Outcome};
-use crate::cli::{ApplyArgs, Cli, Command, NewArgs};
+use crate::cli::{ApplyArgs, Cli, Command, GcArgs, NewArgs, RemoveArgs};
 use crate::context::{self, Context};
 use crate::output::{self, BOLD, CYAN, DIM, GREEN, Progress, RED, Report, YELLOW, paint};
 use crate::repo::{self, Checkout};
 use crate::template;
 use crate::verify;
-use crate::{BoxError, slug};
+use crate::{BoxError, gc, remove, slug, status};
 
 /// How a command ended, as the exit status says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +44,29 @@ pub fn run(cli: Cli) -> Result<Exit, BoxError> {
         Command::New(args) => new(&cwd, args, &progress, cli.json),
         Command::Apply(args) => apply(&cwd, args, &progress, cli.json),
         Command::Verify(_) => verify(&cwd, cli.json),
+        Command::Remove(args) => remove(&cwd, args, cli.json),
+        Command::Gc(args) => gc(&cwd, args, cli.json),
+        Command::Status(_) => {
+            output::emit(&status::status(&cwd)?, cli.json);
+            Ok(Exit::Clean)
+        }
     }
+}
+
+fn remove(cwd: &Path, args: RemoveArgs, json: bool) -> Result<Exit, BoxError> {
+    let removal = remove::remove(cwd, &args.name, args.force, args.keep_branch)?;
+    output::emit(&removal, json);
+    Ok(Exit::Clean)
+}
+
+fn gc(cwd: &Path, args: GcArgs, json: bool) -> Result<Exit, BoxError> {
+    let report = gc::gc(cwd, args.dry_run, args.merged)?;
+    output::emit(&report, json);
+    Ok(if report.failed.is_empty() {
+        Exit::Clean
+    } else {
+        Exit::Error
+    })
 }
 
 fn new(cwd: &Path, args: NewArgs, progress: &Progress, json: bool) -> Result<Exit, BoxError> {
@@ -250,6 +272,130 @@ impl Report for verify::Report {
                 "{} finding(s) in {name}; `provision apply` repairs what it can\n",
                 self.findings.len()
             ));
+        }
+        out
+    }
+}
+
+impl Report for remove::Removal {
+    fn text(&self) -> String {
+        let mut out = format!(
+            "{}\n",
+            paint(GREEN, format!("removed sandbox {}", self.name))
+        );
+        for line in &self.done {
+            out.push_str(&format!("  {line}\n"));
+        }
+        out
+    }
+}
+
+impl Report for gc::Report {
+    fn text(&self) -> String {
+        let mut out = String::new();
+        let verb = if self.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        out.push_str(&paint(BOLD, format!("{verb} {}\n", self.removed.len())));
+        for item in &self.removed {
+            let r = &item.removal;
+            out.push_str(&format!(
+                "  {}  {}  ({})\n",
+                paint(GREEN, &r.name),
+                r.path,
+                item.reason
+            ));
+            for line in &r.done {
+                out.push_str(&format!("      {line}\n"));
+            }
+        }
+        out.push_str(&paint(BOLD, format!("kept {}\n", self.kept.len())));
+        let width = self.kept.iter().map(|k| k.name.len()).max().unwrap_or(0);
+        let path_width = self.kept.iter().map(|k| k.path.len()).max().unwrap_or(0);
+        for kept in &self.kept {
+            out.push_str(&format!(
+                "  {:<width$}  {}  {}\n",
+                kept.name,
+                paint(DIM, format!("{:<path_width$}", kept.path)),
+                kept.reason
+            ));
+        }
+        for failed in &self.failed {
+            out.push_str(&format!(
+                "{} {}  {}: {}\n",
+                paint(RED, "failed"),
+                failed.name,
+                failed.path,
+                failed.error
+            ));
+        }
+        if self.dry_run {
+            out.push_str("dry run: nothing was changed\n");
+        }
+        out
+    }
+}
+
+impl Report for status::Report {
+    fn text(&self) -> String {
+        let header = [
+            "NAME", "BRANCH", "STATE", "DIRTY", "PORT", "DATABASE", "PATH",
+        ];
+        let cells: Vec<[String; 7]> = self
+            .sandboxes
+            .iter()
+            .map(|row| {
+                let mut name = row.name.clone();
+                if row.locked {
+                    name.push_str(" (locked)");
+                }
+                [
+                    name,
+                    row.branch.clone().unwrap_or_else(|| "-".into()),
+                    row.state.label().to_string(),
+                    match row.dirty {
+                        Some(true) => "yes".into(),
+                        Some(false) => "no".into(),
+                        None => "-".into(),
+                    },
+                    row.port.map_or("-".into(), |p| p.to_string()),
+                    row.database.clone().unwrap_or_else(|| "-".into()),
+                    row.path.clone(),
+                ]
+            })
+            .collect();
+        let mut widths = header.map(str::len);
+        for row in &cells {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        // Pad before painting, so escape codes never upset the alignment.
+        let line = |row: &[String], styles: &[anstyle::Style]| {
+            let mut text = String::new();
+            for (i, cell) in row.iter().enumerate() {
+                let padded = if i + 1 == row.len() {
+                    cell.clone()
+                } else {
+                    format!("{cell:<w$}  ", w = widths[i])
+                };
+                text.push_str(&paint(styles[i], padded));
+            }
+            text.trim_end().to_string() + "\n"
+        };
+        let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+        let mut out = line(&header, &[BOLD; 7]);
+        for (row, data) in cells.iter().zip(&self.sandboxes) {
+            let state = match data.state {
+                status::State::Clean => GREEN,
+                status::State::Stale => YELLOW,
+                status::State::Drift | status::State::Orphan => RED,
+                status::State::NotProvisioned => DIM,
+            };
+            let plain = anstyle::Style::new();
+            out.push_str(&line(row, &[plain, plain, state, plain, plain, plain, DIM]));
         }
         out
     }

@@ -194,12 +194,14 @@ fn default_name(checkout: &Checkout) -> String {
 }
 
 fn place(checkout: &Checkout) -> db::Place<'_> {
+    place_of(&checkout.common_dir, &checkout.id)
+}
+
+/// Where worktree `id`'s database lives and whom its mark names; also used
+/// for a worktree that is gone, whose record is all that is left.
+pub fn place_of<'a>(common_dir: &'a std::path::Path, id: &str) -> db::Place<'a> {
     db::Place {
-        common_dir: &checkout.common_dir,
-        owner: format!(
-            "repo={} worktree={}",
-            checkout.common_dir.display(),
-            checkout.id
-        ),
+        common_dir,
+        owner: format!("repo={} worktree={id}", common_dir.display()),
     }
 }

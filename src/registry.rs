@@ -137,7 +137,6 @@ impl Registry {
             .map_err(self.io("write"))
     }
 
-    #[allow(dead_code)] // used by remove and gc
     pub fn delete(&self, _guard: &Guard, id: &str) -> Result<(), RegistryError> {
         match fs_err::remove_file(self.record_path(id)) {
             Ok(()) => Ok(()),

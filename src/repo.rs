@@ -277,3 +277,186 @@ pub fn exclude_paths(common_dir: &Path, paths: &[String]) -> Result<bool, GitErr
     crate::fsutil::write_atomically(&file, text.as_bytes())?;
     Ok(true)
 }
+
+/// One entry of `git worktree list`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Worktree {
+    /// `main`, or git's name for the worktree (its folder under `worktrees/`).
+    pub id: String,
+    pub path: PathBuf,
+    /// The checked-out branch, short (`feature`); `None` when detached.
+    pub branch: Option<String>,
+    pub head: Option<String>,
+    pub is_main: bool,
+    /// `git worktree lock`ed: provision never touches it.
+    pub locked: bool,
+    /// Git would prune it: its folder (or its gitdir file) is gone.
+    pub prunable: bool,
+}
+
+/// Every worktree of the repository, the main one first, as git lists it.
+/// One `git` run; ids come from the `gitdir` files under `worktrees/`.
+pub fn worktrees(main: &Path, common_dir: &Path) -> Result<Vec<Worktree>, GitError> {
+    let text = run_git(
+        main,
+        &[
+            "worktree".into(),
+            "list".into(),
+            "--porcelain".into(),
+            "-z".into(),
+        ],
+    )?;
+    let ids = worktree_ids(common_dir);
+    let mut out: Vec<Worktree> = Vec::new();
+    for field in text.split('\0') {
+        let (key, value) = field.split_once(' ').unwrap_or((field, ""));
+        if key == "worktree" {
+            let is_main = out.is_empty();
+            let id = if is_main {
+                "main".to_string()
+            } else {
+                ids.iter()
+                    .find(|(path, _)| path == value)
+                    .map(|(_, id)| id.clone())
+                    .unwrap_or_else(|| file_name(Path::new(value)))
+            };
+            out.push(Worktree {
+                id,
+                path: PathBuf::from(value),
+                branch: None,
+                head: None,
+                is_main,
+                locked: false,
+                prunable: false,
+            });
+            continue;
+        }
+        let Some(entry) = out.last_mut() else {
+            continue;
+        };
+        match key {
+            "HEAD" => entry.head = Some(value.to_string()),
+            "branch" => entry.branch = Some(value.trim_start_matches("refs/heads/").to_string()),
+            "locked" => entry.locked = true,
+            "prunable" => entry.prunable = true,
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// (worktree path as git recorded it, id) for every linked worktree.
+fn worktree_ids(common_dir: &Path) -> Vec<(String, String)> {
+    let Ok(entries) = fs_err::read_dir(common_dir.join("worktrees")) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let gitdir = fs_err::read_to_string(entry.path().join("gitdir")).ok()?;
+            let path = gitdir.trim_end_matches('\n');
+            let path = path.strip_suffix("/.git").unwrap_or(path).to_string();
+            Some((path, entry.file_name().to_string_lossy().into_owned()))
+        })
+        .collect()
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Work in a worktree that deleting it would lose: changed and staged files
+/// and untracked files that are not ignored, as `git status --short` names
+/// them. Provision's own links, env file and lock are excluded through
+/// `info/exclude`, so they do not count.
+pub fn unsaved_files(root: &Path) -> Result<Vec<String>, GitError> {
+    let repo = Repository::open(root)?;
+    let mut opts = StatusOptions::new();
+    opts.include_untracked(true)
+        .include_ignored(false)
+        .recurse_untracked_dirs(false)
+        .exclude_submodules(true);
+    let statuses = repo.statuses(Some(&mut opts))?;
+    let mut out = Vec::new();
+    for entry in statuses.iter() {
+        let status = entry.status();
+        let code = if status.contains(Status::WT_NEW) {
+            "??"
+        } else if status.intersects(Status::WT_DELETED | Status::INDEX_DELETED) {
+            "D"
+        } else if status.intersects(Status::INDEX_NEW) {
+            "A"
+        } else if status.intersects(Status::CONFLICTED) {
+            "U"
+        } else {
+            "M"
+        };
+        let path = entry.path().unwrap_or("?");
+        out.push(format!("{code} {path}"));
+    }
+    Ok(out)
+}
+
+/// Commits reachable from `head` that no other local or remote-tracking
+/// branch holds (`git log HEAD --not --exclude=BRANCH --branches --remotes`):
+/// what deleting the worktree and its branch would lose.
+pub fn unique_commits(
+    main: &Path,
+    head: &str,
+    branch: Option<&str>,
+) -> Result<Vec<String>, GitError> {
+    let mut args: Vec<String> = vec![
+        "log".into(),
+        "--format=%h %s".into(),
+        head.into(),
+        "--not".into(),
+    ];
+    if let Some(branch) = branch {
+        args.push(format!("--exclude={branch}"));
+    }
+    args.push("--branches".into());
+    args.push("--remotes".into());
+    Ok(run_git(main, &args)?.lines().map(str::to_string).collect())
+}
+
+/// The branch (or commit) the main checkout has out: what "merged" means.
+pub fn default_branch(main: &Path) -> Result<(String, git2::Oid), GitError> {
+    let repo = Repository::open(main)?;
+    let head = repo.head()?;
+    let oid = head.peel_to_commit()?.id();
+    let name = if head.is_branch() {
+        head.shorthand().unwrap_or("HEAD").to_string()
+    } else {
+        "HEAD".to_string()
+    };
+    Ok((name, oid))
+}
+
+/// Whether `branch`'s tip is contained in `target` (equal or an ancestor).
+pub fn is_merged(main: &Path, branch: &str, target: git2::Oid) -> Result<bool, GitError> {
+    let repo = Repository::open(main)?;
+    let tip = repo
+        .find_branch(branch, git2::BranchType::Local)?
+        .get()
+        .peel_to_commit()?
+        .id();
+    Ok(tip == target || repo.graph_descendant_of(target, tip)?)
+}
+
+/// `git worktree remove [--force] PATH`; also drops the entry of a worktree
+/// whose folder is already gone.
+pub fn worktree_remove(main: &Path, path: &Path, force: bool) -> Result<(), GitError> {
+    let mut args: Vec<String> = vec!["worktree".into(), "remove".into()];
+    if force {
+        args.push("--force".into());
+    }
+    args.push(path.to_string_lossy().into_owned());
+    run_git(main, &args).map(|_| ())
+}
+
+/// `git branch -D BRANCH`; callers check first that it is merged.
+pub fn branch_delete(main: &Path, branch: &str) -> Result<(), GitError> {
+    run_git(main, &["branch".into(), "-D".into(), branch.into()]).map(|_| ())
+}

@@ -81,7 +81,6 @@ pub trait Database {
     /// checksums from `known` (the lock's record, else the files).
     fn repair(&mut self, known: &[Applied]) -> Result<Vec<String>, DbError>;
     /// Drops the database; only ever called on a marked one.
-    #[allow(dead_code)] // the primitive remove and gc are built on
     fn drop_database(&mut self) -> Result<(), DbError>;
 }
 

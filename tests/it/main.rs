@@ -3,6 +3,7 @@
 
 mod support;
 
+mod lifecycle;
 mod recipe;
 mod sandbox;
 mod snapshots;

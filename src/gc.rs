@@ -1,0 +1,196 @@
+//! `provision gc`: the registry's records are the roots. A record whose
+//! worktree is gone (folder deleted, or the git entry removed with plain git)
+//! and a git entry git calls prunable are orphans: their databases are
+//! dropped (only marked ones, only ones with a record), their ports freed and
+//! their git entries pruned. The main worktree, locked worktrees and live
+//! worktrees are never touched; `--merged` adds clean, merged worktrees
+//! under the same rules as `remove`.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::BoxError;
+use crate::context;
+use crate::registry::Registry;
+use crate::remove::{self, Options, Removal, Repo};
+use crate::repo::{self, Checkout};
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub dry_run: bool,
+    pub removed: Vec<Removed>,
+    pub kept: Vec<Kept>,
+    /// Orphans whose take-down failed part way; the record stays for the next run.
+    pub failed: Vec<Failed>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Removed {
+    /// Why it was an orphan (or merged).
+    pub reason: String,
+    #[serde(flatten)]
+    pub removal: Removal,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Kept {
+    pub name: String,
+    pub path: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Failed {
+    pub name: String,
+    pub path: String,
+    pub error: String,
+}
+
+pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
+    let main = Checkout::discover(cwd)?.main_of()?;
+    let (settings, _) = context::recipe(&main)?;
+    let registry = Registry::new(&main.common_dir);
+    // Records first, then git's list: `new` adds the git entry before the
+    // record, so every record read here already has its entry listed.
+    // Holding the lock keeps `new`, `apply` and `remove` out while we act.
+    let guard = if dry_run {
+        None
+    } else {
+        Some(registry.lock()?)
+    };
+    let records = registry.read_all()?;
+    let worktrees = repo::worktrees(&main.main, &main.common_dir)?;
+    let default = if merged {
+        Some(repo::default_branch(&main.main)?)
+    } else {
+        None
+    };
+    let repo_ = Repo {
+        main: &main,
+        settings: &settings,
+        registry: &registry,
+    };
+    let mut report = Report {
+        dry_run,
+        removed: Vec::new(),
+        kept: Vec::new(),
+        failed: Vec::new(),
+    };
+    let orphan = Options {
+        dry_run,
+        ..Options::default()
+    };
+    for worktree in &worktrees {
+        let record = records.iter().find(|r| r.id == worktree.id);
+        let name = record
+            .map(|r| r.name.clone())
+            .or_else(|| worktree.branch.clone())
+            .unwrap_or_else(|| worktree.id.clone());
+        let keep = |reason: String| Kept {
+            name: name.clone(),
+            path: worktree.path.display().to_string(),
+            reason,
+        };
+        let (reason, options) = if worktree.is_main {
+            report.kept.push(keep("the main worktree".into()));
+            continue;
+        } else if worktree.locked {
+            let gone = if worktree.path.exists() {
+                ""
+            } else {
+                ", even though its folder is gone"
+            };
+            report
+                .kept
+                .push(keep(format!("locked (`git worktree lock`){gone}")));
+            continue;
+        } else if worktree.prunable {
+            ("its folder is gone".to_string(), orphan)
+        } else if let Some((target, oid)) = &default {
+            match merged_and_clean(&main.main, worktree, target, *oid)? {
+                Ok(reason) => (
+                    reason,
+                    Options {
+                        branch: true,
+                        dry_run,
+                        ..Options::default()
+                    },
+                ),
+                Err(why) => {
+                    report.kept.push(keep(why));
+                    continue;
+                }
+            }
+        } else {
+            report.kept.push(keep("live".into()));
+            continue;
+        };
+        match remove::take_down(&repo_, guard.as_ref(), record, Some(worktree), options) {
+            Ok(removal) => report.removed.push(Removed { reason, removal }),
+            Err(e) => report.failed.push(Failed {
+                name,
+                path: worktree.path.display().to_string(),
+                error: error_chain(&*e),
+            }),
+        }
+    }
+    for record in records
+        .iter()
+        .filter(|r| r.id != "main" && !worktrees.iter().any(|w| w.id == r.id))
+    {
+        let reason = if record.path.exists() {
+            "its git worktree entry is gone"
+        } else {
+            "its folder and git worktree entry are gone"
+        };
+        match remove::take_down(&repo_, guard.as_ref(), Some(record), None, orphan) {
+            Ok(removal) => report.removed.push(Removed {
+                reason: reason.into(),
+                removal,
+            }),
+            Err(e) => report.failed.push(Failed {
+                name: record.name.clone(),
+                path: record.path.display().to_string(),
+                error: error_chain(&*e),
+            }),
+        }
+    }
+    Ok(report)
+}
+
+/// `Ok(reason)` when `--merged` may remove the worktree, else `Err(why not)`.
+fn merged_and_clean(
+    main: &Path,
+    worktree: &repo::Worktree,
+    target: &str,
+    oid: git2::Oid,
+) -> Result<Result<String, String>, BoxError> {
+    let Some(branch) = &worktree.branch else {
+        return Ok(Err("live (detached HEAD, no branch to be merged)".into()));
+    };
+    if !repo::is_merged(main, branch, oid)? {
+        return Ok(Err(format!("live (branch not merged into {target})")));
+    }
+    let work = remove::unsaved(main, worktree)?;
+    if !work.is_empty() {
+        return Ok(Err(format!(
+            "merged, but it has unsaved work: {}",
+            work.describe()
+        )));
+    }
+    Ok(Ok(format!(
+        "branch {branch} is merged into {target} and the worktree is clean"
+    )))
+}
+
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

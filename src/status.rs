@@ -1,0 +1,165 @@
+//! `provision status`: every worktree git knows plus every record whose
+//! worktree is gone, with its sandbox's name, database, port, whether it has
+//! unsaved changes, and its state. Reads only; no lock is taken.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::BoxError;
+use crate::registry::{Record, Registry};
+use crate::repo::{self, Checkout, Worktree};
+use crate::verify;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    /// The sandbox matches its lock and the lock matches the recipe.
+    Clean,
+    /// The sandbox differs from its lock (or the lock was edited).
+    Drift,
+    /// The recipe (or a new migration) asks for more than the lock records.
+    Stale,
+    /// No lock: `provision apply` was never run here.
+    NotProvisioned,
+    /// The worktree is gone; `provision gc` cleans up after it.
+    Orphan,
+}
+
+impl State {
+    pub fn label(self) -> &'static str {
+        match self {
+            State::Clean => "clean",
+            State::Drift => "drift",
+            State::Stale => "stale",
+            State::NotProvisioned => "not provisioned",
+            State::Orphan => "orphan",
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub name: String,
+    pub id: String,
+    pub branch: Option<String>,
+    pub path: String,
+    pub database: Option<String>,
+    pub port: Option<u16>,
+    /// Uncommitted or untracked (not ignored) files; `None` when the folder is gone.
+    pub dirty: Option<bool>,
+    pub state: State,
+    pub main: bool,
+    pub locked: bool,
+    /// The first finding, or why the state could not be read.
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub sandboxes: Vec<Row>,
+}
+
+pub fn status(cwd: &Path) -> Result<Report, BoxError> {
+    let main = Checkout::discover(cwd)?.main_of()?;
+    let registry = Registry::new(&main.common_dir);
+    let records = registry.read_all()?;
+    let worktrees = repo::worktrees(&main.main, &main.common_dir)?;
+    let mut rows: Vec<Row> = in_parallel(&worktrees, |worktree| {
+        row(worktree, records.iter().find(|r| r.id == worktree.id))
+    });
+    for record in records
+        .iter()
+        .filter(|r| !worktrees.iter().any(|w| w.id == r.id))
+    {
+        rows.push(Row {
+            name: record.name.clone(),
+            id: record.id.clone(),
+            branch: record.branch.clone(),
+            path: record.path.display().to_string(),
+            database: Some(record.database.name.clone()),
+            port: Some(record.port),
+            dirty: None,
+            state: State::Orphan,
+            main: false,
+            locked: false,
+            detail: Some("its git worktree entry is gone".into()),
+        });
+    }
+    Ok(Report { sandboxes: rows })
+}
+
+fn row(worktree: &Worktree, record: Option<&Record>) -> Row {
+    let mut row = Row {
+        name: record
+            .map(|r| r.name.clone())
+            .or_else(|| worktree.branch.clone())
+            .unwrap_or_else(|| worktree.id.clone()),
+        id: worktree.id.clone(),
+        branch: worktree.branch.clone(),
+        path: worktree.path.display().to_string(),
+        database: record.map(|r| r.database.name.clone()),
+        port: record.map(|r| r.port),
+        dirty: None,
+        state: State::Orphan,
+        main: worktree.is_main,
+        locked: worktree.locked,
+        detail: None,
+    };
+    if worktree.prunable || !worktree.path.is_dir() {
+        row.detail = Some(if worktree.locked {
+            "its folder is gone; locked, so gc keeps it".into()
+        } else {
+            "its folder is gone".into()
+        });
+        return row;
+    }
+    row.dirty = repo::unsaved_files(&worktree.path)
+        .ok()
+        .map(|files| !files.is_empty());
+    let (state, detail) = match Checkout::discover(&worktree.path) {
+        Ok(checkout) => verify(checkout),
+        Err(e) => (State::Drift, Some(e.to_string())),
+    };
+    row.state = state;
+    row.detail = detail;
+    row
+}
+
+/// The state `verify` reports, with its first finding.
+fn verify(checkout: Checkout) -> (State, Option<String>) {
+    match verify::verify(checkout) {
+        Ok(report) if report.worktree.is_none() => (State::NotProvisioned, None),
+        Ok(report) if report.clean => (State::Clean, None),
+        Ok(report) => {
+            let state = if report.findings.iter().all(|f| f.kind == "stale") {
+                State::Stale
+            } else {
+                State::Drift
+            };
+            let first = report
+                .findings
+                .iter()
+                .find(|f| state == State::Stale || f.kind != "stale")
+                .map(|f| format!("{}: {}", f.subject, f.message));
+            (state, first)
+        }
+        Err(e) => (State::Drift, Some(e.to_string())),
+    }
+}
+
+/// Maps `f` over `items` on every core, keeping the order.
+fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = items.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(|| part.iter().map(&f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a status worker panicked"))
+            .collect()
+    })
+}

@@ -1,0 +1,90 @@
+//! Takes a sandbox's own parts apart once its worktree is gone or going:
+//! the database (only when it carries provision's mark) and the registry
+//! record (which frees the port). Shared by `remove` and `gc`.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::config::Settings;
+use crate::context;
+use crate::db::{self, DbError};
+use crate::registry::{Guard, Record, Registry, RegistryError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TeardownError {
+    #[error("cannot drop database `{0}`")]
+    Drop(String, #[source] Box<DbError>),
+    #[error("cannot delete the registry record of `{0}`")]
+    Record(String, #[source] RegistryError),
+}
+
+/// What became of a sandbox's database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatabaseFate {
+    Dropped,
+    /// `--dry-run`: it would be dropped.
+    WouldDrop,
+    /// Nothing to drop: it was never created or is already gone.
+    Absent,
+    /// It exists without provision's mark: provision did not create it.
+    KeptUnmarked,
+    /// The recipe now names another kind or place than the record: opening
+    /// "the same" database could reach someone else's, so it is left alone.
+    KeptRecipeChanged,
+}
+
+impl DatabaseFate {
+    pub fn describe(self, name: &str) -> String {
+        match self {
+            DatabaseFate::Dropped => format!("dropped database {name}"),
+            DatabaseFate::WouldDrop => format!("would drop database {name}"),
+            DatabaseFate::Absent => format!("database {name} was already gone"),
+            DatabaseFate::KeptUnmarked => {
+                format!("kept database {name}: it has no provision mark")
+            }
+            DatabaseFate::KeptRecipeChanged => format!(
+                "kept database {name}: provision.toml's [database] no longer matches the record"
+            ),
+        }
+    }
+}
+
+/// Drops the record's database if provision created it; with `dry_run`
+/// only says what it would do.
+pub fn drop_database(
+    settings: &Settings,
+    common_dir: &Path,
+    record: &Record,
+    dry_run: bool,
+) -> Result<DatabaseFate, TeardownError> {
+    let recorded = &record.database;
+    let fail = |e| TeardownError::Drop(recorded.name.clone(), Box::new(e));
+    let mut database = db::open(
+        &settings.database,
+        &recorded.name,
+        &context::place_of(common_dir, &record.id),
+    );
+    if database.kind() != recorded.kind || database.location() != recorded.location {
+        return Ok(DatabaseFate::KeptRecipeChanged);
+    }
+    if !database.exists().map_err(fail)? {
+        return Ok(DatabaseFate::Absent);
+    }
+    if !database.is_marked().map_err(fail)? {
+        return Ok(DatabaseFate::KeptUnmarked);
+    }
+    if dry_run {
+        return Ok(DatabaseFate::WouldDrop);
+    }
+    database.drop_database().map_err(fail)?;
+    Ok(DatabaseFate::Dropped)
+}
+
+/// Deletes the record, which frees its port for the next sandbox.
+pub fn forget(registry: &Registry, guard: &Guard, record: &Record) -> Result<(), TeardownError> {
+    registry
+        .delete(guard, &record.id)
+        .map_err(|e| TeardownError::Record(record.name.clone(), e))
+}
