@@ -65,16 +65,15 @@ impl Context {
                 registry::allocate_port(&taken, settings.ports, &format!("{repo}/{name}"))?
             }
         };
-        let database = db::open(&settings.database, &db_name, &place(&checkout));
         let record = Record {
             id: checkout.id.clone(),
             name: name.clone(),
             path: checkout.root.clone(),
             branch: checkout.branch.clone(),
             database: DatabaseRecord {
-                kind: database.kind().to_string(),
+                kind: settings.database.kind.as_str().to_string(),
+                location: db::location(settings.database.kind, &db_name),
                 name: db_name,
-                location: database.location(),
             },
             port,
             lock_hash: existing.and_then(|r| r.lock_hash.clone()),
@@ -121,11 +120,26 @@ impl Context {
 
     pub fn database(&self) -> Result<Box<dyn Database>, BoxError> {
         let db_name = plan::database_name(&self.settings, &self.name, &self.repo)?;
-        Ok(db::open(
-            &self.settings.database,
+        let values = plan::values(
+            &self.name,
+            &self.repo,
             &db_name,
-            &place(&self.checkout),
-        ))
+            self.port,
+            &self.checkout.main.to_string_lossy(),
+            &self.checkout.root.to_string_lossy(),
+        );
+        let place = db::Place {
+            common_dir: &self.checkout.common_dir,
+            owner: format!(
+                "repo={} worktree={}",
+                self.checkout.common_dir.display(),
+                self.checkout.id
+            ),
+            worktree: &self.checkout.root,
+            env: plan::overrides(&self.settings, &values)?,
+            values,
+        };
+        Ok(db::open(&self.settings.database, &db_name, &place))
     }
 
     pub fn migrations(&self) -> Result<Vec<Migration>, BoxError> {
@@ -153,10 +167,8 @@ impl Context {
         } else {
             None
         };
-        let database = self.database()?;
-        let kind = database.kind();
-        let location =
-            |name: &str| db::open(&self.settings.database, name, &place(&self.checkout)).location();
+        let kind = self.settings.database.kind;
+        let location = |name: &str| db::location(kind, name);
         let main = self.checkout.main.to_string_lossy();
         let worktree = self.checkout.root.to_string_lossy();
         let inputs = Inputs {
@@ -172,7 +184,7 @@ impl Context {
             tracked_in_worktree: &tracked_in_worktree,
             shared_env: shared_env.as_deref(),
             migrations,
-            db_kind: kind,
+            db_kind: kind.as_str(),
             db_location: &location,
         };
         Ok(plan::plan(&inputs)?)
@@ -186,15 +198,4 @@ fn default_name(checkout: &Checkout) -> String {
         .branch
         .clone()
         .unwrap_or_else(|| checkout.id.clone())
-}
-
-fn place(checkout: &Checkout) -> db::Place<'_> {
-    db::Place {
-        common_dir: &checkout.common_dir,
-        owner: format!(
-            "repo={} worktree={}",
-            checkout.common_dir.display(),
-            checkout.id
-        ),
-    }
 }

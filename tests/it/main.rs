@@ -1,7 +1,10 @@
 //! One integration-test binary: every test drives the real `provision`
 //! binary in real git repositories built from scratch in temp dirs.
 
+mod pg_server;
 mod support;
 
+mod command;
+mod postgres;
 mod recipe;
 mod sandbox;
