@@ -140,17 +140,28 @@ pub fn apply(ctx: &Context, dry_run: bool, progress: &Progress) -> Result<Outcom
 
     if !dry_run {
         keep_out_of_git_status(ctx, desired)?;
+        let mut migrated = false;
         for action in &actions {
+            if let Action::Migrate { .. } = action {
+                // The migrations go together (some tools apply a whole
+                // folder in one run), in their order, when the first is due.
+                if !migrated {
+                    migrated = true;
+                    let pending: Vec<&Migration> = actions
+                        .iter()
+                        .filter_map(|a| match a {
+                            Action::Migrate { name } => migrations.iter().find(|f| &f.name == name),
+                            _ => None,
+                        })
+                        .collect();
+                    database.migrate_all(&pending, &mut |m| {
+                        progress.step(&format!("migrate   {}", m.name))
+                    })?;
+                }
+                continue;
+            }
             progress.step(&action.to_string());
-            execute(
-                action,
-                root,
-                env_text,
-                &rendered,
-                database.as_mut(),
-                &migrations,
-                &known,
-            )?;
+            execute(action, root, env_text, &rendered, database.as_mut(), &known)?;
         }
         let guard = ctx.registry.lock()?;
         if let Some(mut record) = ctx.registry.get(&ctx.checkout.id)?
@@ -353,7 +364,6 @@ fn execute(
     env_text: Option<&str>,
     lock_text: &str,
     database: &mut dyn Database,
-    files: &[Migration],
     known: &[Applied],
 ) -> Result<(), BoxError> {
     match action {
@@ -381,13 +391,7 @@ fn execute(
         Action::RepairLedger { .. } => {
             database.repair(known)?;
         }
-        Action::Migrate { name } => {
-            let file = files
-                .iter()
-                .find(|f| &f.name == name)
-                .expect("migrate actions name a file");
-            database.migrate(file)?;
-        }
+        Action::Migrate { .. } => unreachable!("apply runs the migrations together"),
         Action::WriteLock { .. } => {
             fsutil::write_atomically(&root.join(lock::FILE_NAME), lock_text.as_bytes())?
         }

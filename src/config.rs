@@ -35,17 +35,53 @@ pub struct Settings {
     pub ports: PortRange,
 }
 
+/// Serialized into the recipe hash; keys a kind does not use are left out,
+/// so a recipe that does not use them hashes as it did before they existed.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct DatabaseSettings {
     pub kind: DatabaseKind,
     pub name: String,
     pub migrations: String,
+    /// `postgres`: the server. Left out of the recipe hash: it names a host
+    /// (and may hold a password), and moving the server is not a recipe change.
+    #[serde(skip)]
+    pub url: Option<String>,
+    /// `postgres`: the database a new sandbox is copied from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// `command`: the templated shell commands.
+    #[serde(flatten)]
+    pub commands: Commands,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Commands {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub create: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migrate: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exists: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drop: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum DatabaseKind {
     Sqlite,
+    Postgres,
+    Command,
+}
+
+impl DatabaseKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatabaseKind::Sqlite => "sqlite",
+            DatabaseKind::Postgres => "postgres",
+            DatabaseKind::Command => "command",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -67,6 +103,9 @@ impl Default for Settings {
                 kind: DatabaseKind::Sqlite,
                 name: "{repo}_{slug}".into(),
                 migrations: "migrations".into(),
+                url: None,
+                template: None,
+                commands: Commands::default(),
             },
             ports: PortRange {
                 first: 20000,
@@ -108,6 +147,12 @@ struct RawDatabase {
     kind: Option<Spanned<String>>,
     name: Option<Spanned<String>>,
     migrations: Option<Spanned<String>>,
+    url: Option<Spanned<String>>,
+    template: Option<Spanned<String>>,
+    create: Option<Spanned<String>>,
+    migrate: Option<Spanned<String>>,
+    exists: Option<Spanned<String>>,
+    drop: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -171,24 +216,101 @@ pub fn parse(text: &str) -> Result<Settings, ConfigError> {
             field(
                 &value,
                 &format!("env.vars.{}", key.get_ref()),
-                template::KNOWN,
-                "",
+                template::SANDBOX,
+                "`{migration}` is only known to `[database] migrate`",
             )?;
             settings
                 .env_vars
                 .insert(key.into_inner(), value.into_inner());
         }
     }
-    if let Some(kind) = raw.database.kind {
+    if let Some(kind) = &raw.database.kind {
         settings.database.kind = match kind.get_ref().as_str() {
             "sqlite" => DatabaseKind::Sqlite,
+            "postgres" => DatabaseKind::Postgres,
+            "command" => DatabaseKind::Command,
             other => {
                 return Err(at(
                     Some(kind.span()),
-                    format!("database.kind: unknown kind `{other}`; known: sqlite"),
+                    format!(
+                        "database.kind: unknown kind `{other}`; known: sqlite, postgres, command"
+                    ),
                 ));
             }
         };
+    }
+    let kind = settings.database.kind;
+    // A key another kind uses is a mistake worth a line number, not a no-op.
+    let only_for = |value: &Option<Spanned<String>>, key: &str, wanted: DatabaseKind| match value {
+        Some(v) if kind != wanted => Err(at(
+            Some(v.span()),
+            format!(
+                "database.{key}: only used with kind = \"{}\" (this recipe's kind is \"{}\")",
+                wanted.as_str(),
+                kind.as_str()
+            ),
+        )),
+        _ => Ok(()),
+    };
+    let db = &raw.database;
+    only_for(&db.url, "url", DatabaseKind::Postgres)?;
+    only_for(&db.template, "template", DatabaseKind::Postgres)?;
+    for (key, value) in [
+        ("create", &db.create),
+        ("migrate", &db.migrate),
+        ("exists", &db.exists),
+        ("drop", &db.drop),
+    ] {
+        only_for(value, key, DatabaseKind::Command)?;
+    }
+    if let Some(url) = &db.url {
+        field(
+            url,
+            "database.url",
+            &[],
+            "the server is the same for every sandbox",
+        )?;
+        settings.database.url = Some(url.get_ref().clone());
+    }
+    if let Some(template) = &db.template {
+        field(
+            template,
+            "database.template",
+            &[],
+            "the template is one database every sandbox copies",
+        )?;
+        if template.get_ref().is_empty() {
+            return Err(at(
+                Some(template.span()),
+                "database.template: empty name".into(),
+            ));
+        }
+        settings.database.template = Some(template.get_ref().clone());
+    }
+    let sandbox_keys = template::SANDBOX;
+    let mut migrate_keys = sandbox_keys.to_vec();
+    migrate_keys.push("migration");
+    let commands = &mut settings.database.commands;
+    for (key, value, allowed, slot) in [
+        ("create", &db.create, sandbox_keys, &mut commands.create),
+        (
+            "migrate",
+            &db.migrate,
+            migrate_keys.as_slice(),
+            &mut commands.migrate,
+        ),
+        ("exists", &db.exists, sandbox_keys, &mut commands.exists),
+        ("drop", &db.drop, sandbox_keys, &mut commands.drop),
+    ] {
+        if let Some(value) = value {
+            field(
+                value,
+                &format!("database.{key}"),
+                allowed,
+                "`{migration}` is only known to `migrate`",
+            )?;
+            *slot = Some(value.get_ref().clone());
+        }
     }
     if let Some(name) = raw.database.name {
         field(
@@ -302,6 +424,48 @@ mod tests {
         assert!(
             err.contains("database.name: `{db}` cannot be used here"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn kind_specific_keys_are_checked() {
+        let s = parse(
+            "[database]\nkind = \"postgres\"\nurl = \"postgres://u@h:5/d\"\ntemplate = \"seed\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.database.kind, DatabaseKind::Postgres);
+        assert_eq!(s.database.template.as_deref(), Some("seed"));
+        // The url is not part of the recipe hash: it names a host.
+        assert!(!serde_json::to_string(&s).unwrap().contains("postgres://"));
+
+        let err = parse("[database]\nname = \"x\"\nurl = \"postgres://h/d\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("provision.toml:3: database.url: only used with kind = \"postgres\""),
+            "{err}"
+        );
+
+        let s = parse("[database]\nkind = \"command\"\nmigrate = \"run {migration}\"\n").unwrap();
+        assert_eq!(
+            s.database.commands.migrate.as_deref(),
+            Some("run {migration}")
+        );
+        let err = parse("[database]\nkind = \"command\"\ncreate = \"run {migration}\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("provision.toml:3: database.create: `{migration}`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn default_settings_hash_as_before_the_new_keys() {
+        let json = serde_json::to_string(&Settings::default().database).unwrap();
+        assert_eq!(
+            json,
+            r#"{"kind":"sqlite","name":"{repo}_{slug}","migrations":"migrations"}"#
         );
     }
 

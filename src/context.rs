@@ -3,6 +3,7 @@
 //! of the main checkout and the worktree's migration files.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 
 use crate::BoxError;
 use crate::config::{self, Settings};
@@ -70,16 +71,15 @@ impl Context {
                 registry::allocate_port(&taken, settings.ports, &format!("{repo}/{name}"))?
             }
         };
-        let database = db::open(&settings.database, &db_name, &place(&checkout));
         let record = Record {
             id: checkout.id.clone(),
             name: name.clone(),
             path: checkout.root.clone(),
             branch: checkout.branch.clone(),
             database: DatabaseRecord {
-                kind: database.kind().to_string(),
+                kind: settings.database.kind.as_str().to_string(),
+                location: db::location(settings.database.kind, &db_name),
                 name: db_name,
-                location: database.location(),
             },
             port,
             lock_hash: existing.and_then(|r| r.lock_hash.clone()),
@@ -125,12 +125,15 @@ impl Context {
     }
 
     pub fn database(&self) -> Result<Box<dyn Database>, BoxError> {
-        let db_name = plan::database_name(&self.settings, &self.name, &self.repo)?;
-        Ok(db::open(
-            &self.settings.database,
-            &db_name,
-            &place(&self.checkout),
-        ))
+        let owner = Owner {
+            common_dir: &self.checkout.common_dir,
+            main: &self.checkout.main,
+            worktree: &self.checkout.root,
+            id: &self.checkout.id,
+            name: &self.name,
+            port: self.port,
+        };
+        open_database(&self.settings, &self.repo, &owner)
     }
 
     pub fn migrations(&self) -> Result<Vec<Migration>, BoxError> {
@@ -158,10 +161,8 @@ impl Context {
         } else {
             None
         };
-        let database = self.database()?;
-        let kind = database.kind();
-        let location =
-            |name: &str| db::open(&self.settings.database, name, &place(&self.checkout)).location();
+        let kind = self.settings.database.kind;
+        let location = |name: &str| db::location(kind, name);
         let main = self.checkout.main.to_string_lossy();
         let worktree = self.checkout.root.to_string_lossy();
         let inputs = Inputs {
@@ -177,7 +178,7 @@ impl Context {
             tracked_in_worktree: &tracked_in_worktree,
             shared_env: shared_env.as_deref(),
             migrations,
-            db_kind: kind,
+            db_kind: kind.as_str(),
             db_location: &location,
         };
         Ok(plan::plan(&inputs)?)
@@ -193,15 +194,42 @@ fn default_name(checkout: &Checkout) -> String {
         .unwrap_or_else(|| checkout.id.clone())
 }
 
-fn place(checkout: &Checkout) -> db::Place<'_> {
-    place_of(&checkout.common_dir, &checkout.id)
+/// Who a sandbox is, as far as opening its database needs: from a live
+/// worktree, or from a record whose worktree is gone.
+pub struct Owner<'a> {
+    pub common_dir: &'a Path,
+    pub main: &'a Path,
+    /// Where commands run: the worktree, or the main checkout once it is gone.
+    pub worktree: &'a Path,
+    pub id: &'a str,
+    pub name: &'a str,
+    pub port: u16,
 }
 
-/// Where worktree `id`'s database lives and whom its mark names; also used
-/// for a worktree that is gone, whose record is all that is left.
-pub fn place_of<'a>(common_dir: &'a std::path::Path, id: &str) -> db::Place<'a> {
-    db::Place {
-        common_dir,
-        owner: format!("repo={} worktree={id}", common_dir.display()),
-    }
+pub fn open_database(
+    settings: &Settings,
+    repo: &str,
+    owner: &Owner,
+) -> Result<Box<dyn Database>, BoxError> {
+    let db_name = plan::database_name(settings, owner.name, repo)?;
+    let values = plan::values(
+        owner.name,
+        repo,
+        &db_name,
+        owner.port,
+        &owner.main.to_string_lossy(),
+        &owner.worktree.to_string_lossy(),
+    );
+    let place = db::Place {
+        common_dir: owner.common_dir,
+        owner: format!(
+            "repo={} worktree={}",
+            owner.common_dir.display(),
+            owner.id
+        ),
+        worktree: owner.worktree,
+        env: plan::overrides(settings, &values)?,
+        values,
+    };
+    Ok(db::open(&settings.database, &db_name, &place))
 }

@@ -57,19 +57,50 @@ pub fn database_name(settings: &Settings, name: &str, repo: &str) -> Result<Stri
     )?))
 }
 
+/// The values of a sandbox's templates.
+pub fn values(
+    name: &str,
+    repo: &str,
+    db: &str,
+    port: u16,
+    main: &str,
+    worktree: &str,
+) -> BTreeMap<&'static str, String> {
+    BTreeMap::from([
+        ("name", name.to_string()),
+        ("slug", slug::slug(name)),
+        ("repo", repo.to_string()),
+        ("db", db.to_string()),
+        ("port", port.to_string()),
+        ("main", main.to_string()),
+        ("worktree", worktree.to_string()),
+    ])
+}
+
+/// The env overrides, expanded.
+pub fn overrides(
+    settings: &Settings,
+    values: &BTreeMap<&'static str, String>,
+) -> Result<BTreeMap<String, String>, TemplateError> {
+    settings
+        .env_vars
+        .iter()
+        .map(|(key, value)| Ok((key.clone(), template::expand(value, values)?)))
+        .collect()
+}
+
 pub fn plan(inputs: &Inputs) -> Result<Plan, TemplateError> {
     let settings = inputs.settings;
     let mut notes = Vec::new();
     let db = database_name(settings, inputs.name, inputs.repo)?;
-    let values = BTreeMap::from([
-        ("name", inputs.name.to_string()),
-        ("slug", slug::slug(inputs.name)),
-        ("repo", inputs.repo.to_string()),
-        ("db", db.clone()),
-        ("port", inputs.port.to_string()),
-        ("main", inputs.main.to_string()),
-        ("worktree", inputs.worktree.to_string()),
-    ]);
+    let values = values(
+        inputs.name,
+        inputs.repo,
+        &db,
+        inputs.port,
+        inputs.main,
+        inputs.worktree,
+    );
 
     let env_file = settings.env_file.as_str();
     let env_is_shared = inputs.resolved.present.iter().any(|(p, _)| p == env_file);
@@ -114,11 +145,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, TemplateError> {
     }
     links.sort();
 
-    let overrides: BTreeMap<String, String> = settings
-        .env_vars
-        .iter()
-        .map(|(key, value)| Ok((key.clone(), template::expand(value, &values)?)))
-        .collect::<Result<_, TemplateError>>()?;
+    let overrides = overrides(settings, &values)?;
     let (env, env_text) = if inputs.is_main && env_is_shared {
         notes.push(format!(
             "{env_file}: in the main checkout this is the file every worktree shares; overrides are not written into it"

@@ -182,7 +182,7 @@ pub fn take_down(
     if let Some(record) = record {
         let fate = teardown::drop_database(
             repo_.settings,
-            &repo_.main.common_dir,
+            repo_.main,
             record,
             options.dry_run,
         )?;

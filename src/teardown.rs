@@ -2,19 +2,20 @@
 //! the database (only when it carries provision's mark) and the registry
 //! record (which frees the port). Shared by `remove` and `gc`.
 
-use std::path::Path;
-
 use serde::Serialize;
 
 use crate::config::Settings;
-use crate::context;
-use crate::db::{self, DbError};
+use crate::context::{self, Owner};
+use crate::db::DbError;
 use crate::registry::{Guard, Record, Registry, RegistryError};
+use crate::repo::Checkout;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TeardownError {
     #[error("cannot drop database `{0}`")]
     Drop(String, #[source] Box<DbError>),
+    #[error("cannot open database `{0}`")]
+    Open(String, #[source] crate::BoxError),
     #[error("cannot delete the registry record of `{0}`")]
     Record(String, #[source] RegistryError),
 }
@@ -55,17 +56,24 @@ impl DatabaseFate {
 /// only says what it would do.
 pub fn drop_database(
     settings: &Settings,
-    common_dir: &Path,
+    main: &Checkout,
     record: &Record,
     dry_run: bool,
 ) -> Result<DatabaseFate, TeardownError> {
     let recorded = &record.database;
     let fail = |e| TeardownError::Drop(recorded.name.clone(), Box::new(e));
-    let mut database = db::open(
-        &settings.database,
-        &recorded.name,
-        &context::place_of(common_dir, &record.id),
-    );
+    // Commands of the command kind run in the worktree while it exists.
+    let worktree = if record.path.is_dir() { &record.path } else { &main.main };
+    let owner = Owner {
+        common_dir: &main.common_dir,
+        main: &main.main,
+        worktree,
+        id: &record.id,
+        name: &record.name,
+        port: record.port,
+    };
+    let mut database = context::open_database(settings, &main.repo_name(), &owner)
+        .map_err(|e| TeardownError::Open(recorded.name.clone(), e))?;
     if database.kind() != recorded.kind || database.location() != recorded.location {
         return Ok(DatabaseFate::KeptRecipeChanged);
     }

@@ -6,12 +6,24 @@
 use std::collections::BTreeMap;
 
 /// Every template a recipe may use.
-pub const KNOWN: &[&str] = &["name", "slug", "db", "repo", "port", "main", "worktree"];
+pub const KNOWN: &[&str] = &[
+    "name",
+    "slug",
+    "db",
+    "repo",
+    "port",
+    "main",
+    "worktree",
+    "migration",
+];
+
+/// The templates that describe a sandbox (all but the per-migration one).
+pub const SANDBOX: &[&str] = &["name", "slug", "db", "repo", "port", "main", "worktree"];
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum TemplateError {
     #[error(
-        "unknown template `{{{0}}}`; known: {{name}} {{slug}} {{db}} {{repo}} {{port}} {{main}} {{worktree}}"
+        "unknown template `{{{0}}}`; known: {{name}} {{slug}} {{db}} {{repo}} {{port}} {{main}} {{worktree}} {{migration}}"
     )]
     Unknown(String),
     #[error("`{{{0}}}` cannot be used here: {1}")]

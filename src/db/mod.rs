@@ -4,13 +4,18 @@
 //! drop anything without that mark: provision never touches a database it did
 //! not create.
 
+mod command;
+mod postgres;
 mod sqlite;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::config::{DatabaseKind, DatabaseSettings};
 use crate::migrations::{Applied, Migration};
 
+pub use command::CommandDb;
+pub use postgres::Postgres;
 pub use sqlite::Sqlite;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +34,35 @@ pub enum DbError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("database `{name}`: {action}")]
+    Postgres {
+        name: String,
+        action: String,
+        #[source]
+        source: ::postgres::Error,
+    },
+    #[error("cannot connect to PostgreSQL at {server}")]
+    Connect {
+        server: String,
+        #[source]
+        source: ::postgres::Error,
+    },
+    #[error("invalid PostgreSQL connection settings ({from}): {message}")]
+    Settings { from: &'static str, message: String },
+    #[error(
+        "template database `{template}` is busy: PostgreSQL copies a template only while nobody else is connected to it; close its other sessions and try again"
+    )]
+    TemplateBusy { template: String },
+    #[error("`{command}` ({what}) {status}{output}")]
+    Command {
+        what: &'static str,
+        command: String,
+        status: String,
+        /// The last lines it printed, each on its own indented line.
+        output: String,
+    },
+    #[error("no `{0}` command in [database] of provision.toml; the command kind needs one to {1}")]
+    NoCommand(&'static str, &'static str),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -77,6 +111,19 @@ pub trait Database {
     fn ledger(&mut self) -> Result<Ledger, DbError>;
     /// Applies one migration in its own transaction and records it.
     fn migrate(&mut self, migration: &Migration) -> Result<(), DbError>;
+    /// Applies the pending migrations in order, calling `starting` before
+    /// each. Kinds whose tool applies a whole folder at once override this.
+    fn migrate_all(
+        &mut self,
+        pending: &[&Migration],
+        starting: &mut dyn FnMut(&Migration),
+    ) -> Result<(), DbError> {
+        for migration in pending {
+            starting(migration);
+            self.migrate(migration)?;
+        }
+        Ok(())
+    }
     /// Completes ledger rows that only part of the ledger has, taking
     /// checksums from `known` (the lock's record, else the files).
     fn repair(&mut self, known: &[Applied]) -> Result<Vec<String>, DbError>;
@@ -89,6 +136,12 @@ pub struct Place<'a> {
     pub common_dir: &'a Path,
     /// Identifies repository and worktree in the ownership mark.
     pub owner: String,
+    /// The worktree root, where commands run.
+    pub worktree: &'a Path,
+    /// The sandbox's template values (`{db}`, `{port}`, …) for commands.
+    pub values: BTreeMap<&'static str, String>,
+    /// The sandbox's env overrides, passed on to commands.
+    pub env: BTreeMap<String, String>,
 }
 
 pub fn open(settings: &DatabaseSettings, name: &str, place: &Place) -> Box<dyn Database> {
@@ -98,6 +151,18 @@ pub fn open(settings: &DatabaseSettings, name: &str, place: &Place) -> Box<dyn D
             name,
             place.owner.clone(),
         )),
+        DatabaseKind::Postgres => Box::new(Postgres::new(settings, name, place.owner.clone())),
+        DatabaseKind::Command => Box::new(CommandDb::new(settings, name, place)),
+    }
+}
+
+/// Where a kind keeps a database of this name, as the lock records it: no
+/// host names or absolute paths, so every clone's lock is the same.
+pub fn location(kind: DatabaseKind, name: &str) -> String {
+    match kind {
+        DatabaseKind::Sqlite => format!("$GIT_COMMON_DIR/provision/sqlite/{name}.sqlite"),
+        DatabaseKind::Postgres => format!("postgres:{name}"),
+        DatabaseKind::Command => format!("command:{name}"),
     }
 }
 

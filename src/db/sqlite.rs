@@ -97,7 +97,7 @@ impl Database for Sqlite {
     }
 
     fn location(&self) -> String {
-        format!("$GIT_COMMON_DIR/provision/sqlite/{}.sqlite", self.name)
+        super::location(crate::config::DatabaseKind::Sqlite, &self.name)
     }
 
     fn exists(&mut self) -> Result<bool, DbError> {

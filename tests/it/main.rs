@@ -1,9 +1,12 @@
 //! One integration-test binary: every test drives the real `provision`
 //! binary in real git repositories built from scratch in temp dirs.
 
+mod pg_server;
 mod support;
 
+mod command;
 mod lifecycle;
+mod postgres;
 mod recipe;
 mod sandbox;
 mod snapshots;

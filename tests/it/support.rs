@@ -68,6 +68,11 @@ impl TestEnv {
             .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
             .env("NO_COLOR", "1")
             .env_remove("DATABASE_URL")
+            .env_remove("PGHOST")
+            .env_remove("PGPORT")
+            .env_remove("PGUSER")
+            .env_remove("PGPASSWORD")
+            .env_remove("PGDATABASE")
             .env_remove("GIT_DIR")
             .env_remove("GIT_WORK_TREE");
         cmd
@@ -85,9 +90,15 @@ impl TestEnv {
     }
 
     pub fn provision(&self, cwd: &Path, args: &[&str]) -> Run {
+        self.provision_with(cwd, args, &[])
+    }
+
+    /// `provision` with extra environment variables.
+    pub fn provision_with(&self, cwd: &Path, args: &[&str], vars: &[(&str, &str)]) -> Run {
         Run::from(
             self.command(env!("CARGO_BIN_EXE_provision"), cwd)
                 .args(args)
+                .envs(vars.iter().copied())
                 .output()
                 .expect("provision runs"),
         )

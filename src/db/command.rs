@@ -1,0 +1,354 @@
+//! The command kind: templated shell commands drive any other tool (wrangler
+//! D1, a MySQL client, a hosted branching CLI).
+//!
+//! The tool behind the commands keeps no checksums and carries no mark of
+//! provision's, so provision keeps both itself, in a record under the git
+//! common dir (`provision/command/<db>.json`): written by `create` (the
+//! mark), extended after every successful `migrate` (the ledger: names and
+//! checksums of the files handed over), removed by drop. A database that
+//! `exists` reports but that has no record was not made by provision.
+//! The record, not the lock, is the ledger because the lock is written last:
+//! a run that fails half-way must still remember what it did apply.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Database, DbError, Ledger, LedgerRow};
+use crate::config::{Commands, DatabaseKind, DatabaseSettings};
+use crate::fsutil;
+use crate::migrations::{Applied, Migration};
+use crate::template;
+
+const MARK: &str = "provision:v1";
+/// How much of a failed command's output its error repeats.
+const TAIL_LINES: usize = 15;
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Record {
+    mark: String,
+    migrations: Vec<Applied>,
+}
+
+pub struct CommandDb {
+    name: String,
+    owner: String,
+    commands: Commands,
+    root: PathBuf,
+    main: String,
+    record_path: PathBuf,
+    values: BTreeMap<&'static str, String>,
+    env: BTreeMap<String, String>,
+}
+
+/// How a command ended and the last lines it printed.
+struct Ran {
+    code: Option<i32>,
+    status: String,
+    tail: Vec<String>,
+}
+
+impl CommandDb {
+    pub fn new(settings: &DatabaseSettings, name: &str, place: &super::Place) -> Self {
+        let mut values = place.values.clone();
+        values.insert("db", name.to_string());
+        CommandDb {
+            name: name.to_string(),
+            owner: place.owner.clone(),
+            commands: settings.commands.clone(),
+            root: place.worktree.to_path_buf(),
+            main: values.get("main").cloned().unwrap_or_default(),
+            record_path: place
+                .common_dir
+                .join("provision")
+                .join("command")
+                .join(format!("{name}.json")),
+            values,
+            env: place.env.clone(),
+        }
+    }
+
+    fn record(&self) -> Result<Option<Record>, DbError> {
+        let text = match fs_err::read_to_string(&self.record_path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let record: Record = serde_json::from_str(&text).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {e}", self.record_path.display()),
+            )
+        })?;
+        Ok(Some(record).filter(|r| r.mark.starts_with(MARK)))
+    }
+
+    fn write_record(&self, record: &Record) -> Result<(), DbError> {
+        let mut text = serde_json::to_string_pretty(record).expect("a record serializes");
+        text.push('\n');
+        Ok(fsutil::write_atomically(
+            &self.record_path,
+            text.as_bytes(),
+        )?)
+    }
+
+    fn command(&self, key: &'static str, why: &'static str) -> Result<&str, DbError> {
+        let command = match key {
+            "create" => &self.commands.create,
+            "migrate" => &self.commands.migrate,
+            "exists" => &self.commands.exists,
+            _ => &self.commands.drop,
+        };
+        command.as_deref().ok_or(DbError::NoCommand(key, why))
+    }
+
+    /// Runs `template` through `sh -c` in the worktree root. Its stdout goes
+    /// to provision's stderr (stdout belongs to provision's report), its
+    /// stderr to stderr; `quiet` holds both back, for questions like `exists`.
+    fn run(
+        &self,
+        template: &str,
+        migration: Option<&str>,
+        extra_env: &[(&str, String)],
+        quiet: bool,
+    ) -> Result<Ran, DbError> {
+        let mut values = self.values.clone();
+        if let Some(migration) = migration {
+            values.insert("migration", migration.to_string());
+        }
+        let line = template::expand(template, &values)
+            .map_err(|e| std::io::Error::other(format!("cannot expand `{template}`: {e}")))?;
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .current_dir(&self.root)
+            .envs(&self.env)
+            .env("PROVISION_DB", &self.name)
+            .env("PROVISION_WORKTREE", &self.root)
+            .env("PROVISION_MAIN", &self.main)
+            .envs(extra_env.iter().map(|(k, v)| (*k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot run sh -c {line}: {e}")))?;
+        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let readers = [
+            pump(child.stdout.take().expect("piped"), tail.clone(), quiet),
+            pump(child.stderr.take().expect("piped"), tail.clone(), quiet),
+        ];
+        let status = child.wait()?;
+        for reader in readers {
+            let _ = reader.join();
+        }
+        let tail = std::mem::take(&mut *tail.lock().expect("readers are done"));
+        let status_text = match status.code() {
+            Some(code) => format!("exited with status {code}"),
+            None => format!("was stopped ({status})"),
+        };
+        Ok(Ran {
+            code: status.code(),
+            status: status_text,
+            tail: tail.into(),
+        })
+    }
+
+    /// Runs a command that must succeed.
+    fn must(
+        &self,
+        what: &'static str,
+        template: &str,
+        migration: Option<&str>,
+        extra_env: &[(&str, String)],
+    ) -> Result<(), DbError> {
+        let ran = self.run(template, migration, extra_env, false)?;
+        if ran.code == Some(0) {
+            return Ok(());
+        }
+        Err(failure(what, template, ran))
+    }
+}
+
+fn failure(what: &'static str, template: &str, ran: Ran) -> DbError {
+    let output = if ran.tail.is_empty() {
+        ", printing nothing".to_string()
+    } else {
+        let lines: String = ran.tail.iter().map(|l| format!("\n    | {l}")).collect();
+        format!("; its last output:{lines}")
+    };
+    DbError::Command {
+        what,
+        command: template.to_string(),
+        status: ran.status,
+        output,
+    }
+}
+
+/// Copies a child's stream line by line to stderr, keeping the last lines.
+fn pump(
+    stream: impl Read + Send + 'static,
+    tail: Arc<Mutex<VecDeque<String>>>,
+    quiet: bool,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stream);
+        let mut buf = Vec::new();
+        while reader.read_until(b'\n', &mut buf).unwrap_or(0) > 0 {
+            if !quiet {
+                let _ = std::io::stderr().write_all(&buf);
+            }
+            let line = String::from_utf8_lossy(&buf).trim_end().to_string();
+            let mut tail = tail.lock().expect("no reader panics holding it");
+            if tail.len() == TAIL_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(line);
+            buf.clear();
+        }
+    })
+}
+
+fn path_text(path: &Path) -> String {
+    path.display().to_string()
+}
+
+impl Database for CommandDb {
+    fn kind(&self) -> &'static str {
+        "command"
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn location(&self) -> String {
+        super::location(DatabaseKind::Command, &self.name)
+    }
+
+    /// The `exists` command's answer (status 0: yes, 1: no, anything else
+    /// is an error), else whether provision's record is there.
+    fn exists(&mut self) -> Result<bool, DbError> {
+        let Some(template) = self.commands.exists.clone() else {
+            return Ok(self.record()?.is_some());
+        };
+        let ran = self.run(&template, None, &[], true)?;
+        match ran.code {
+            Some(0) => Ok(true),
+            Some(1) => Ok(false),
+            _ => Err(failure("exists", &template, ran)),
+        }
+    }
+
+    fn is_marked(&mut self) -> Result<bool, DbError> {
+        Ok(self.record()?.is_some())
+    }
+
+    fn create(&mut self) -> Result<(), DbError> {
+        if self.commands.exists.is_some() && self.exists()? {
+            return if self.is_marked()? {
+                Ok(())
+            } else {
+                Err(DbError::Unmarked {
+                    name: self.name.clone(),
+                    location: self.location(),
+                })
+            };
+        }
+        if let Some(template) = self.commands.create.clone() {
+            self.must("create", &template, None, &[])?;
+        }
+        // A fresh database has nothing applied, whatever an old record says.
+        self.write_record(&Record {
+            mark: format!("{MARK} {}", self.owner),
+            migrations: Vec::new(),
+        })
+    }
+
+    fn ledger(&mut self) -> Result<Ledger, DbError> {
+        let migrations = self.record()?.map(|r| r.migrations).unwrap_or_default();
+        Ok(Ledger {
+            rows: migrations
+                .into_iter()
+                .map(|m| LedgerRow {
+                    name: m.name,
+                    checksum: Some(m.checksum),
+                    missing_from: None,
+                })
+                .collect(),
+        })
+    }
+
+    /// Runs `migrate` for one file, as `{migration}` and `PROVISION_MIGRATION`.
+    fn migrate(&mut self, migration: &Migration) -> Result<(), DbError> {
+        self.migrate_all(&[migration], &mut |_| {})
+    }
+
+    /// A `migrate` command that names `{migration}` runs once per file; one
+    /// that does not (a tool that applies a whole folder, like `wrangler d1
+    /// migrations apply`) runs once for all of them, which it finds listed
+    /// in `PROVISION_MIGRATIONS`, one path per line.
+    fn migrate_all(
+        &mut self,
+        pending: &[&Migration],
+        starting: &mut dyn FnMut(&Migration),
+    ) -> Result<(), DbError> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let template = self.command("migrate", "apply migrations")?.to_string();
+        let Some(mut record) = self.record()? else {
+            return Err(DbError::Unmarked {
+                name: self.name.clone(),
+                location: self.location(),
+            });
+        };
+        let per_file = template::keys(&template)
+            .map(|keys| keys.iter().any(|k| k == "migration"))
+            .unwrap_or(false);
+        let batches: Vec<&[&Migration]> = if per_file {
+            pending.chunks(1).collect()
+        } else {
+            vec![pending]
+        };
+        for batch in batches {
+            for migration in batch {
+                starting(migration);
+            }
+            let paths: Vec<String> = batch.iter().map(|m| path_text(&m.path)).collect();
+            let mut env = vec![("PROVISION_MIGRATIONS", paths.join("\n"))];
+            let one = (batch.len() == 1).then(|| paths[0].clone());
+            if let Some(path) = &one {
+                env.push(("PROVISION_MIGRATION", path.clone()));
+            }
+            self.must("migrate", &template, one.as_deref(), &env)?;
+            record.migrations.extend(batch.iter().map(|m| m.record()));
+            self.write_record(&record)?;
+        }
+        Ok(())
+    }
+
+    fn repair(&mut self, _known: &[Applied]) -> Result<Vec<String>, DbError> {
+        Ok(Vec::new())
+    }
+
+    fn drop_database(&mut self) -> Result<(), DbError> {
+        if !self.exists()? {
+            return Ok(());
+        }
+        if !self.is_marked()? {
+            return Err(DbError::Unmarked {
+                name: self.name.clone(),
+                location: self.location(),
+            });
+        }
+        let template = self.command("drop", "drop a database")?.to_string();
+        self.must("drop", &template, None, &[])?;
+        fs_err::remove_file(&self.record_path)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,426 @@
+//! PostgreSQL on a real server: one database per sandbox, created with
+//! `CREATE DATABASE` (optionally from a template), marked with a
+//! `COMMENT ON DATABASE`, its ledger a table inside it.
+//!
+//! Identifiers are always quoted with `quote_ident` and values go as bind
+//! parameters; the one statement that cannot take a parameter (`COMMENT`)
+//! gets a literal quoted with `quote_literal`.
+
+use std::time::Duration;
+
+use postgres::config::Host;
+use postgres::error::SqlState;
+use postgres::{Client, Config, NoTls};
+
+use super::{Database, DbError, Ledger, LedgerRow};
+use crate::config::{DatabaseKind, DatabaseSettings};
+use crate::migrations::{Applied, Migration};
+
+const MARK: &str = "provision:v1";
+/// Long enough for a loaded server, short enough that a stopped one is
+/// reported while the user still waits for it.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const LEDGER: &str = "
+    CREATE TABLE IF NOT EXISTS provision_migrations(
+        id         bigint GENERATED ALWAYS AS IDENTITY,
+        name       text PRIMARY KEY,
+        checksum   text NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now()
+    )";
+
+pub struct Postgres {
+    name: String,
+    owner: String,
+    template: Option<String>,
+    /// The maintenance database's settings; an error is kept until the
+    /// first connection so that only commands that need the server fail.
+    config: Result<Config, (&'static str, String)>,
+    admin: Option<Client>,
+    sandbox: Option<Client>,
+}
+
+impl Postgres {
+    pub fn new(settings: &DatabaseSettings, name: &str, owner: String) -> Self {
+        Postgres {
+            name: name.to_string(),
+            owner,
+            template: settings.template.clone(),
+            config: server_config(settings.url.as_deref()),
+            admin: None,
+            sandbox: None,
+        }
+    }
+
+    fn fail(&self, action: &str) -> impl Fn(postgres::Error) -> DbError + use<> {
+        let (name, action) = (self.name.clone(), action.to_string());
+        move |source| DbError::Postgres {
+            name: name.clone(),
+            action: action.clone(),
+            source,
+        }
+    }
+
+    fn connect(&self, dbname: Option<&str>) -> Result<Client, DbError> {
+        let mut config = match &self.config {
+            Ok(config) => config.clone(),
+            Err((from, message)) => {
+                return Err(DbError::Settings {
+                    from,
+                    message: message.clone(),
+                });
+            }
+        };
+        if let Some(dbname) = dbname {
+            config.dbname(dbname);
+        }
+        config.connect(NoTls).map_err(|source| DbError::Connect {
+            server: describe(&config),
+            source,
+        })
+    }
+
+    /// A connection to the maintenance database, for creating and dropping.
+    fn admin(&mut self) -> Result<&mut Client, DbError> {
+        if self.admin.is_none() {
+            self.admin = Some(self.connect(None)?);
+        }
+        Ok(self.admin.as_mut().expect("just connected"))
+    }
+
+    /// A connection to the sandbox's own database, for its ledger.
+    fn sandbox(&mut self) -> Result<&mut Client, DbError> {
+        if self.sandbox.is_none() {
+            let name = self.name.clone();
+            self.sandbox = Some(self.connect(Some(&name))?);
+        }
+        Ok(self.sandbox.as_mut().expect("just connected"))
+    }
+
+    fn unmarked(&self) -> DbError {
+        DbError::Unmarked {
+            name: self.name.clone(),
+            location: self.location(),
+        }
+    }
+
+    /// Keys the advisory lock that serialises migrations on this database.
+    fn lock_key(&self) -> i64 {
+        let hash = blake3::hash(format!("provision:migrate:{}", self.name).as_bytes());
+        i64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"))
+    }
+}
+
+impl Database for Postgres {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn location(&self) -> String {
+        super::location(DatabaseKind::Postgres, &self.name)
+    }
+
+    fn exists(&mut self) -> Result<bool, DbError> {
+        let fail = self.fail("look up");
+        let name = self.name.clone();
+        let row = self
+            .admin()?
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+            .map_err(fail)?;
+        Ok(row.is_some())
+    }
+
+    fn is_marked(&mut self) -> Result<bool, DbError> {
+        let fail = self.fail("read mark");
+        let name = self.name.clone();
+        let row = self
+            .admin()?
+            .query_opt(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+                &[&name],
+            )
+            .map_err(fail)?;
+        let mark: Option<String> = row.and_then(|r| r.get(0));
+        Ok(mark.is_some_and(|m| m.starts_with(MARK)))
+    }
+
+    fn create(&mut self) -> Result<(), DbError> {
+        if self.exists()? {
+            return if self.is_marked()? {
+                Ok(())
+            } else {
+                Err(self.unmarked())
+            };
+        }
+        let mut sql = format!("CREATE DATABASE {}", quote_ident(&self.name));
+        if let Some(template) = &self.template {
+            sql.push_str(&format!(" TEMPLATE {}", quote_ident(template)));
+        }
+        let template = self.template.clone();
+        let fail = self.fail("create");
+        if let Err(e) = self.admin()?.batch_execute(&sql) {
+            if let Some(template) = template
+                && e.code() == Some(&SqlState::OBJECT_IN_USE)
+            {
+                return Err(DbError::TemplateBusy { template });
+            }
+            return Err(fail(e));
+        }
+        let mark = format!("{MARK} {}", self.owner);
+        let comment = format!(
+            "COMMENT ON DATABASE {} IS {}",
+            quote_ident(&self.name),
+            quote_literal(&mark)
+        );
+        let fail = self.fail("mark");
+        if let Err(e) = self.admin()?.batch_execute(&comment) {
+            // Never leave an unmarked database behind: nothing else would
+            // ever be allowed to drop it. It is ours, made a moment ago.
+            let drop = format!("DROP DATABASE {}", quote_ident(&self.name));
+            let _ = self.admin()?.batch_execute(&drop);
+            return Err(fail(e));
+        }
+        Ok(())
+    }
+
+    fn ledger(&mut self) -> Result<Ledger, DbError> {
+        let fail = self.fail("read provision_migrations");
+        let client = self.sandbox()?;
+        let has_table = client
+            .query_one(
+                "SELECT to_regclass('provision_migrations') IS NOT NULL",
+                &[],
+            )
+            .map_err(self.fail("read schema"))?
+            .get::<_, bool>(0);
+        if !has_table {
+            return Ok(Ledger::default());
+        }
+        let rows = self
+            .sandbox()?
+            .query(
+                "SELECT name, checksum FROM provision_migrations ORDER BY id",
+                &[],
+            )
+            .map_err(fail)?;
+        Ok(Ledger {
+            rows: rows
+                .into_iter()
+                .map(|r| LedgerRow {
+                    name: r.get(0),
+                    checksum: Some(r.get(1)),
+                    missing_from: None,
+                })
+                .collect(),
+        })
+    }
+
+    fn migrate(&mut self, migration: &Migration) -> Result<(), DbError> {
+        let sql = migration.sql()?;
+        let key = self.lock_key();
+        let failed = |e: postgres::Error| DbError::Migration {
+            file: migration.name.clone(),
+            message: server_message(&e),
+        };
+        let begin = self.fail("begin");
+        let mut tx = self.sandbox()?.transaction().map_err(begin)?;
+        // Held to the end of the transaction: a second `apply` on this
+        // database waits here, then finds the migration already recorded.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&key])
+            .map_err(failed)?;
+        tx.batch_execute(LEDGER).map_err(failed)?;
+        let recorded = tx
+            .query_opt(
+                "SELECT checksum FROM provision_migrations WHERE name = $1",
+                &[&migration.name],
+            )
+            .map_err(failed)?;
+        if let Some(row) = recorded {
+            let checksum: String = row.get(0);
+            if checksum == migration.checksum {
+                return tx.commit().map_err(failed);
+            }
+            return Err(DbError::Migration {
+                file: migration.name.clone(),
+                message: format!(
+                    "another run recorded it with checksum {checksum}, the file has {}",
+                    migration.checksum
+                ),
+            });
+        }
+        tx.batch_execute(&sql).map_err(failed)?;
+        tx.execute(
+            "INSERT INTO provision_migrations(name, checksum) VALUES($1, $2)",
+            &[&migration.name, &migration.checksum],
+        )
+        .map_err(failed)?;
+        tx.commit().map_err(failed)
+    }
+
+    fn repair(&mut self, _known: &[Applied]) -> Result<Vec<String>, DbError> {
+        // One ledger table: there are no partial rows to complete.
+        Ok(Vec::new())
+    }
+
+    fn drop_database(&mut self) -> Result<(), DbError> {
+        if !self.exists()? {
+            return Ok(());
+        }
+        if !self.is_marked()? {
+            return Err(self.unmarked());
+        }
+        self.sandbox = None;
+        let name = self.name.clone();
+        let drop = format!("DROP DATABASE {}", quote_ident(&name));
+        let fail = self.fail("drop");
+        let end_sessions = self.fail("end its sessions");
+        let admin = self.admin()?;
+        // Other sessions keep a database from being dropped; a new one may
+        // connect between the two statements, so try twice.
+        let mut result = Ok(());
+        for _ in 0..2 {
+            admin
+                .execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    &[&name],
+                )
+                .map_err(&end_sessions)?;
+            result = admin.batch_execute(&drop);
+            match &result {
+                Err(e) if e.code() == Some(&SqlState::OBJECT_IN_USE) => continue,
+                _ => break,
+            }
+        }
+        result.map_err(fail)
+    }
+}
+
+/// The server's settings: `url`, else `DATABASE_URL`, else the `PG*`
+/// variables libpq reads.
+fn server_config(url: Option<&str>) -> Result<Config, (&'static str, String)> {
+    let mut config = if let Some(url) = url {
+        parse_url(url, "[database] url")?
+    } else if let Some(url) = env("DATABASE_URL") {
+        parse_url(&url, "DATABASE_URL")?
+    } else {
+        from_pg_env()
+    };
+    if config.get_hosts().is_empty() {
+        config.host("localhost");
+    }
+    if config.get_user().is_none() {
+        let user = env("PGUSER")
+            .or_else(|| env("USER"))
+            .unwrap_or_else(|| "postgres".into());
+        config.user(&user);
+    }
+    if config.get_dbname().is_none() {
+        config.dbname("postgres");
+    }
+    config.connect_timeout(CONNECT_TIMEOUT);
+    config.application_name("provision");
+    Ok(config)
+}
+
+fn parse_url(url: &str, from: &'static str) -> Result<Config, (&'static str, String)> {
+    url.parse::<Config>().map_err(|e| (from, e.to_string()))
+}
+
+fn env(key: &str) -> Option<String> {
+    std::env::var(key).ok().filter(|v| !v.is_empty())
+}
+
+fn from_pg_env() -> Config {
+    let mut config = Config::new();
+    if let Some(host) = env("PGHOST") {
+        for host in host.split(',') {
+            config.host(host);
+        }
+    }
+    if let Some(port) = env("PGPORT").and_then(|p| p.parse().ok()) {
+        config.port(port);
+    }
+    if let Some(user) = env("PGUSER") {
+        config.user(&user);
+    }
+    if let Some(password) = env("PGPASSWORD") {
+        config.password(password);
+    }
+    if let Some(dbname) = env("PGDATABASE") {
+        config.dbname(&dbname);
+    }
+    config
+}
+
+/// `host:port` (or the socket path) for errors; never the password.
+fn describe(config: &Config) -> String {
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|host| match host {
+            Host::Tcp(name) => format!("{name}:{port}"),
+            Host::Unix(dir) => format!("{}/.s.PGSQL.{port}", dir.display()),
+        })
+        .collect();
+    hosts.join(", ")
+}
+
+/// The server's own words for a failed statement.
+fn server_message(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut text = format!("{}: {}", db.severity(), db.message());
+            if let Some(detail) = db.detail() {
+                text.push_str(&format!(" ({detail})"));
+            }
+            if let Some(hint) = db.hint() {
+                text.push_str(&format!("; hint: {hint}"));
+            }
+            text
+        }
+        None => e.to_string(),
+    }
+}
+
+/// An identifier in double quotes, inner quotes doubled.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A string literal in single quotes, inner quotes doubled. Safe under
+/// `standard_conforming_strings` (on by default since PostgreSQL 9.1); a
+/// backslash makes it an escape string instead, so none can slip through.
+pub fn quote_literal(text: &str) -> String {
+    let quoted = text.replace('\'', "''");
+    if text.contains('\\') {
+        format!("E'{}'", quoted.replace('\\', "\\\\"))
+    } else {
+        format!("'{quoted}'")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_and_literals_are_quoted() {
+        assert_eq!(quote_ident("app"), "\"app\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_literal("it's"), "'it''s'");
+        assert_eq!(quote_literal("a\\'b"), "E'a\\\\''b'");
+    }
+
+    #[test]
+    fn url_errors_name_their_source_and_servers_their_port() {
+        let (from, _) = server_config(Some("postgres://u@h:notaport/d")).unwrap_err();
+        assert_eq!(from, "[database] url");
+        let config = server_config(Some("postgres://u@db.example:6543/d")).unwrap();
+        assert_eq!(describe(&config), "db.example:6543");
+    }
+}

@@ -1,0 +1,198 @@
+//! `kind = "command"` driving the real `sqlite3` CLI: one database file per
+//! sandbox under the main checkout's `.sandboxes/`.
+
+use std::path::{Path, PathBuf};
+
+use crate::support::{TestEnv, read, write};
+
+const SQLITE3: &str = "/usr/bin/sqlite3";
+
+/// The fixture app with a command-kind recipe; `migrate` is the given line.
+fn command_app(env: &TestEnv, migrate: &str, extra: &str) -> PathBuf {
+    assert!(
+        Path::new(SQLITE3).is_file(),
+        "the command-kind tests drive {SQLITE3}: install the `sqlite3` package"
+    );
+    let main = env.fixture_repo("app");
+    let file = "\"$PROVISION_MAIN/.sandboxes/{db}.db\"";
+    write(
+        main.join("provision.toml"),
+        &format!(
+            r#"[database]
+kind = "command"
+create = 'mkdir -p "$PROVISION_MAIN/.sandboxes" && {SQLITE3} {file} "PRAGMA user_version = 1;" && echo created {{db}} for port {{port}}'
+exists = 'test -f {file}'
+migrate = '{migrate}'
+drop = 'rm {file}'
+{extra}"#
+        ),
+    );
+    write(
+        main.join(".gitignore"),
+        &format!("{}.sandboxes/\n", read(main.join(".gitignore"))),
+    );
+    env.commit_all(&main, "command recipe");
+    main
+}
+
+fn tables(db: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap();
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn commands_create_migrate_and_verify_per_migration() {
+    let env = TestEnv::new();
+    let main = command_app(
+        &env,
+        &format!("{SQLITE3} \"$PROVISION_MAIN/.sandboxes/$PROVISION_DB.db\" < {{migration}}"),
+        "",
+    );
+    let run = env
+        .provision(&main, &["new", "feature", "--json"])
+        .expect(0);
+    // Command output goes to stderr; stdout stays one JSON report.
+    assert_eq!(run.json()["worktree"], "feature");
+    assert!(
+        run.stderr.contains("created app_feature for port"),
+        "{}",
+        run.stderr
+    );
+
+    let db = main.join(".sandboxes/app_feature.db");
+    assert_eq!(tables(&db), ["posts", "users"]);
+    let wt = env.path("worktree-feature");
+    let lock = read(wt.join("provision.lock"));
+    assert!(
+        lock.contains("\"location\": \"command:app_feature\""),
+        "{lock}"
+    );
+    assert!(lock.contains("0002_create_posts.sql"), "{lock}");
+    env.provision(&wt, &["verify"]).expect(0);
+    env.provision(&wt, &["apply"]).expect(0);
+    assert!(
+        env.provision(&wt, &["apply"])
+            .expect(0)
+            .stdout
+            .contains("is up to date")
+    );
+
+    // A new migration goes through `migrate` too, and only it.
+    write(
+        wt.join("migrations/0003_add_bio.sql"),
+        "ALTER TABLE users ADD COLUMN bio TEXT;\n",
+    );
+    env.provision(&wt, &["verify"]).expect(1);
+    env.provision(&wt, &["apply"]).expect(0);
+    env.provision(&wt, &["verify"]).expect(0);
+
+    // An applied migration edited afterwards: the tool keeps no checksums,
+    // provision's record does.
+    let file = wt.join("migrations/0001_create_users.sql");
+    write(&file, &format!("{}-- edited\n", read(&file)));
+    let run = env.provision(&wt, &["verify"]).expect(1);
+    assert!(
+        run.stdout.contains("migration 0001_create_users.sql")
+            && run.stdout.contains("edited after it was applied"),
+        "{}",
+        run.stdout
+    );
+    let run = env.provision(&wt, &["apply"]).expect(2);
+    assert!(
+        run.stderr
+            .contains("0001_create_users.sql was changed after it was applied"),
+        "{}",
+        run.stderr
+    );
+
+    // The database removed behind provision's back is reported missing.
+    fs_err::remove_file(&db).unwrap();
+    let run = env.provision(&wt, &["verify"]).expect(1);
+    assert!(
+        run.stdout.contains("app_feature (missing)"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_folder_migrate_command_runs_once_for_all_pending() {
+    let env = TestEnv::new();
+    let main = command_app(
+        &env,
+        &format!(
+            "echo run >> \"$PROVISION_MAIN/.sandboxes/runs\"; for f in $PROVISION_MIGRATIONS; do {SQLITE3} \"$PROVISION_MAIN/.sandboxes/$PROVISION_DB.db\" < \"$f\" || exit 1; done"
+        ),
+        "",
+    );
+    env.provision(&main, &["new", "feature"]).expect(0);
+    assert_eq!(read(main.join(".sandboxes/runs")), "run\n");
+    assert_eq!(
+        tables(&main.join(".sandboxes/app_feature.db")),
+        ["posts", "users"]
+    );
+    env.provision(&env.path("worktree-feature"), &["verify"])
+        .expect(0);
+}
+
+#[test]
+fn a_failing_command_names_itself_its_status_and_output_and_is_undone() {
+    let env = TestEnv::new();
+    let main = command_app(
+        &env,
+        &format!("{SQLITE3} \"$PROVISION_MAIN/.sandboxes/$PROVISION_DB.db\" < {{migration}}"),
+        "",
+    );
+    write(
+        main.join("migrations/0003_broken.sql"),
+        "CREATE TABLE oops (;\n",
+    );
+    env.commit_all(&main, "broken migration");
+    let run = env.provision(&main, &["new", "feature"]).expect(2);
+    assert!(
+        run.stderr.contains("(migrate) exited with status 1")
+            && run.stderr.contains("< {migration}`")
+            && run.stderr.contains("| ")
+            && run.stderr.contains("syntax error"),
+        "{}",
+        run.stderr
+    );
+    // The failed `new` dropped what it made, through the `drop` command.
+    assert!(!main.join(".sandboxes/app_feature.db").exists());
+    assert!(!env.path("worktree-feature").exists());
+    assert!(
+        !main
+            .join(".git/provision/command/app_feature.json")
+            .exists()
+    );
+}
+
+#[test]
+fn a_database_provision_did_not_create_is_refused_and_kept() {
+    let env = TestEnv::new();
+    let main = command_app(
+        &env,
+        &format!("{SQLITE3} \"$PROVISION_MAIN/.sandboxes/$PROVISION_DB.db\" < {{migration}}"),
+        "",
+    );
+    fs_err::create_dir_all(main.join(".sandboxes")).unwrap();
+    let db = main.join(".sandboxes/app_feature.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE precious(x); INSERT INTO precious VALUES (42);")
+        .unwrap();
+    let run = env.provision(&main, &["new", "feature"]).expect(2);
+    assert!(
+        run.stderr.contains("was not created by provision"),
+        "{}",
+        run.stderr
+    );
+    assert!(db.exists());
+    assert_eq!(tables(&db), ["precious"]);
+}

@@ -1,0 +1,291 @@
+//! `kind = "postgres"` against the private test server. Every test names its
+//! databases `t_<test>_…` so that the tests can share the server in parallel.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::pg_server::{dead_port, server};
+use crate::support::{TestEnv, read, write};
+
+/// The fixture app with a PostgreSQL recipe; its sandboxes are `t_<tag>_<slug>`.
+fn pg_app(env: &TestEnv, tag: &str, extra: &str) -> PathBuf {
+    let main = env.fixture_repo("app");
+    write(
+        main.join("provision.toml"),
+        &format!(
+            "[database]\nkind = \"postgres\"\nurl = \"{}\"\nname = \"t_{tag}_{{slug}}\"\n{extra}",
+            server().url()
+        ),
+    );
+    env.commit_all(&main, "postgres recipe");
+    main
+}
+
+fn database_exists(name: &str) -> bool {
+    server()
+        .client("postgres")
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .unwrap()
+        .is_some()
+}
+
+#[test]
+fn new_creates_a_marked_migrated_database_and_verify_is_clean() {
+    let env = TestEnv::new();
+    let main = pg_app(&env, "new", "");
+    env.provision(&main, &["new", "feature"]).expect(0);
+    let wt = env.path("worktree-feature");
+
+    let mark: String = server()
+        .client("postgres")
+        .query_one(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+            &[&"t_new_feature"],
+        )
+        .unwrap()
+        .get(0);
+    assert!(mark.starts_with("provision:v1 repo="), "{mark}");
+
+    let mut db = server().client("t_new_feature");
+    let ledger: Vec<String> = db
+        .query("SELECT name FROM provision_migrations ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ledger, ["0001_create_users.sql", "0002_create_posts.sql"]);
+    db.execute(
+        "INSERT INTO users(id, email) VALUES(1, 'a@example.com')",
+        &[],
+    )
+    .unwrap();
+
+    let lock = read(wt.join("provision.lock"));
+    assert!(
+        lock.contains("\"location\": \"postgres:t_new_feature\""),
+        "{lock}"
+    );
+    assert!(!lock.contains("127.0.0.1"), "host in the lock:\n{lock}");
+
+    env.provision(&wt, &["verify"]).expect(0);
+    let run = env.provision(&wt, &["apply", "--json"]).expect(0);
+    assert_eq!(run.json()["actions"], serde_json::json!([]));
+}
+
+#[test]
+fn the_server_can_come_from_database_url() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    write(
+        main.join("provision.toml"),
+        "[database]\nkind = \"postgres\"\nname = \"t_envurl_{slug}\"\n",
+    );
+    env.commit_all(&main, "postgres recipe");
+    let url = server().url();
+    let vars = [("DATABASE_URL", url.as_str())];
+    env.provision_with(&main, &["new", "feature"], &vars)
+        .expect(0);
+    assert!(database_exists("t_envurl_feature"));
+    env.provision_with(&env.path("worktree-feature"), &["verify"], &vars)
+        .expect(0);
+}
+
+#[test]
+fn a_lost_ledger_row_or_an_edited_migration_is_drift() {
+    let env = TestEnv::new();
+    let main = pg_app(&env, "drift", "");
+    env.provision(&main, &["new", "feature"]).expect(0);
+    let wt = env.path("worktree-feature");
+    let mut db = server().client("t_drift_feature");
+
+    let row = db
+        .query_one(
+            "DELETE FROM provision_migrations WHERE name = '0002_create_posts.sql' RETURNING checksum",
+            &[],
+        )
+        .unwrap();
+    let checksum: String = row.get(0);
+    let run = env.provision(&wt, &["verify"]).expect(1);
+    assert!(
+        run.stdout.contains("migration 0002_create_posts.sql")
+            && run.stdout.contains("not in the database's ledger"),
+        "{}",
+        run.stdout
+    );
+    db.execute(
+        "INSERT INTO provision_migrations(name, checksum) VALUES('0002_create_posts.sql', $1)",
+        &[&checksum],
+    )
+    .unwrap();
+    env.provision(&wt, &["verify"]).expect(0);
+
+    let file = wt.join("migrations/0001_create_users.sql");
+    write(&file, &format!("{}-- edited\n", read(&file)));
+    let run = env.provision(&wt, &["verify"]).expect(1);
+    assert!(
+        run.stdout.contains("migration 0001_create_users.sql")
+            && run.stdout.contains("edited after it was applied"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn an_unmarked_database_is_refused_and_kept() {
+    let env = TestEnv::new();
+    let main = pg_app(&env, "unmarked", "");
+    let mut admin = server().client("postgres");
+    admin
+        .batch_execute("CREATE DATABASE t_unmarked_feature")
+        .unwrap();
+    server()
+        .client("t_unmarked_feature")
+        .batch_execute("CREATE TABLE precious(x int); INSERT INTO precious VALUES (42);")
+        .unwrap();
+
+    let run = env.provision(&main, &["new", "feature"]).expect(2);
+    assert!(
+        run.stderr.contains("database `t_unmarked_feature`")
+            && run.stderr.contains("was not created by provision")
+            && run.stderr.contains("choose another name"),
+        "{}",
+        run.stderr
+    );
+    // The failed `new` cleaned up after itself, and only after itself.
+    assert!(!env.path("worktree-feature").exists());
+    let kept: i32 = server()
+        .client("t_unmarked_feature")
+        .query_one("SELECT x FROM precious", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(kept, 42);
+    assert!(
+        server()
+            .client("t_unmarked_feature")
+            .query_opt("SELECT to_regclass('provision_migrations')::text", &[])
+            .unwrap()
+            .and_then(|r| r.get::<_, Option<String>>(0))
+            .is_none(),
+        "provision migrated a database it does not own"
+    );
+}
+
+#[test]
+fn a_failing_migration_rolls_back_names_the_file_and_leaves_nothing() {
+    let env = TestEnv::new();
+    let main = pg_app(&env, "broken", "");
+    write(
+        main.join("migrations/0003_broken.sql"),
+        "CREATE TABLE half(x int);\nSELECT no_such_function();\n",
+    );
+    env.commit_all(&main, "broken migration");
+    let run = env.provision(&main, &["new", "feature"]).expect(2);
+    assert!(
+        run.stderr.contains("migration 0003_broken.sql failed")
+            && run.stderr.contains("no_such_function"),
+        "{}",
+        run.stderr
+    );
+    assert!(!env.path("worktree-feature").exists());
+    assert_eq!(env.git(&main, &["branch", "--list", "feature"]), "");
+    // Ours, made by this attempt: dropped again.
+    assert!(!database_exists("t_broken_feature"));
+}
+
+#[test]
+fn a_template_sandbox_starts_with_the_templates_rows() {
+    let env = TestEnv::new();
+    let main = pg_app(&env, "tpl", "template = \"t_tpl_seed\"\n");
+    server()
+        .client("postgres")
+        .batch_execute("CREATE DATABASE t_tpl_seed")
+        .unwrap();
+    let mut seed = server().client("t_tpl_seed");
+    seed.batch_execute(
+        "CREATE TABLE seed_rows(x int); INSERT INTO seed_rows VALUES (1), (2), (3);",
+    )
+    .unwrap();
+
+    // While someone is connected to the template, PostgreSQL cannot copy it.
+    let run = env.provision(&main, &["new", "busy"]).expect(2);
+    assert!(
+        run.stderr
+            .contains("template database `t_tpl_seed` is busy"),
+        "{}",
+        run.stderr
+    );
+    assert!(!database_exists("t_tpl_busy"));
+    drop(seed);
+
+    env.provision(&main, &["new", "feature"]).expect(0);
+    let mut db = server().client("t_tpl_feature");
+    let rows: i64 = db
+        .query_one("SELECT count(*) FROM seed_rows", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 3);
+    // …and then the migrations the template lacks.
+    let applied: i64 = db
+        .query_one("SELECT count(*) FROM provision_migrations", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(applied, 2);
+    env.provision(&env.path("worktree-feature"), &["verify"])
+        .expect(0);
+}
+
+#[test]
+fn a_stopped_server_is_a_quick_clear_error_and_nothing_is_half_made() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    let port = dead_port();
+    write(
+        main.join("provision.toml"),
+        &format!(
+            "[database]\nkind = \"postgres\"\nurl = \"postgres://postgres@127.0.0.1:{port}/postgres\"\n"
+        ),
+    );
+    env.commit_all(&main, "postgres recipe");
+    let started = Instant::now();
+    let run = env.provision(&main, &["new", "feature"]).expect(2);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(
+        run.stderr
+            .contains(&format!("cannot connect to PostgreSQL at 127.0.0.1:{port}")),
+        "{}",
+        run.stderr
+    );
+    assert!(!env.path("worktree-feature").exists());
+    assert_eq!(env.git(&main, &["branch", "--list", "feature"]), "");
+    assert_eq!(
+        fs_err::read_dir(main.join(".git/provision/sandboxes"))
+            .map(|d| d.count())
+            .unwrap_or(0),
+        0
+    );
+}
+
+#[test]
+fn verify_against_an_unreachable_server_is_an_error_not_drift() {
+    let env = TestEnv::new();
+    let main = pg_app(&env, "gone", "");
+    env.provision(&main, &["new", "feature"]).expect(0);
+    let wt = env.path("worktree-feature");
+    // The server moves away; the recipe hash does not hold the URL.
+    let port = dead_port();
+    write(
+        main.join("provision.toml"),
+        &read(main.join("provision.toml")).replace(
+            &server().url(),
+            &format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+        ),
+    );
+    let run = env.provision(&wt, &["verify"]).expect(2);
+    assert!(
+        run.stderr
+            .contains(&format!("cannot connect to PostgreSQL at 127.0.0.1:{port}")),
+        "{}",
+        run.stderr
+    );
+}
