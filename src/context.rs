@@ -222,11 +222,7 @@ pub fn open_database(
     );
     let place = db::Place {
         common_dir: owner.common_dir,
-        owner: format!(
-            "repo={} worktree={}",
-            owner.common_dir.display(),
-            owner.id
-        ),
+        owner: format!("repo={} worktree={}", owner.common_dir.display(), owner.id),
         worktree: owner.worktree,
         env: plan::overrides(settings, &values)?,
         values,

@@ -180,12 +180,7 @@ pub fn take_down(
         });
     }
     if let Some(record) = record {
-        let fate = teardown::drop_database(
-            repo_.settings,
-            repo_.main,
-            record,
-            options.dry_run,
-        )?;
+        let fate = teardown::drop_database(repo_.settings, repo_.main, record, options.dry_run)?;
         removal.database_fate = Some(fate);
         removal.done.push(fate.describe(&record.database.name));
         if let Some(guard) = guard.filter(|_| !options.dry_run) {

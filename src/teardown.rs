@@ -63,7 +63,11 @@ pub fn drop_database(
     let recorded = &record.database;
     let fail = |e| TeardownError::Drop(recorded.name.clone(), Box::new(e));
     // Commands of the command kind run in the worktree while it exists.
-    let worktree = if record.path.is_dir() { &record.path } else { &main.main };
+    let worktree = if record.path.is_dir() {
+        &record.path
+    } else {
+        &main.main
+    };
     let owner = Owner {
         common_dir: &main.common_dir,
         main: &main.main,

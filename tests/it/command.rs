@@ -196,3 +196,28 @@ fn a_database_provision_did_not_create_is_refused_and_kept() {
     assert!(db.exists());
     assert_eq!(tables(&db), ["precious"]);
 }
+
+#[test]
+fn remove_and_gc_run_the_drop_command() {
+    let env = TestEnv::new();
+    let main = command_app(
+        &env,
+        &format!("{SQLITE3} \"$PROVISION_MAIN/.sandboxes/$PROVISION_DB.db\" < {{migration}}"),
+        "",
+    );
+    env.provision(&main, &["new", "kept"]).expect(0);
+    env.provision(&main, &["new", "removed"]).expect(0);
+    env.provision(&main, &["new", "orphan"]).expect(0);
+    let db = |name: &str| main.join(format!(".sandboxes/app_{name}.db"));
+    assert!(db("removed").is_file() && db("orphan").is_file());
+
+    env.provision(&main, &["remove", "removed"]).expect(0);
+    assert!(!db("removed").exists());
+    // The worktree is gone, so gc runs the drop command in the main checkout.
+    fs_err::remove_dir_all(env.path("worktree-orphan")).unwrap();
+    env.provision(&main, &["gc"]).expect(0);
+    assert!(!db("orphan").exists());
+    assert!(db("kept").is_file());
+    env.provision(&env.path("worktree-kept"), &["verify"])
+        .expect(0);
+}

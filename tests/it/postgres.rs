@@ -289,3 +289,38 @@ fn verify_against_an_unreachable_server_is_an_error_not_drift() {
         run.stderr
     );
 }
+
+/// remove and gc drop a sandbox's PostgreSQL database, and never one whose
+/// mark is gone: provision cannot tell that one from somebody else's.
+#[test]
+fn remove_and_gc_drop_marked_databases_only() {
+    let env = TestEnv::new();
+    let main = pg_app(&env, "life", "");
+    for name in ["gone", "unmarked", "removed"] {
+        env.provision(&main, &["new", name]).expect(0);
+    }
+    assert!(database_exists("t_life_removed"));
+    env.provision(&main, &["remove", "removed"]).expect(0);
+    assert!(!database_exists("t_life_removed"));
+
+    server()
+        .client("postgres")
+        .batch_execute("COMMENT ON DATABASE t_life_unmarked IS NULL")
+        .unwrap();
+    for name in ["gone", "unmarked"] {
+        fs_err::remove_dir_all(env.path(&format!("worktree-{name}"))).unwrap();
+    }
+    let run = env.provision(&main, &["gc"]).expect(0);
+    assert!(
+        run.stdout
+            .contains("kept database t_life_unmarked: it has no provision mark"),
+        "{}",
+        run.stdout
+    );
+    assert!(!database_exists("t_life_gone"));
+    assert!(database_exists("t_life_unmarked"));
+    server()
+        .client("postgres")
+        .batch_execute("DROP DATABASE t_life_unmarked")
+        .unwrap();
+}
