@@ -8,6 +8,7 @@ use crate::apply::{self, Outcome};
 use crate::cli::{ApplyArgs, Cli, Command, GcArgs, NewArgs, RemoveArgs};
 use crate::context::{self, Context};
 use crate::output::{self, BOLD, CYAN, DIM, GREEN, Progress, RED, Report, YELLOW, paint};
+use crate::registry::Registry;
 use crate::repo::{self, Checkout};
 use crate::template;
 use crate::verify;
@@ -88,7 +89,13 @@ fn new(cwd: &Path, args: NewArgs, progress: &Progress, json: bool) -> Result<Exi
         }
     };
     let path = crate::fsutil::normalize(&path);
-    repo::worktree_add(&main.main, &args.name, &path, args.from.as_deref())?;
+    {
+        // git does not serialise concurrent `worktree add`s fully: one can
+        // read another's half-written admin dir and fail ("failed to read
+        // .git/worktrees/…/commondir"). Many agents at once take turns here.
+        let _turn = Registry::new(&main.common_dir).lock()?;
+        repo::worktree_add(&main.main, &args.name, &path, args.from.as_deref())?;
+    }
     progress.step(&format!(
         "worktree  {} on new branch {}",
         path.display(),

@@ -70,8 +70,9 @@ impl Sqlite {
     }
 
     fn has_table(&mut self, table: &str) -> Result<bool, DbError> {
-        let conn = self.conn()?;
-        let found: Option<i64> = conn
+        let name = self.name.clone();
+        let found: Option<i64> = self
+            .conn()?
             .query_row(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
                 [table],
@@ -79,11 +80,33 @@ impl Sqlite {
             )
             .optional()
             .map_err(|source| DbError::Sqlite {
-                name: String::new(),
-                action: "read schema".into(),
+                name,
+                action: "read the schema".into(),
                 source,
             })?;
         Ok(found.is_some())
+    }
+
+    /// Every row `sql` selects from `table`; none while the table does not exist.
+    fn rows<T>(
+        &mut self,
+        table: &str,
+        sql: &str,
+        row: impl FnMut(&rusqlite::Row) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, DbError> {
+        if !self.has_table(table)? {
+            return Ok(Vec::new());
+        }
+        let fail = |source| DbError::Sqlite {
+            name: self.name.clone(),
+            action: format!("read {table}"),
+            source,
+        };
+        let conn = self.conn.as_ref().expect("has_table opened it");
+        let mut stmt = conn.prepare(sql).map_err(fail)?;
+        stmt.query_map([], row)
+            .and_then(|rows| rows.collect::<Result<Vec<T>, _>>())
+            .map_err(fail)
     }
 }
 
@@ -150,59 +173,33 @@ impl Database for Sqlite {
     }
 
     fn ledger(&mut self) -> Result<Ledger, DbError> {
-        let mut rows: Vec<LedgerRow> = Vec::new();
-        if self.has_table(D1)? {
-            let conn = self.conn()?;
-            let mut stmt = conn
-                .prepare("SELECT name FROM d1_migrations ORDER BY id")
-                .map_err(|source| DbError::Sqlite {
-                    name: String::new(),
-                    action: "read d1_migrations".into(),
-                    source,
-                })?;
-            let names = stmt
-                .query_map([], |r| r.get::<_, String>(0))
-                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-                .map_err(|source| DbError::Sqlite {
-                    name: String::new(),
-                    action: "read d1_migrations".into(),
-                    source,
-                })?;
-            rows.extend(names.into_iter().map(|name| LedgerRow {
+        let names = self.rows(D1, "SELECT name FROM d1_migrations ORDER BY id", |r| {
+            r.get(0)
+        })?;
+        let mut rows: Vec<LedgerRow> = names
+            .into_iter()
+            .map(|name| LedgerRow {
                 name,
                 checksum: None,
                 missing_from: Some(OURS),
-            }));
-        }
-        if self.has_table(OURS)? {
-            let conn = self.conn()?;
-            let mut stmt = conn
-                .prepare("SELECT name, checksum FROM provision_migrations ORDER BY rowid")
-                .map_err(|source| DbError::Sqlite {
-                    name: String::new(),
-                    action: "read provision_migrations".into(),
-                    source,
-                })?;
-            let ours = stmt
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-                .map_err(|source| DbError::Sqlite {
-                    name: String::new(),
-                    action: "read provision_migrations".into(),
-                    source,
-                })?;
-            for (name, checksum) in ours {
-                match rows.iter_mut().find(|r| r.name == name) {
-                    Some(row) => {
-                        row.checksum = Some(checksum);
-                        row.missing_from = None;
-                    }
-                    None => rows.push(LedgerRow {
-                        name,
-                        checksum: Some(checksum),
-                        missing_from: Some(D1),
-                    }),
+            })
+            .collect();
+        let ours: Vec<(String, String)> = self.rows(
+            OURS,
+            "SELECT name, checksum FROM provision_migrations ORDER BY rowid",
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        for (name, checksum) in ours {
+            match rows.iter_mut().find(|r| r.name == name) {
+                Some(row) => {
+                    row.checksum = Some(checksum);
+                    row.missing_from = None;
                 }
+                None => rows.push(LedgerRow {
+                    name,
+                    checksum: Some(checksum),
+                    missing_from: Some(D1),
+                }),
             }
         }
         // Lexical order is application order; a row that sorts out of place
