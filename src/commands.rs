@@ -101,46 +101,80 @@ fn new(cwd: &Path, args: NewArgs, progress: &Progress, json: bool) -> Result<Exi
         path.display(),
         args.name
     ));
-    let outcome = Checkout::discover(&path)
-        .map_err(BoxError::from)
-        .and_then(|checkout| Context::reserve(checkout, Some(&args.name), false))
-        .and_then(|ctx| apply::apply(&ctx, false, progress).map(|o| (ctx, o)));
-    match outcome {
-        Ok((_, outcome)) => {
+    let mut attempt = Attempt::default();
+    match build_new(&path, &args.name, progress, &mut attempt) {
+        Ok(outcome) => {
             output::emit(&NewReport(outcome), json);
             Ok(Exit::Clean)
         }
         Err(err) => {
-            undo_new(&main, &args.name, &path, progress);
-            Err(with_step(
-                "building the sandbox (the new worktree, branch and database were removed again)",
-                err,
-            ))
+            let undone = undo_new(&main, &args.name, &path, &attempt, progress);
+            Err(with_step(&format!("building the sandbox ({undone})"), err))
         }
     }
 }
 
-/// Removes what a failed `new` made: the database if it carries provision's
-/// mark, the registry record, the worktree and its branch.
-fn undo_new(main: &Checkout, name: &str, path: &Path, progress: &Progress) {
-    // The record is written before the database is created, so without a
-    // record there is no database of this attempt to drop.
-    if let Ok(Some(ctx)) = Checkout::discover(path)
-        .map_err(BoxError::from)
-        .and_then(|c| Context::observe(c, None))
-    {
-        if let Ok(mut db) = ctx.database()
+/// What a `new` attempt made beyond the worktree and branch, so that a
+/// failure takes back exactly that and nothing that was there before.
+#[derive(Default)]
+struct Attempt {
+    ctx: Option<Context>,
+    new_record: bool,
+    new_database: bool,
+}
+
+fn build_new(
+    path: &Path,
+    name: &str,
+    progress: &Progress,
+    attempt: &mut Attempt,
+) -> Result<Outcome, BoxError> {
+    let checkout = Checkout::discover(path)?;
+    attempt.new_record = Registry::new(&checkout.common_dir)
+        .get(&checkout.id)?
+        .is_none();
+    let ctx = attempt
+        .ctx
+        .insert(Context::reserve(checkout, Some(name), false)?);
+    attempt.new_database = !ctx.database()?.exists()?;
+    apply::apply(ctx, false, progress)
+}
+
+/// Removes what a failed `new` made, and says what that was.
+fn undo_new(
+    main: &Checkout,
+    name: &str,
+    path: &Path,
+    attempt: &Attempt,
+    progress: &Progress,
+) -> String {
+    let mut undone = Vec::new();
+    if let Some(ctx) = &attempt.ctx {
+        if attempt.new_database
+            && let Ok(mut db) = ctx.database()
             && db.exists().unwrap_or(false)
             && db.is_marked().unwrap_or(false)
         {
-            let _ = db.drop_database();
+            match db.drop_database() {
+                Ok(()) => undone.push("the database"),
+                Err(e) => progress.warn(&format!("could not drop the new database again: {e}")),
+            }
         }
-        if let Ok(guard) = ctx.registry.lock() {
-            let _ = ctx.registry.delete(&guard, &ctx.checkout.id);
+        if attempt.new_record
+            && let Ok(guard) = ctx.registry.lock()
+            && ctx.registry.delete(&guard, &ctx.checkout.id).is_ok()
+        {
+            undone.push("the registry record");
         }
     }
-    if let Err(e) = repo::worktree_undo(&main.main, name, path) {
-        progress.warn(&format!("could not remove the new worktree again: {e}"));
+    match repo::worktree_undo(&main.main, name, path) {
+        Ok(()) => undone.push("the worktree and branch"),
+        Err(e) => progress.warn(&format!("could not remove the new worktree again: {e}")),
+    }
+    if undone.is_empty() {
+        "nothing it made could be removed again".into()
+    } else {
+        format!("removed again: {}", undone.join(", "))
     }
 }
 

@@ -9,10 +9,39 @@ use crate::BoxError;
 use crate::config::{self, Settings};
 use crate::db::{self, Database};
 use crate::include::{self, Entry};
+use crate::lock::Sandbox;
 use crate::migrations::{self, Migration};
 use crate::plan::{self, Inputs, Plan};
 use crate::registry::{self, DatabaseRecord, Record, Registry};
 use crate::repo::{self, Checkout};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error(
+        "worktree id `{id}` still holds sandbox `{name}` (database `{database}`) of a worktree removed without provision; run `provision gc` to collect it, then try again"
+    )]
+    IdReused {
+        id: String,
+        name: String,
+        database: String,
+    },
+    #[error(
+        "sandbox `{name}` owns database `{old}`, but the recipe now names `{new}`; provision will not leave `{old}` behind: restore `[database] name`, or `provision remove` and `provision new` the sandbox"
+    )]
+    DatabaseRenamed {
+        name: String,
+        old: String,
+        new: String,
+    },
+    #[error(
+        "database name `{database}` is already used by sandbox `{name}` ({path}); choose another worktree name or `[database] name`"
+    )]
+    DatabaseTaken {
+        database: String,
+        name: String,
+        path: String,
+    },
+}
 
 pub struct Context {
     pub checkout: Checkout,
@@ -21,6 +50,8 @@ pub struct Context {
     pub repo: String,
     pub name: String,
     pub port: u16,
+    /// The database this sandbox owns, as its record (or lock) names it.
+    pub database_name: String,
     pub registry: Registry,
 }
 
@@ -47,21 +78,41 @@ impl Context {
         let guard = registry.lock()?;
         let records = registry.all(&guard)?;
         let existing = records.iter().find(|r| r.id == checkout.id);
+        if let (Some(record), Some(name)) = (existing, name) {
+            // git reuses a worktree id once its entry is gone; the record is
+            // that earlier worktree's, and its database is still there.
+            if record.name != name {
+                return Err(ContextError::IdReused {
+                    id: checkout.id.clone(),
+                    name: record.name.clone(),
+                    database: record.database.name.clone(),
+                }
+                .into());
+            }
+        }
         let name = match (existing, name) {
             (Some(record), _) => record.name.clone(),
             (None, Some(name)) => name.to_string(),
             (None, None) => default_name(&checkout),
         };
         let db_name = plan::database_name(&settings, &name, &repo)?;
+        if let Some(record) = existing.filter(|r| r.database.name != db_name) {
+            return Err(ContextError::DatabaseRenamed {
+                name,
+                old: record.database.name.clone(),
+                new: db_name,
+            }
+            .into());
+        }
         if let Some(other) = records
             .iter()
             .find(|r| r.id != checkout.id && r.database.name == db_name)
         {
-            return Err(format!(
-                "database name `{db_name}` is already used by sandbox `{}` ({}); choose another worktree name or `[database] name`",
-                other.name,
-                other.path.display()
-            )
+            return Err(ContextError::DatabaseTaken {
+                database: db_name,
+                name: other.name.clone(),
+                path: other.path.display().to_string(),
+            }
             .into());
         }
         let port = match existing {
@@ -95,22 +146,22 @@ impl Context {
             repo,
             name,
             port,
+            database_name: record.database.name,
             registry,
         })
     }
 
     /// For `verify`: reads only. The name and port come from the registry,
-    /// else from the lock; `None` when the worktree was never provisioned.
-    pub fn observe(
-        checkout: Checkout,
-        lock_port: Option<(String, u16)>,
-    ) -> Result<Option<Self>, BoxError> {
+    /// else from the lock, and the database is the one the lock names (a
+    /// recipe that now names another is reported as stale, not as missing).
+    /// `None` when the worktree was never provisioned.
+    pub fn observe(checkout: Checkout, lock: Option<&Sandbox>) -> Result<Option<Self>, BoxError> {
         let (settings, includes) = recipe(&checkout)?;
         let repo = checkout.repo_name();
         let registry = Registry::new(&checkout.common_dir);
-        let (name, port) = match (registry.get(&checkout.id)?, lock_port) {
-            (Some(record), _) => (record.name, record.port),
-            (None, Some(from_lock)) => from_lock,
+        let (name, port, database_name) = match (registry.get(&checkout.id)?, lock) {
+            (_, Some(lock)) => (lock.worktree.clone(), lock.port, lock.database.name.clone()),
+            (Some(record), None) => (record.name, record.port, record.database.name),
             (None, None) => return Ok(None),
         };
         Ok(Some(Context {
@@ -120,6 +171,7 @@ impl Context {
             repo,
             name,
             port,
+            database_name,
             registry,
         }))
     }
@@ -131,6 +183,7 @@ impl Context {
             worktree: &self.checkout.root,
             id: &self.checkout.id,
             name: &self.name,
+            database: &self.database_name,
             port: self.port,
         };
         open_database(&self.settings, &self.repo, &owner)
@@ -203,6 +256,7 @@ pub struct Owner<'a> {
     pub worktree: &'a Path,
     pub id: &'a str,
     pub name: &'a str,
+    pub database: &'a str,
     pub port: u16,
 }
 
@@ -211,11 +265,10 @@ pub fn open_database(
     repo: &str,
     owner: &Owner,
 ) -> Result<Box<dyn Database>, BoxError> {
-    let db_name = plan::database_name(settings, owner.name, repo)?;
     let values = plan::values(
         owner.name,
         repo,
-        &db_name,
+        owner.database,
         owner.port,
         &owner.main.to_string_lossy(),
         &owner.worktree.to_string_lossy(),
@@ -227,5 +280,5 @@ pub fn open_database(
         env: plan::overrides(settings, &values)?,
         values,
     };
-    Ok(db::open(&settings.database, &db_name, &place))
+    Ok(db::open(&settings.database, owner.database, &place))
 }

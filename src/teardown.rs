@@ -74,6 +74,7 @@ pub fn drop_database(
         worktree,
         id: &record.id,
         name: &record.name,
+        database: &recorded.name,
         port: record.port,
     };
     let mut database = context::open_database(settings, &main.repo_name(), &owner)

@@ -59,8 +59,7 @@ pub fn verify(checkout: Checkout) -> Result<Report, BoxError> {
             ),
         });
     }
-    let ctx = Context::observe(checkout, Some((locked.worktree.clone(), locked.port)))?
-        .expect("a lock gives a name and port");
+    let ctx = Context::observe(checkout, Some(locked))?.expect("a lock gives a name and port");
     let files = ctx.migrations()?;
     let mut database = ctx.database()?;
     let observed = observe::observe(locked, &root, &ctx.checkout.main, database.as_mut())?;
@@ -70,6 +69,15 @@ pub fn verify(checkout: Checkout) -> Result<Report, BoxError> {
         .map(|r| r.name.as_str())
         .collect();
     drift(locked, &observed.sandbox, &files, &partial, &mut findings);
+    // Whatever the specific checks above do not name, the diff still shows:
+    // verify never passes a sandbox that differs from its lock.
+    if findings.iter().all(|f| f.kind == "lock") && observed.sandbox != *locked {
+        findings.push(Finding {
+            kind: "drift",
+            subject: "sandbox".into(),
+            message: "differs from its lock (see the diff)".into(),
+        });
+    }
     for row in &observed.partial_rows {
         findings.push(Finding {
             kind: "drift",
@@ -195,6 +203,16 @@ fn drift(
     }
     for applied in &want.migrations {
         let subject = format!("migration {}", applied.name);
+        let recorded = have.migrations.iter().find(|m| m.name == applied.name);
+        if let Some(row) = recorded.filter(|m| m.checksum != applied.checksum) {
+            findings.push(drift(
+                subject.clone(),
+                format!(
+                    "the database's ledger records checksum {}, the lock {}",
+                    row.checksum, applied.checksum
+                ),
+            ));
+        }
         match files.iter().find(|f| f.name == applied.name) {
             None => findings.push(drift(
                 subject.clone(),

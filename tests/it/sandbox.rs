@@ -477,3 +477,86 @@ fn an_absent_include_that_appears_is_linked_by_the_next_apply() {
     );
     env.provision(&wt, &["verify"]).expect(0);
 }
+
+#[test]
+fn a_ledger_checksum_edited_in_the_database_is_drift() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["new", "feature"]).expect(0);
+    let wt = env.path("worktree-feature");
+    sqlite(&main, "app_feature")
+        .execute(
+            "UPDATE provision_migrations SET checksum = 'blake3:0000'",
+            [],
+        )
+        .unwrap();
+    let run = env.provision(&wt, &["verify"]).expect(1);
+    assert!(
+        run.stdout
+            .contains("the database's ledger records checksum blake3:0000"),
+        "{}",
+        run.stdout
+    );
+}
+
+/// A recipe that renames the database must not strand the old one.
+#[test]
+fn a_renamed_database_is_stale_and_never_left_behind() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["new", "feature"]).expect(0);
+    let wt = env.path("worktree-feature");
+    write(
+        main.join("provision.toml"),
+        "[database]\nname = \"renamed_{slug}\"\n",
+    );
+    let run = env.provision(&wt, &["verify"]).expect(1);
+    assert!(
+        run.stdout
+            .contains("the recipe now names it renamed_feature"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("(missing)"), "{}", run.stdout);
+    let run = env.provision(&wt, &["apply"]).expect(2);
+    assert!(run.stderr.contains("sandbox `feature` owns database `app_feature`, but the recipe now names `renamed_feature`"), "{}", run.stderr);
+    assert!(
+        main.join(".git/provision/sqlite/app_feature.sqlite")
+            .is_file()
+    );
+    assert!(
+        !main
+            .join(".git/provision/sqlite/renamed_feature.sqlite")
+            .exists()
+    );
+}
+
+/// git reuses a worktree id once its entry is pruned; the new worktree must
+/// not inherit the old sandbox's database.
+#[test]
+fn a_reused_worktree_id_does_not_inherit_the_old_sandbox() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["new", "old"]).expect(0);
+    sqlite(&main, "app_old")
+        .execute("INSERT INTO users(email) VALUES('keep@example.com')", [])
+        .unwrap();
+    fs_err::remove_dir_all(env.path("worktree-old")).unwrap();
+    env.git(&main, &["worktree", "prune"]);
+    let run = env
+        .provision(&main, &["new", "zed", "--path", "../worktree-old"])
+        .expect(2);
+    assert!(
+        run.stderr.contains("still holds sandbox `old`"),
+        "{}",
+        run.stderr
+    );
+    assert!(!env.path("worktree-old").exists());
+    let kept: i64 = sqlite(&main, "app_old")
+        .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kept, 1);
+    env.provision(&main, &["gc"]).expect(0);
+    env.provision(&main, &["new", "zed", "--path", "../worktree-old"])
+        .expect(0);
+}
