@@ -29,6 +29,10 @@ pub enum ApplyError {
     )]
     ForeignEnvFile { file: String },
     #[error(
+        "{file} would be written outside this worktree (a folder on its path is a symlink); provision will not write it"
+    )]
+    EnvOutside { file: String },
+    #[error(
         "migration {name} was changed after it was applied (applied {recorded}, file now {current}); restore the file and add the change as a new migration"
     )]
     Edited {
@@ -380,6 +384,13 @@ fn execute(
         Action::Unlink { path } => fs_err::remove_file(root.join(path))?,
         Action::WriteEnv { file, reason } => {
             let at = root.join(file);
+            // A folder on the way that is a link into the main checkout
+            // would carry the write there.
+            let parent = at.parent().unwrap_or(root);
+            fs_err::create_dir_all(parent)?;
+            if !fs_err::canonicalize(parent)?.starts_with(fs_err::canonicalize(root)?) {
+                return Err(ApplyError::EnvOutside { file: file.clone() }.into());
+            }
             if *reason == EnvReason::ReplacesSymlink {
                 // Remove the link itself; writing through it would change the
                 // main checkout's file.

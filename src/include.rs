@@ -26,6 +26,8 @@ pub enum IncludeError {
         #[source]
         source: ignore::Error,
     },
+    #[error("cannot build the matcher for {FILE_NAME}")]
+    Matcher(#[source] ignore::Error),
     #[error("cannot read {FILE_NAME}")]
     Read(#[source] std::io::Error),
     #[error(transparent)]
@@ -137,7 +139,9 @@ pub fn resolve(
             resolved.tracked.insert(path);
             continue;
         }
-        match fs_err::symlink_metadata(main.join(&path)) {
+        // Follows a link in the main checkout (a `node_modules` that is itself
+        // a symlink to a folder is linked as a folder).
+        match fs_err::metadata(main.join(&path)) {
             Ok(meta) => {
                 resolved.present.insert((path.clone(), meta.is_dir()));
             }
@@ -184,11 +188,7 @@ fn build_matcher(entries: &[Entry], main: &Path) -> Result<Gitignore, IncludeErr
                 source,
             })?;
     }
-    builder.build().map_err(|source| IncludeError::Pattern {
-        line: 0,
-        entry: String::new(),
-        source,
-    })
+    builder.build().map_err(IncludeError::Matcher)
 }
 
 /// The outermost folder of `candidate` (or `candidate` itself) that matches.

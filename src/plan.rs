@@ -89,7 +89,17 @@ pub fn overrides(
         .collect()
 }
 
-pub fn plan(inputs: &Inputs) -> Result<Plan, TemplateError> {
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(
+        "env.file `{file}` lies inside `{link}`, which is linked from the main checkout: writing it would change the main checkout's copy; choose a path outside `{link}`"
+    )]
+    EnvInsideLink { file: String, link: String },
+}
+
+pub fn plan(inputs: &Inputs) -> Result<Plan, PlanError> {
     let settings = inputs.settings;
     let mut notes = Vec::new();
     let db = database_name(settings, inputs.name, inputs.repo)?;
@@ -104,6 +114,17 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, TemplateError> {
 
     let env_file = settings.env_file.as_str();
     let env_is_shared = inputs.resolved.present.iter().any(|(p, _)| p == env_file);
+    if let Some((link, _)) = inputs
+        .resolved
+        .present
+        .iter()
+        .find(|(p, is_dir)| *is_dir && env_file.starts_with(&format!("{p}/")))
+    {
+        return Err(PlanError::EnvInsideLink {
+            file: env_file.to_string(),
+            link: link.clone(),
+        });
+    }
     let mut links = Vec::new();
     if !inputs.is_main {
         for (path, is_dir) in &inputs.resolved.present {

@@ -122,3 +122,45 @@ fn patterns_match_untracked_files_only() {
     env.provision(&wt, &["verify"]).expect(0);
     assert_eq!(env.git(&wt, &["status", "--porcelain"]), "");
 }
+
+#[test]
+fn an_env_file_inside_a_linked_folder_is_refused() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    fs_err::create_dir_all(main.join("config")).unwrap();
+    write(main.join("config/shared.json"), "{}\n");
+    write(
+        main.join(".gitignore"),
+        &format!("{}config/\n", read(main.join(".gitignore"))),
+    );
+    write(main.join(".worktreeinclude"), "config\n");
+    write(
+        main.join("provision.toml"),
+        "[env]\nfile = \"config/.env.local\"\n",
+    );
+    env.commit_all(&main, "recipe");
+    let run = env.provision(&main, &["new", "a"]).expect(2);
+    assert!(
+        run.stderr
+            .contains("env.file `config/.env.local` lies inside `config`"),
+        "{}",
+        run.stderr
+    );
+    assert!(!main.join("config/.env.local").exists());
+    assert!(!env.path("worktree-a").exists());
+}
+
+#[test]
+fn a_main_checkout_link_to_a_folder_is_linked_as_a_folder() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    let store = env.path("store/node_modules");
+    fs_err::create_dir_all(&store).unwrap();
+    fs_err::remove_dir_all(main.join("node_modules")).unwrap();
+    fs_err::os::unix::fs::symlink(&store, main.join("node_modules")).unwrap();
+    env.provision(&main, &["new", "a"]).expect(0);
+    let wt = env.path("worktree-a");
+    env.provision(&wt, &["verify"]).expect(0);
+    let run = env.provision(&wt, &["apply", "--json"]).expect(0);
+    assert_eq!(run.json()["actions"], serde_json::json!([]));
+}
