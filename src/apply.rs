@@ -105,6 +105,11 @@ pub struct Outcome {
 
 pub fn apply(ctx: &Context, dry_run: bool, progress: &Progress) -> Result<Outcome, BoxError> {
     let root = &ctx.checkout.root;
+    let _turn = if dry_run {
+        None
+    } else {
+        Some(ctx.registry.lock_sandbox(&ctx.checkout.id)?)
+    };
     let migrations = ctx.migrations()?;
     let plan = ctx.plan(&migrations)?;
     let previous = lock::read(root).ok().flatten();

@@ -89,6 +89,21 @@ impl Registry {
         Ok(Guard { _file: file })
     }
 
+    /// Takes one sandbox's own lock, so two `apply` runs on one worktree
+    /// take turns while other sandboxes go on.
+    pub fn lock_sandbox(&self, id: &str) -> Result<Guard, RegistryError> {
+        let dir = self.dir.join("locks");
+        fs_err::create_dir_all(&dir).map_err(self.io("create"))?;
+        let file = fs_err::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(format!("{id}.lock")))
+            .map_err(self.io("open a sandbox lock"))?;
+        file.file().lock().map_err(self.io("lock a sandbox"))?;
+        Ok(Guard { _file: file })
+    }
+
     pub fn all(&self, _guard: &Guard) -> Result<Vec<Record>, RegistryError> {
         self.read_all()
     }

@@ -153,10 +153,16 @@ impl Database for Sqlite {
                 location: self.path.display().to_string(),
             });
         }
-        fs_err::create_dir_all(self.path.parent().expect("the path has a folder"))?;
-        // Build the file under a temporary name so a crash never leaves an
-        // unmarked database where the real one belongs.
-        let tmp = self.path.with_extension("sqlite.partial");
+        let dir = self.path.parent().expect("the path has a folder");
+        fs_err::create_dir_all(dir)?;
+        // Build the file under a temporary name, so a crash never leaves an
+        // unmarked database where the real one belongs, and move it in only
+        // if nothing got there first.
+        let tmp = tempfile::Builder::new()
+            .prefix(".provision-")
+            .suffix(".sqlite")
+            .tempfile_in(dir)?
+            .into_temp_path();
         {
             let conn = Connection::open(&tmp).map_err(self.fail("create"))?;
             conn.execute_batch(SCHEMA)
@@ -168,7 +174,7 @@ impl Database for Sqlite {
             )
             .map_err(self.fail("mark"))?;
         }
-        fs_err::rename(&tmp, &self.path)?;
+        tmp.persist_noclobber(&self.path).map_err(|e| e.error)?;
         Ok(())
     }
 

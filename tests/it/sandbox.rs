@@ -560,3 +560,28 @@ fn a_reused_worktree_id_does_not_inherit_the_old_sandbox() {
     env.provision(&main, &["new", "zed", "--path", "../worktree-old"])
         .expect(0);
 }
+
+#[test]
+fn concurrent_applies_in_one_worktree_take_turns() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.git(&main, &["worktree", "add", "-q", "-b", "w", "../w"]);
+    let wt = env.path("w");
+    let start = std::sync::Barrier::new(4);
+    let runs: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let (env, wt, start) = (&env, &wt, &start);
+                scope.spawn(move || {
+                    start.wait();
+                    env.provision(wt, &["apply"])
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for run in runs {
+        run.expect(0);
+    }
+    env.provision(&wt, &["verify"]).expect(0);
+}
