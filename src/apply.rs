@@ -112,7 +112,8 @@ pub fn apply(ctx: &Context, dry_run: bool, progress: &Progress) -> Result<Outcom
     };
     let migrations = ctx.migrations()?;
     let plan = ctx.plan(&migrations)?;
-    let previous = lock::read(root).ok().flatten();
+    // A lock that fails its own hash was edited: nothing in it is trusted.
+    let previous = lock::read(root).ok().flatten().filter(|read| read.hash_ok);
     let mut database = ctx.database()?;
     let desired = &plan.sandbox;
     for note in &plan.notes {

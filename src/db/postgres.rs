@@ -143,8 +143,10 @@ impl Database for Postgres {
                 &[&name],
             )
             .map_err(fail)?;
+        // The whole mark, owner included: another clone of this repository
+        // on the same server makes databases of the same names.
         let mark: Option<String> = row.and_then(|r| r.get(0));
-        Ok(mark.is_some_and(|m| m.starts_with(MARK)))
+        Ok(mark.is_some_and(|m| m == format!("{MARK} {}", self.owner)))
     }
 
     fn create(&mut self) -> Result<(), DbError> {

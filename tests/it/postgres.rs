@@ -170,6 +170,35 @@ fn an_unmarked_database_is_refused_and_kept() {
     );
 }
 
+/// Two clones of one repository on one server name their sandboxes alike;
+/// one clone's database carries a mark that names the other clone.
+#[test]
+fn another_clones_database_is_refused_and_kept() {
+    let env = TestEnv::new();
+    let main = pg_app(&env, "clone", "");
+    let mut admin = server().client("postgres");
+    admin
+        .batch_execute("CREATE DATABASE t_clone_feature")
+        .unwrap();
+    admin
+        .batch_execute(
+            "COMMENT ON DATABASE t_clone_feature IS 'provision:v1 repo=/elsewhere/.git worktree=worktree-feature'",
+        )
+        .unwrap();
+    let run = env.provision(&main, &["new", "feature"]).expect(2);
+    assert!(
+        run.stderr
+            .contains("was not created by provision for this worktree"),
+        "{}",
+        run.stderr
+    );
+    assert!(database_exists("t_clone_feature"));
+    server()
+        .client("postgres")
+        .batch_execute("DROP DATABASE t_clone_feature")
+        .unwrap();
+}
+
 #[test]
 fn a_failing_migration_rolls_back_names_the_file_and_leaves_nothing() {
     let env = TestEnv::new();
