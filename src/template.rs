@@ -22,14 +22,19 @@ pub const SANDBOX: &[&str] = &["name", "slug", "db", "repo", "port", "main", "wo
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum TemplateError {
-    #[error(
-        "unknown template `{{{0}}}`; known: {{name}} {{slug}} {{db}} {{repo}} {{port}} {{main}} {{worktree}} {{migration}}"
-    )]
+    #[error("unknown template `{{{0}}}`; known: {known}", known = braced(KNOWN))]
     Unknown(String),
     #[error("`{{{0}}}` cannot be used here: {1}")]
     NotAvailable(String, &'static str),
     #[error("unclosed `{{` (write `{{{{` for a literal brace)")]
     Unclosed,
+}
+
+fn braced(keys: &[&str]) -> String {
+    keys.iter()
+        .map(|k| format!("{{{k}}}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The names a template refers to, in order; errors on syntax or unknown names.
