@@ -120,8 +120,8 @@ pub struct Options {
     pub dry_run: bool,
 }
 
-/// Removes the worktree through git, drops the database if provision made
-/// it, deletes the record and, when asked and merged, the branch. Callers
+/// Drops the database if provision made it, removes the worktree through
+/// git, deletes the record and, when asked and merged, the branch. Callers
 /// have checked for unsaved work; `guard` is held unless `dry_run`.
 pub fn take_down(
     repo_: &Repo,
@@ -160,6 +160,17 @@ pub fn take_down(
             done.to_string()
         }
     };
+    // The database goes first, while the worktree folder is still there:
+    // command-kind commands may need it, and refuse to run without it.
+    let fate = match record {
+        Some(record) => Some(teardown::drop_database(
+            repo_.settings,
+            repo_.main,
+            record,
+            options.dry_run,
+        )?),
+        None => None,
+    };
     if let Some(worktree) = worktree {
         let folder_gone = !worktree.path.exists();
         if !options.dry_run {
@@ -179,8 +190,7 @@ pub fn take_down(
             )
         });
     }
-    if let Some(record) = record {
-        let fate = teardown::drop_database(repo_.settings, repo_.main, record, options.dry_run)?;
+    if let (Some(record), Some(fate)) = (record, fate) {
         removal.database_fate = Some(fate);
         removal.done.push(fate.describe(&record.database.name));
         if let Some(guard) = guard.filter(|_| !options.dry_run) {

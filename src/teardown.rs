@@ -34,6 +34,8 @@ pub enum DatabaseFate {
     /// The recipe now names another kind or place than the record: opening
     /// "the same" database could reach someone else's, so it is left alone.
     KeptRecipeChanged,
+    /// A command-kind command names the worktree, whose folder is gone.
+    KeptWorktreeGone,
 }
 
 impl DatabaseFate {
@@ -48,6 +50,9 @@ impl DatabaseFate {
             DatabaseFate::KeptRecipeChanged => format!(
                 "kept database {name}: provision.toml's [database] no longer matches the record"
             ),
+            DatabaseFate::KeptWorktreeGone => format!(
+                "kept database {name}: its `exists` or `drop` command names the worktree, whose folder is gone; remove it by hand"
+            ),
         }
     }
 }
@@ -61,17 +66,13 @@ pub fn drop_database(
     dry_run: bool,
 ) -> Result<DatabaseFate, TeardownError> {
     let recorded = &record.database;
-    let fail = |e| TeardownError::Drop(recorded.name.clone(), Box::new(e));
-    // Commands of the command kind run in the worktree while it exists.
-    let worktree = if record.path.is_dir() {
-        &record.path
-    } else {
-        &main.main
-    };
+    // Always the record's path, even when its folder is gone: it is what
+    // `{worktree}` and the env overrides meant. The command kind itself
+    // decides where to run once the folder is gone.
     let owner = Owner {
         common_dir: &main.common_dir,
         main: &main.main,
-        worktree,
+        worktree: &record.path,
         id: &record.id,
         name: &record.name,
         port: record.port,
@@ -81,17 +82,23 @@ pub fn drop_database(
     if database.kind() != recorded.kind || database.location() != recorded.location {
         return Ok(DatabaseFate::KeptRecipeChanged);
     }
-    if !database.exists().map_err(fail)? {
-        return Ok(DatabaseFate::Absent);
+    let fate = (|| {
+        if !database.exists()? {
+            return Ok(DatabaseFate::Absent);
+        }
+        if !database.is_marked()? {
+            return Ok(DatabaseFate::KeptUnmarked);
+        }
+        if dry_run {
+            return Ok(DatabaseFate::WouldDrop);
+        }
+        database.drop_database()?;
+        Ok(DatabaseFate::Dropped)
+    })();
+    match fate {
+        Err(DbError::WorktreeGone { .. }) => Ok(DatabaseFate::KeptWorktreeGone),
+        other => other.map_err(|e| TeardownError::Drop(recorded.name.clone(), Box::new(e))),
     }
-    if !database.is_marked().map_err(fail)? {
-        return Ok(DatabaseFate::KeptUnmarked);
-    }
-    if dry_run {
-        return Ok(DatabaseFate::WouldDrop);
-    }
-    database.drop_database().map_err(fail)?;
-    Ok(DatabaseFate::Dropped)
 }
 
 /// Deletes the record, which frees its port for the next sandbox.
