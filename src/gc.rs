@@ -108,7 +108,7 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
         } else if worktree.prunable {
             ("its folder is gone".to_string(), orphan)
         } else if let Some((target, oid)) = &default {
-            match merged_and_clean(&main.main, worktree, target, *oid)? {
+            match merged_and_clean(&main, worktree, target, *oid)? {
                 Ok(reason) => (
                     reason,
                     Options {
@@ -161,7 +161,7 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
 
 /// `Ok(reason)` when `--merged` may remove the worktree, else `Err(why not)`.
 fn merged_and_clean(
-    main: &Path,
+    main: &Checkout,
     worktree: &repo::Worktree,
     target: &str,
     oid: git2::Oid,
@@ -169,7 +169,7 @@ fn merged_and_clean(
     let Some(branch) = &worktree.branch else {
         return Ok(Err("live (detached HEAD, no branch to be merged)".into()));
     };
-    if !repo::is_merged(main, branch, oid)? {
+    if !repo::is_merged(&main.main, branch, oid)? {
         return Ok(Err(format!("live (branch not merged into {target})")));
     }
     let work = remove::unsaved(main, worktree)?;

@@ -2,16 +2,17 @@
 //! together. Without `--force` nothing happens while the worktree holds work
 //! that would be lost; the branch is deleted only when it is merged.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde::Serialize;
 
 use crate::BoxError;
 use crate::config::Settings;
-use crate::context;
 use crate::registry::{Guard, Record, Registry};
 use crate::repo::{self, Checkout, Worktree};
 use crate::teardown::{self, DatabaseFate};
+use crate::{context, envfile, hash, lock};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RemoveError {
@@ -38,11 +39,14 @@ pub struct Unsaved {
     pub files: Vec<String>,
     /// Commits no other branch holds, `abc1234 subject`.
     pub commits: Vec<String>,
+    /// Files git does not see because provision's exclude list names their
+    /// path, but that are not what provision put there, `path (why)`.
+    pub hidden: Vec<String>,
 }
 
 impl Unsaved {
     pub fn is_empty(&self) -> bool {
-        self.files.is_empty() && self.commits.is_empty()
+        self.files.is_empty() && self.commits.is_empty() && self.hidden.is_empty()
     }
 
     pub fn describe(&self) -> String {
@@ -52,6 +56,13 @@ impl Unsaved {
                 "{} uncommitted or untracked file(s) ({})",
                 self.files.len(),
                 first_few(&self.files)
+            ));
+        }
+        if !self.hidden.is_empty() {
+            parts.push(format!(
+                "{} file(s) git does not list because provision excludes their path ({})",
+                self.hidden.len(),
+                first_few(&self.hidden)
             ));
         }
         if !self.commits.is_empty() {
@@ -76,16 +87,68 @@ fn first_few(items: &[String]) -> String {
 
 /// What `git worktree remove` would lose in `worktree`. A worktree whose
 /// folder is gone has no files left to lose.
-pub fn unsaved(main: &Path, worktree: &Worktree) -> Result<Unsaved, BoxError> {
+pub fn unsaved(main: &Checkout, worktree: &Worktree) -> Result<Unsaved, BoxError> {
     if !worktree.path.is_dir() {
         return Ok(Unsaved::default());
     }
     let files = repo::unsaved_files(&worktree.path)?;
+    let hidden = hidden_files(&main.common_dir, &worktree.path)?;
     let commits = match &worktree.head {
-        Some(head) => repo::unique_commits(main, head, worktree.branch.as_deref())?,
+        Some(head) => repo::unique_commits(&main.main, head, worktree.branch.as_deref())?,
         None => Vec::new(),
     };
-    Ok(Unsaved { files, commits })
+    Ok(Unsaved {
+        files,
+        commits,
+        hidden,
+    })
+}
+
+/// The shared `info/exclude` hides every path provision ever linked, in
+/// every worktree, so `git status` cannot tell provision's link from a real
+/// file a user put in its place. Checks each such path (and the lock's
+/// links and env file) by hand: a symlink, or an env file exactly as
+/// provision wrote it, is provision's; anything else is someone's work.
+fn hidden_files(common_dir: &Path, root: &Path) -> Result<Vec<String>, BoxError> {
+    // A lock that cannot be read only loses the env file's hash.
+    let sandbox = lock::read(root).ok().flatten().map(|read| read.sandbox);
+    let mut paths: BTreeSet<String> = repo::excluded_paths(common_dir)?.into_iter().collect();
+    if let Some(sandbox) = &sandbox {
+        paths.extend(sandbox.links.iter().map(|l| l.path.clone()));
+        paths.extend(sandbox.env.iter().map(|e| e.file.clone()));
+    }
+    paths.remove(lock::FILE_NAME);
+    let written_env = sandbox.as_ref().and_then(|s| s.env.as_ref());
+    let index = git2::Repository::open(root)?.index()?;
+    let mut out = Vec::new();
+    for path in paths {
+        // A tracked path is in git's status already.
+        if repo::is_tracked(&index, &path) {
+            continue;
+        }
+        let at = root.join(&path);
+        let meta = match fs_err::symlink_metadata(&at) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        if meta.is_dir() {
+            out.push(format!("{path}/ (a real folder, not provision's link)"));
+            continue;
+        }
+        let bytes = fs_err::read(&at)?;
+        let ours = envfile::is_ours(&String::from_utf8_lossy(&bytes));
+        match written_env.filter(|e| e.file == path) {
+            Some(env) if ours && hash::of(&bytes) == env.content => {}
+            Some(_) if ours => out.push(format!("{path} (edited since provision wrote it)")),
+            None if ours => {}
+            _ => out.push(format!("{path} (a real file, not provision's)")),
+        }
+    }
+    Ok(out)
 }
 
 /// One sandbox taken down (or, in a dry run, that would be).
@@ -251,7 +314,7 @@ pub fn remove(
         return Err(RemoveError::Locked(shown).into());
     }
     if let (false, Some(worktree)) = (force, worktree) {
-        let work = unsaved(&main.main, worktree)?;
+        let work = unsaved(&main, worktree)?;
         if !work.is_empty() {
             return Err(RemoveError::Unsaved {
                 name: record.map_or(shown, |r| r.name.clone()),

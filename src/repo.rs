@@ -278,6 +278,25 @@ pub fn exclude_paths(common_dir: &Path, paths: &[String]) -> Result<bool, GitErr
     Ok(true)
 }
 
+/// The paths in provision's block of the shared `info/exclude`, relative,
+/// `/`-separated: what git does not show in any worktree's status.
+pub fn excluded_paths(common_dir: &Path) -> Result<Vec<String>, GitError> {
+    let file = common_dir.join("info").join("exclude");
+    let text = match fs_err::read_to_string(&file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(text
+        .lines()
+        .skip_while(|l| *l != EXCLUDE_BEGIN)
+        .skip(1)
+        .take_while(|l| *l != EXCLUDE_END)
+        .map(|l| l.trim_start_matches('/').to_string())
+        .filter(|l| !l.is_empty())
+        .collect())
+}
+
 /// One entry of `git worktree list`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Worktree {

@@ -220,6 +220,59 @@ fn remove_refuses_unsaved_work_and_force_takes_everything() {
 }
 
 #[test]
+fn remove_refuses_real_files_hidden_by_provisions_exclude_list() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["new", "a"]).expect(0);
+    let wt = env.path("worktree-a");
+    // The link replaced by a real, edited file: git does not see it, since
+    // the link path is in the shared info/exclude.
+    fs_err::remove_file(wt.join(".npmrc")).unwrap();
+    write(wt.join(".npmrc"), "//registry.example/:_authToken=mine\n");
+    assert_eq!(env.git(&wt, &["status", "--porcelain"]), "");
+
+    let run = env.provision(&main, &["remove", "a"]).expect(2);
+    assert!(run.stderr.contains(".npmrc"), "{}", run.stderr);
+    assert!(run.stderr.contains("--force"), "{}", run.stderr);
+    assert_eq!(
+        read(wt.join(".npmrc")),
+        "//registry.example/:_authToken=mine\n"
+    );
+    // gc --merged keeps it too.
+    let report = env
+        .provision(&main, &["gc", "--merged", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(report["removed"], serde_json::json!([]), "{report}");
+    assert!(wt.is_dir());
+
+    // The env file provision wrote, edited by hand, is named as well; a
+    // link folder replaced by a real one too.
+    fs_err::remove_file(wt.join(".npmrc")).unwrap();
+    env.provision(&wt, &["apply"]).expect(0);
+    write(
+        wt.join(".env.local"),
+        &format!("{}MY_KEY=1\n", read(wt.join(".env.local"))),
+    );
+    fs_err::remove_file(wt.join("node_modules")).unwrap();
+    fs_err::create_dir_all(wt.join("node_modules/mine")).unwrap();
+    let run = env.provision(&main, &["remove", "a"]).expect(2);
+    assert!(
+        run.stderr.contains(".env.local") && run.stderr.contains("node_modules"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains(".npmrc"), "{}", run.stderr);
+
+    env.provision(&main, &["remove", "a", "--force"]).expect(0);
+    assert!(!wt.exists());
+    assert_eq!(
+        read(main.join(".npmrc")),
+        read(crate::support::FIXTURE.to_string() + "/.npmrc")
+    );
+}
+
+#[test]
 fn remove_keeps_commits_on_no_other_branch_and_unmerged_branches() {
     let env = TestEnv::new();
     let main = env.fixture_repo("app");
