@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::BoxError;
 use crate::context;
-use crate::registry::Registry;
+use crate::registry::{Guard, Record, Registry};
 use crate::remove::{self, Options, Removal, Repo};
 use crate::repo::{self, Checkout};
 
@@ -123,7 +123,9 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
                 }
             }
         } else {
-            report.kept.push(keep("live".into()));
+            report
+                .kept
+                .push(keep(live(&registry, guard.as_ref(), record, worktree)?));
             continue;
         };
         match remove::take_down(&repo_, guard.as_ref(), record, Some(worktree), options) {
@@ -139,6 +141,19 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
         .iter()
         .filter(|r| r.id != "main" && !worktrees.iter().any(|w| w.id == r.id))
     {
+        // Git still has an entry under this id that its list did not match
+        // to a path: not provably gone, so not an orphan.
+        if repo::has_entry(&main.common_dir, &record.id) {
+            report.kept.push(Kept {
+                name: record.name.clone(),
+                path: record.path.display().to_string(),
+                reason: format!(
+                    "git still has a worktree entry `{}` for it; run `git worktree list`",
+                    record.id
+                ),
+            });
+            continue;
+        }
         let reason = if record.path.exists() {
             "its git worktree entry is gone"
         } else {
@@ -157,6 +172,32 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
         }
     }
     Ok(report)
+}
+
+/// The reason a live worktree is kept. One moved with `git worktree move`
+/// keeps its id, so it is still the record's root; the record follows it
+/// to its new path when we hold the lock.
+fn live(
+    registry: &Registry,
+    guard: Option<&Guard>,
+    record: Option<&Record>,
+    worktree: &repo::Worktree,
+) -> Result<String, BoxError> {
+    let Some(record) = record.filter(|r| !repo::same_path(&r.path, &worktree.path)) else {
+        return Ok("live".into());
+    };
+    let from = record.path.display();
+    let Some(guard) = guard else {
+        return Ok(format!("live (moved from {from})"));
+    };
+    registry.put(
+        guard,
+        &Record {
+            path: worktree.path.clone(),
+            ..record.clone()
+        },
+    )?;
+    Ok(format!("live (moved from {from}; record updated)"))
 }
 
 /// `Ok(reason)` when `--merged` may remove the worktree, else `Err(why not)`.

@@ -185,6 +185,39 @@ fn gc_takes_exactly_the_orphans() {
 }
 
 #[test]
+fn gc_keeps_a_worktree_moved_with_git_and_follows_it() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["new", "a"]).expect(0);
+    let moved = env.path("moved-a");
+    env.git(
+        &main,
+        &["worktree", "move", "../worktree-a", moved.to_str().unwrap()],
+    );
+
+    let report = env
+        .provision(&main, &["gc", "--dry-run", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(report["removed"], serde_json::json!([]), "{report}");
+    assert!(report.to_string().contains("moved from"), "{report}");
+    let report = env.provision(&main, &["gc", "--json"]).expect(0).json();
+    assert_eq!(report["removed"], serde_json::json!([]), "{report}");
+    assert!(names(&report["kept"]).contains("a"), "{report}");
+    assert!(db_file(&main, "app_a").is_file());
+    let record = &records(&main)[0];
+    let path = std::path::PathBuf::from(record["path"].as_str().unwrap());
+    assert_eq!(
+        fs_err::canonicalize(path).unwrap(),
+        fs_err::canonicalize(&moved).unwrap()
+    );
+    env.provision(&moved, &["verify"]).expect(0);
+    // Once followed, it is plainly live.
+    let report = env.provision(&main, &["gc", "--json"]).expect(0).json();
+    assert!(!report.to_string().contains("moved from"), "{report}");
+}
+
+#[test]
 fn remove_refuses_unsaved_work_and_force_takes_everything() {
     let env = TestEnv::new();
     let main = env.fixture_repo("app");
