@@ -299,3 +299,34 @@ fn remove_runs_commands_in_the_worktree_before_it_goes() {
     assert_eq!(read(main.join("state/precious")), "keep me\n");
     assert!(!env.path("worktree-a").exists());
 }
+
+#[test]
+fn create_without_exists_is_refused_before_it_can_adopt_a_database() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    let file = "\"$PROVISION_MAIN/.sandboxes/{db}.db\"";
+    // An idempotent `create`: it succeeds on a database that is already there.
+    write(
+        main.join("provision.toml"),
+        &format!(
+            "[database]\nkind = \"command\"\ncreate = 'mkdir -p \"$PROVISION_MAIN/.sandboxes\" && {SQLITE3} {file} \"SELECT 1;\"'\nmigrate = 'true'\ndrop = 'rm {file}'\n"
+        ),
+    );
+    env.commit_all(&main, "command recipe without exists");
+    fs_err::create_dir_all(main.join(".sandboxes")).unwrap();
+    let db = main.join(".sandboxes/app_feature.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE precious(x);")
+        .unwrap();
+
+    let run = env.provision(&main, &["new", "feature"]).expect(2);
+    assert!(
+        run.stderr
+            .contains("provision.toml:3: database.create: needs an `exists` command"),
+        "{}",
+        run.stderr
+    );
+    env.provision(&main, &["remove", "feature", "--force"]);
+    assert_eq!(tables(&db), ["precious"]);
+}
