@@ -13,8 +13,9 @@ use serde::Serialize;
 use crate::BoxError;
 use crate::context;
 use crate::registry::{Guard, Record, Registry};
-use crate::remove::{self, Options, Removal, Repo};
+use crate::remove;
 use crate::repo::{self, Checkout};
+use crate::teardown::{self, Options, Removal, Repo};
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -128,7 +129,7 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
                 .push(keep(live(&registry, guard.as_ref(), record, worktree)?));
             continue;
         };
-        match remove::take_down(&repo_, guard.as_ref(), record, Some(worktree), options) {
+        match teardown::take_down(&repo_, guard.as_ref(), record, Some(worktree), options) {
             Ok(removal) => report.removed.push(Removed { reason, removal }),
             Err(e) => report.failed.push(Failed {
                 name,
@@ -159,7 +160,7 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
         } else {
             "its folder and git worktree entry are gone"
         };
-        match remove::take_down(&repo_, guard.as_ref(), Some(record), None, orphan) {
+        match teardown::take_down(&repo_, guard.as_ref(), Some(record), None, orphan) {
             Ok(removal) => report.removed.push(Removed {
                 reason: reason.into(),
                 removal,
