@@ -312,6 +312,22 @@ pub fn parse(text: &str) -> Result<Settings, ConfigError> {
             *slot = Some(value.get_ref().clone());
         }
     }
+    // Without `exists`, an idempotent `create` (`CREATE DATABASE IF NOT
+    // EXISTS`) succeeds on someone else's database: provision would mark it
+    // as its own, and a later `drop` would remove it.
+    if db.exists.is_none() {
+        for (key, value) in [("create", &db.create), ("drop", &db.drop)] {
+            if let Some(value) = value {
+                return Err(at(
+                    Some(value.span()),
+                    format!(
+                        "database.{key}: needs an `exists` command too (exit 0 = exists, 1 = does not), \
+                         so provision never takes over or drops a database it did not create"
+                    ),
+                ));
+            }
+        }
+    }
     if let Some(name) = raw.database.name {
         field(
             &name,
@@ -458,6 +474,27 @@ mod tests {
             err.starts_with("provision.toml:3: database.create: `{migration}`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn create_and_drop_need_exists() {
+        for key in ["create", "drop"] {
+            let err = parse(&format!(
+                "[database]\nkind = \"command\"\nmigrate = \"m\"\n{key} = \"x\"\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.starts_with(&format!(
+                    "provision.toml:4: database.{key}: needs an `exists` command"
+                )),
+                "{err}"
+            );
+            parse(&format!(
+                "[database]\nkind = \"command\"\n{key} = \"x\"\nexists = \"e\"\n"
+            ))
+            .unwrap();
+        }
     }
 
     #[test]

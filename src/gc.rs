@@ -12,9 +12,10 @@ use serde::Serialize;
 
 use crate::BoxError;
 use crate::context;
-use crate::registry::Registry;
-use crate::remove::{self, Options, Removal, Repo};
+use crate::registry::{Guard, Record, Registry};
+use crate::remove;
 use crate::repo::{self, Checkout};
+use crate::teardown::{self, Options, Removal, Repo};
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -108,7 +109,7 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
         } else if worktree.prunable {
             ("its folder is gone".to_string(), orphan)
         } else if let Some((target, oid)) = &default {
-            match merged_and_clean(&main.main, worktree, target, *oid)? {
+            match merged_and_clean(&main, worktree, target, *oid)? {
                 Ok(reason) => (
                     reason,
                     Options {
@@ -123,10 +124,12 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
                 }
             }
         } else {
-            report.kept.push(keep("live".into()));
+            report
+                .kept
+                .push(keep(live(&registry, guard.as_ref(), record, worktree)?));
             continue;
         };
-        match remove::take_down(&repo_, guard.as_ref(), record, Some(worktree), options) {
+        match teardown::take_down(&repo_, guard.as_ref(), record, Some(worktree), options) {
             Ok(removal) => report.removed.push(Removed { reason, removal }),
             Err(e) => report.failed.push(Failed {
                 name,
@@ -139,12 +142,25 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
         .iter()
         .filter(|r| r.id != "main" && !worktrees.iter().any(|w| w.id == r.id))
     {
+        // Git still has an entry under this id that its list did not match
+        // to a path: not provably gone, so not an orphan.
+        if repo::has_entry(&main.common_dir, &record.id) {
+            report.kept.push(Kept {
+                name: record.name.clone(),
+                path: record.path.display().to_string(),
+                reason: format!(
+                    "git still has a worktree entry `{}` for it; run `git worktree list`",
+                    record.id
+                ),
+            });
+            continue;
+        }
         let reason = if record.path.exists() {
             "its git worktree entry is gone"
         } else {
             "its folder and git worktree entry are gone"
         };
-        match remove::take_down(&repo_, guard.as_ref(), Some(record), None, orphan) {
+        match teardown::take_down(&repo_, guard.as_ref(), Some(record), None, orphan) {
             Ok(removal) => report.removed.push(Removed {
                 reason: reason.into(),
                 removal,
@@ -159,9 +175,35 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
     Ok(report)
 }
 
+/// The reason a live worktree is kept. One moved with `git worktree move`
+/// keeps its id, so it is still the record's root; the record follows it
+/// to its new path when we hold the lock.
+fn live(
+    registry: &Registry,
+    guard: Option<&Guard>,
+    record: Option<&Record>,
+    worktree: &repo::Worktree,
+) -> Result<String, BoxError> {
+    let Some(record) = record.filter(|r| !repo::same_path(&r.path, &worktree.path)) else {
+        return Ok("live".into());
+    };
+    let from = record.path.display();
+    let Some(guard) = guard else {
+        return Ok(format!("live (moved from {from})"));
+    };
+    registry.put(
+        guard,
+        &Record {
+            path: worktree.path.clone(),
+            ..record.clone()
+        },
+    )?;
+    Ok(format!("live (moved from {from}; record updated)"))
+}
+
 /// `Ok(reason)` when `--merged` may remove the worktree, else `Err(why not)`.
 fn merged_and_clean(
-    main: &Path,
+    main: &Checkout,
     worktree: &repo::Worktree,
     target: &str,
     oid: git2::Oid,
@@ -169,7 +211,7 @@ fn merged_and_clean(
     let Some(branch) = &worktree.branch else {
         return Ok(Err("live (detached HEAD, no branch to be merged)".into()));
     };
-    if !repo::is_merged(main, branch, oid)? {
+    if !repo::is_merged(&main.main, branch, oid)? {
         return Ok(Err(format!("live (branch not merged into {target})")));
     }
     let work = remove::unsaved(main, worktree)?;

@@ -2,16 +2,19 @@
 //! together. Without `--force` nothing happens while the worktree holds work
 //! that would be lost; the branch is deleted only when it is merged.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde::Serialize;
 
 use crate::BoxError;
-use crate::config::Settings;
-use crate::context;
-use crate::registry::{Guard, Record, Registry};
+use crate::registry::{Record, Registry};
 use crate::repo::{self, Checkout, Worktree};
-use crate::teardown::{self, DatabaseFate};
+use crate::teardown::{self, Options, Repo};
+use crate::{context, envfile, hash, lock};
+
+/// What `remove` reports is what the take-down did.
+pub use crate::teardown::Removal;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RemoveError {
@@ -38,11 +41,14 @@ pub struct Unsaved {
     pub files: Vec<String>,
     /// Commits no other branch holds, `abc1234 subject`.
     pub commits: Vec<String>,
+    /// Files git does not see because provision's exclude list names their
+    /// path, but that are not what provision put there, `path (why)`.
+    pub hidden: Vec<String>,
 }
 
 impl Unsaved {
     pub fn is_empty(&self) -> bool {
-        self.files.is_empty() && self.commits.is_empty()
+        self.files.is_empty() && self.commits.is_empty() && self.hidden.is_empty()
     }
 
     pub fn describe(&self) -> String {
@@ -52,6 +58,13 @@ impl Unsaved {
                 "{} uncommitted or untracked file(s) ({})",
                 self.files.len(),
                 first_few(&self.files)
+            ));
+        }
+        if !self.hidden.is_empty() {
+            parts.push(format!(
+                "{} file(s) git does not list because provision excludes their path ({})",
+                self.hidden.len(),
+                first_few(&self.hidden)
             ));
         }
         if !self.commits.is_empty() {
@@ -76,142 +89,68 @@ fn first_few(items: &[String]) -> String {
 
 /// What `git worktree remove` would lose in `worktree`. A worktree whose
 /// folder is gone has no files left to lose.
-pub fn unsaved(main: &Path, worktree: &Worktree) -> Result<Unsaved, BoxError> {
+pub fn unsaved(main: &Checkout, worktree: &Worktree) -> Result<Unsaved, BoxError> {
     if !worktree.path.is_dir() {
         return Ok(Unsaved::default());
     }
     let files = repo::unsaved_files(&worktree.path)?;
+    let hidden = hidden_files(&main.common_dir, &worktree.path)?;
     let commits = match &worktree.head {
-        Some(head) => repo::unique_commits(main, head, worktree.branch.as_deref())?,
+        Some(head) => repo::unique_commits(&main.main, head, worktree.branch.as_deref())?,
         None => Vec::new(),
     };
-    Ok(Unsaved { files, commits })
+    Ok(Unsaved {
+        files,
+        commits,
+        hidden,
+    })
 }
 
-/// One sandbox taken down (or, in a dry run, that would be).
-#[derive(Debug, Clone, Serialize)]
-pub struct Removal {
-    pub name: String,
-    pub path: String,
-    pub branch: Option<String>,
-    pub database: Option<String>,
-    pub database_fate: Option<DatabaseFate>,
-    /// The port freed with the record.
-    pub port: Option<u16>,
-    pub branch_deleted: bool,
-    /// What was done, one line each, for a person.
-    pub done: Vec<String>,
-}
-
-/// Everything a take-down needs from the repository.
-pub struct Repo<'a> {
-    pub main: &'a Checkout,
-    pub settings: &'a Settings,
-    pub registry: &'a Registry,
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Options {
-    /// Pass `--force` to `git worktree remove` (discards unsaved work).
-    pub force: bool,
-    /// Decide the branch's fate; `gc` leaves orphans' branches alone.
-    pub branch: bool,
-    pub keep_branch: bool,
-    pub dry_run: bool,
-}
-
-/// Removes the worktree through git, drops the database if provision made
-/// it, deletes the record and, when asked and merged, the branch. Callers
-/// have checked for unsaved work; `guard` is held unless `dry_run`.
-pub fn take_down(
-    repo_: &Repo,
-    guard: Option<&Guard>,
-    record: Option<&Record>,
-    worktree: Option<&Worktree>,
-    options: Options,
-) -> Result<Removal, BoxError> {
-    let path = worktree
-        .map(|w| w.path.clone())
-        .or_else(|| record.map(|r| r.path.clone()))
-        .unwrap_or_default();
-    let branch = worktree
-        .and_then(|w| w.branch.clone())
-        .or_else(|| record.and_then(|r| r.branch.clone()));
-    let name = record
-        .map(|r| r.name.clone())
-        .or_else(|| branch.clone())
-        .or_else(|| worktree.map(|w| w.id.clone()))
-        .unwrap_or_default();
-    let mut removal = Removal {
-        name,
-        path: path.display().to_string(),
-        branch: branch.clone(),
-        database: record.map(|r| r.database.name.clone()),
-        database_fate: None,
-        port: record.map(|r| r.port),
-        branch_deleted: false,
-        done: Vec::new(),
-    };
-    // "removed" or "would remove": a dry run reads the same as the real one.
-    let did = |done: &str, would: &str| {
-        if options.dry_run {
-            format!("would {would}")
-        } else {
-            done.to_string()
-        }
-    };
-    if let Some(worktree) = worktree {
-        let folder_gone = !worktree.path.exists();
-        if !options.dry_run {
-            repo::worktree_remove(&repo_.main.main, &worktree.path, options.force)?;
-        }
-        removal.done.push(if folder_gone {
-            format!(
-                "{} git's entry for {}",
-                did("pruned", "prune"),
-                worktree.path.display()
-            )
-        } else {
-            format!(
-                "{} worktree {}",
-                did("removed", "remove"),
-                worktree.path.display()
-            )
-        });
+/// The shared `info/exclude` hides every path provision ever linked, in
+/// every worktree, so `git status` cannot tell provision's link from a real
+/// file a user put in its place. Checks each such path (and the lock's
+/// links and env file) by hand: a symlink, or an env file exactly as
+/// provision wrote it, is provision's; anything else is someone's work.
+fn hidden_files(common_dir: &Path, root: &Path) -> Result<Vec<String>, BoxError> {
+    // A lock that cannot be read only loses the env file's hash.
+    let sandbox = lock::read(root).ok().flatten().map(|read| read.sandbox);
+    let mut paths: BTreeSet<String> = repo::excluded_paths(common_dir)?.into_iter().collect();
+    if let Some(sandbox) = &sandbox {
+        paths.extend(sandbox.links.iter().map(|l| l.path.clone()));
+        paths.extend(sandbox.env.iter().map(|e| e.file.clone()));
     }
-    if let Some(record) = record {
-        let fate = teardown::drop_database(repo_.settings, repo_.main, record, options.dry_run)?;
-        removal.database_fate = Some(fate);
-        removal.done.push(fate.describe(&record.database.name));
-        if let Some(guard) = guard.filter(|_| !options.dry_run) {
-            teardown::forget(repo_.registry, guard, record)?;
+    paths.remove(lock::FILE_NAME);
+    let written_env = sandbox.as_ref().and_then(|s| s.env.as_ref());
+    let index = git2::Repository::open(root)?.index()?;
+    let mut out = Vec::new();
+    for path in paths {
+        // A tracked path is in git's status already.
+        if repo::is_tracked(&index, &path) {
+            continue;
         }
-        removal
-            .done
-            .push(format!("{} port {}", did("freed", "free"), record.port));
-    }
-    if let (true, Some(branch)) = (options.branch, worktree.and_then(|w| w.branch.as_ref())) {
-        let (target, oid) = repo::default_branch(&repo_.main.main)?;
-        if options.keep_branch {
-            removal
-                .done
-                .push(format!("kept branch {branch} (--keep-branch)"));
-        } else if repo::is_merged(&repo_.main.main, branch, oid)? {
-            if !options.dry_run {
-                repo::branch_delete(&repo_.main.main, branch)?;
-            }
-            removal.branch_deleted = true;
-            removal.done.push(format!(
-                "{} branch {branch} (merged into {target})",
-                did("deleted", "delete")
-            ));
-        } else {
-            removal.done.push(format!(
-                "kept branch {branch}: it is not merged into {target}"
-            ));
+        let at = root.join(&path);
+        let meta = match fs_err::symlink_metadata(&at) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        if meta.is_dir() {
+            out.push(format!("{path}/ (a real folder, not provision's link)"));
+            continue;
+        }
+        let bytes = fs_err::read(&at)?;
+        let ours = envfile::is_ours(&String::from_utf8_lossy(&bytes));
+        match written_env.filter(|e| e.file == path) {
+            Some(env) if ours && hash::of(&bytes) == env.content => {}
+            Some(_) if ours => out.push(format!("{path} (edited since provision wrote it)")),
+            None if ours => {}
+            _ => out.push(format!("{path} (a real file, not provision's)")),
         }
     }
-    Ok(removal)
+    Ok(out)
 }
 
 /// `provision remove NAME`: NAME is a sandbox name, a worktree path, or the
@@ -241,7 +180,7 @@ pub fn remove(
         return Err(RemoveError::Locked(shown).into());
     }
     if let (false, Some(worktree)) = (force, worktree) {
-        let work = unsaved(&main.main, worktree)?;
+        let work = unsaved(&main, worktree)?;
         if !work.is_empty() {
             return Err(RemoveError::Unsaved {
                 name: record.map_or(shown, |r| r.name.clone()),
@@ -261,7 +200,7 @@ pub fn remove(
         keep_branch,
         dry_run: false,
     };
-    take_down(&repo_, Some(&guard), record, worktree, options)
+    teardown::take_down(&repo_, Some(&guard), record, worktree, options)
 }
 
 fn resolve<'a>(

@@ -278,6 +278,25 @@ pub fn exclude_paths(common_dir: &Path, paths: &[String]) -> Result<bool, GitErr
     Ok(true)
 }
 
+/// The paths in provision's block of the shared `info/exclude`, relative,
+/// `/`-separated: what git does not show in any worktree's status.
+pub fn excluded_paths(common_dir: &Path) -> Result<Vec<String>, GitError> {
+    let file = common_dir.join("info").join("exclude");
+    let text = match fs_err::read_to_string(&file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(text
+        .lines()
+        .skip_while(|l| *l != EXCLUDE_BEGIN)
+        .skip(1)
+        .take_while(|l| *l != EXCLUDE_END)
+        .map(|l| l.trim_start_matches('/').to_string())
+        .filter(|l| !l.is_empty())
+        .collect())
+}
+
 /// One entry of `git worktree list`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Worktree {
@@ -312,12 +331,17 @@ pub fn worktrees(main: &Path, common_dir: &Path) -> Result<Vec<Worktree>, GitErr
         let (key, value) = field.split_once(' ').unwrap_or((field, ""));
         if key == "worktree" {
             let is_main = out.is_empty();
+            // The folder's own `.git` file names its entry best; the
+            // folder name is only a last guess, and wrong for a moved one.
             let id = if is_main {
                 "main".to_string()
             } else {
-                ids.iter()
-                    .find(|(path, _)| path == value)
-                    .map(|(_, id)| id.clone())
+                id_from_dot_git(common_dir, Path::new(value))
+                    .or_else(|| {
+                        ids.iter()
+                            .find(|(path, _)| same_path(Path::new(path), Path::new(value)))
+                            .map(|(_, id)| id.clone())
+                    })
                     .unwrap_or_else(|| file_name(Path::new(value)))
             };
             out.push(Worktree {
@@ -359,6 +383,34 @@ fn worktree_ids(common_dir: &Path) -> Vec<(String, String)> {
             Some((path, entry.file_name().to_string_lossy().into_owned()))
         })
         .collect()
+}
+
+/// The id in a linked worktree's `.git` file (`gitdir: <common>/worktrees/<id>`),
+/// if that entry exists.
+fn id_from_dot_git(common_dir: &Path, worktree: &Path) -> Option<String> {
+    let text = fs_err::read_to_string(worktree.join(".git")).ok()?;
+    let gitdir = text.trim_end().strip_prefix("gitdir: ")?;
+    let gitdir = worktree.join(gitdir);
+    let id = gitdir.file_name()?.to_string_lossy().into_owned();
+    common_dir
+        .join("worktrees")
+        .join(&id)
+        .is_dir()
+        .then_some(id)
+}
+
+/// Equal paths, or two spellings of one existing folder.
+pub fn same_path(a: &Path, b: &Path) -> bool {
+    a == b
+        || matches!(
+            (fs_err::canonicalize(a), fs_err::canonicalize(b)),
+            (Ok(a), Ok(b)) if a == b
+        )
+}
+
+/// Whether git keeps an entry (`worktrees/<id>`) for the worktree `id`.
+pub fn has_entry(common_dir: &Path, id: &str) -> bool {
+    id != "main" && !id.is_empty() && common_dir.join("worktrees").join(id).is_dir()
 }
 
 fn file_name(path: &Path) -> String {

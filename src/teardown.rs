@@ -1,14 +1,16 @@
-//! Takes a sandbox's own parts apart once its worktree is gone or going:
-//! the database (only when it carries provision's mark) and the registry
-//! record (which frees the port). Shared by `remove` and `gc`.
+//! Takes a sandbox apart: the worktree through git, the database (only when
+//! it carries provision's mark), the registry record (which frees the port)
+//! and, when asked and merged, the branch. The primitive `remove` and `gc`
+//! share; deciding what may go is theirs.
 
 use serde::Serialize;
 
+use crate::BoxError;
 use crate::config::Settings;
 use crate::context::{self, Owner};
 use crate::db::DbError;
 use crate::registry::{Guard, Record, Registry, RegistryError};
-use crate::repo::Checkout;
+use crate::repo::{self, Checkout, Worktree};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TeardownError {
@@ -34,6 +36,8 @@ pub enum DatabaseFate {
     /// The recipe now names another kind or place than the record: opening
     /// "the same" database could reach someone else's, so it is left alone.
     KeptRecipeChanged,
+    /// A command-kind command names the worktree, whose folder is gone.
+    KeptWorktreeGone,
 }
 
 impl DatabaseFate {
@@ -48,6 +52,9 @@ impl DatabaseFate {
             DatabaseFate::KeptRecipeChanged => format!(
                 "kept database {name}: provision.toml's [database] no longer matches the record"
             ),
+            DatabaseFate::KeptWorktreeGone => format!(
+                "kept database {name}: its `exists` or `drop` command names the worktree, whose folder is gone; remove it by hand"
+            ),
         }
     }
 }
@@ -61,17 +68,13 @@ pub fn drop_database(
     dry_run: bool,
 ) -> Result<DatabaseFate, TeardownError> {
     let recorded = &record.database;
-    let fail = |e| TeardownError::Drop(recorded.name.clone(), Box::new(e));
-    // Commands of the command kind run in the worktree while it exists.
-    let worktree = if record.path.is_dir() {
-        &record.path
-    } else {
-        &main.main
-    };
+    // Always the record's path, even when its folder is gone: it is what
+    // `{worktree}` and the env overrides meant. The command kind itself
+    // decides where to run once the folder is gone.
     let owner = Owner {
         common_dir: &main.common_dir,
         main: &main.main,
-        worktree,
+        worktree: &record.path,
         id: &record.id,
         name: &record.name,
         database: &recorded.name,
@@ -82,17 +85,23 @@ pub fn drop_database(
     if database.kind() != recorded.kind || database.location() != recorded.location {
         return Ok(DatabaseFate::KeptRecipeChanged);
     }
-    if !database.exists().map_err(fail)? {
-        return Ok(DatabaseFate::Absent);
+    let fate = (|| {
+        if !database.exists()? {
+            return Ok(DatabaseFate::Absent);
+        }
+        if !database.is_marked()? {
+            return Ok(DatabaseFate::KeptUnmarked);
+        }
+        if dry_run {
+            return Ok(DatabaseFate::WouldDrop);
+        }
+        database.drop_database()?;
+        Ok(DatabaseFate::Dropped)
+    })();
+    match fate {
+        Err(DbError::WorktreeGone { .. }) => Ok(DatabaseFate::KeptWorktreeGone),
+        other => other.map_err(|e| TeardownError::Drop(recorded.name.clone(), Box::new(e))),
     }
-    if !database.is_marked().map_err(fail)? {
-        return Ok(DatabaseFate::KeptUnmarked);
-    }
-    if dry_run {
-        return Ok(DatabaseFate::WouldDrop);
-    }
-    database.drop_database().map_err(fail)?;
-    Ok(DatabaseFate::Dropped)
 }
 
 /// Deletes the record, which frees its port for the next sandbox.
@@ -100,4 +109,140 @@ pub fn forget(registry: &Registry, guard: &Guard, record: &Record) -> Result<(),
     registry
         .delete(guard, &record.id)
         .map_err(|e| TeardownError::Record(record.name.clone(), e))
+}
+
+/// One sandbox taken down (or, in a dry run, that would be).
+#[derive(Debug, Clone, Serialize)]
+pub struct Removal {
+    pub name: String,
+    pub path: String,
+    pub branch: Option<String>,
+    pub database: Option<String>,
+    pub database_fate: Option<DatabaseFate>,
+    /// The port freed with the record.
+    pub port: Option<u16>,
+    pub branch_deleted: bool,
+    /// What was done, one line each, for a person.
+    pub done: Vec<String>,
+}
+
+/// Everything a take-down needs from the repository.
+pub struct Repo<'a> {
+    pub main: &'a Checkout,
+    pub settings: &'a Settings,
+    pub registry: &'a Registry,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Pass `--force` to `git worktree remove` (discards unsaved work).
+    pub force: bool,
+    /// Decide the branch's fate; `gc` leaves orphans' branches alone.
+    pub branch: bool,
+    pub keep_branch: bool,
+    pub dry_run: bool,
+}
+
+/// Drops the database if provision made it, removes the worktree through
+/// git, deletes the record and, when asked and merged, the branch. Callers
+/// have checked for unsaved work; `guard` is held unless `dry_run`.
+pub fn take_down(
+    repo_: &Repo,
+    guard: Option<&Guard>,
+    record: Option<&Record>,
+    worktree: Option<&Worktree>,
+    options: Options,
+) -> Result<Removal, BoxError> {
+    let path = worktree
+        .map(|w| w.path.clone())
+        .or_else(|| record.map(|r| r.path.clone()))
+        .unwrap_or_default();
+    let branch = worktree
+        .and_then(|w| w.branch.clone())
+        .or_else(|| record.and_then(|r| r.branch.clone()));
+    let name = record
+        .map(|r| r.name.clone())
+        .or_else(|| branch.clone())
+        .or_else(|| worktree.map(|w| w.id.clone()))
+        .unwrap_or_default();
+    let mut removal = Removal {
+        name,
+        path: path.display().to_string(),
+        branch: branch.clone(),
+        database: record.map(|r| r.database.name.clone()),
+        database_fate: None,
+        port: record.map(|r| r.port),
+        branch_deleted: false,
+        done: Vec::new(),
+    };
+    // "removed" or "would remove": a dry run reads the same as the real one.
+    let did = |done: &str, would: &str| {
+        if options.dry_run {
+            format!("would {would}")
+        } else {
+            done.to_string()
+        }
+    };
+    // The database goes first, while the worktree folder is still there:
+    // command-kind commands may need it, and refuse to run without it.
+    let fate = match record {
+        Some(record) => Some(drop_database(
+            repo_.settings,
+            repo_.main,
+            record,
+            options.dry_run,
+        )?),
+        None => None,
+    };
+    if let Some(worktree) = worktree {
+        let folder_gone = !worktree.path.exists();
+        if !options.dry_run {
+            repo::worktree_remove(&repo_.main.main, &worktree.path, options.force)?;
+        }
+        removal.done.push(if folder_gone {
+            format!(
+                "{} git's entry for {}",
+                did("pruned", "prune"),
+                worktree.path.display()
+            )
+        } else {
+            format!(
+                "{} worktree {}",
+                did("removed", "remove"),
+                worktree.path.display()
+            )
+        });
+    }
+    if let (Some(record), Some(fate)) = (record, fate) {
+        removal.database_fate = Some(fate);
+        removal.done.push(fate.describe(&record.database.name));
+        if let Some(guard) = guard.filter(|_| !options.dry_run) {
+            forget(repo_.registry, guard, record)?;
+        }
+        removal
+            .done
+            .push(format!("{} port {}", did("freed", "free"), record.port));
+    }
+    if let (true, Some(branch)) = (options.branch, worktree.and_then(|w| w.branch.as_ref())) {
+        let (target, oid) = repo::default_branch(&repo_.main.main)?;
+        if options.keep_branch {
+            removal
+                .done
+                .push(format!("kept branch {branch} (--keep-branch)"));
+        } else if repo::is_merged(&repo_.main.main, branch, oid)? {
+            if !options.dry_run {
+                repo::branch_delete(&repo_.main.main, branch)?;
+            }
+            removal.branch_deleted = true;
+            removal.done.push(format!(
+                "{} branch {branch} (merged into {target})",
+                did("deleted", "delete")
+            ));
+        } else {
+            removal.done.push(format!(
+                "kept branch {branch}: it is not merged into {target}"
+            ));
+        }
+    }
+    Ok(removal)
 }

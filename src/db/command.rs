@@ -39,6 +39,8 @@ pub struct CommandDb {
     name: String,
     owner: String,
     commands: Commands,
+    /// The worktree as the sandbox knows it: `{worktree}` and
+    /// `PROVISION_WORKTREE`, even once its folder is gone.
     root: PathBuf,
     main: String,
     record_path: PathBuf,
@@ -107,9 +109,30 @@ impl CommandDb {
         command.as_deref().ok_or(DbError::NoCommand(key, why))
     }
 
+    /// Whether `template` reaches the worktree folder: through
+    /// `{worktree}`, `PROVISION_WORKTREE`, or an env override whose value
+    /// holds the worktree's path.
+    fn uses_worktree(&self, template: &str) -> bool {
+        let keys = template::keys(template).unwrap_or_default();
+        if keys.iter().any(|k| k == "worktree") || template.contains("PROVISION_WORKTREE") {
+            return true;
+        }
+        let root = self.root.to_string_lossy();
+        self.env.iter().any(|(key, value)| {
+            value.contains(&*root)
+                && (template.contains(&format!("${key}"))
+                    || template.contains(&format!("${{{key}}}")))
+        })
+    }
+
     /// Runs `template` through `sh -c` in the worktree root. Its stdout goes
     /// to provision's stderr (stdout belongs to provision's report), its
     /// stderr to stderr; `quiet` holds both back, for questions like `exists`.
+    ///
+    /// Once the worktree folder is gone (`gc` of an orphan) a command runs in
+    /// the main checkout, but one that names the worktree is refused: its
+    /// path may be reused by now, and a `cd` to it that fails would leave
+    /// the command acting on the main checkout.
     fn run(
         &self,
         template: &str,
@@ -123,10 +146,20 @@ impl CommandDb {
         }
         let line = template::expand(template, &values)
             .map_err(|e| std::io::Error::other(format!("cannot expand `{template}`: {e}")))?;
+        let cwd = if self.root.is_dir() {
+            self.root.as_path()
+        } else if self.uses_worktree(template) {
+            return Err(DbError::WorktreeGone {
+                command: template.to_string(),
+                worktree: path_text(&self.root),
+            });
+        } else {
+            Path::new(&self.main)
+        };
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(&line)
-            .current_dir(&self.root)
+            .current_dir(cwd)
             .envs(&self.env)
             .env("PROVISION_DB", &self.name)
             .env("PROVISION_WORKTREE", &self.root)

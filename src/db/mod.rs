@@ -61,6 +61,11 @@ pub enum DbError {
         /// The last lines it printed, each on its own indented line.
         output: String,
     },
+    #[error(
+        "`{command}` names the worktree {worktree}, whose folder is gone, so provision will not run it; \
+         remove the database by hand"
+    )]
+    WorktreeGone { command: String, worktree: String },
     #[error("no `{0}` command in [database] of provision.toml; the command kind needs one to {1}")]
     NoCommand(&'static str, &'static str),
     #[error("{0}")]
@@ -136,7 +141,8 @@ pub struct Place<'a> {
     pub common_dir: &'a Path,
     /// Identifies repository and worktree in the ownership mark.
     pub owner: String,
-    /// The worktree root, where commands run.
+    /// The worktree root, where commands run while it exists. It stays the
+    /// sandbox's own path (for `{worktree}`) after its folder is gone.
     pub worktree: &'a Path,
     /// The sandbox's template values (`{db}`, `{port}`, …) for commands.
     pub values: BTreeMap<&'static str, String>,

@@ -221,3 +221,112 @@ fn remove_and_gc_run_the_drop_command() {
     env.provision(&env.path("worktree-kept"), &["verify"])
         .expect(0);
 }
+
+/// A recipe whose database lives inside the worktree, at `{worktree}/state`.
+fn in_worktree_app(env: &TestEnv, exists: &str, drop: &str) -> PathBuf {
+    let main = env.fixture_repo("app");
+    write(
+        main.join("provision.toml"),
+        &format!(
+            "[database]\nkind = \"command\"\ncreate = 'mkdir -p \"{{worktree}}/state\"'\nmigrate = 'true'\nexists = '{exists}'\ndrop = '{drop}'\n"
+        ),
+    );
+    write(
+        main.join(".gitignore"),
+        &format!("{}state/\n", read(main.join(".gitignore"))),
+    );
+    env.commit_all(&main, "command recipe inside the worktree");
+    // The main checkout's own state, which no sandbox owns.
+    fs_err::create_dir_all(main.join("state")).unwrap();
+    write(main.join("state/precious"), "keep me\n");
+    main
+}
+
+#[test]
+fn gc_never_runs_a_command_naming_a_gone_worktree_against_the_main_checkout() {
+    let env = TestEnv::new();
+    let main = in_worktree_app(
+        &env,
+        r#"test -d "{worktree}/state""#,
+        r#"rm -rf "{worktree}/state""#,
+    );
+    env.provision(&main, &["new", "a"]).expect(0);
+    assert!(env.path("worktree-a/state").is_dir());
+    fs_err::remove_dir_all(env.path("worktree-a")).unwrap();
+
+    let report = env.provision(&main, &["gc", "--json"]).expect(0).json();
+    assert_eq!(read(main.join("state/precious")), "keep me\n");
+    let removed = &report["removed"][0];
+    assert_eq!(removed["database_fate"], "kept-worktree-gone", "{report}");
+    // The port is freed all the same.
+    assert_eq!(report["removed"].as_array().unwrap().len(), 1, "{report}");
+}
+
+#[test]
+fn provision_worktree_stays_the_gone_folder_never_the_main_checkout() {
+    let env = TestEnv::new();
+    // A `cd` that fails would leave `rm` in the command's working directory.
+    let main = in_worktree_app(
+        &env,
+        r#"test -d "$PROVISION_WORKTREE/state""#,
+        r#"cd "$PROVISION_WORKTREE"; rm -rf state"#,
+    );
+    env.provision(&main, &["new", "b"]).expect(0);
+    fs_err::remove_dir_all(env.path("worktree-b")).unwrap();
+    let run = env.provision(&main, &["gc"]).expect(0);
+    assert_eq!(read(main.join("state/precious")), "keep me\n");
+    assert!(
+        run.stdout.contains("whose folder is gone"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn remove_runs_commands_in_the_worktree_before_it_goes() {
+    let env = TestEnv::new();
+    let main = in_worktree_app(
+        &env,
+        r#"test -d "{worktree}/state""#,
+        r#"rm -rf "{worktree}/state" && echo dropped-in "$PWD""#,
+    );
+    env.provision(&main, &["new", "a"]).expect(0);
+    let run = env
+        .provision(&main, &["remove", "a", "--force", "--json"])
+        .expect(0);
+    assert_eq!(run.json()["database_fate"], "dropped", "{}", run.stdout);
+    assert!(run.stderr.contains("dropped-in") && run.stderr.contains("worktree-a"));
+    assert_eq!(read(main.join("state/precious")), "keep me\n");
+    assert!(!env.path("worktree-a").exists());
+}
+
+#[test]
+fn create_without_exists_is_refused_before_it_can_adopt_a_database() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    let file = "\"$PROVISION_MAIN/.sandboxes/{db}.db\"";
+    // An idempotent `create`: it succeeds on a database that is already there.
+    write(
+        main.join("provision.toml"),
+        &format!(
+            "[database]\nkind = \"command\"\ncreate = 'mkdir -p \"$PROVISION_MAIN/.sandboxes\" && {SQLITE3} {file} \"SELECT 1;\"'\nmigrate = 'true'\ndrop = 'rm {file}'\n"
+        ),
+    );
+    env.commit_all(&main, "command recipe without exists");
+    fs_err::create_dir_all(main.join(".sandboxes")).unwrap();
+    let db = main.join(".sandboxes/app_feature.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE precious(x);")
+        .unwrap();
+
+    let run = env.provision(&main, &["new", "feature"]).expect(2);
+    assert!(
+        run.stderr
+            .contains("provision.toml:3: database.create: needs an `exists` command"),
+        "{}",
+        run.stderr
+    );
+    env.provision(&main, &["remove", "feature", "--force"]);
+    assert_eq!(tables(&db), ["precious"]);
+}

@@ -185,6 +185,39 @@ fn gc_takes_exactly_the_orphans() {
 }
 
 #[test]
+fn gc_keeps_a_worktree_moved_with_git_and_follows_it() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["new", "a"]).expect(0);
+    let moved = env.path("moved-a");
+    env.git(
+        &main,
+        &["worktree", "move", "../worktree-a", moved.to_str().unwrap()],
+    );
+
+    let report = env
+        .provision(&main, &["gc", "--dry-run", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(report["removed"], serde_json::json!([]), "{report}");
+    assert!(report.to_string().contains("moved from"), "{report}");
+    let report = env.provision(&main, &["gc", "--json"]).expect(0).json();
+    assert_eq!(report["removed"], serde_json::json!([]), "{report}");
+    assert!(names(&report["kept"]).contains("a"), "{report}");
+    assert!(db_file(&main, "app_a").is_file());
+    let record = &records(&main)[0];
+    let path = std::path::PathBuf::from(record["path"].as_str().unwrap());
+    assert_eq!(
+        fs_err::canonicalize(path).unwrap(),
+        fs_err::canonicalize(&moved).unwrap()
+    );
+    env.provision(&moved, &["verify"]).expect(0);
+    // Once followed, it is plainly live.
+    let report = env.provision(&main, &["gc", "--json"]).expect(0).json();
+    assert!(!report.to_string().contains("moved from"), "{report}");
+}
+
+#[test]
 fn remove_refuses_unsaved_work_and_force_takes_everything() {
     let env = TestEnv::new();
     let main = env.fixture_repo("app");
@@ -217,6 +250,59 @@ fn remove_refuses_unsaved_work_and_force_takes_everything() {
     // The link was removed, not followed: the main checkout's files are intact.
     assert!(main.join("node_modules/left-pad/index.js").is_file());
     assert!(main.join(".env").is_file());
+}
+
+#[test]
+fn remove_refuses_real_files_hidden_by_provisions_exclude_list() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["new", "a"]).expect(0);
+    let wt = env.path("worktree-a");
+    // The link replaced by a real, edited file: git does not see it, since
+    // the link path is in the shared info/exclude.
+    fs_err::remove_file(wt.join(".npmrc")).unwrap();
+    write(wt.join(".npmrc"), "//registry.example/:_authToken=mine\n");
+    assert_eq!(env.git(&wt, &["status", "--porcelain"]), "");
+
+    let run = env.provision(&main, &["remove", "a"]).expect(2);
+    assert!(run.stderr.contains(".npmrc"), "{}", run.stderr);
+    assert!(run.stderr.contains("--force"), "{}", run.stderr);
+    assert_eq!(
+        read(wt.join(".npmrc")),
+        "//registry.example/:_authToken=mine\n"
+    );
+    // gc --merged keeps it too.
+    let report = env
+        .provision(&main, &["gc", "--merged", "--json"])
+        .expect(0)
+        .json();
+    assert_eq!(report["removed"], serde_json::json!([]), "{report}");
+    assert!(wt.is_dir());
+
+    // The env file provision wrote, edited by hand, is named as well; a
+    // link folder replaced by a real one too.
+    fs_err::remove_file(wt.join(".npmrc")).unwrap();
+    env.provision(&wt, &["apply"]).expect(0);
+    write(
+        wt.join(".env.local"),
+        &format!("{}MY_KEY=1\n", read(wt.join(".env.local"))),
+    );
+    fs_err::remove_file(wt.join("node_modules")).unwrap();
+    fs_err::create_dir_all(wt.join("node_modules/mine")).unwrap();
+    let run = env.provision(&main, &["remove", "a"]).expect(2);
+    assert!(
+        run.stderr.contains(".env.local") && run.stderr.contains("node_modules"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains(".npmrc"), "{}", run.stderr);
+
+    env.provision(&main, &["remove", "a", "--force"]).expect(0);
+    assert!(!wt.exists());
+    assert_eq!(
+        read(main.join(".npmrc")),
+        read(crate::support::FIXTURE.to_string() + "/.npmrc")
+    );
 }
 
 #[test]
