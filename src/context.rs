@@ -252,7 +252,7 @@ fn default_name(checkout: &Checkout) -> String {
 pub struct Owner<'a> {
     pub common_dir: &'a Path,
     pub main: &'a Path,
-    /// Where commands run: the worktree, or the main checkout once it is gone.
+    /// The worktree's path (`{worktree}`), even once its folder is gone.
     pub worktree: &'a Path,
     pub id: &'a str,
     pub name: &'a str,

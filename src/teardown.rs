@@ -41,6 +41,14 @@ pub enum DatabaseFate {
 }
 
 impl DatabaseFate {
+    /// Provision's database, left in place for now: its record must stay.
+    fn still_ours(self) -> bool {
+        matches!(
+            self,
+            DatabaseFate::KeptRecipeChanged | DatabaseFate::KeptWorktreeGone
+        )
+    }
+
     pub fn describe(self, name: &str) -> String {
         match self {
             DatabaseFate::Dropped => format!("dropped database {name}"),
@@ -216,12 +224,22 @@ pub fn take_down(
     if let (Some(record), Some(fate)) = (record, fate) {
         removal.database_fate = Some(fate);
         removal.done.push(fate.describe(&record.database.name));
-        if let Some(guard) = guard.filter(|_| !options.dry_run) {
-            forget(repo_.registry, guard, record)?;
+        // `remove --force` lets go of the record even so: the user was told
+        // where the database is and chose to keep it by hand.
+        if fate.still_ours() && !options.force {
+            // The record is the only root that leads gc back to it.
+            removal.done.push(format!(
+                "kept the record and port {} until the database is gone",
+                record.port
+            ));
+        } else {
+            if let Some(guard) = guard.filter(|_| !options.dry_run) {
+                forget(repo_.registry, guard, record)?;
+            }
+            removal
+                .done
+                .push(format!("{} port {}", did("freed", "free"), record.port));
         }
-        removal
-            .done
-            .push(format!("{} port {}", did("freed", "free"), record.port));
     }
     if let (true, Some(branch)) = (options.branch, worktree.and_then(|w| w.branch.as_ref())) {
         let (target, oid) = repo::default_branch(&repo_.main.main)?;
