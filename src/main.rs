@@ -20,6 +20,7 @@ mod output;
 mod plan;
 mod registry;
 mod remove;
+mod render;
 mod repo;
 mod slug;
 mod status;
