@@ -365,10 +365,6 @@ impl Database for CommandDb {
         Ok(())
     }
 
-    fn repair(&mut self, _known: &[Applied]) -> Result<Vec<String>, DbError> {
-        Ok(Vec::new())
-    }
-
     fn drop_database(&mut self) -> Result<(), DbError> {
         if !self.exists()? {
             return Ok(());

@@ -14,7 +14,7 @@ use postgres::{Client, Config, NoTls};
 
 use super::{Database, DbError, Ledger, LedgerRow};
 use crate::config::{DatabaseKind, DatabaseSettings};
-use crate::migrations::{Applied, Migration};
+use crate::migrations::Migration;
 
 const MARK: &str = "provision:v1";
 /// Long enough for a loaded server, short enough that a stopped one is
@@ -260,11 +260,6 @@ impl Database for Postgres {
         )
         .map_err(failed)?;
         tx.commit().map_err(failed)
-    }
-
-    fn repair(&mut self, _known: &[Applied]) -> Result<Vec<String>, DbError> {
-        // One ledger table: there are no partial rows to complete.
-        Ok(Vec::new())
     }
 
     fn drop_database(&mut self) -> Result<(), DbError> {

@@ -241,7 +241,7 @@ impl Database for Sqlite {
         tx.commit().map_err(failed)
     }
 
-    fn repair(&mut self, known: &[Applied]) -> Result<Vec<String>, DbError> {
+    fn repair(&mut self, known: &[Applied]) -> Result<(), DbError> {
         let ledger = self.ledger()?;
         let name = self.name.clone();
         let conn = self.conn()?;
@@ -251,13 +251,13 @@ impl Database for Sqlite {
             source,
         };
         let tx = conn.transaction().map_err(fail)?;
-        let mut repaired = Vec::new();
         for row in &ledger.rows {
             match row.missing_from {
                 Some(D1) => {
                     tx.execute("INSERT INTO d1_migrations(name) VALUES(?1)", [&row.name])
                         .map_err(fail)?;
                 }
+                None => {}
                 Some(_) => {
                     // Only wrangler's ledger has it: take the checksum from the
                     // best record there is (the lock, else the file).
@@ -270,12 +270,10 @@ impl Database for Sqlite {
                     )
                     .map_err(fail)?;
                 }
-                None => continue,
             }
-            repaired.push(row.name.clone());
         }
         tx.commit().map_err(fail)?;
-        Ok(repaired)
+        Ok(())
     }
 
     fn drop_database(&mut self) -> Result<(), DbError> {
