@@ -61,13 +61,32 @@ pub enum EnvReason {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Action {
-    Link { path: String, target: String },
-    Unlink { path: String },
-    WriteEnv { file: String, reason: EnvReason },
-    CreateDatabase { name: String, location: String },
-    RepairLedger { rows: Vec<String> },
-    Migrate { name: String },
-    WriteLock { hash: String },
+    Link {
+        path: String,
+        target: String,
+    },
+    Unlink {
+        path: String,
+    },
+    WriteEnv {
+        file: String,
+        reason: EnvReason,
+    },
+    CreateDatabase {
+        name: String,
+        location: String,
+    },
+    RepairLedger {
+        rows: Vec<String>,
+    },
+    /// All pending migrations, applied in order in one go (some tools apply
+    /// a whole folder in one run).
+    Migrate {
+        names: Vec<String>,
+    },
+    WriteLock {
+        hash: String,
+    },
 }
 
 impl std::fmt::Display for Action {
@@ -87,7 +106,7 @@ impl std::fmt::Display for Action {
                 write!(f, "create    database {name} at {location}")
             }
             Action::RepairLedger { rows } => write!(f, "repair    ledger rows {}", rows.join(", ")),
-            Action::Migrate { name } => write!(f, "migrate   {name}"),
+            Action::Migrate { names } => write!(f, "migrate   {}", names.join(", ")),
             Action::WriteLock { hash } => write!(f, "lock      {} {hash}", lock::FILE_NAME),
         }
     }
@@ -150,28 +169,17 @@ pub fn apply(ctx: &Context, dry_run: bool, progress: &Progress) -> Result<Outcom
 
     if !dry_run {
         keep_out_of_git_status(ctx, desired)?;
-        let mut migrated = false;
+        let mut run = Execution {
+            root,
+            env_text,
+            lock_text: &rendered,
+            database: database.as_mut(),
+            migrations: &migrations,
+            known: &known,
+            progress,
+        };
         for action in &actions {
-            if let Action::Migrate { .. } = action {
-                // The migrations go together (some tools apply a whole
-                // folder in one run), in their order, when the first is due.
-                if !migrated {
-                    migrated = true;
-                    let pending: Vec<&Migration> = actions
-                        .iter()
-                        .filter_map(|a| match a {
-                            Action::Migrate { name } => migrations.iter().find(|f| &f.name == name),
-                            _ => None,
-                        })
-                        .collect();
-                    database.migrate_all(&pending, &mut |m| {
-                        progress.step(&format!("migrate   {}", m.name))
-                    })?;
-                }
-                continue;
-            }
-            progress.step(&action.to_string());
-            execute(action, root, env_text, &rendered, database.as_mut(), &known)?;
+            run.execute(action)?;
         }
         let guard = ctx.registry.lock()?;
         if let Some(mut record) = ctx.registry.get(&ctx.checkout.id)?
@@ -350,6 +358,7 @@ fn database_actions(
         }
     }
     let last_applied = applied.iter().map(|a| a.name.as_str()).max();
+    let mut pending = Vec::new();
     for file in files
         .iter()
         .filter(|f| !applied.iter().any(|a| a.name == f.name))
@@ -361,59 +370,78 @@ fn database_actions(
             }
             .into());
         }
-        actions.push(Action::Migrate {
-            name: file.name.clone(),
-        });
+        pending.push(file.name.clone());
+    }
+    if !pending.is_empty() {
+        actions.push(Action::Migrate { names: pending });
     }
     Ok(())
 }
 
-fn execute(
-    action: &Action,
-    root: &Path,
-    env_text: Option<&str>,
-    lock_text: &str,
-    database: &mut dyn Database,
-    known: &[Applied],
-) -> Result<(), BoxError> {
-    match action {
-        Action::Link { path, target } => {
-            let at = root.join(path);
-            if let Some(parent) = at.parent() {
+/// What carrying out the actions needs.
+struct Execution<'a> {
+    root: &'a Path,
+    env_text: Option<&'a str>,
+    lock_text: &'a str,
+    database: &'a mut dyn Database,
+    migrations: &'a [Migration],
+    known: &'a [Applied],
+    progress: &'a Progress,
+}
+
+impl Execution<'_> {
+    fn execute(&mut self, action: &Action) -> Result<(), BoxError> {
+        let root = self.root;
+        if !matches!(action, Action::Migrate { .. }) {
+            self.progress.step(&action.to_string());
+        }
+        match action {
+            Action::Link { path, target } => {
+                let at = root.join(path);
+                if let Some(parent) = at.parent() {
+                    fs_err::create_dir_all(parent)?;
+                }
+                if fs_err::symlink_metadata(&at).is_ok() {
+                    fs_err::remove_file(&at)?;
+                }
+                fs_err::os::unix::fs::symlink(target, &at)?;
+            }
+            Action::Unlink { path } => fs_err::remove_file(root.join(path))?,
+            Action::WriteEnv { file, reason } => {
+                let at = root.join(file);
+                // A folder on the way that is a link into the main checkout
+                // would carry the write there.
+                let parent = at.parent().unwrap_or(root);
                 fs_err::create_dir_all(parent)?;
+                if !fs_err::canonicalize(parent)?.starts_with(fs_err::canonicalize(root)?) {
+                    return Err(ApplyError::EnvOutside { file: file.clone() }.into());
+                }
+                if *reason == EnvReason::ReplacesSymlink {
+                    // Remove the link itself; writing through it would change
+                    // the main checkout's file.
+                    fs_err::remove_file(&at)?;
+                }
+                let text = self.env_text.expect("an env action has text");
+                fsutil::write_atomically(&at, text.as_bytes())?;
             }
-            if fs_err::symlink_metadata(&at).is_ok() {
-                fs_err::remove_file(&at)?;
+            Action::CreateDatabase { .. } => self.database.create()?,
+            Action::RepairLedger { .. } => self.database.repair(self.known)?,
+            Action::Migrate { names } => {
+                let pending: Vec<&Migration> = names
+                    .iter()
+                    .filter_map(|name| self.migrations.iter().find(|f| &f.name == name))
+                    .collect();
+                let progress = self.progress;
+                self.database.migrate_all(&pending, &mut |m| {
+                    progress.step(&format!("migrate   {}", m.name))
+                })?;
             }
-            fs_err::os::unix::fs::symlink(target, &at)?;
-        }
-        Action::Unlink { path } => fs_err::remove_file(root.join(path))?,
-        Action::WriteEnv { file, reason } => {
-            let at = root.join(file);
-            // A folder on the way that is a link into the main checkout
-            // would carry the write there.
-            let parent = at.parent().unwrap_or(root);
-            fs_err::create_dir_all(parent)?;
-            if !fs_err::canonicalize(parent)?.starts_with(fs_err::canonicalize(root)?) {
-                return Err(ApplyError::EnvOutside { file: file.clone() }.into());
+            Action::WriteLock { .. } => {
+                fsutil::write_atomically(&root.join(lock::FILE_NAME), self.lock_text.as_bytes())?
             }
-            if *reason == EnvReason::ReplacesSymlink {
-                // Remove the link itself; writing through it would change the
-                // main checkout's file.
-                fs_err::remove_file(&at)?;
-            }
-            fsutil::write_atomically(&at, env_text.expect("an env action has text").as_bytes())?;
         }
-        Action::CreateDatabase { .. } => database.create()?,
-        Action::RepairLedger { .. } => {
-            database.repair(known)?;
-        }
-        Action::Migrate { .. } => unreachable!("apply runs the migrations together"),
-        Action::WriteLock { .. } => {
-            fsutil::write_atomically(&root.join(lock::FILE_NAME), lock_text.as_bytes())?
-        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Adds the lock, the env file and every link path to the shared exclude
