@@ -69,15 +69,6 @@ pub fn verify(checkout: Checkout) -> Result<Report, BoxError> {
         .map(|r| r.name.as_str())
         .collect();
     drift(locked, &observed.sandbox, &files, &partial, &mut findings);
-    // Whatever the specific checks above do not name, the diff still shows:
-    // verify never passes a sandbox that differs from its lock.
-    if findings.iter().all(|f| f.kind == "lock") && observed.sandbox != *locked {
-        findings.push(Finding {
-            kind: "drift",
-            subject: "sandbox".into(),
-            message: "differs from its lock (see the diff)".into(),
-        });
-    }
     for row in &observed.partial_rows {
         findings.push(Finding {
             kind: "drift",
@@ -86,6 +77,15 @@ pub fn verify(checkout: Checkout) -> Result<Report, BoxError> {
                 "ledger row missing from {}",
                 row.missing_from.unwrap_or("the ledger")
             ),
+        });
+    }
+    // Whatever the specific checks above do not name, the diff still shows:
+    // verify never passes a sandbox that differs from its lock.
+    if findings.iter().all(|f| f.kind == "lock") && observed.sandbox != *locked {
+        findings.push(Finding {
+            kind: "drift",
+            subject: "sandbox".into(),
+            message: "differs from its lock (see the diff)".into(),
         });
     }
     let plan = ctx.plan(&files)?;
