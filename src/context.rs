@@ -78,17 +78,15 @@ impl Context {
         let guard = registry.lock()?;
         let records = registry.all(&guard)?;
         let existing = records.iter().find(|r| r.id == checkout.id);
-        if let (Some(record), Some(name)) = (existing, name) {
+        if let Some(record) = existing.filter(|r| !registry.is_claimed(r)) {
             // git reuses a worktree id once its entry is gone; the record is
             // that earlier worktree's, and its database is still there.
-            if record.name != name {
-                return Err(ContextError::IdReused {
-                    id: checkout.id.clone(),
-                    name: record.name.clone(),
-                    database: record.database.name.clone(),
-                }
-                .into());
+            return Err(ContextError::IdReused {
+                id: checkout.id.clone(),
+                name: record.name.clone(),
+                database: record.database.name.clone(),
             }
+            .into());
         }
         let name = match (existing, name) {
             (Some(record), _) => record.name.clone(),
@@ -136,6 +134,7 @@ impl Context {
             lock_hash: existing.and_then(|r| r.lock_hash.clone()),
         };
         if !dry_run && existing != Some(&record) {
+            registry.claim(&guard, &record.id, &record.name)?;
             registry.put(&guard, &record)?;
         }
         drop(guard);

@@ -62,6 +62,11 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
     };
     let records = registry.read_all()?;
     let worktrees = repo::worktrees(&main.main, &main.common_dir)?;
+    // Which record belongs to which listed worktree, decided before anything
+    // is taken down (taking a worktree down deletes its claim).
+    let owner_of = |record: &Record| worktrees.iter().position(|w| registry.owns(record, &w.id));
+    let owners: Vec<Option<usize>> = records.iter().map(owner_of).collect();
+    let claimed: Vec<bool> = records.iter().map(|r| registry.is_claimed(r)).collect();
     let default = if merged {
         Some(repo::default_branch(&main.main)?)
     } else {
@@ -82,8 +87,12 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
         dry_run,
         ..Options::default()
     };
-    for worktree in &worktrees {
-        let record = records.iter().find(|r| r.id == worktree.id);
+    for (index, worktree) in worktrees.iter().enumerate() {
+        let record = records
+            .iter()
+            .zip(&owners)
+            .find(|(_, owner)| **owner == Some(index))
+            .map(|(record, _)| record);
         let name = record
             .map(|r| r.name.clone())
             .or_else(|| worktree.branch.clone())
@@ -138,13 +147,16 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
             }),
         }
     }
-    for record in records
+    for ((record, _), claimed) in records
         .iter()
-        .filter(|r| r.id != "main" && !worktrees.iter().any(|w| w.id == r.id))
+        .zip(&owners)
+        .zip(claimed)
+        .filter(|((r, owner), _)| r.id != "main" && owner.is_none())
     {
+        let listed = worktrees.iter().any(|w| w.id == record.id);
         // Git still has an entry under this id that its list did not match
         // to a path: not provably gone, so not an orphan.
-        if repo::has_entry(&main.common_dir, &record.id) {
+        if claimed && repo::has_entry(&main.common_dir, &record.id) {
             report.kept.push(Kept {
                 name: record.name.clone(),
                 path: record.path.display().to_string(),
@@ -155,7 +167,9 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
             });
             continue;
         }
-        let reason = if record.path.exists() {
+        let reason = if listed {
+            "its worktree is gone; git gave its id to another worktree"
+        } else if record.path.exists() {
             "its git worktree entry is gone"
         } else {
             "its folder and git worktree entry are gone"

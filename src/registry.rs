@@ -49,6 +49,7 @@ pub struct DatabaseRecord {
 
 pub struct Registry {
     dir: PathBuf,
+    common_dir: PathBuf,
 }
 
 /// Held while the registry is being read and changed; released on drop.
@@ -60,6 +61,7 @@ impl Registry {
     pub fn new(common_dir: &Path) -> Self {
         Registry {
             dir: common_dir.join("provision"),
+            common_dir: common_dir.to_path_buf(),
         }
     }
 
@@ -87,6 +89,44 @@ impl Registry {
             .map_err(self.io("open the lock"))?;
         file.file().lock().map_err(self.io("lock"))?;
         Ok(Guard { _file: file })
+    }
+
+    /// The claim a linked worktree carries in its own admin dir under
+    /// `.git/worktrees/<id>/`. git deletes that dir with the worktree and
+    /// keeps it through `git worktree move`, but reuses the id for the next
+    /// worktree of the same folder name: the claim tells a record's own
+    /// worktree from a newcomer under the same id.
+    fn claim_path(&self, id: &str) -> Option<PathBuf> {
+        (id != "main").then(|| {
+            self.common_dir
+                .join("worktrees")
+                .join(id)
+                .join("provision-sandbox")
+        })
+    }
+
+    /// Marks worktree `id` as the one holding sandbox `name`.
+    pub fn claim(&self, _guard: &Guard, id: &str, name: &str) -> Result<(), RegistryError> {
+        match self.claim_path(id) {
+            Some(path) => fsutil::write_atomically(&path, format!("{name}\n").as_bytes())
+                .map_err(self.io("claim a worktree")),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the worktree now under the record's id is the record's own.
+    pub fn is_claimed(&self, record: &Record) -> bool {
+        match self.claim_path(&record.id) {
+            Some(path) => {
+                fs_err::read_to_string(path).is_ok_and(|text| text.trim_end() == record.name)
+            }
+            None => true,
+        }
+    }
+
+    /// Whether `record` belongs to the worktree git now lists under `id`.
+    pub fn owns(&self, record: &Record, id: &str) -> bool {
+        record.id == id && self.is_claimed(record)
     }
 
     /// Takes one sandbox's own lock, so two `apply` runs on one worktree

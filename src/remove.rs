@@ -167,7 +167,7 @@ pub fn remove(
     let guard = registry.lock()?;
     let records = registry.all(&guard)?;
     let worktrees = repo::worktrees(&main.main, &main.common_dir)?;
-    let (record, worktree) = resolve(cwd, target, &records, &worktrees)
+    let (record, worktree) = resolve(cwd, target, &registry, &records, &worktrees)
         .ok_or_else(|| RemoveError::NotFound(target.to_string()))?;
     let shown = worktree
         .map(|w| w.path.display().to_string())
@@ -206,10 +206,12 @@ pub fn remove(
 fn resolve<'a>(
     cwd: &Path,
     target: &str,
+    registry: &Registry,
     records: &'a [Record],
     worktrees: &'a [Worktree],
 ) -> Option<(Option<&'a Record>, Option<&'a Worktree>)> {
-    let worktree_of = |record: &Record| worktrees.iter().find(|w| w.id == record.id);
+    let worktree_of = |record: &Record| worktrees.iter().find(|w| registry.owns(record, &w.id));
+    let record_of = |worktree: &Worktree| records.iter().find(|r| registry.owns(r, &worktree.id));
     if let Some(record) = records.iter().find(|r| r.name == target) {
         return Some((Some(record), worktree_of(record)));
     }
@@ -218,8 +220,7 @@ fn resolve<'a>(
     let canonical = fs_err::canonicalize(&as_path).unwrap_or(as_path);
     let same = |p: &Path| fs_err::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()) == canonical;
     if let Some(worktree) = worktrees.iter().find(|w| same(&w.path)) {
-        let record = records.iter().find(|r| r.id == worktree.id);
-        return Some((record, Some(worktree)));
+        return Some((record_of(worktree), Some(worktree)));
     }
     if let Some(record) = records.iter().find(|r| same(&r.path)) {
         return Some((Some(record), worktree_of(record)));
@@ -227,5 +228,5 @@ fn resolve<'a>(
     let worktree = worktrees
         .iter()
         .find(|w| !w.is_main && (w.branch.as_deref() == Some(target) || w.id == target))?;
-    Some((records.iter().find(|r| r.id == worktree.id), Some(worktree)))
+    Some((record_of(worktree), Some(worktree)))
 }

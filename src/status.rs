@@ -66,11 +66,14 @@ pub fn status(cwd: &Path) -> Result<Report, BoxError> {
     let records = registry.read_all()?;
     let worktrees = repo::worktrees(&main.main, &main.common_dir)?;
     let mut rows: Vec<Row> = in_parallel(&worktrees, |worktree| {
-        row(worktree, records.iter().find(|r| r.id == worktree.id))
+        row(
+            worktree,
+            records.iter().find(|r| registry.owns(r, &worktree.id)),
+        )
     });
     for record in records
         .iter()
-        .filter(|r| !worktrees.iter().any(|w| w.id == r.id))
+        .filter(|r| !worktrees.iter().any(|w| registry.owns(r, &w.id)))
     {
         rows.push(Row {
             name: record.name.clone(),

@@ -474,3 +474,58 @@ fn status_lists_every_worktree_with_its_state() {
     let line = text.lines().find(|l| l.starts_with("stale ")).unwrap();
     assert_eq!(&line[state_column..state_column + 5], "stale", "{text}");
 }
+
+/// git hands a removed worktree's id to the next worktree of the same folder
+/// name; that worktree must not take over the old sandbox's record or data.
+#[test]
+fn a_worktree_under_a_reused_id_never_inherits_the_old_sandbox() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["new", "feat"]).expect(0);
+    env.git(&main, &["worktree", "remove", "../worktree-feat"]);
+    fs_err::create_dir_all(env.path("elsewhere")).unwrap();
+    env.git(
+        &main,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "other",
+            "../elsewhere/worktree-feat",
+        ],
+    );
+    let wt = env.path("elsewhere/worktree-feat");
+
+    let run = env.provision(&wt, &["apply"]).expect(2);
+    assert!(
+        run.stderr.contains("still holds sandbox `feat`"),
+        "{}",
+        run.stderr
+    );
+    let status = env.provision(&main, &["status", "--json"]).expect(0).json();
+    let feat = status["sandboxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "feat")
+        .unwrap()
+        .clone();
+    assert_eq!(feat["state"], "orphan", "{status}");
+
+    let report = env.provision(&main, &["gc", "--json"]).expect(0).json();
+    assert_eq!(
+        names(&report["removed"]),
+        BTreeSet::from(["feat".to_string()]),
+        "{report}"
+    );
+    assert!(!db_file(&main, "app_feat").exists());
+    assert!(
+        wt.is_dir(),
+        "gc must not touch the worktree now under the id"
+    );
+
+    env.provision(&wt, &["apply"]).expect(0);
+    assert!(read(wt.join(".env.local")).contains("DB_NAME=app_other"));
+    env.provision(&wt, &["verify"]).expect(0);
+}
