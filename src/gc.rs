@@ -54,7 +54,8 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
     let registry = Registry::new(&main.common_dir);
     // Records first, then git's list: `new` adds the git entry before the
     // record, so every record read here already has its entry listed.
-    // Holding the lock keeps `new`, `apply` and `remove` out while we act.
+    // Holding the lock keeps `new` and `remove` out while we act; a sandbox
+    // whose `apply` is running is skipped (see `teardown::take_down`).
     let guard = if dry_run {
         None
     } else {

@@ -130,18 +130,33 @@ impl Registry {
     }
 
     /// Takes one sandbox's own lock, so two `apply` runs on one worktree
-    /// take turns while other sandboxes go on.
+    /// take turns while other sandboxes go on. Lock order: a sandbox's lock
+    /// before the registry's.
     pub fn lock_sandbox(&self, id: &str) -> Result<Guard, RegistryError> {
+        let file = self.sandbox_lock_file(id)?;
+        file.file().lock().map_err(self.io("lock a sandbox"))?;
+        Ok(Guard { _file: file })
+    }
+
+    /// The sandbox's lock if it is free now, else `None`.
+    pub fn try_lock_sandbox(&self, id: &str) -> Result<Option<Guard>, RegistryError> {
+        let file = self.sandbox_lock_file(id)?;
+        match file.file().try_lock() {
+            Ok(()) => Ok(Some(Guard { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(self.io("lock a sandbox")(e)),
+        }
+    }
+
+    fn sandbox_lock_file(&self, id: &str) -> Result<fs_err::File, RegistryError> {
         let dir = self.dir.join("locks");
         fs_err::create_dir_all(&dir).map_err(self.io("create"))?;
-        let file = fs_err::OpenOptions::new()
+        fs_err::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(dir.join(format!("{id}.lock")))
-            .map_err(self.io("open a sandbox lock"))?;
-        file.file().lock().map_err(self.io("lock a sandbox"))?;
-        Ok(Guard { _file: file })
+            .map_err(self.io("open a sandbox lock"))
     }
 
     pub fn all(&self, _guard: &Guard) -> Result<Vec<Record>, RegistryError> {

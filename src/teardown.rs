@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use crate::BoxError;
-use crate::config::Settings;
+use crate::config::{DatabaseKind, Settings};
 use crate::context::{self, Owner};
 use crate::db::DbError;
 use crate::registry::{Guard, Record, Registry, RegistryError};
@@ -18,6 +18,10 @@ pub enum TeardownError {
     Drop(String, #[source] Box<DbError>),
     #[error("cannot open database `{0}`")]
     Open(String, #[source] crate::BoxError),
+    #[error(
+        "sandbox `{0}` is busy: a `provision apply` is running in it; try again when it is done"
+    )]
+    Busy(String),
     #[error("cannot delete the registry record of `{0}`")]
     Record(String, #[source] RegistryError),
 }
@@ -95,6 +99,12 @@ pub fn drop_database(
     }
     let fate = (|| {
         if !database.exists()? {
+            if !dry_run {
+                // Lets a kind forget what it kept of a database that is gone
+                // (the command kind's record), so the name can never be
+                // mistaken for provision's later.
+                database.drop_database()?;
+            }
             return Ok(DatabaseFate::Absent);
         }
         if !database.is_marked()? {
@@ -191,16 +201,27 @@ pub fn take_down(
             done.to_string()
         }
     };
-    // The database goes first, while the worktree folder is still there:
-    // command-kind commands may need it, and refuse to run without it.
-    let fate = match record {
-        Some(record) => Some(drop_database(
-            repo_.settings,
-            repo_.main,
-            record,
-            options.dry_run,
-        )?),
+    // One take-down at a time per sandbox, and never in the middle of an
+    // apply: waiting here while holding the registry lock could deadlock
+    // with an apply that waits for the registry, so a busy sandbox is skipped.
+    let _turn = match record.filter(|_| !options.dry_run) {
+        Some(record) => Some(
+            repo_
+                .registry
+                .try_lock_sandbox(&record.id)?
+                .ok_or_else(|| TeardownError::Busy(record.name.clone()))?,
+        ),
         None => None,
+    };
+    let drop_database =
+        |record: &Record| drop_database(repo_.settings, repo_.main, record, options.dry_run);
+    // The command kind's commands may need the worktree folder, so its
+    // database goes first; every other kind's goes after git has removed
+    // the worktree, the step that can still refuse.
+    let database_first = repo_.settings.database.kind == DatabaseKind::Command;
+    let mut fate = match record {
+        Some(record) if database_first => Some(drop_database(record)?),
+        _ => None,
     };
     if let Some(worktree) = worktree {
         let folder_gone = !worktree.path.exists();
@@ -220,6 +241,9 @@ pub fn take_down(
                 worktree.path.display()
             )
         });
+    }
+    if let Some(record) = record.filter(|_| !database_first) {
+        fate = Some(drop_database(record)?);
     }
     if let (Some(record), Some(fate)) = (record, fate) {
         removal.database_fate = Some(fate);

@@ -75,7 +75,7 @@ fn ports_come_from_the_configured_range_and_are_freed_by_remove() {
     let main = env.fixture_repo("app");
     write(
         main.join("provision.toml"),
-        "[ports]\nrange = \"41700-41701\"\n",
+        "[ports]\nrange = \"31870-31871\"\n",
     );
     env.commit_all(&main, "two ports only");
     env.provision(&main, &["new", "a"]).expect(0);
@@ -88,7 +88,7 @@ fn ports_come_from_the_configured_range_and_are_freed_by_remove() {
         .iter()
         .map(|n| env_port(&env.path(&format!("worktree-{n}"))))
         .collect();
-    assert_eq!(ports, BTreeSet::from([41700, 41701]));
+    assert_eq!(ports, BTreeSet::from([31870, 31871]));
 }
 
 #[test]
@@ -528,4 +528,42 @@ fn a_worktree_under_a_reused_id_never_inherits_the_old_sandbox() {
     env.provision(&wt, &["apply"]).expect(0);
     assert!(read(wt.join(".env.local")).contains("DB_NAME=app_other"));
     env.provision(&wt, &["verify"]).expect(0);
+}
+
+/// git can still refuse to remove a worktree that passed provision's own
+/// checks (here: one git believes holds submodules); its database must
+/// survive that.
+#[test]
+fn remove_keeps_the_database_when_git_refuses_the_worktree() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["new", "feat"]).expect(0);
+    fs_err::create_dir_all(main.join(".git/worktrees/worktree-feat/modules")).unwrap();
+    let run = env.provision(&main, &["remove", "feat"]).expect(2);
+    assert!(run.stderr.contains("submodules"), "{}", run.stderr);
+    assert!(db_file(&main, "app_feat").is_file());
+    assert!(record_file(&main, "worktree-feat").is_file());
+    env.provision(&env.path("worktree-feat"), &["verify"])
+        .expect(0);
+}
+
+/// remove and gc never take a sandbox down in the middle of an apply.
+#[test]
+fn a_sandbox_being_applied_is_not_taken_down() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["new", "feat"]).expect(0);
+    // Hold the sandbox's lock as a running `provision apply` does.
+    let lock = fs_err::File::open(main.join(".git/provision/locks/worktree-feat.lock")).unwrap();
+    lock.file().lock().unwrap();
+    let run = env.provision(&main, &["remove", "feat"]).expect(2);
+    assert!(
+        run.stderr.contains("sandbox `feat` is busy"),
+        "{}",
+        run.stderr
+    );
+    assert!(env.path("worktree-feat").is_dir() && db_file(&main, "app_feat").is_file());
+    drop(lock);
+    env.provision(&main, &["remove", "feat"]).expect(0);
+    assert!(!db_file(&main, "app_feat").exists());
 }
