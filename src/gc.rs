@@ -229,6 +229,9 @@ fn merged_and_clean(
     if !repo::is_merged(&main.main, branch, oid)? {
         return Ok(Err(format!("live (branch not merged into {target})")));
     }
+    if !repo::has_own_commits(&main.main, branch)? {
+        return Ok(Err("live (no commits of its own yet)".into()));
+    }
     let work = remove::unsaved(main, worktree)?;
     if !work.is_empty() {
         return Ok(Err(format!(

@@ -497,6 +497,23 @@ pub fn is_merged(main: &Path, branch: &str, target: git2::Oid) -> Result<bool, G
     Ok(tip == target || repo.graph_descendant_of(target, tip)?)
 }
 
+/// Whether `branch` has moved since it was created, by its reflog: a
+/// branch fresh from `provision new` is "merged" by ancestry, but nothing on
+/// it is finished. Without a reflog there is no telling, so: no.
+pub fn has_own_commits(main: &Path, branch: &str) -> Result<bool, GitError> {
+    let repo = Repository::open(main)?;
+    let reflog = repo.reflog(&format!("refs/heads/{branch}"))?;
+    let Some(created) = reflog.iter().last() else {
+        return Ok(false);
+    };
+    let tip = repo
+        .find_branch(branch, git2::BranchType::Local)?
+        .get()
+        .peel_to_commit()?
+        .id();
+    Ok(tip != created.id_new())
+}
+
 /// `git worktree remove [--force] PATH`; also drops the entry of a worktree
 /// whose folder is already gone.
 pub fn worktree_remove(main: &Path, path: &Path, force: bool) -> Result<(), GitError> {

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Barrier;
 
-use crate::support::{TestEnv, read, write};
+use crate::support::{TestEnv, read, sqlite, write};
 
 fn db_file(main: &Path, db: &str) -> PathBuf {
     main.join(".git/provision/sqlite")
@@ -344,7 +344,7 @@ fn remove_keeps_commits_on_no_other_branch_and_unmerged_branches() {
 fn remove_keep_branch_and_gc_merged() {
     let env = TestEnv::new();
     let main = env.fixture_repo("app");
-    for name in ["done", "kept", "open", "busy"] {
+    for name in ["done", "kept", "open", "busy", "fresh"] {
         env.provision(&main, &["new", name]).expect(0);
     }
     env.provision(&main, &["remove", "kept", "--keep-branch"])
@@ -358,8 +358,16 @@ fn remove_keep_branch_and_gc_merged() {
     let open = env.path("worktree-open");
     write(open.join("src/open.txt"), "ongoing\n");
     env.commit_all(&open, "ongoing work");
-    // Merged (no commits of its own) but dirty: kept.
-    write(env.path("worktree-busy/scratch.txt"), "x\n");
+    // Merged but dirty: kept.
+    let busy = env.path("worktree-busy");
+    write(busy.join("src/busy.txt"), "merged\n");
+    env.commit_all(&busy, "merged work");
+    env.git(&main, &["merge", "-q", "--no-ff", "--no-edit", "busy"]);
+    write(busy.join("scratch.txt"), "x\n");
+    // "fresh" has no commits of its own: merged by ancestry, but kept.
+    sqlite(&main, "app_fresh")
+        .execute("INSERT INTO users(email) VALUES('wip@example.com')", [])
+        .unwrap();
 
     let report = env
         .provision(&main, &["gc", "--merged", "--json"])
@@ -379,6 +387,8 @@ fn remove_keep_branch_and_gc_merged() {
     };
     assert!(reason("open").contains("not merged"));
     assert!(reason("busy").contains("scratch.txt"));
+    assert!(reason("fresh").contains("no commits of its own yet"));
+    assert!(db_file(&main, "app_fresh").is_file());
     assert!(env.path("worktree-busy/scratch.txt").is_file());
 }
 
