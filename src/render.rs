@@ -227,8 +227,8 @@ impl Report for status::Report {
             let state = match data.state {
                 status::State::Clean => GREEN,
                 status::State::Stale => YELLOW,
-                status::State::Drift | status::State::Orphan => RED,
-                status::State::NotProvisioned => DIM,
+                status::State::Drift | status::State::Orphan | status::State::Error => RED,
+                status::State::NotProvisioned | status::State::Missing => DIM,
             };
             let plain = anstyle::Style::new();
             out.push_str(&line(row, &[plain, plain, state, plain, plain, plain, DIM]));

@@ -503,7 +503,7 @@ pub fn is_merged(main: &Path, branch: &str, target: git2::Oid) -> Result<bool, G
 pub fn has_own_commits(main: &Path, branch: &str) -> Result<bool, GitError> {
     let repo = Repository::open(main)?;
     let reflog = repo.reflog(&format!("refs/heads/{branch}"))?;
-    let Some(created) = reflog.iter().last() else {
+    let Some(created) = reflog.iter().next_back() else {
         return Ok(false);
     };
     let tip = repo

@@ -24,6 +24,10 @@ pub enum State {
     NotProvisioned,
     /// The worktree is gone; `provision gc` cleans up after it.
     Orphan,
+    /// Its folder is gone but the worktree is locked: gc keeps it.
+    Missing,
+    /// The state could not be read (bad recipe, database server unreachable).
+    Error,
 }
 
 impl State {
@@ -34,6 +38,8 @@ impl State {
             State::Stale => "stale",
             State::NotProvisioned => "not provisioned",
             State::Orphan => "orphan",
+            State::Missing => "missing",
+            State::Error => "error",
         }
     }
 }
@@ -75,6 +81,13 @@ pub fn status(cwd: &Path) -> Result<Report, BoxError> {
         .iter()
         .filter(|r| !worktrees.iter().any(|w| registry.owns(r, &w.id)))
     {
+        // As gc decides: an entry git still has keeps the record.
+        let (state, detail) =
+            if registry.is_claimed(record) && repo::has_entry(&main.common_dir, &record.id) {
+                (State::Missing, "git still has a worktree entry for it")
+            } else {
+                (State::Orphan, "its git worktree entry is gone")
+            };
         rows.push(Row {
             name: record.name.clone(),
             id: record.id.clone(),
@@ -83,10 +96,10 @@ pub fn status(cwd: &Path) -> Result<Report, BoxError> {
             database: Some(record.database.name.clone()),
             port: Some(record.port),
             dirty: None,
-            state: State::Orphan,
+            state,
             main: false,
             locked: false,
-            detail: Some("its git worktree entry is gone".into()),
+            detail: Some(detail.into()),
         });
     }
     Ok(Report { sandboxes: rows })
@@ -110,11 +123,12 @@ fn row(worktree: &Worktree, record: Option<&Record>) -> Row {
         detail: None,
     };
     if worktree.prunable || !worktree.path.is_dir() {
-        row.detail = Some(if worktree.locked {
-            "its folder is gone; locked, so gc keeps it".into()
+        if worktree.locked {
+            row.state = State::Missing;
+            row.detail = Some("its folder is gone; locked, so gc keeps it".into());
         } else {
-            "its folder is gone".into()
-        });
+            row.detail = Some("its folder is gone".into());
+        }
         return row;
     }
     row.dirty = repo::unsaved_files(&worktree.path)
@@ -122,7 +136,7 @@ fn row(worktree: &Worktree, record: Option<&Record>) -> Row {
         .map(|files| !files.is_empty());
     let (state, detail) = match Checkout::discover(&worktree.path) {
         Ok(checkout) => verify(checkout),
-        Err(e) => (State::Drift, Some(e.to_string())),
+        Err(e) => (State::Error, Some(e.to_string())),
     };
     row.state = state;
     row.detail = detail;
@@ -147,7 +161,7 @@ fn verify(checkout: Checkout) -> (State, Option<String>) {
                 .map(|f| format!("{}: {}", f.subject, f.message));
             (state, first)
         }
-        Err(e) => (State::Drift, Some(e.to_string())),
+        Err(e) => (State::Error, Some(e.to_string())),
     }
 }
 

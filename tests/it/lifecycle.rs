@@ -577,3 +577,36 @@ fn a_sandbox_being_applied_is_not_taken_down() {
     env.provision(&main, &["remove", "feat"]).expect(0);
     assert!(!db_file(&main, "app_feat").exists());
 }
+
+#[test]
+fn status_tells_unreadable_and_locked_missing_sandboxes_apart() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["new", "a"]).expect(0);
+    env.provision(&main, &["new", "locked"]).expect(0);
+    env.git(&main, &["worktree", "lock", "../worktree-locked"]);
+    fs_err::remove_dir_all(env.path("worktree-locked")).unwrap();
+    write(
+        main.join("provision.toml"),
+        "[database]\nkind = \"oracle\"\n",
+    );
+    let status = env.provision(&main, &["status", "--json"]).expect(0).json();
+    let row = |name: &str| {
+        status["sandboxes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(row("a")["state"], "error", "{status}");
+    assert!(
+        row("a")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("provision.toml:2"),
+        "{status}"
+    );
+    assert_eq!(row("locked")["state"], "missing", "{status}");
+}
