@@ -12,10 +12,11 @@ use serde::Serialize;
 
 use crate::BoxError;
 use crate::context;
+use crate::output;
 use crate::registry::{Guard, Record, Registry};
 use crate::remove;
 use crate::repo::{self, Checkout};
-use crate::teardown::{self, Options, Removal, Repo};
+use crate::teardown::{self, Options, Removal, Shared};
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -73,7 +74,7 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
     } else {
         None
     };
-    let repo_ = Repo {
+    let shared = Shared {
         main: &main,
         settings: &settings,
         registry: &registry,
@@ -139,12 +140,12 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
                 .push(keep(live(&registry, guard.as_ref(), record, worktree)?));
             continue;
         };
-        match teardown::take_down(&repo_, guard.as_ref(), record, Some(worktree), options) {
+        match teardown::take_down(&shared, guard.as_ref(), record, Some(worktree), options) {
             Ok(removal) => report.removed.push(Removed { reason, removal }),
             Err(e) => report.failed.push(Failed {
                 name,
                 path: worktree.path.display().to_string(),
-                error: error_chain(&*e),
+                error: output::one_line(&*e),
             }),
         }
     }
@@ -175,7 +176,7 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
         } else {
             "its folder and git worktree entry are gone"
         };
-        match teardown::take_down(&repo_, guard.as_ref(), Some(record), None, orphan) {
+        match teardown::take_down(&shared, guard.as_ref(), Some(record), None, orphan) {
             Ok(removal) => report.removed.push(Removed {
                 reason: reason.into(),
                 removal,
@@ -183,7 +184,7 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
             Err(e) => report.failed.push(Failed {
                 name: record.name.clone(),
                 path: record.path.display().to_string(),
-                error: error_chain(&*e),
+                error: output::one_line(&*e),
             }),
         }
     }
@@ -242,15 +243,4 @@ fn merged_and_clean(
     Ok(Ok(format!(
         "branch {branch} is merged into {target} and the worktree is clean"
     )))
-}
-
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

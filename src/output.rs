@@ -55,15 +55,28 @@ pub fn emit(report: &impl Report, json: bool) {
     }
 }
 
+/// The errors that caused `err`, outermost first.
+fn causes<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(err.source(), |cause| cause.source())
+}
+
 pub fn print_error(err: &(dyn std::error::Error + 'static)) {
     let mut out = anstream::stderr();
     let _ = writeln!(out, "{} {err}", paint(RED, "error:"));
-    let mut source = err.source();
-    if source.is_some() {
+    if err.source().is_some() {
         let _ = writeln!(out, "\nCaused by:");
     }
-    while let Some(cause) = source {
+    for cause in causes(err) {
         let _ = writeln!(out, "    {cause}");
-        source = cause.source();
     }
+}
+
+/// An error and its causes on one line, for a report's field.
+pub fn one_line(err: &(dyn std::error::Error + 'static)) -> String {
+    std::iter::once(err.to_string())
+        .chain(causes(err).map(|c| c.to_string()))
+        .collect::<Vec<_>>()
+        .join(": ")
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::BoxError;
 use crate::registry::{Record, Registry};
 use crate::repo::{self, Checkout, Worktree};
-use crate::teardown::{self, Options, Repo};
+use crate::teardown::{self, Options, Shared};
 use crate::{context, envfile, hash, lock};
 
 /// What `remove` reports is what the take-down did.
@@ -189,7 +189,7 @@ pub fn remove(
             .into());
         }
     }
-    let repo_ = Repo {
+    let shared = Shared {
         main: &main,
         settings: &settings,
         registry: &registry,
@@ -200,7 +200,7 @@ pub fn remove(
         keep_branch,
         dry_run: false,
     };
-    teardown::take_down(&repo_, Some(&guard), record, worktree, options)
+    teardown::take_down(&shared, Some(&guard), record, worktree, options)
 }
 
 fn resolve<'a>(

@@ -184,13 +184,8 @@ pub fn worktree_add(
 /// Undoes a `worktree_add` after a later step failed: the new worktree and
 /// its branch go, nothing else does.
 pub fn worktree_undo(main: &Path, branch: &str, path: &Path) -> Result<(), GitError> {
-    let path = path.to_string_lossy().into_owned();
-    run_git(
-        main,
-        &["worktree".into(), "remove".into(), "--force".into(), path],
-    )?;
-    run_git(main, &["branch".into(), "-D".into(), branch.into()])?;
-    Ok(())
+    worktree_remove(main, path, true)?;
+    branch_delete(main, branch)
 }
 
 pub fn run_git(dir: &Path, args: &[String]) -> Result<String, GitError> {

@@ -145,7 +145,7 @@ pub struct Removal {
 }
 
 /// Everything a take-down needs from the repository.
-pub struct Repo<'a> {
+pub struct Shared<'a> {
     pub main: &'a Checkout,
     pub settings: &'a Settings,
     pub registry: &'a Registry,
@@ -165,7 +165,7 @@ pub struct Options {
 /// git, deletes the record and, when asked and merged, the branch. Callers
 /// have checked for unsaved work; `guard` is held unless `dry_run`.
 pub fn take_down(
-    repo_: &Repo,
+    shared: &Shared,
     guard: Option<&Guard>,
     record: Option<&Record>,
     worktree: Option<&Worktree>,
@@ -206,7 +206,7 @@ pub fn take_down(
     // with an apply that waits for the registry, so a busy sandbox is skipped.
     let _turn = match record.filter(|_| !options.dry_run) {
         Some(record) => Some(
-            repo_
+            shared
                 .registry
                 .try_lock_sandbox(&record.id)?
                 .ok_or_else(|| TeardownError::Busy(record.name.clone()))?,
@@ -214,11 +214,11 @@ pub fn take_down(
         None => None,
     };
     let drop_database =
-        |record: &Record| drop_database(repo_.settings, repo_.main, record, options.dry_run);
+        |record: &Record| drop_database(shared.settings, shared.main, record, options.dry_run);
     // The command kind's commands may need the worktree folder, so its
     // database goes first; every other kind's goes after git has removed
     // the worktree, the step that can still refuse.
-    let database_first = repo_.settings.database.kind == DatabaseKind::Command;
+    let database_first = shared.settings.database.kind == DatabaseKind::Command;
     let mut fate = match record {
         Some(record) if database_first => Some(drop_database(record)?),
         _ => None,
@@ -226,7 +226,7 @@ pub fn take_down(
     if let Some(worktree) = worktree {
         let folder_gone = !worktree.path.exists();
         if !options.dry_run {
-            repo::worktree_remove(&repo_.main.main, &worktree.path, options.force)?;
+            repo::worktree_remove(&shared.main.main, &worktree.path, options.force)?;
         }
         removal.done.push(if folder_gone {
             format!(
@@ -258,7 +258,7 @@ pub fn take_down(
             ));
         } else {
             if let Some(guard) = guard.filter(|_| !options.dry_run) {
-                forget(repo_.registry, guard, record)?;
+                forget(shared.registry, guard, record)?;
             }
             removal
                 .done
@@ -266,14 +266,14 @@ pub fn take_down(
         }
     }
     if let (true, Some(branch)) = (options.branch, worktree.and_then(|w| w.branch.as_ref())) {
-        let (target, oid) = repo::default_branch(&repo_.main.main)?;
+        let (target, oid) = repo::default_branch(&shared.main.main)?;
         if options.keep_branch {
             removal
                 .done
                 .push(format!("kept branch {branch} (--keep-branch)"));
-        } else if repo::is_merged(&repo_.main.main, branch, oid)? {
+        } else if repo::is_merged(&shared.main.main, branch, oid)? {
             if !options.dry_run {
-                repo::branch_delete(&repo_.main.main, branch)?;
+                repo::branch_delete(&shared.main.main, branch)?;
             }
             removal.branch_deleted = true;
             removal.done.push(format!(
