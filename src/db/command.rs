@@ -125,7 +125,8 @@ impl CommandDb {
         })
     }
 
-    /// Runs `template` through `sh -c` in the worktree root. Its stdout goes
+    /// Runs `template` through `sh -c` in the worktree root, each `{key}`
+    /// standing for `${PROVISION_KEY}`, set in its environment. Its stdout goes
     /// to provision's stderr (stdout belongs to provision's report), its
     /// stderr to stderr; `quiet` holds both back, for questions like `exists`.
     ///
@@ -144,7 +145,9 @@ impl CommandDb {
         if let Some(migration) = migration {
             values.insert("migration", migration.to_string());
         }
-        let line = template::expand(template, &values)
+        // Values travel as environment variables, never as shell text: a
+        // branch name may hold `$(…)`, and a path quotes or spaces.
+        let line = template::to_shell(template, &values)
             .map_err(|e| std::io::Error::other(format!("cannot expand `{template}`: {e}")))?;
         let cwd = if self.root.is_dir() {
             self.root.as_path()
@@ -161,9 +164,9 @@ impl CommandDb {
             .arg(&line)
             .current_dir(cwd)
             .envs(&self.env)
-            .env("PROVISION_DB", &self.name)
+            .envs(values.iter().map(|(k, v)| (template::variable(k), v)))
+            // The path itself, which `values` holds only as (lossy) text.
             .env("PROVISION_WORKTREE", &self.root)
-            .env("PROVISION_MAIN", &self.main)
             .envs(extra_env.iter().map(|(k, v)| (*k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -353,11 +356,9 @@ impl Database for CommandDb {
                 starting(migration);
             }
             let paths: Vec<String> = batch.iter().map(|m| path_text(&m.path)).collect();
-            let mut env = vec![("PROVISION_MIGRATIONS", paths.join("\n"))];
+            let env = [("PROVISION_MIGRATIONS", paths.join("\n"))];
+            // One file is also `{migration}` and `PROVISION_MIGRATION`.
             let one = (batch.len() == 1).then(|| paths[0].clone());
-            if let Some(path) = &one {
-                env.push(("PROVISION_MIGRATION", path.clone()));
-            }
             self.must("migrate", &template, one.as_deref(), &env)?;
             record.migrations.extend(batch.iter().map(|m| m.record()));
             self.write_record(&record)?;

@@ -3,17 +3,22 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::{TestEnv, read, write};
+use crate::support::{Run, TestEnv, read, write};
 
 const SQLITE3: &str = "/usr/bin/sqlite3";
 
 /// The fixture app with a command-kind recipe; `migrate` is the given line.
 fn command_app(env: &TestEnv, migrate: &str, extra: &str) -> PathBuf {
+    command_app_at(env, "app", migrate, extra)
+}
+
+/// `command_app` with the main checkout at `rel`.
+fn command_app_at(env: &TestEnv, rel: &str, migrate: &str, extra: &str) -> PathBuf {
     assert!(
         Path::new(SQLITE3).is_file(),
         "the command-kind tests drive {SQLITE3}: install the `sqlite3` package"
     );
-    let main = env.fixture_repo("app");
+    let main = env.fixture_repo(rel);
     let file = "\"$PROVISION_MAIN/.sandboxes/{db}.db\"";
     write(
         main.join("provision.toml"),
@@ -338,4 +343,99 @@ fn create_without_exists_is_refused_before_it_can_adopt_a_database() {
     );
     env.provision(&main, &["remove", "feature", "--force"]);
     assert_eq!(tables(&db), ["precious"]);
+}
+
+/// The database a `new --json` report says it created.
+fn created_database(run: &Run) -> String {
+    let report = run.json();
+    let created = report["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "create-database");
+    created.expect("a create-database action")["name"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Every file under `dir` whose name is `name`.
+fn find(dir: &Path, name: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in fs_err::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let path = entry.path();
+        if entry.file_name() == name {
+            found.push(path.clone());
+        }
+        if entry.file_type().unwrap().is_dir() {
+            found.extend(find(&path, name));
+        }
+    }
+    found
+}
+
+#[test]
+fn a_branch_name_with_shell_syntax_is_data_in_commands_never_code() {
+    let env = TestEnv::new();
+    // Git allows `$ ( ) { }` in branch names; the worktree path and every
+    // migration's path carry the name too.
+    let name = "a$(touch${IFS}PWNED)";
+    let main = command_app(
+        &env,
+        &format!(
+            "echo applying \"{{migration}}\" for \"{{name}}\" >> \"{{main}}/.sandboxes/log\" && {SQLITE3} \"$PROVISION_MAIN/.sandboxes/{{db}}.db\" < \"{{migration}}\""
+        ),
+        "",
+    );
+    let run = env.provision(&main, &["new", name, "--json"]).expect(0);
+    assert!(
+        find(env.dir.path(), "PWNED").is_empty(),
+        "a command ran code from the name: {}",
+        run.stderr
+    );
+    let db = created_database(&run);
+    assert_eq!(
+        tables(&main.join(format!(".sandboxes/{db}.db"))),
+        ["posts", "users"]
+    );
+    let wt = env.path(&format!("worktree-{name}"));
+    let log = read(main.join(".sandboxes/log"));
+    assert_eq!(
+        log,
+        format!(
+            "applying {m}/0001_create_users.sql for {name}\napplying {m}/0002_create_posts.sql for {name}\n",
+            m = wt.join("migrations").display()
+        )
+    );
+    env.provision(&wt, &["verify"]).expect(0);
+    env.provision(&main, &["remove", name, "--force"]).expect(0);
+    assert!(find(env.dir.path(), "PWNED").is_empty());
+    assert!(!main.join(format!(".sandboxes/{db}.db")).exists());
+}
+
+#[test]
+fn a_path_with_spaces_and_quotes_is_exactly_itself_inside_double_quotes() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo(r#"my "app" $HOME `x`"#);
+    let file = r#""{main}/.sandboxes/{db}.db""#;
+    write(
+        main.join("provision.toml"),
+        &format!(
+            "[database]\nkind = \"command\"\ncreate = 'mkdir -p \"{{main}}/.sandboxes\" && {SQLITE3} {file} \"PRAGMA user_version = 1;\"'\nexists = 'test -f {file}'\nmigrate = '{SQLITE3} {file} < \"{{migration}}\"'\ndrop = 'rm {file}'\n"
+        ),
+    );
+    write(
+        main.join(".gitignore"),
+        &format!("{}.sandboxes/\n", read(main.join(".gitignore"))),
+    );
+    env.commit_all(&main, "command recipe with templates in double quotes");
+    let run = env
+        .provision(&main, &["new", "feature", "--json"])
+        .expect(0);
+    let db = main.join(format!(".sandboxes/{}.db", created_database(&run)));
+    assert_eq!(tables(&db), ["posts", "users"]);
+    env.provision(&main, &["remove", "feature", "--force"])
+        .expect(0);
+    assert!(!db.exists());
 }
