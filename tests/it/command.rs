@@ -277,7 +277,7 @@ fn gc_never_runs_a_command_naming_a_gone_worktree_against_the_main_checkout() {
 }
 
 #[test]
-fn provision_worktree_stays_the_gone_folder_never_the_main_checkout() {
+fn gc_never_runs_a_command_naming_provision_worktree_once_its_folder_is_gone() {
     let env = TestEnv::new();
     // A `cd` that fails would leave `rm` in the command's working directory.
     let main = in_worktree_app(
@@ -294,6 +294,36 @@ fn provision_worktree_stays_the_gone_folder_never_the_main_checkout() {
         "{}",
         run.stdout
     );
+}
+
+#[test]
+fn provision_worktree_stays_the_gone_folder_never_the_main_checkout() {
+    let env = TestEnv::new();
+    // Scripts read `PROVISION_WORKTREE` where provision cannot see it, so
+    // their commands still run once the folder is gone, in the main checkout.
+    let main = in_worktree_app(&env, r#"sh "{main}/exists.sh""#, r#"sh "{main}/drop.sh""#);
+    write(
+        main.join("exists.sh"),
+        "echo \"$PROVISION_WORKTREE\" >> \"$PROVISION_MAIN/seen\"\ntest -d \"$PROVISION_WORKTREE/state\"\n",
+    );
+    write(
+        main.join("drop.sh"),
+        "cd \"$PROVISION_WORKTREE\" || exit 1\nrm -rf state\n",
+    );
+    env.provision(&main, &["new", "b"]).expect(0);
+    let wt = env.path("worktree-b");
+    fs_err::remove_dir_all(&wt).unwrap();
+    let run = env.provision(&main, &["gc", "--json"]).expect(0);
+    assert_eq!(
+        run.json()["removed"][0]["database_fate"],
+        "absent",
+        "{}",
+        run.stdout
+    );
+    assert_eq!(read(main.join("state/precious")), "keep me\n");
+    let seen = read(main.join("seen"));
+    assert_eq!(seen.lines().last(), Some(wt.to_str().unwrap()), "{seen}");
+    assert!(!seen.contains(&format!("{}\n", main.display())), "{seen}");
 }
 
 #[test]
@@ -341,8 +371,29 @@ fn create_without_exists_is_refused_before_it_can_adopt_a_database() {
         "{}",
         run.stderr
     );
-    env.provision(&main, &["remove", "feature", "--force"]);
-    assert_eq!(tables(&db), ["precious"]);
+    // With `exists` added the recipe is valid; a sandbox made by hand on
+    // that name is still refused its database, and removing it keeps it.
+    write(
+        main.join("provision.toml"),
+        &format!(
+            "{}exists = 'test -f {file}'\n",
+            read(main.join("provision.toml"))
+        ),
+    );
+    env.commit_all(&main, "command recipe with exists");
+    let wt = env.path("worktree-feature");
+    env.git(
+        &main,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "feature",
+            wt.to_str().unwrap(),
+        ],
+    );
+    refused_and_kept(&env, &main, &wt, "feature", &db);
 }
 
 /// The database a `new --json` report says it created.
