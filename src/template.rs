@@ -69,6 +69,34 @@ pub fn expand(template: &str, values: &BTreeMap<&str, String>) -> Result<String,
     Ok(out)
 }
 
+/// The environment variable that carries `key`'s value to a command:
+/// `PROVISION_DB` for `{db}`.
+pub fn variable(key: &str) -> String {
+    format!("PROVISION_{}", key.to_ascii_uppercase())
+}
+
+/// A template as shell code: each `{key}` becomes `${PROVISION_KEY}`, a
+/// parameter expansion of the variable that carries its value (`values`
+/// says which keys have one). The shell never parses an expansion's result
+/// as code, so a value holding `$(…)`, quotes or `;` stays data; inside
+/// double quotes it is exactly the value.
+pub fn to_shell(template: &str, values: &BTreeMap<&str, String>) -> Result<String, TemplateError> {
+    let mut out = String::with_capacity(template.len());
+    each_part(template, |part| {
+        match part {
+            Part::Literal(text) => out.push_str(text),
+            Part::Key(key) if values.contains_key(key) => {
+                out.push_str(&format!("${{{}}}", variable(key)))
+            }
+            Part::Key(key) => {
+                return Err(TemplateError::NotAvailable(key.to_string(), "no value yet"));
+            }
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
 enum Part<'a> {
     Literal(&'a str),
     Key(&'a str),
@@ -110,6 +138,22 @@ mod tests {
         assert_eq!(
             expand("{db}:{port} {{lit}}", &values).unwrap(),
             "app_x:20001 {lit}"
+        );
+    }
+
+    #[test]
+    fn to_shell_names_variables_and_keeps_escapes() {
+        let values = BTreeMap::from([
+            ("main", "/a \"b\" $(c)".to_string()),
+            ("migration", "m".to_string()),
+        ]);
+        assert_eq!(
+            to_shell(r#"echo "{main}/x" {{lit}} {migration}"#, &values).unwrap(),
+            r#"echo "${PROVISION_MAIN}/x" {lit} ${PROVISION_MIGRATION}"#
+        );
+        assert_eq!(
+            to_shell("{db}", &values),
+            Err(TemplateError::NotAvailable("db".into(), "no value yet"))
         );
     }
 

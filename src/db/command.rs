@@ -6,7 +6,13 @@
 //! common dir (`provision/command/<db>.json`): written by `create` (the
 //! mark), extended after every successful `migrate` (the ledger: names and
 //! checksums of the files handed over), removed by drop. A database that
-//! `exists` reports but that has no record was not made by provision.
+//! `exists` reports but that has no record naming this repository and
+//! worktree was not made by provision for this sandbox.
+//!
+//! The mark lives beside the database, not in it, so it can outlive it: a
+//! record whose database `exists` reports gone is stale, and would vouch
+//! for the next database of that name, someone else's. `create` and
+//! `drop_database` delete such a record instead of trusting it.
 //! The record, not the lock, is the ledger because the lock is written last:
 //! a run that fails half-way must still remember what it did apply.
 
@@ -75,7 +81,8 @@ impl CommandDb {
         }
     }
 
-    fn record(&self) -> Result<Option<Record>, DbError> {
+    /// The record file, whoever's it is.
+    fn any_record(&self) -> Result<Option<Record>, DbError> {
         let text = match fs_err::read_to_string(&self.record_path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -88,6 +95,24 @@ impl CommandDb {
             )
         })?;
         Ok(Some(record).filter(|r| r.mark.starts_with(MARK)))
+    }
+
+    /// The record, if its whole mark names this repository and worktree
+    /// (another worktree's record for the same name is not this one's).
+    fn record(&self) -> Result<Option<Record>, DbError> {
+        let mark = self.mark();
+        Ok(self.any_record()?.filter(|r| r.mark == mark))
+    }
+
+    fn mark(&self) -> String {
+        format!("{MARK} {}", self.owner)
+    }
+
+    fn remove_record(&self) -> Result<(), DbError> {
+        match fs_err::remove_file(&self.record_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
     }
 
     fn write_record(&self, record: &Record) -> Result<(), DbError> {
@@ -125,7 +150,8 @@ impl CommandDb {
         })
     }
 
-    /// Runs `template` through `sh -c` in the worktree root. Its stdout goes
+    /// Runs `template` through `sh -c` in the worktree root, each `{key}`
+    /// standing for `${PROVISION_KEY}`, set in its environment. Its stdout goes
     /// to provision's stderr (stdout belongs to provision's report), its
     /// stderr to stderr; `quiet` holds both back, for questions like `exists`.
     ///
@@ -144,7 +170,9 @@ impl CommandDb {
         if let Some(migration) = migration {
             values.insert("migration", migration.to_string());
         }
-        let line = template::expand(template, &values)
+        // Values travel as environment variables, never as shell text: a
+        // branch name may hold `$(…)`, and a path quotes or spaces.
+        let line = template::to_shell(template, &values)
             .map_err(|e| std::io::Error::other(format!("cannot expand `{template}`: {e}")))?;
         let cwd = if self.root.is_dir() {
             self.root.as_path()
@@ -161,9 +189,9 @@ impl CommandDb {
             .arg(&line)
             .current_dir(cwd)
             .envs(&self.env)
-            .env("PROVISION_DB", &self.name)
+            .envs(values.iter().map(|(k, v)| (template::variable(k), v)))
+            // The path itself, which `values` holds only as (lossy) text.
             .env("PROVISION_WORKTREE", &self.root)
-            .env("PROVISION_MAIN", &self.main)
             .envs(extra_env.iter().map(|(k, v)| (*k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -264,10 +292,11 @@ impl Database for CommandDb {
     }
 
     /// The `exists` command's answer (status 0: yes, 1: no, anything else
-    /// is an error), else whether provision's record is there.
+    /// is an error), else whether a record is there (another worktree's
+    /// too: then it exists but is not this sandbox's).
     fn exists(&mut self) -> Result<bool, DbError> {
         let Some(template) = self.commands.exists.clone() else {
-            return Ok(self.record()?.is_some());
+            return Ok(self.any_record()?.is_some());
         };
         let ran = self.run(&template, None, &[], true)?;
         match ran.code {
@@ -292,12 +321,14 @@ impl Database for CommandDb {
                 })
             };
         }
+        // The database is absent, so a record left over is stale. It goes
+        // first: if `create` fails, none may vouch for what comes next.
+        self.remove_record()?;
         if let Some(template) = self.commands.create.clone() {
             self.must("create", &template, None, &[])?;
         }
-        // A fresh database has nothing applied, whatever an old record says.
         self.write_record(&Record {
-            mark: format!("{MARK} {}", self.owner),
+            mark: self.mark(),
             migrations: Vec::new(),
         })
     }
@@ -353,11 +384,9 @@ impl Database for CommandDb {
                 starting(migration);
             }
             let paths: Vec<String> = batch.iter().map(|m| path_text(&m.path)).collect();
-            let mut env = vec![("PROVISION_MIGRATIONS", paths.join("\n"))];
+            let env = [("PROVISION_MIGRATIONS", paths.join("\n"))];
+            // One file is also `{migration}` and `PROVISION_MIGRATION`.
             let one = (batch.len() == 1).then(|| paths[0].clone());
-            if let Some(path) = &one {
-                env.push(("PROVISION_MIGRATION", path.clone()));
-            }
             self.must("migrate", &template, one.as_deref(), &env)?;
             record.migrations.extend(batch.iter().map(|m| m.record()));
             self.write_record(&record)?;
@@ -367,7 +396,9 @@ impl Database for CommandDb {
 
     fn drop_database(&mut self) -> Result<(), DbError> {
         if !self.exists()? {
-            return Ok(());
+            // Gone already; its record must go too, or it would vouch for
+            // the next database of this name.
+            return self.remove_record();
         }
         if !self.is_marked()? {
             return Err(DbError::Unmarked {
@@ -377,7 +408,6 @@ impl Database for CommandDb {
         }
         let template = self.command("drop", "drop a database")?.to_string();
         self.must("drop", &template, None, &[])?;
-        fs_err::remove_file(&self.record_path)?;
-        Ok(())
+        self.remove_record()
     }
 }

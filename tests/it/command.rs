@@ -3,17 +3,22 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::{TestEnv, read, write};
+use crate::support::{Run, TestEnv, read, write};
 
 const SQLITE3: &str = "/usr/bin/sqlite3";
 
 /// The fixture app with a command-kind recipe; `migrate` is the given line.
 fn command_app(env: &TestEnv, migrate: &str, extra: &str) -> PathBuf {
+    command_app_at(env, "app", migrate, extra)
+}
+
+/// `command_app` with the main checkout at `rel`.
+fn command_app_at(env: &TestEnv, rel: &str, migrate: &str, extra: &str) -> PathBuf {
     assert!(
         Path::new(SQLITE3).is_file(),
         "the command-kind tests drive {SQLITE3}: install the `sqlite3` package"
     );
-    let main = env.fixture_repo("app");
+    let main = env.fixture_repo(rel);
     let file = "\"$PROVISION_MAIN/.sandboxes/{db}.db\"";
     write(
         main.join("provision.toml"),
@@ -272,7 +277,7 @@ fn gc_never_runs_a_command_naming_a_gone_worktree_against_the_main_checkout() {
 }
 
 #[test]
-fn provision_worktree_stays_the_gone_folder_never_the_main_checkout() {
+fn gc_never_runs_a_command_naming_provision_worktree_once_its_folder_is_gone() {
     let env = TestEnv::new();
     // A `cd` that fails would leave `rm` in the command's working directory.
     let main = in_worktree_app(
@@ -289,6 +294,36 @@ fn provision_worktree_stays_the_gone_folder_never_the_main_checkout() {
         "{}",
         run.stdout
     );
+}
+
+#[test]
+fn provision_worktree_stays_the_gone_folder_never_the_main_checkout() {
+    let env = TestEnv::new();
+    // Scripts read `PROVISION_WORKTREE` where provision cannot see it, so
+    // their commands still run once the folder is gone, in the main checkout.
+    let main = in_worktree_app(&env, r#"sh "{main}/exists.sh""#, r#"sh "{main}/drop.sh""#);
+    write(
+        main.join("exists.sh"),
+        "echo \"$PROVISION_WORKTREE\" >> \"$PROVISION_MAIN/seen\"\ntest -d \"$PROVISION_WORKTREE/state\"\n",
+    );
+    write(
+        main.join("drop.sh"),
+        "cd \"$PROVISION_WORKTREE\" || exit 1\nrm -rf state\n",
+    );
+    env.provision(&main, &["new", "b"]).expect(0);
+    let wt = env.path("worktree-b");
+    fs_err::remove_dir_all(&wt).unwrap();
+    let run = env.provision(&main, &["gc", "--json"]).expect(0);
+    assert_eq!(
+        run.json()["removed"][0]["database_fate"],
+        "absent",
+        "{}",
+        run.stdout
+    );
+    assert_eq!(read(main.join("state/precious")), "keep me\n");
+    let seen = read(main.join("seen"));
+    assert_eq!(seen.lines().last(), Some(wt.to_str().unwrap()), "{seen}");
+    assert!(!seen.contains(&format!("{}\n", main.display())), "{seen}");
 }
 
 #[test]
@@ -336,6 +371,252 @@ fn create_without_exists_is_refused_before_it_can_adopt_a_database() {
         "{}",
         run.stderr
     );
-    env.provision(&main, &["remove", "feature", "--force"]);
+    // With `exists` added the recipe is valid; a sandbox made by hand on
+    // that name is still refused its database, and removing it keeps it.
+    write(
+        main.join("provision.toml"),
+        &format!(
+            "{}exists = 'test -f {file}'\n",
+            read(main.join("provision.toml"))
+        ),
+    );
+    env.commit_all(&main, "command recipe with exists");
+    let wt = env.path("worktree-feature");
+    env.git(
+        &main,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "feature",
+            wt.to_str().unwrap(),
+        ],
+    );
+    refused_and_kept(&env, &main, &wt, "feature", &db);
+}
+
+/// The database a `new --json` report says it created.
+fn created_database(run: &Run) -> String {
+    let report = run.json();
+    let created = report["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "create-database");
+    created.expect("a create-database action")["name"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Every file under `dir` whose name is `name`.
+fn find(dir: &Path, name: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in fs_err::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let path = entry.path();
+        if entry.file_name() == name {
+            found.push(path.clone());
+        }
+        if entry.file_type().unwrap().is_dir() {
+            found.extend(find(&path, name));
+        }
+    }
+    found
+}
+
+#[test]
+fn a_branch_name_with_shell_syntax_is_data_in_commands_never_code() {
+    let env = TestEnv::new();
+    // Git allows `$ ( ) { }` in branch names; the worktree path and every
+    // migration's path carry the name too.
+    let name = "a$(touch${IFS}PWNED)";
+    let main = command_app(
+        &env,
+        &format!(
+            "echo applying \"{{migration}}\" for \"{{name}}\" >> \"{{main}}/.sandboxes/log\" && {SQLITE3} \"$PROVISION_MAIN/.sandboxes/{{db}}.db\" < \"{{migration}}\""
+        ),
+        "",
+    );
+    let run = env.provision(&main, &["new", name, "--json"]).expect(0);
+    assert!(
+        find(env.dir.path(), "PWNED").is_empty(),
+        "a command ran code from the name: {}",
+        run.stderr
+    );
+    let db = created_database(&run);
+    assert_eq!(
+        tables(&main.join(format!(".sandboxes/{db}.db"))),
+        ["posts", "users"]
+    );
+    let wt = env.path(&format!("worktree-{name}"));
+    let log = read(main.join(".sandboxes/log"));
+    assert_eq!(
+        log,
+        format!(
+            "applying {m}/0001_create_users.sql for {name}\napplying {m}/0002_create_posts.sql for {name}\n",
+            m = wt.join("migrations").display()
+        )
+    );
+    env.provision(&wt, &["verify"]).expect(0);
+    env.provision(&main, &["remove", name, "--force"]).expect(0);
+    assert!(find(env.dir.path(), "PWNED").is_empty());
+    assert!(!main.join(format!(".sandboxes/{db}.db")).exists());
+}
+
+#[test]
+fn a_path_with_spaces_and_quotes_is_exactly_itself_inside_double_quotes() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo(r#"my "app" $HOME `x`"#);
+    let file = r#""{main}/.sandboxes/{db}.db""#;
+    write(
+        main.join("provision.toml"),
+        &format!(
+            "[database]\nkind = \"command\"\ncreate = 'mkdir -p \"{{main}}/.sandboxes\" && {SQLITE3} {file} \"PRAGMA user_version = 1;\"'\nexists = 'test -f {file}'\nmigrate = '{SQLITE3} {file} < \"{{migration}}\"'\ndrop = 'rm {file}'\n"
+        ),
+    );
+    write(
+        main.join(".gitignore"),
+        &format!("{}.sandboxes/\n", read(main.join(".gitignore"))),
+    );
+    env.commit_all(&main, "command recipe with templates in double quotes");
+    let run = env
+        .provision(&main, &["new", "feature", "--json"])
+        .expect(0);
+    let db = main.join(format!(".sandboxes/{}.db", created_database(&run)));
+    assert_eq!(tables(&db), ["posts", "users"]);
+    env.provision(&main, &["remove", "feature", "--force"])
+        .expect(0);
+    assert!(!db.exists());
+}
+
+/// A database of someone else's at `main/.sandboxes/app_feature.db`.
+fn someone_elses_database(main: &Path) -> PathBuf {
+    let db = main.join(".sandboxes/app_feature.db");
+    assert!(!db.exists());
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE precious(x); INSERT INTO precious VALUES (42);")
+        .unwrap();
+    db
+}
+
+/// `provision` refuses to touch `db`, then `remove` and `gc` keep it.
+fn refused_and_kept(env: &TestEnv, main: &Path, wt: &Path, name: &str, db: &Path) {
+    let run = env.provision(wt, &["apply"]).expect(2);
+    assert!(
+        run.stderr.contains("was not created by provision"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(tables(db), ["precious"]);
+    let run = env
+        .provision(main, &["remove", name, "--force", "--json"])
+        .expect(0);
+    assert_eq!(
+        run.json()["database_fate"],
+        "kept-unmarked",
+        "{}",
+        run.stdout
+    );
+    env.provision(main, &["gc"]).expect(0);
+    assert_eq!(tables(db), ["precious"]);
+}
+
+#[test]
+fn a_record_left_by_another_worktree_does_not_mark_a_database() {
+    let env = TestEnv::new();
+    let main = command_app(
+        &env,
+        &format!("{SQLITE3} \"$PROVISION_MAIN/.sandboxes/$PROVISION_DB.db\" < {{migration}}"),
+        "",
+    );
+    env.provision(&main, &["new", "feature"]).expect(0);
+    // The database deleted by hand, the sandbox removed: its record stays.
+    fs_err::remove_file(main.join(".sandboxes/app_feature.db")).unwrap();
+    env.provision(&main, &["remove", "feature", "--force"])
+        .expect(0);
+    let db = someone_elses_database(&main);
+    // Another worktree on a branch of the same name gets the same database
+    // name; the record names the first worktree, not this one.
+    let wt = env.path("elsewhere");
+    env.git(
+        &main,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "feature",
+            wt.to_str().unwrap(),
+        ],
+    );
+    refused_and_kept(&env, &main, &wt, "feature", &db);
+}
+
+#[test]
+fn a_create_that_fails_leaves_no_stale_record_to_vouch_for_the_next_database() {
+    let env = TestEnv::new();
+    let main = command_app(
+        &env,
+        &format!("{SQLITE3} \"$PROVISION_MAIN/.sandboxes/$PROVISION_DB.db\" < {{migration}}"),
+        "",
+    );
+    env.provision(&main, &["new", "feature"]).expect(0);
+    let wt = env.path("worktree-feature");
+    fs_err::remove_file(main.join(".sandboxes/app_feature.db")).unwrap();
+    // `create` fails while `.sandboxes` is a file.
+    fs_err::remove_dir_all(main.join(".sandboxes")).unwrap();
+    write(main.join(".sandboxes"), "");
+    env.provision(&wt, &["apply"]).expect(2);
+    fs_err::remove_file(main.join(".sandboxes")).unwrap();
+    fs_err::create_dir(main.join(".sandboxes")).unwrap();
+    let db = someone_elses_database(&main);
+    refused_and_kept(&env, &main, &wt, "feature", &db);
+}
+
+#[test]
+#[ignore = "needs teardown to call drop_database on an absent database (branch fixes-a)"]
+fn a_database_dropped_by_hand_leaves_no_record_to_adopt_its_successor() {
+    let env = TestEnv::new();
+    let main = command_app(
+        &env,
+        &format!("{SQLITE3} \"$PROVISION_MAIN/.sandboxes/$PROVISION_DB.db\" < {{migration}}"),
+        "",
+    );
+    env.provision(&main, &["new", "feature"]).expect(0);
+    fs_err::remove_file(main.join(".sandboxes/app_feature.db")).unwrap();
+    env.provision(&main, &["remove", "feature", "--force"])
+        .expect(0);
+    assert!(
+        !main
+            .join(".git/provision/command/app_feature.json")
+            .exists(),
+        "the record outlived its database"
+    );
+    let db = someone_elses_database(&main);
+    // Same name, same worktree path, so the same owner: only the record's
+    // absence tells this database from provision's.
+    let run = env.provision(&main, &["new", "feature"]).expect(2);
+    assert!(
+        run.stderr.contains("was not created by provision"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(tables(&db), ["precious"]);
+    // The failed `new` took its worktree back; the same path again.
+    let wt = env.path("worktree-feature");
+    env.git(
+        &main,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "feature",
+            wt.to_str().unwrap(),
+        ],
+    );
+    refused_and_kept(&env, &main, &wt, "feature", &db);
 }
