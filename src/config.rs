@@ -309,6 +309,14 @@ pub fn parse(text: &str) -> Result<Settings, ConfigError> {
                 allowed,
                 "`{migration}` is only known to `migrate`",
             )?;
+            if let Some(quoted) = template::single_quoted_key(value.get_ref()) {
+                return Err(at(
+                    Some(value.span()),
+                    format!(
+                        "database.{key}: `{{{quoted}}}` sits inside single quotes, where the shell does not expand it; use double quotes"
+                    ),
+                ));
+            }
             *slot = Some(value.get_ref().clone());
         }
     }
@@ -517,5 +525,33 @@ mod tests {
             }
         );
         assert!(parse("[ports]\nrange = \"9-1\"\n").is_err());
+    }
+
+    #[test]
+    fn a_template_in_single_quotes_is_refused_with_its_line() {
+        let err = parse("[database]\nkind = \"command\"\nexists = \"test -f '{db}.db'\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("provision.toml:3: database.exists: `{db}` sits inside single quotes"),
+            "{err}"
+        );
+    }
+
+    /// Every `toml` block of the README is a recipe provision accepts.
+    #[test]
+    fn the_readme_recipes_parse() {
+        let readme = include_str!("../README.md");
+        let blocks: Vec<&str> = readme
+            .split("```toml\n")
+            .skip(1)
+            .map(|rest| rest.split("```").next().unwrap())
+            .collect();
+        assert!(blocks.len() >= 5, "found {} toml blocks", blocks.len());
+        for block in blocks {
+            if let Err(e) = parse(block) {
+                panic!("{e}\n{block}");
+            }
+        }
     }
 }

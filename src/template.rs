@@ -97,6 +97,30 @@ pub fn to_shell(template: &str, values: &BTreeMap<&str, String>) -> Result<Strin
     Ok(out)
 }
 
+/// The first `{key}` in `command` that sits inside shell single quotes,
+/// where the shell would not expand the `${PROVISION_KEY}` it becomes.
+pub fn single_quoted_key(command: &str) -> Option<&str> {
+    let (mut single, mut double) = (false, false);
+    let mut chars = command.char_indices();
+    while let Some((at, ch)) = chars.next() {
+        match ch {
+            '\\' if !single => {
+                chars.next();
+            }
+            '\'' if !double => single = !single,
+            '"' if !single => double = !double,
+            '{' if single && !command[at..].starts_with("{{") => {
+                let key = command[at + 1..].split('}').next()?;
+                if KNOWN.contains(&key) {
+                    return Some(key);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 enum Part<'a> {
     Literal(&'a str),
     Key(&'a str),
@@ -155,6 +179,14 @@ mod tests {
             to_shell("{db}", &values),
             Err(TemplateError::NotAvailable("db".into(), "no value yet"))
         );
+    }
+
+    #[test]
+    fn finds_templates_the_shell_would_not_expand() {
+        assert_eq!(single_quoted_key("echo '{db}'"), Some("db"));
+        assert_eq!(single_quoted_key("echo \"'{db}'\""), None);
+        assert_eq!(single_quoted_key("echo \\'{db} '{{x}}'"), None);
+        assert_eq!(single_quoted_key("mysql -e \"DROP DATABASE `{db}`\""), None);
     }
 
     #[test]

@@ -577,7 +577,6 @@ fn a_create_that_fails_leaves_no_stale_record_to_vouch_for_the_next_database() {
 }
 
 #[test]
-#[ignore = "needs teardown to call drop_database on an absent database (branch fixes-a)"]
 fn a_database_dropped_by_hand_leaves_no_record_to_adopt_its_successor() {
     let env = TestEnv::new();
     let main = command_app(
