@@ -99,22 +99,7 @@ fn commands_create_migrate_and_verify_per_migration() {
 
     // An applied migration edited afterwards: the tool keeps no checksums,
     // provision's record does.
-    let file = wt.join("migrations/0001_create_users.sql");
-    write(&file, &format!("{}-- edited\n", read(&file)));
-    let run = env.provision(&wt, &["verify"]).expect(1);
-    assert!(
-        run.stdout.contains("migration 0001_create_users.sql")
-            && run.stdout.contains("edited after it was applied"),
-        "{}",
-        run.stdout
-    );
-    let run = env.provision(&wt, &["apply"]).expect(2);
-    assert!(
-        run.stderr
-            .contains("0001_create_users.sql was changed after it was applied"),
-        "{}",
-        run.stderr
-    );
+    env.assert_edited_migration_is_caught(&wt);
 
     // The database removed behind provision's back is reported missing.
     fs_err::remove_file(&db).unwrap();
@@ -382,17 +367,7 @@ fn create_without_exists_is_refused_before_it_can_adopt_a_database() {
     );
     env.commit_all(&main, "command recipe with exists");
     let wt = env.path("worktree-feature");
-    env.git(
-        &main,
-        &[
-            "worktree",
-            "add",
-            "-q",
-            "-b",
-            "feature",
-            wt.to_str().unwrap(),
-        ],
-    );
+    env.worktree_add(&main, "feature", &wt);
     refused_and_kept(&env, &main, &wt, "feature", &db);
 }
 
@@ -541,17 +516,7 @@ fn a_record_left_by_another_worktree_does_not_mark_a_database() {
     // Another worktree on a branch of the same name gets the same database
     // name; the record names the first worktree, not this one.
     let wt = env.path("elsewhere");
-    env.git(
-        &main,
-        &[
-            "worktree",
-            "add",
-            "-q",
-            "-b",
-            "feature",
-            wt.to_str().unwrap(),
-        ],
-    );
+    env.worktree_add(&main, "feature", &wt);
     refused_and_kept(&env, &main, &wt, "feature", &db);
 }
 
@@ -606,16 +571,6 @@ fn a_database_dropped_by_hand_leaves_no_record_to_adopt_its_successor() {
     assert_eq!(tables(&db), ["precious"]);
     // The failed `new` took its worktree back; the same path again.
     let wt = env.path("worktree-feature");
-    env.git(
-        &main,
-        &[
-            "worktree",
-            "add",
-            "-q",
-            "-b",
-            "feature",
-            wt.to_str().unwrap(),
-        ],
-    );
+    env.worktree_add(&main, "feature", &wt);
     refused_and_kept(&env, &main, &wt, "feature", &db);
 }

@@ -494,17 +494,7 @@ fn a_worktree_under_a_reused_id_never_inherits_the_old_sandbox() {
     env.provision(&main, &["new", "feat"]).expect(0);
     env.git(&main, &["worktree", "remove", "../worktree-feat"]);
     fs_err::create_dir_all(env.path("elsewhere")).unwrap();
-    env.git(
-        &main,
-        &[
-            "worktree",
-            "add",
-            "-q",
-            "-b",
-            "other",
-            "../elsewhere/worktree-feat",
-        ],
-    );
+    env.worktree_add(&main, "other", &env.path("elsewhere/worktree-feat"));
     let wt = env.path("elsewhere/worktree-feat");
 
     let run = env.provision(&wt, &["apply"]).expect(2);

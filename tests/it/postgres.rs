@@ -119,15 +119,7 @@ fn a_lost_ledger_row_or_an_edited_migration_is_drift() {
     .unwrap();
     env.provision(&wt, &["verify"]).expect(0);
 
-    let file = wt.join("migrations/0001_create_users.sql");
-    write(&file, &format!("{}-- edited\n", read(&file)));
-    let run = env.provision(&wt, &["verify"]).expect(1);
-    assert!(
-        run.stdout.contains("migration 0001_create_users.sql")
-            && run.stdout.contains("edited after it was applied"),
-        "{}",
-        run.stdout
-    );
+    env.assert_edited_migration_is_caught(&wt);
 }
 
 #[test]

@@ -289,22 +289,7 @@ fn migrations_edited_after_apply_are_refused_by_name() {
     let main = env.fixture_repo("app");
     env.provision(&main, &["new", "feature"]).expect(0);
     let wt = env.path("worktree-feature");
-    let file = wt.join("migrations/0001_create_users.sql");
-    write(&file, &format!("{}-- sneaky edit\n", read(&file)));
-    let run = env.provision(&wt, &["verify"]).expect(1);
-    assert!(
-        run.stdout.contains("migration 0001_create_users.sql")
-            && run.stdout.contains("edited after it was applied"),
-        "{}",
-        run.stdout
-    );
-    let run = env.provision(&wt, &["apply"]).expect(2);
-    assert!(
-        run.stderr
-            .contains("error: migration 0001_create_users.sql was changed after it was applied"),
-        "{}",
-        run.stderr
-    );
+    env.assert_edited_migration_is_caught(&wt);
 }
 
 #[test]
@@ -407,7 +392,7 @@ fn the_main_checkout_gets_a_sandbox_without_links_to_itself() {
 fn user_files_are_never_clobbered() {
     let env = TestEnv::new();
     let main = env.fixture_repo("app");
-    env.git(&main, &["worktree", "add", "-q", "-b", "mine", "../mine"]);
+    env.worktree_add(&main, "mine", &env.path("mine"));
     let wt = env.path("mine");
     write(wt.join(".env.local"), "MY_OWN=1\n");
     let run = env.provision(&wt, &["apply"]).expect(2);
@@ -438,7 +423,7 @@ fn user_files_are_never_clobbered() {
 fn dry_run_changes_nothing() {
     let env = TestEnv::new();
     let main = env.fixture_repo("app");
-    env.git(&main, &["worktree", "add", "-q", "-b", "later", "../later"]);
+    env.worktree_add(&main, "later", &env.path("later"));
     let wt = env.path("later");
     let run = env
         .provision(&wt, &["apply", "--dry-run", "--json"])
@@ -565,7 +550,7 @@ fn a_reused_worktree_id_does_not_inherit_the_old_sandbox() {
 fn concurrent_applies_in_one_worktree_take_turns() {
     let env = TestEnv::new();
     let main = env.fixture_repo("app");
-    env.git(&main, &["worktree", "add", "-q", "-b", "w", "../w"]);
+    env.worktree_add(&main, "w", &env.path("w"));
     let wt = env.path("w");
     let start = std::sync::Barrier::new(4);
     let runs: Vec<_> = std::thread::scope(|scope| {

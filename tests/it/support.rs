@@ -139,6 +139,47 @@ impl TestEnv {
         root
     }
 
+    /// A plain `git worktree add -b BRANCH PATH`, as a user makes one
+    /// without provision.
+    pub fn worktree_add(&self, main: &Path, branch: &str, path: &Path) {
+        self.git(
+            main,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "-b",
+                branch,
+                path.to_str().unwrap(),
+            ],
+        );
+    }
+
+    /// An applied migration edited afterwards: verify names it, apply
+    /// refuses it by name. Holds for every database kind.
+    pub fn assert_edited_migration_is_caught(&self, worktree: &Path) {
+        let file = worktree.join("migrations/0001_create_users.sql");
+        write(
+            &file,
+            &format!("{}-- edited after it was applied\n", read(&file)),
+        );
+        let run = self.provision(worktree, &["verify"]).expect(1);
+        assert!(
+            run.stdout.contains("migration 0001_create_users.sql")
+                && run.stdout.contains("edited after it was applied"),
+            "{}",
+            run.stdout
+        );
+        let run = self.provision(worktree, &["apply"]).expect(2);
+        assert!(
+            run.stderr.contains(
+                "error: migration 0001_create_users.sql was changed after it was applied"
+            ),
+            "{}",
+            run.stderr
+        );
+    }
+
     pub fn commit_all(&self, root: &Path, message: &str) {
         self.git(root, &["add", "-A"]);
         self.git(root, &["commit", "-q", "-m", message]);
