@@ -150,29 +150,21 @@ impl Context {
         })
     }
 
-    /// For `verify`: reads only. The name and port come from the registry,
-    /// else from the lock, and the database is the one the lock names (a
-    /// recipe that now names another is reported as stale, not as missing).
-    /// `None` when the worktree was never provisioned.
-    pub fn observe(checkout: Checkout, lock: Option<&Sandbox>) -> Result<Option<Self>, BoxError> {
+    /// For `verify`: reads only, and observes the sandbox its lock
+    /// describes (a recipe that now names another database is reported as
+    /// stale, not the locked one as missing).
+    pub fn observe(checkout: Checkout, lock: &Sandbox) -> Result<Self, BoxError> {
         let (settings, includes) = recipe(&checkout)?;
-        let repo = checkout.repo_name();
-        let registry = Registry::new(&checkout.common_dir);
-        let (name, port, database_name) = match (registry.get(&checkout.id)?, lock) {
-            (_, Some(lock)) => (lock.worktree.clone(), lock.port, lock.database.name.clone()),
-            (Some(record), None) => (record.name, record.port, record.database.name),
-            (None, None) => return Ok(None),
-        };
-        Ok(Some(Context {
+        Ok(Context {
+            repo: checkout.repo_name(),
+            registry: Registry::new(&checkout.common_dir),
             checkout,
             settings,
             includes,
-            repo,
-            name,
-            port,
-            database_name,
-            registry,
-        }))
+            name: lock.worktree.clone(),
+            port: lock.port,
+            database_name: lock.database.name.clone(),
+        })
     }
 
     pub fn database(&self) -> Result<Box<dyn Database>, BoxError> {

@@ -59,7 +59,7 @@ pub fn verify(checkout: Checkout) -> Result<Report, BoxError> {
             ),
         });
     }
-    let ctx = Context::observe(checkout, Some(locked))?.expect("a lock gives a name and port");
+    let ctx = Context::observe(checkout, locked)?;
     let files = ctx.migrations()?;
     let mut database = ctx.database()?;
     let observed = observe::observe(locked, &root, &ctx.checkout.main, database.as_mut())?;
