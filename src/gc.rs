@@ -153,7 +153,7 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
         .iter()
         .zip(&owners)
         .zip(claimed)
-        .filter(|((r, owner), _)| r.id != "main" && owner.is_none())
+        .filter(|((r, owner), _)| r.id != repo::MAIN_ID && owner.is_none())
     {
         let listed = worktrees.iter().any(|w| w.id == record.id);
         // Git still has an entry under this id that its list did not match

@@ -97,7 +97,7 @@ impl Registry {
     /// worktree of the same folder name: the claim tells a record's own
     /// worktree from a newcomer under the same id.
     fn claim_path(&self, id: &str) -> Option<PathBuf> {
-        (id != "main").then(|| {
+        (id != crate::repo::MAIN_ID).then(|| {
             self.common_dir
                 .join("worktrees")
                 .join(id)

@@ -173,7 +173,7 @@ pub fn remove(
         .map(|w| w.path.display().to_string())
         .or_else(|| record.map(|r| r.path.display().to_string()))
         .unwrap_or_default();
-    if worktree.is_some_and(|w| w.is_main) || record.is_some_and(|r| r.id == "main") {
+    if worktree.is_some_and(|w| w.is_main) || record.is_some_and(|r| r.id == repo::MAIN_ID) {
         return Err(RemoveError::Main(shown).into());
     }
     if worktree.is_some_and(|w| w.locked) {

@@ -24,6 +24,11 @@ pub enum GitError {
     Io(#[from] std::io::Error),
 }
 
+/// The main worktree's id. git names a linked worktree after its folder,
+/// and a folder may well be called `main`; git never starts an id with a
+/// dot (it strips leading dots), so this one cannot clash.
+pub const MAIN_ID: &str = ".main";
+
 /// The checkout provision runs in, with the paths every step needs.
 #[derive(Debug, Clone)]
 pub struct Checkout {
@@ -33,7 +38,7 @@ pub struct Checkout {
     pub root: PathBuf,
     /// The git dir shared by all worktrees.
     pub common_dir: PathBuf,
-    /// `"main"` for the main worktree, else git's name for the linked worktree.
+    /// [`MAIN_ID`] for the main worktree, else git's name for the linked worktree.
     pub id: String,
     /// The checked-out branch, if any.
     pub branch: Option<String>,
@@ -68,7 +73,7 @@ impl Checkout {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "worktree".into())
         } else {
-            "main".into()
+            MAIN_ID.into()
         };
         let branch = current_branch(repo);
         Ok(Checkout {
@@ -329,7 +334,7 @@ pub fn worktrees(main: &Path, common_dir: &Path) -> Result<Vec<Worktree>, GitErr
             // The folder's own `.git` file names its entry best; the
             // folder name is only a last guess, and wrong for a moved one.
             let id = if is_main {
-                "main".to_string()
+                MAIN_ID.to_string()
             } else {
                 id_from_dot_git(common_dir, Path::new(value))
                     .or_else(|| {
@@ -405,7 +410,7 @@ pub fn same_path(a: &Path, b: &Path) -> bool {
 
 /// Whether git keeps an entry (`worktrees/<id>`) for the worktree `id`.
 pub fn has_entry(common_dir: &Path, id: &str) -> bool {
-    id != "main" && !id.is_empty() && common_dir.join("worktrees").join(id).is_dir()
+    id != MAIN_ID && !id.is_empty() && common_dir.join("worktrees").join(id).is_dir()
 }
 
 fn file_name(path: &Path) -> String {

@@ -600,3 +600,29 @@ fn status_tells_unreadable_and_locked_missing_sandboxes_apart() {
     );
     assert_eq!(row("locked")["state"], "missing", "{status}");
 }
+
+/// git names a linked worktree after its folder; one called `main` is not
+/// the main checkout.
+#[test]
+fn a_worktree_folder_named_main_gets_its_own_sandbox() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["apply"]).expect(0);
+    env.worktree_add(&main, "other", &env.path("main"));
+    env.provision(&env.path("main"), &["apply"]).expect(0);
+    assert!(read(env.path("main/.env.local")).contains("DB_NAME=app_other"));
+    assert!(read(main.join(".env.local")).contains("DB_NAME=app_main"));
+    env.provision(&main, &["verify"]).expect(0);
+    let status = env.provision(&main, &["status", "--json"]).expect(0).json();
+    let databases: BTreeSet<&str> = status["sandboxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["database"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        databases,
+        BTreeSet::from(["app_main", "app_other"]),
+        "{status}"
+    );
+}
