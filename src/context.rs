@@ -12,7 +12,7 @@ use crate::include::{self, Entry};
 use crate::lock::Sandbox;
 use crate::migrations::{self, Migration};
 use crate::plan::{self, Inputs, Plan};
-use crate::registry::{self, DatabaseRecord, Record, Registry};
+use crate::registry::{self, Claim, DatabaseRecord, Record, Registry};
 use crate::repo::{self, Checkout};
 
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +78,9 @@ impl Context {
         let guard = registry.lock()?;
         let records = registry.all(&guard)?;
         let existing = records.iter().find(|r| r.id == checkout.id);
-        if let Some(record) = existing.filter(|r| !registry.is_claimed(r)) {
+        let root = &checkout.root;
+        let branch = checkout.branch.as_deref();
+        if let Some(record) = existing.filter(|r| !registry.owns_at(r, &r.id, root, branch)) {
             // git reuses a worktree id once its entry is gone; the record is
             // that earlier worktree's, and its database is still there.
             return Err(ContextError::IdReused {
@@ -133,8 +135,10 @@ impl Context {
             port,
             lock_hash: existing.and_then(|r| r.lock_hash.clone()),
         };
-        if !dry_run && existing != Some(&record) {
+        if !dry_run && registry.claim_of(&record) != Claim::Ours {
             registry.claim(&guard, &record.id, &record.name)?;
+        }
+        if !dry_run && existing != Some(&record) {
             registry.put(&guard, &record)?;
         }
         drop(guard);

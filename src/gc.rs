@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::BoxError;
 use crate::context;
 use crate::output;
-use crate::registry::{Guard, Record, Registry};
+use crate::registry::{Claim, Guard, Record, Registry};
 use crate::remove;
 use crate::repo::{self, Checkout};
 use crate::teardown::{self, Options, Removal, Shared};
@@ -66,9 +66,12 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
     let worktrees = repo::worktrees(&main.main, &main.common_dir)?;
     // Which record belongs to which listed worktree, decided before anything
     // is taken down (taking a worktree down deletes its claim).
-    let owner_of = |record: &Record| worktrees.iter().position(|w| registry.owns(record, &w.id));
+    let owner_of = |record: &Record| worktrees.iter().position(|w| registry.owns(record, w));
     let owners: Vec<Option<usize>> = records.iter().map(owner_of).collect();
-    let claimed: Vec<bool> = records.iter().map(|r| registry.is_claimed(r)).collect();
+    let claimed: Vec<bool> = records
+        .iter()
+        .map(|r| registry.claim_of(r) != Claim::Other)
+        .collect();
     let default = if merged {
         Some(repo::default_branch(&main.main)?)
     } else {
@@ -158,7 +161,7 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
         let listed = worktrees.iter().any(|w| w.id == record.id);
         // Git still has an entry under this id that its list did not match
         // to a path: not provably gone, so not an orphan.
-        if claimed && repo::has_entry(&main.common_dir, &record.id) {
+        if !listed && claimed && repo::has_entry(&main.common_dir, &record.id) {
             report.kept.push(Kept {
                 name: record.name.clone(),
                 path: record.path.display().to_string(),

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::PortRange;
 use crate::fsutil;
+use crate::repo::Worktree;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -45,6 +46,16 @@ pub struct DatabaseRecord {
     pub kind: String,
     pub name: String,
     pub location: String,
+}
+
+/// A worktree's claim on a record, as its admin dir holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    Ours,
+    /// The admin dir claims another sandbox: git reused the id.
+    Other,
+    /// No claim file (or no admin dir: the worktree entry is gone).
+    Missing,
 }
 
 pub struct Registry {
@@ -114,19 +125,40 @@ impl Registry {
         }
     }
 
-    /// Whether the worktree now under the record's id is the record's own.
-    pub fn is_claimed(&self, record: &Record) -> bool {
-        match self.claim_path(&record.id) {
-            Some(path) => {
-                fs_err::read_to_string(path).is_ok_and(|text| text.trim_end() == record.name)
-            }
-            None => true,
+    /// What the admin dir under the record's id says about the record.
+    pub fn claim_of(&self, record: &Record) -> Claim {
+        let Some(path) = self.claim_path(&record.id) else {
+            return Claim::Ours;
+        };
+        match fs_err::read_to_string(path) {
+            Ok(text) if text.trim_end() == record.name => Claim::Ours,
+            Ok(_) => Claim::Other,
+            Err(_) => Claim::Missing,
         }
     }
 
-    /// Whether `record` belongs to the worktree git now lists under `id`.
-    pub fn owns(&self, record: &Record, id: &str) -> bool {
-        record.id == id && self.is_claimed(record)
+    /// Whether `record` belongs to `worktree`: its claim says so, or, with
+    /// no claim at all (the file lost, or the worktree claimed by another
+    /// tool's version), it sits where the record says on the record's branch.
+    pub fn owns(&self, record: &Record, worktree: &Worktree) -> bool {
+        self.owns_at(
+            record,
+            &worktree.id,
+            &worktree.path,
+            worktree.branch.as_deref(),
+        )
+    }
+
+    /// [`Registry::owns`] for the worktree `id` at `path` on `branch`.
+    pub fn owns_at(&self, record: &Record, id: &str, path: &Path, branch: Option<&str>) -> bool {
+        record.id == id
+            && match self.claim_of(record) {
+                Claim::Ours => true,
+                Claim::Other => false,
+                Claim::Missing => {
+                    crate::repo::same_path(&record.path, path) && record.branch.as_deref() == branch
+                }
+            }
     }
 
     /// Takes one sandbox's own lock, so two `apply` runs on one worktree

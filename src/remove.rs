@@ -210,8 +210,8 @@ fn resolve<'a>(
     records: &'a [Record],
     worktrees: &'a [Worktree],
 ) -> Option<(Option<&'a Record>, Option<&'a Worktree>)> {
-    let worktree_of = |record: &Record| worktrees.iter().find(|w| registry.owns(record, &w.id));
-    let record_of = |worktree: &Worktree| records.iter().find(|r| registry.owns(r, &worktree.id));
+    let worktree_of = |record: &Record| worktrees.iter().find(|w| registry.owns(record, w));
+    let record_of = |worktree: &Worktree| records.iter().find(|r| registry.owns(r, worktree));
     if let Some(record) = records.iter().find(|r| r.name == target) {
         return Some((Some(record), worktree_of(record)));
     }

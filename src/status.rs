@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::BoxError;
-use crate::registry::{Record, Registry};
+use crate::registry::{Claim, Record, Registry};
 use crate::repo::{self, Checkout, Worktree};
 use crate::verify;
 
@@ -74,20 +74,23 @@ pub fn status(cwd: &Path) -> Result<Report, BoxError> {
     let mut rows: Vec<Row> = in_parallel(&worktrees, |worktree| {
         row(
             worktree,
-            records.iter().find(|r| registry.owns(r, &worktree.id)),
+            records.iter().find(|r| registry.owns(r, worktree)),
         )
     });
     for record in records
         .iter()
-        .filter(|r| !worktrees.iter().any(|w| registry.owns(r, &w.id)))
+        .filter(|r| !worktrees.iter().any(|w| registry.owns(r, w)))
     {
         // As gc decides: an entry git still has keeps the record.
-        let (state, detail) =
-            if registry.is_claimed(record) && repo::has_entry(&main.common_dir, &record.id) {
-                (State::Missing, "git still has a worktree entry for it")
-            } else {
-                (State::Orphan, "its git worktree entry is gone")
-            };
+        let listed = worktrees.iter().any(|w| w.id == record.id);
+        let (state, detail) = if !listed
+            && registry.claim_of(record) != Claim::Other
+            && repo::has_entry(&main.common_dir, &record.id)
+        {
+            (State::Missing, "git still has a worktree entry for it")
+        } else {
+            (State::Orphan, "its git worktree entry is gone")
+        };
         rows.push(Row {
             name: record.name.clone(),
             id: record.id.clone(),

@@ -626,3 +626,23 @@ fn a_worktree_folder_named_main_gets_its_own_sandbox() {
         "{status}"
     );
 }
+
+/// A live sandbox whose claim file is lost is still its worktree's: gc
+/// keeps it and the next apply claims it again.
+#[test]
+fn a_lost_claim_does_not_orphan_a_live_sandbox() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["new", "feat"]).expect(0);
+    let claim = main.join(".git/worktrees/worktree-feat/provision-sandbox");
+    fs_err::remove_file(&claim).unwrap();
+    let report = env.provision(&main, &["gc", "--json"]).expect(0).json();
+    assert_eq!(report["removed"], serde_json::json!([]), "{report}");
+    assert!(db_file(&main, "app_feat").is_file());
+    let status = env.provision(&main, &["status", "--json"]).expect(0).json();
+    assert_eq!(status["sandboxes"].as_array().unwrap().len(), 2, "{status}");
+    let wt = env.path("worktree-feat");
+    env.provision(&wt, &["apply"]).expect(0);
+    assert!(claim.is_file());
+    env.provision(&wt, &["verify"]).expect(0);
+}
