@@ -150,17 +150,27 @@ fn undo_new(
 ) -> String {
     let mut undone = Vec::new();
     if let Some(ctx) = &attempt.ctx {
-        if attempt.new_database
-            && let Ok(mut db) = ctx.database()
-            && db.exists().unwrap_or(false)
-            && db.is_marked().unwrap_or(false)
-        {
-            match db.drop_database() {
-                Ok(()) => undone.push("the database"),
-                Err(e) => progress.warn(&format!("could not drop the new database again: {e}")),
-            }
+        // The record goes only once the database is known to be gone: while
+        // it stays, it is the root that lets `gc` collect the database.
+        let mut database_gone = true;
+        if attempt.new_database {
+            database_gone = match drop_new_database(ctx) {
+                Ok(true) => {
+                    undone.push("the database");
+                    true
+                }
+                Ok(false) => true,
+                Err(e) => {
+                    progress.warn(&format!(
+                        "could not drop the new database `{}` again ({e}); its record stays, so `provision gc` can",
+                        ctx.database_name
+                    ));
+                    false
+                }
+            };
         }
         if attempt.new_record
+            && database_gone
             && let Ok(guard) = ctx.registry.lock()
             && ctx.registry.delete(&guard, &ctx.checkout.id).is_ok()
         {
@@ -176,6 +186,16 @@ fn undo_new(
     } else {
         format!("removed again: {}", undone.join(", "))
     }
+}
+
+/// Drops the database a failed `new` created; `Ok(false)` when there is none.
+fn drop_new_database(ctx: &Context) -> Result<bool, BoxError> {
+    let mut db = ctx.database()?;
+    if !db.exists()? || !db.is_marked()? {
+        return Ok(false);
+    }
+    db.drop_database()?;
+    Ok(true)
 }
 
 fn apply(cwd: &Path, args: ApplyArgs, progress: &Progress, json: bool) -> Result<Exit, BoxError> {

@@ -49,6 +49,26 @@ pub struct Failed {
     pub error: String,
 }
 
+impl Report {
+    /// A take-down that kept the database in place (and so its record)
+    /// is reported as kept: nothing the user would call removed is gone.
+    fn record(&mut self, reason: String, removal: Removal) {
+        if removal.database_fate.is_some_and(|fate| fate.still_ours()) {
+            self.kept.push(Kept {
+                name: removal.name.clone(),
+                path: removal.path.clone(),
+                reason: format!(
+                    "{reason}: {}; `provision remove --force {}` lets go of the record",
+                    removal.done.join("; "),
+                    removal.name
+                ),
+            });
+        } else {
+            self.removed.push(Removed { reason, removal });
+        }
+    }
+}
+
 pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
     let main = Checkout::discover(cwd)?.main_of()?;
     let (settings, _) = context::recipe(&main)?;
@@ -144,7 +164,7 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
             continue;
         };
         match teardown::take_down(&shared, guard.as_ref(), record, Some(worktree), options) {
-            Ok(removal) => report.removed.push(Removed { reason, removal }),
+            Ok(removal) => report.record(reason, removal),
             Err(e) => report.failed.push(Failed {
                 name,
                 path: worktree.path.display().to_string(),
@@ -180,10 +200,7 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
             "its folder and git worktree entry are gone"
         };
         match teardown::take_down(&shared, guard.as_ref(), Some(record), None, orphan) {
-            Ok(removal) => report.removed.push(Removed {
-                reason: reason.into(),
-                removal,
-            }),
+            Ok(removal) => report.record(reason.into(), removal),
             Err(e) => report.failed.push(Failed {
                 name: record.name.clone(),
                 path: record.path.display().to_string(),

@@ -46,7 +46,7 @@ pub enum DatabaseFate {
 
 impl DatabaseFate {
     /// Provision's database, left in place for now: its record must stay.
-    fn still_ours(self) -> bool {
+    pub fn still_ours(self) -> bool {
         matches!(
             self,
             DatabaseFate::KeptRecipeChanged | DatabaseFate::KeptWorktreeGone

@@ -244,20 +244,28 @@ fn gc_never_runs_a_command_naming_a_gone_worktree_against_the_main_checkout() {
     assert!(env.path("worktree-a/state").is_dir());
     fs_err::remove_dir_all(env.path("worktree-a")).unwrap();
 
-    let report = env.provision(&main, &["gc", "--json"]).expect(0).json();
+    let mut report = env.provision(&main, &["gc", "--json"]).expect(0).json();
     assert_eq!(read(main.join("state/precious")), "keep me\n");
-    let removed = &report["removed"][0];
-    assert_eq!(removed["database_fate"], "kept-worktree-gone", "{report}");
-    // The record stays as the root that leads back to the database, and
-    // holds its port, until someone lets go of it explicitly.
-    let report = env.provision(&main, &["gc", "--json"]).expect(0).json();
-    assert_eq!(
-        report["removed"][0]["database_fate"], "kept-worktree-gone",
-        "{report}"
-    );
+    // Reported as kept, with the record (and its port) as the root that
+    // leads back to the database, on every run until someone lets go.
+    let kept_a = |report: &serde_json::Value| {
+        report["kept"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["name"] == "a")
+            .map(|k| k["reason"].as_str().unwrap().to_string())
+    };
+    for _ in 0..2 {
+        assert_eq!(report["removed"], serde_json::json!([]), "{report}");
+        let reason = kept_a(&report).unwrap_or_else(|| panic!("a not kept: {report}"));
+        assert!(reason.contains("kept database app_a"), "{reason}");
+        report = env.provision(&main, &["gc", "--json"]).expect(0).json();
+    }
     env.provision(&main, &["remove", "--force", "a"]).expect(0);
     let report = env.provision(&main, &["gc", "--json"]).expect(0).json();
     assert_eq!(report["removed"], serde_json::json!([]), "{report}");
+    assert_eq!(kept_a(&report), None, "{report}");
     assert_eq!(read(main.join("state/precious")), "keep me\n");
 }
 
@@ -573,4 +581,40 @@ fn a_database_dropped_by_hand_leaves_no_record_to_adopt_its_successor() {
     let wt = env.path("worktree-feature");
     env.worktree_add(&main, "feature", &wt);
     refused_and_kept(&env, &main, &wt, "feature", &db);
+}
+
+/// A failed `new` whose database cannot be dropped again keeps the record,
+/// so the database stays findable and `gc` collects it later.
+#[test]
+fn a_database_a_failed_new_cannot_drop_stays_collectable() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    let recipe = |drop: &str| {
+        format!(
+            "[database]\nkind = \"command\"\ncreate = 'mkdir -p \"{{main}}/.db\" && touch \"{{main}}/.db/{{db}}\"'\nexists = 'test -f \"{{main}}/.db/{{db}}\"'\nmigrate = 'exit 3'\ndrop = '{drop}'\n"
+        )
+    };
+    write(main.join("provision.toml"), &recipe("exit 4"));
+    write(
+        main.join(".gitignore"),
+        &format!("{}.db/\n", read(main.join(".gitignore"))),
+    );
+    env.commit_all(&main, "a recipe whose drop fails");
+    let run = env.provision(&main, &["new", "feat"]).expect(2);
+    assert!(
+        run.stderr
+            .contains("could not drop the new database `app_feat`"),
+        "{}",
+        run.stderr
+    );
+    assert!(main.join(".db/app_feat").is_file());
+    assert!(!env.path("worktree-feat").exists());
+
+    write(
+        main.join("provision.toml"),
+        &recipe(r#"rm "{main}/.db/{db}""#),
+    );
+    let report = env.provision(&main, &["gc", "--json"]).expect(0).json();
+    assert_eq!(report["removed"][0]["database_fate"], "dropped", "{report}");
+    assert!(!main.join(".db/app_feat").exists());
 }
