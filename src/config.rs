@@ -309,11 +309,11 @@ pub fn parse(text: &str) -> Result<Settings, ConfigError> {
                 allowed,
                 "`{migration}` is only known to `migrate`",
             )?;
-            if let Some(quoted) = template::single_quoted_key(value.get_ref()) {
+            if let Some(quoted) = template::unexpanded_key(value.get_ref()) {
                 return Err(at(
                     Some(value.span()),
                     format!(
-                        "database.{key}: `{{{quoted}}}` sits inside single quotes, where the shell does not expand it; use double quotes"
+                        "database.{key}: `{{{quoted}}}` sits inside single quotes or a quoted here-document, where the shell does not expand it; use double quotes"
                     ),
                 ));
             }

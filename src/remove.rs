@@ -44,11 +44,17 @@ pub struct Unsaved {
     /// Files git does not see because provision's exclude list names their
     /// path, but that are not what provision put there, `path (why)`.
     pub hidden: Vec<String>,
+    /// Submodules: git removes such a worktree only with `--force` (and
+    /// their own unsaved work with it).
+    pub submodules: bool,
 }
 
 impl Unsaved {
     pub fn is_empty(&self) -> bool {
-        self.files.is_empty() && self.commits.is_empty() && self.hidden.is_empty()
+        self.files.is_empty()
+            && self.commits.is_empty()
+            && self.hidden.is_empty()
+            && !self.submodules
     }
 
     pub fn describe(&self) -> String {
@@ -73,6 +79,9 @@ impl Unsaved {
                 self.commits.len(),
                 first_few(&self.commits)
             ));
+        }
+        if self.submodules {
+            parts.push("submodules (git removes them only with --force)".into());
         }
         parts.join(" and ")
     }
@@ -103,6 +112,12 @@ pub fn unsaved(main: &Checkout, worktree: &Worktree) -> Result<Unsaved, BoxError
         files,
         commits,
         hidden,
+        submodules: main
+            .common_dir
+            .join("worktrees")
+            .join(&worktree.id)
+            .join("modules")
+            .is_dir(),
     })
 }
 

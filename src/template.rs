@@ -97,26 +97,73 @@ pub fn to_shell(template: &str, values: &BTreeMap<&str, String>) -> Result<Strin
     Ok(out)
 }
 
-/// The first `{key}` in `command` that sits inside shell single quotes,
-/// where the shell would not expand the `${PROVISION_KEY}` it becomes.
-pub fn single_quoted_key(command: &str) -> Option<&str> {
-    let (mut single, mut double) = (false, false);
-    let mut chars = command.char_indices();
-    while let Some((at, ch)) = chars.next() {
-        match ch {
-            '\\' if !single => {
-                chars.next();
+/// The first `{key}` in `command` that the shell would not expand to its
+/// value: one inside single quotes (also within `$(…)` or backticks, which
+/// start quoting afresh), or after a quoted here-document marker
+/// (`<<'SQL'`), whose body the shell takes literally.
+pub fn unexpanded_key(command: &str) -> Option<&str> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Quoting {
+        Code,
+        Double,
+        Single,
+        Substitution,
+        Backtick,
+    }
+    use Quoting::*;
+    let mut stack = vec![Code];
+    let mut literal_heredoc = false;
+    let mut i = 0;
+    while i < command.len() {
+        let Some(rest) = command.get(i..) else {
+            i += 1; // inside a multi-byte character
+            continue;
+        };
+        let top = *stack.last().expect("the stack keeps its bottom");
+        if let Some(after) = rest.strip_prefix('{') {
+            if after.starts_with('{') {
+                i += 2;
+                continue;
             }
-            '\'' if !double => single = !single,
-            '"' if !single => double = !double,
-            '{' if single && !command[at..].starts_with("{{") => {
-                let key = command[at + 1..].split('}').next()?;
-                if KNOWN.contains(&key) {
-                    return Some(key);
-                }
+            let key = after.split('}').next().unwrap_or_default();
+            if (top == Single || literal_heredoc) && KNOWN.contains(&key) {
+                return Some(key);
+            }
+            i += 1;
+            continue;
+        }
+        let opens_substitution = rest.starts_with("$(");
+        match (top, rest.as_bytes()[0]) {
+            (Single, b'\'') => {
+                stack.pop();
+            }
+            (Single, _) => {}
+            (_, b'\\') => i += 1,
+            (Double, b'"') => {
+                stack.pop();
+            }
+            (Backtick, b'`') => {
+                stack.pop();
+            }
+            (_, b'`') => stack.push(Backtick),
+            (_, b'$') if opens_substitution => {
+                stack.push(Substitution);
+                i += 1;
+            }
+            (Substitution, b')') => {
+                stack.pop();
+            }
+            (Double, _) => {}
+            (_, b'\'') => stack.push(Single),
+            (_, b'"') => stack.push(Double),
+            (_, b'<') if rest.starts_with("<<") => {
+                let marker = rest[2..].trim_start_matches('-').trim_start();
+                literal_heredoc |= marker.starts_with(['\'', '"', '\\']);
+                i += 1;
             }
             _ => {}
         }
+        i += 1;
     }
     None
 }
@@ -183,10 +230,33 @@ mod tests {
 
     #[test]
     fn finds_templates_the_shell_would_not_expand() {
-        assert_eq!(single_quoted_key("echo '{db}'"), Some("db"));
-        assert_eq!(single_quoted_key("echo \"'{db}'\""), None);
-        assert_eq!(single_quoted_key("echo \\'{db} '{{x}}'"), None);
-        assert_eq!(single_quoted_key("mysql -e \"DROP DATABASE `{db}`\""), None);
+        assert_eq!(unexpanded_key("echo '{db}'"), Some("db"));
+        assert_eq!(unexpanded_key("echo \"'{db}'\""), None);
+        assert_eq!(unexpanded_key("echo \\'{db} '{{x}}'"), None);
+        assert_eq!(
+            unexpanded_key("mysql -e \"DROP DATABASE \\`{db}\\`\""),
+            None
+        );
+        // `$(…)` and backticks quote afresh, even inside double quotes.
+        assert_eq!(
+            unexpanded_key("test -f \"$(printf '%s' '{main}/x')\""),
+            Some("main")
+        );
+        assert_eq!(
+            unexpanded_key("echo \"$(cat \"{migration}\")\" `echo '{db}'`"),
+            Some("db")
+        );
+        assert_eq!(unexpanded_key("echo \"$(cat \"{migration}\")\" {db}"), None);
+        // A quoted here-document's body is literal; an unquoted one expands.
+        assert_eq!(
+            unexpanded_key("sqlite3 x <<'SQL'\nCREATE TABLE {db};\nSQL"),
+            Some("db")
+        );
+        assert_eq!(
+            unexpanded_key("sqlite3 x <<SQL\nCREATE TABLE {db};\nSQL"),
+            None
+        );
+        assert_eq!(unexpanded_key("echo 'é' {db}"), None);
     }
 
     #[test]
