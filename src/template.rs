@@ -99,23 +99,52 @@ pub fn to_shell(template: &str, values: &BTreeMap<&str, String>) -> Result<Strin
 
 /// The first `{key}` in `command` that the shell would not expand to its
 /// value: one inside single quotes (also within `$(…)` or backticks, which
-/// start quoting afresh), or after a quoted here-document marker
-/// (`<<'SQL'`), whose body the shell takes literally.
+/// start quoting afresh), or in the body of a quoted here-document
+/// (`<<'SQL'`), which the shell takes literally. `#` comments are skipped;
+/// an unquoted here-document's body expands (its `'` are plain text).
 pub fn unexpanded_key(command: &str) -> Option<&str> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Quoting {
-        Code,
-        Double,
-        Single,
-        Substitution,
-        Backtick,
+    let mut stack = vec![Quoting::Code];
+    let mut heredocs = Vec::new();
+    let mut lines = command.split_inclusive('\n');
+    while let Some(line) = lines.next() {
+        if let Some(key) = scan_line(line, &mut stack, &mut heredocs) {
+            return Some(key);
+        }
+        // The bodies of here-documents opened on this line follow it.
+        for (delimiter, literal) in heredocs.drain(..) {
+            for body in lines.by_ref() {
+                if body.trim_end_matches('\n').trim_start_matches('\t') == delimiter {
+                    break;
+                }
+                if literal && let Some(key) = first_key(body) {
+                    return Some(key);
+                }
+            }
+        }
     }
+    None
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Quoting {
+    Code,
+    Double,
+    Single,
+    Substitution,
+    Backtick,
+}
+
+/// Scans one line, carrying the quoting `stack` across lines; collects the
+/// here-documents it opens as (delimiter, body is literal).
+fn scan_line<'a>(
+    line: &'a str,
+    stack: &mut Vec<Quoting>,
+    heredocs: &mut Vec<(String, bool)>,
+) -> Option<&'a str> {
     use Quoting::*;
-    let mut stack = vec![Code];
-    let mut literal_heredoc = false;
     let mut i = 0;
-    while i < command.len() {
-        let Some(rest) = command.get(i..) else {
+    while i < line.len() {
+        let Some(rest) = line.get(i..) else {
             i += 1; // inside a multi-byte character
             continue;
         };
@@ -126,19 +155,21 @@ pub fn unexpanded_key(command: &str) -> Option<&str> {
                 continue;
             }
             let key = after.split('}').next().unwrap_or_default();
-            if (top == Single || literal_heredoc) && KNOWN.contains(&key) {
+            if top == Single && KNOWN.contains(&key) {
                 return Some(key);
             }
             i += 1;
             continue;
         }
-        let opens_substitution = rest.starts_with("$(");
+        let in_code = matches!(top, Code | Substitution | Backtick);
+        let word_start = i == 0 || line[..i].ends_with(char::is_whitespace);
         match (top, rest.as_bytes()[0]) {
             (Single, b'\'') => {
                 stack.pop();
             }
             (Single, _) => {}
             (_, b'\\') => i += 1,
+            (_, b'#') if in_code && word_start => return None,
             (Double, b'"') => {
                 stack.pop();
             }
@@ -146,7 +177,7 @@ pub fn unexpanded_key(command: &str) -> Option<&str> {
                 stack.pop();
             }
             (_, b'`') => stack.push(Backtick),
-            (_, b'$') if opens_substitution => {
+            (_, b'$') if rest.starts_with("$(") => {
                 stack.push(Substitution);
                 i += 1;
             }
@@ -156,14 +187,38 @@ pub fn unexpanded_key(command: &str) -> Option<&str> {
             (Double, _) => {}
             (_, b'\'') => stack.push(Single),
             (_, b'"') => stack.push(Double),
-            (_, b'<') if rest.starts_with("<<") => {
+            (_, b'<') if rest.starts_with("<<") && !rest.starts_with("<<<") => {
                 let marker = rest[2..].trim_start_matches('-').trim_start();
-                literal_heredoc |= marker.starts_with(['\'', '"', '\\']);
+                let literal = marker.starts_with(['\'', '"', '\\']);
+                let delimiter: String = marker
+                    .trim_start_matches(['\'', '"', '\\'])
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                heredocs.push((delimiter, literal));
                 i += 1;
             }
             _ => {}
         }
         i += 1;
+    }
+    None
+}
+
+/// The first known `{key}` in `text`.
+fn first_key(text: &str) -> Option<&str> {
+    let mut rest = text;
+    while let Some(at) = rest.find('{') {
+        let after = &rest[at + 1..];
+        if let Some(skip) = after.strip_prefix('{') {
+            rest = skip;
+            continue;
+        }
+        let key = after.split('}').next().unwrap_or_default();
+        if KNOWN.contains(&key) {
+            return Some(key);
+        }
+        rest = after;
     }
     None
 }
@@ -257,6 +312,19 @@ mod tests {
             None
         );
         assert_eq!(unexpanded_key("echo 'é' {db}"), None);
+        // A heredoc ends at its delimiter; an unquoted body's `'` is text.
+        let after = "sqlite3 x <<'SQL'\nSELECT 1;\nSQL\nsqlite3 \"{main}/{db}\" < \"{migration}\"";
+        assert_eq!(unexpanded_key(after), None);
+        assert_eq!(
+            unexpanded_key("sqlite3 x <<SQL\nINSERT INTO t VALUES('{db}');\nSQL"),
+            None
+        );
+        assert_eq!(
+            unexpanded_key("psql <<-\"EOF\"\n\tDROP {db};\n\tEOF"),
+            Some("db")
+        );
+        // Comments are not code: their apostrophes open nothing.
+        assert_eq!(unexpanded_key("true # don't\necho \"{db}\""), None);
     }
 
     #[test]
