@@ -18,7 +18,7 @@ use crate::repo::{self, Checkout};
 #[derive(Debug, thiserror::Error)]
 pub enum ContextError {
     #[error(
-        "worktree id `{id}` still holds sandbox `{name}` (database `{database}`) of a worktree removed without provision; run `provision gc` to collect it, then try again"
+        "worktree id `{id}` still holds sandbox `{name}` (database `{database}`) of a worktree removed without provision; `provision gc` collects it (or, if this is that worktree, `provision remove --force {name}` lets go of it), then try again"
     )]
     IdReused {
         id: String,
@@ -78,9 +78,10 @@ impl Context {
         let guard = registry.lock()?;
         let records = registry.all(&guard)?;
         let existing = records.iter().find(|r| r.id == checkout.id);
-        let root = &checkout.root;
         let branch = checkout.branch.as_deref();
-        if let Some(record) = existing.filter(|r| !registry.owns_at(r, &r.id, root, branch)) {
+        if let Some(record) =
+            existing.filter(|r| !registry.owns_at(r, &r.id, &checkout.root, branch))
+        {
             // git reuses a worktree id once its entry is gone; the record is
             // that earlier worktree's, and its database is still there.
             return Err(ContextError::IdReused {

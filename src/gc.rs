@@ -88,10 +88,7 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
     // is taken down (taking a worktree down deletes its claim).
     let owner_of = |record: &Record| worktrees.iter().position(|w| registry.owns(record, w));
     let owners: Vec<Option<usize>> = records.iter().map(owner_of).collect();
-    let claimed: Vec<bool> = records
-        .iter()
-        .map(|r| registry.claim_of(r) != Claim::Other)
-        .collect();
+    let claims: Vec<Claim> = records.iter().map(|r| registry.claim_of(r)).collect();
     let default = if merged {
         Some(repo::default_branch(&main.main)?)
     } else {
@@ -164,7 +161,7 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
             continue;
         };
         match teardown::take_down(&shared, guard.as_ref(), record, Some(worktree), options) {
-            Ok(removal) => report.record(reason, removal),
+            Ok(removal) => report.removed.push(Removed { reason, removal }),
             Err(e) => report.failed.push(Failed {
                 name,
                 path: worktree.path.display().to_string(),
@@ -172,27 +169,43 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
             }),
         }
     }
-    for ((record, _), claimed) in records
+    for ((record, _), claim) in records
         .iter()
         .zip(&owners)
-        .zip(claimed)
+        .zip(claims)
         .filter(|((r, owner), _)| r.id != repo::MAIN_ID && owner.is_none())
     {
-        let listed = worktrees.iter().any(|w| w.id == record.id);
-        // Git still has an entry under this id that its list did not match
-        // to a path: not provably gone, so not an orphan.
-        if !listed && claimed && repo::has_entry(&main.common_dir, &record.id) {
-            report.kept.push(Kept {
-                name: record.name.clone(),
-                path: record.path.display().to_string(),
-                reason: format!(
-                    "git still has a worktree entry `{}` for it; run `git worktree list`",
-                    record.id
-                ),
-            });
+        let listed = worktrees.iter().find(|w| w.id == record.id);
+        let keep = |reason: String| Kept {
+            name: record.name.clone(),
+            path: record.path.display().to_string(),
+            reason,
+        };
+        // Unclaimed, at the record's own path but on another branch: a
+        // newcomer under the reused id, or this sandbox's worktree after its
+        // claim was lost and its branch switched. Not provably an orphan.
+        if claim == Claim::Missing && listed.is_some_and(|w| repo::same_path(&w.path, &record.path))
+        {
+            report.kept.push(keep(format!(
+                "the worktree at its path is on another branch and carries no claim; \
+                 `provision remove --force {}` takes this sandbox down if it is stale",
+                record.name
+            )));
             continue;
         }
-        let reason = if listed {
+        // Git still has an entry under this id that its list did not match
+        // to a path: not provably gone, so not an orphan.
+        if listed.is_none()
+            && claim != Claim::Other
+            && repo::has_entry(&main.common_dir, &record.id)
+        {
+            report.kept.push(keep(format!(
+                "git still has a worktree entry `{}` for it; run `git worktree list`",
+                record.id
+            )));
+            continue;
+        }
+        let reason = if listed.is_some() {
             "its worktree is gone; git gave its id to another worktree"
         } else if record.path.exists() {
             "its git worktree entry is gone"

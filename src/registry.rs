@@ -138,8 +138,10 @@ impl Registry {
     }
 
     /// Whether `record` belongs to `worktree`: its claim says so, or, with
-    /// no claim at all (the file lost, or the worktree claimed by another
-    /// tool's version), it sits where the record says on the record's branch.
+    /// no claim at all (the file lost), it sits where the record says on
+    /// the record's branch. git makes a fresh admin dir when it reuses an id,
+    /// so a newcomer carries no claim: at another path, or on another branch
+    /// at the same path, it is not the record's.
     pub fn owns(&self, record: &Record, worktree: &Worktree) -> bool {
         self.owns_at(
             record,
