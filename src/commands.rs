@@ -162,7 +162,7 @@ fn undo_new(
                 Ok(false) => true,
                 Err(e) => {
                     progress.warn(&format!(
-                        "could not drop the new database `{}` again ({e}); its record stays, so `provision gc` can",
+                        "could not drop the new database `{}` again ({e}); its record stays, so `provision gc` finds it",
                         ctx.database_name
                     ));
                     false
@@ -191,8 +191,19 @@ fn undo_new(
 /// Drops the database a failed `new` created; `Ok(false)` when there is none.
 fn drop_new_database(ctx: &Context) -> Result<bool, BoxError> {
     let mut db = ctx.database()?;
-    if !db.exists()? || !db.is_marked()? {
+    if !db.exists()? {
+        // Lets a kind forget what it kept of it (the command kind's record).
+        db.drop_database()?;
         return Ok(false);
+    }
+    if !db.is_marked()? {
+        // Half made by a failed `create`: provision never drops what does
+        // not carry its mark, so a person has to look.
+        return Err(format!(
+            "it exists without provision's mark ({}); drop it by hand",
+            db.location()
+        )
+        .into());
     }
     db.drop_database()?;
     Ok(true)

@@ -112,12 +112,7 @@ pub fn unsaved(main: &Checkout, worktree: &Worktree) -> Result<Unsaved, BoxError
         files,
         commits,
         hidden,
-        submodules: main
-            .common_dir
-            .join("worktrees")
-            .join(&worktree.id)
-            .join("modules")
-            .is_dir(),
+        submodules: repo::has_submodules(&main.common_dir, &worktree.id, &worktree.path)?,
     })
 }
 

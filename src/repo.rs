@@ -497,6 +497,29 @@ pub fn is_merged(main: &Path, branch: &str, target: git2::Oid) -> Result<bool, G
     Ok(tip == target || repo.graph_descendant_of(target, tip)?)
 }
 
+/// Whether git would refuse `git worktree remove` (without `--force`) for
+/// submodules: as git checks, a `modules` folder in the worktree's admin dir
+/// or a populated gitlink in its index.
+pub fn has_submodules(common_dir: &Path, id: &str, root: &Path) -> Result<bool, GitError> {
+    if common_dir
+        .join("worktrees")
+        .join(id)
+        .join("modules")
+        .is_dir()
+    {
+        return Ok(true);
+    }
+    const GITLINK: u32 = 0o160000;
+    let index = Repository::open(root)?.index()?;
+    Ok(index.iter().any(|entry| {
+        entry.mode == GITLINK
+            && root
+                .join(String::from_utf8_lossy(&entry.path).as_ref())
+                .join(".git")
+                .exists()
+    }))
+}
+
 /// Whether `branch` has moved since it was created, by its reflog: a
 /// branch fresh from `provision new` is "merged" by ancestry, but nothing on
 /// it is finished. Without a reflog there is no telling, so: no.

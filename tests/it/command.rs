@@ -624,3 +624,30 @@ fn a_database_a_failed_new_cannot_drop_stays_collectable() {
     assert_eq!(report["removed"][0]["database_fate"], "dropped", "{report}");
     assert!(!main.join(".db/app_feat").exists());
 }
+
+/// A `create` that fails half way leaves a database without provision's
+/// mark: the failed `new` must not drop it, and must say where it is.
+#[test]
+fn a_half_made_database_is_named_not_dropped() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    write(
+        main.join("provision.toml"),
+        "[database]\nkind = \"command\"\ncreate = 'mkdir -p \"{main}/.db\" && touch \"{main}/.db/{db}\" && exit 5'\nexists = 'test -f \"{main}/.db/{db}\"'\nmigrate = 'true'\ndrop = 'rm \"{main}/.db/{db}\"'\n",
+    );
+    write(
+        main.join(".gitignore"),
+        &format!("{}.db/\n", read(main.join(".gitignore"))),
+    );
+    env.commit_all(&main, "a create that fails half way");
+    let run = env.provision(&main, &["new", "feat"]).expect(2);
+    assert!(
+        run.stderr
+            .contains("could not drop the new database `app_feat`")
+            && run.stderr.contains("exists without provision's mark"),
+        "{}",
+        run.stderr
+    );
+    assert!(main.join(".db/app_feat").is_file());
+    assert!(!env.path("worktree-feat").exists());
+}

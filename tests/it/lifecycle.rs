@@ -655,3 +655,28 @@ fn a_lost_claim_does_not_orphan_a_live_sandbox() {
     assert!(report.to_string().contains("carries no claim"), "{report}");
     assert!(db_file(&main, "app_feat").is_file());
 }
+
+#[test]
+fn remove_refuses_a_worktree_with_a_checked_out_submodule() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    let sub = env.fixture_repo("sub");
+    env.provision(&main, &["new", "feat"]).expect(0);
+    let wt = env.path("worktree-feat");
+    env.git(
+        &wt,
+        &[
+            "-c",
+            "protocol.file.allow=always",
+            "submodule",
+            "add",
+            "-q",
+            sub.to_str().unwrap(),
+            "vendor/sub",
+        ],
+    );
+    env.commit_all(&wt, "a submodule");
+    let run = env.provision(&main, &["remove", "feat"]).expect(2);
+    assert!(run.stderr.contains("submodules"), "{}", run.stderr);
+    assert!(db_file(&main, "app_feat").is_file() && wt.is_dir());
+}
