@@ -89,7 +89,14 @@ pub fn status(cwd: &Path) -> Result<Report, BoxError> {
         {
             (State::Missing, "git still has a worktree entry for it")
         } else {
-            (State::Orphan, "its git worktree entry is gone")
+            (
+                State::Orphan,
+                if listed {
+                    "its worktree is gone; git gave its id to another worktree"
+                } else {
+                    "its git worktree entry is gone"
+                },
+            )
         };
         rows.push(Row {
             name: record.name.clone(),
