@@ -40,6 +40,15 @@ drop = 'rm {file}'
     main
 }
 
+/// The command app whose `migrate` feeds one file at a time to `sqlite3`.
+fn per_file_app(env: &TestEnv) -> PathBuf {
+    command_app(
+        env,
+        &format!("{SQLITE3} \"$PROVISION_MAIN/.sandboxes/$PROVISION_DB.db\" < {{migration}}"),
+        "",
+    )
+}
+
 fn tables(db: &Path) -> Vec<String> {
     let conn = rusqlite::Connection::open(db).unwrap();
     let mut stmt = conn
@@ -54,11 +63,7 @@ fn tables(db: &Path) -> Vec<String> {
 #[test]
 fn commands_create_migrate_and_verify_per_migration() {
     let env = TestEnv::new();
-    let main = command_app(
-        &env,
-        &format!("{SQLITE3} \"$PROVISION_MAIN/.sandboxes/$PROVISION_DB.db\" < {{migration}}"),
-        "",
-    );
+    let main = per_file_app(&env);
     let run = env
         .provision(&main, &["new", "feature", "--json"])
         .expect(0);
@@ -134,11 +139,7 @@ fn a_folder_migrate_command_runs_once_for_all_pending() {
 #[test]
 fn a_failing_command_names_itself_its_status_and_output_and_is_undone() {
     let env = TestEnv::new();
-    let main = command_app(
-        &env,
-        &format!("{SQLITE3} \"$PROVISION_MAIN/.sandboxes/$PROVISION_DB.db\" < {{migration}}"),
-        "",
-    );
+    let main = per_file_app(&env);
     write(
         main.join("migrations/0003_broken.sql"),
         "CREATE TABLE oops (;\n",
@@ -166,11 +167,7 @@ fn a_failing_command_names_itself_its_status_and_output_and_is_undone() {
 #[test]
 fn a_database_provision_did_not_create_is_refused_and_kept() {
     let env = TestEnv::new();
-    let main = command_app(
-        &env,
-        &format!("{SQLITE3} \"$PROVISION_MAIN/.sandboxes/$PROVISION_DB.db\" < {{migration}}"),
-        "",
-    );
+    let main = per_file_app(&env);
     fs_err::create_dir_all(main.join(".sandboxes")).unwrap();
     let db = main.join(".sandboxes/app_feature.db");
     rusqlite::Connection::open(&db)
@@ -190,11 +187,7 @@ fn a_database_provision_did_not_create_is_refused_and_kept() {
 #[test]
 fn remove_and_gc_run_the_drop_command() {
     let env = TestEnv::new();
-    let main = command_app(
-        &env,
-        &format!("{SQLITE3} \"$PROVISION_MAIN/.sandboxes/$PROVISION_DB.db\" < {{migration}}"),
-        "",
-    );
+    let main = per_file_app(&env);
     env.provision(&main, &["new", "kept"]).expect(0);
     env.provision(&main, &["new", "removed"]).expect(0);
     env.provision(&main, &["new", "orphan"]).expect(0);
@@ -516,11 +509,7 @@ fn refused_and_kept(env: &TestEnv, main: &Path, wt: &Path, name: &str, db: &Path
 #[test]
 fn a_record_left_by_another_worktree_does_not_mark_a_database() {
     let env = TestEnv::new();
-    let main = command_app(
-        &env,
-        &format!("{SQLITE3} \"$PROVISION_MAIN/.sandboxes/$PROVISION_DB.db\" < {{migration}}"),
-        "",
-    );
+    let main = per_file_app(&env);
     env.provision(&main, &["new", "feature"]).expect(0);
     // The database deleted by hand, the sandbox removed: its record stays.
     fs_err::remove_file(main.join(".sandboxes/app_feature.db")).unwrap();
@@ -537,11 +526,7 @@ fn a_record_left_by_another_worktree_does_not_mark_a_database() {
 #[test]
 fn a_create_that_fails_leaves_no_stale_record_to_vouch_for_the_next_database() {
     let env = TestEnv::new();
-    let main = command_app(
-        &env,
-        &format!("{SQLITE3} \"$PROVISION_MAIN/.sandboxes/$PROVISION_DB.db\" < {{migration}}"),
-        "",
-    );
+    let main = per_file_app(&env);
     env.provision(&main, &["new", "feature"]).expect(0);
     let wt = env.path("worktree-feature");
     fs_err::remove_file(main.join(".sandboxes/app_feature.db")).unwrap();
@@ -558,11 +543,7 @@ fn a_create_that_fails_leaves_no_stale_record_to_vouch_for_the_next_database() {
 #[test]
 fn a_database_dropped_by_hand_leaves_no_record_to_adopt_its_successor() {
     let env = TestEnv::new();
-    let main = command_app(
-        &env,
-        &format!("{SQLITE3} \"$PROVISION_MAIN/.sandboxes/$PROVISION_DB.db\" < {{migration}}"),
-        "",
-    );
+    let main = per_file_app(&env);
     env.provision(&main, &["new", "feature"]).expect(0);
     fs_err::remove_file(main.join(".sandboxes/app_feature.db")).unwrap();
     env.provision(&main, &["remove", "feature", "--force"])
