@@ -210,8 +210,6 @@ impl Context {
         } else {
             None
         };
-        let kind = self.settings.database.kind;
-        let location = |name: &str| db::location(kind, name);
         let main = self.checkout.main.to_string_lossy();
         let worktree = self.checkout.root.to_string_lossy();
         let inputs = Inputs {
@@ -227,8 +225,6 @@ impl Context {
             tracked_in_worktree: &tracked_in_worktree,
             shared_env: shared_env.as_deref(),
             migrations,
-            db_kind: kind.as_str(),
-            db_location: &location,
         };
         Ok(plan::plan(&inputs)?)
     }

@@ -31,9 +31,6 @@ pub struct Inputs<'a> {
     /// The main checkout's copy of the env file, when that file is also linked.
     pub shared_env: Option<&'a str>,
     pub migrations: &'a [Migration],
-    /// How the database kind describes its location.
-    pub db_kind: &'a str,
-    pub db_location: &'a dyn Fn(&str) -> String,
 }
 
 pub struct Plan {
@@ -190,8 +187,8 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, PlanError> {
 
     let applied: Vec<_> = inputs.migrations.iter().map(Migration::record).collect();
     let database = DatabaseLock {
-        kind: inputs.db_kind.to_string(),
-        location: (inputs.db_location)(&db),
+        kind: settings.database.kind.as_str().to_string(),
+        location: crate::db::location(settings.database.kind, &db),
         name: db,
         chain: migrations::chain(&applied),
         migrations: applied,
