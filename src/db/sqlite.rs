@@ -164,16 +164,23 @@ impl Database for Sqlite {
             .tempfile_in(dir)?
             .into_temp_path();
         {
-            let conn = Connection::open(&tmp).map_err(self.fail("create"))?;
-            conn.execute_batch(SCHEMA)
+            // One transaction and one fsync (below) instead of one of each per
+            // statement: the file is not in place until it is complete.
+            let mut conn = Connection::open(&tmp).map_err(self.fail("create"))?;
+            conn.pragma_update(None, "synchronous", "OFF")
+                .map_err(self.fail("create"))?;
+            let tx = conn.transaction().map_err(self.fail("create"))?;
+            tx.execute_batch(SCHEMA)
                 .map_err(self.fail("create the ledger"))?;
             let mark = format!("provision:v1 {}", self.owner);
-            conn.execute(
+            tx.execute(
                 "INSERT INTO provision_meta(key, value) VALUES('mark', ?1)",
                 [mark],
             )
             .map_err(self.fail("mark"))?;
+            tx.commit().map_err(self.fail("create"))?;
         }
+        fs_err::File::open(&tmp)?.sync_all()?;
         tmp.persist_noclobber(&self.path).map_err(|e| e.error)?;
         Ok(())
     }
@@ -239,6 +246,34 @@ impl Database for Sqlite {
         )
         .map_err(failed)?;
         tx.commit().map_err(failed)
+    }
+
+    /// Every migration still commits on its own, but without an fsync each:
+    /// a killed process loses nothing the kernel already has, and one fsync
+    /// at the end makes the lot durable before the lock (written after this)
+    /// can claim it. Twenty migrations took 80 fsyncs, about 0.3 s here.
+    fn migrate_all(
+        &mut self,
+        pending: &[&Migration],
+        starting: &mut dyn FnMut(&Migration),
+    ) -> Result<(), DbError> {
+        self.conn()?
+            .pragma_update(None, "synchronous", "OFF")
+            .map_err(self.fail("set synchronous"))?;
+        let mut result = Ok(());
+        for migration in pending {
+            starting(migration);
+            result = self.migrate(migration);
+            if result.is_err() {
+                break;
+            }
+        }
+        // What committed before a failure is kept, so it is synced too.
+        self.conn()?
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(self.fail("set synchronous"))?;
+        fs_err::File::open(&self.path)?.sync_all()?;
+        result
     }
 
     fn repair(&mut self, known: &[Applied]) -> Result<(), DbError> {
