@@ -14,10 +14,12 @@ lint:
     cargo clippy --all-targets --locked -- -D warnings
     python3 .ci/check-flake.py flake.nix
 
-# Benchmarks: provision beside plain `git worktree add`, in the same run.
-bench:
+# Benchmarks beside git's own commands, in one run: `just bench` (all of
+# them), `just bench --runs 5 --sizes 10,100` (a quicker look).
+bench *ARGS:
     cargo build --release --locked
-    for script in bench/*.sh; do bash "$script"; done
+    python3 bench/bench.py {{ARGS}}
+    sh bench/postgres.sh
 
 # What CI runs on a fresh machine.
 ci:
