@@ -1,6 +1,7 @@
 //! `provision status`: every worktree git knows plus every record whose
 //! worktree is gone, with its sandbox's name, database, port, whether it has
-//! unsaved changes, and its state. Reads only; no lock is taken.
+//! unsaved changes, and its state. Takes no lock; the one write is git's
+//! own index refresh, as `git status` makes it.
 
 use std::path::Path;
 

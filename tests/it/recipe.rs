@@ -76,7 +76,7 @@ fn patterns_match_untracked_files_only() {
     );
     write(
         main.join(".worktreeinclude"),
-        "# patterns\n*.local\nconfig/**/*.key\npackage.json\nmissing.env\n",
+        "# patterns\n*.local\nconfig/**/*.key\npackage.json\nsrc\nmissing.env\n",
     );
     env.commit_all(&main, "patterns");
 
@@ -84,6 +84,13 @@ fn patterns_match_untracked_files_only() {
     assert!(
         run.stderr
             .contains("package.json: tracked by git, never replaced by a link"),
+        "{}",
+        run.stderr
+    );
+    // A folder counts as tracked when anything inside it is.
+    assert!(
+        run.stderr
+            .contains("src: tracked by git, never replaced by a link"),
         "{}",
         run.stderr
     );
