@@ -5,14 +5,14 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::apply::{self, Outcome};
-use crate::cli::{ApplyArgs, Cli, Command, GcArgs, NewArgs, RemoveArgs};
+use crate::cli::{ApplyArgs, Cli, Command, EnvArgs, ExecArgs, GcArgs, NewArgs, RemoveArgs};
 use crate::context::{self, Context};
-use crate::output::{self, Progress};
+use crate::output::{self, Progress, Verbosity};
 use crate::registry::Registry;
 use crate::repo::{self, Checkout};
 use crate::template;
 use crate::verify;
-use crate::{BoxError, gc, remove, render, slug, status};
+use crate::{BoxError, gc, init, overrides, remove, render, slug, status};
 
 /// How a command ended, as the exit status says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +23,9 @@ pub enum Exit {
     Drift,
     /// Bad input, an unreadable lock, a failed step.
     Error,
+    /// `exec` could not start its command: 127 not found, 126 otherwise,
+    /// as `env` and the shells say it.
+    Status(u8),
 }
 
 impl Exit {
@@ -31,6 +34,7 @@ impl Exit {
             Exit::Clean => 0,
             Exit::Drift => 1,
             Exit::Error => 2,
+            Exit::Status(code) => code,
         })
     }
 }
@@ -40,7 +44,15 @@ pub fn run(cli: Cli) -> Result<Exit, BoxError> {
         Some(dir) => dir.clone(),
         None => std::env::current_dir()?,
     };
-    let progress = Progress::new(cli.json);
+    output::set_verbosity(if cli.quiet {
+        Verbosity::Quiet
+    } else if cli.verbose {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    });
+    // `--json` keeps stderr to warnings too, unless `--verbose` asks for more.
+    let progress = Progress::new(cli.json && !cli.verbose);
     match cli.command.unwrap_or(Command::Apply(ApplyArgs::default())) {
         Command::New(args) => new(&cwd, args, &progress, cli.json),
         Command::Apply(args) => apply(&cwd, args, &progress, cli.json),
@@ -51,7 +63,50 @@ pub fn run(cli: Cli) -> Result<Exit, BoxError> {
             output::emit(&status::status(&cwd)?, cli.json);
             Ok(Exit::Clean)
         }
+        Command::Env(args) => env(&cwd, args, &progress, cli.json),
+        Command::Exec(args) => exec(&cwd, args, &progress),
+        Command::Init(_) => {
+            output::emit(&init::init(&cwd)?, cli.json);
+            Ok(Exit::Clean)
+        }
+        Command::Completions(args) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(args.shell, &mut cmd, "provision", &mut std::io::stdout());
+            Ok(Exit::Clean)
+        }
     }
+}
+
+fn env(cwd: &Path, args: EnvArgs, progress: &Progress, json: bool) -> Result<Exit, BoxError> {
+    let found = overrides::current(cwd)?;
+    if let Some(note) = &found.note {
+        progress.warn(note);
+    }
+    let report = overrides::EnvReport {
+        vars: found.vars,
+        shell: args.shell,
+    };
+    output::emit(&report, json);
+    Ok(Exit::Clean)
+}
+
+/// Returns only when the command could not be started.
+fn exec(cwd: &Path, args: ExecArgs, progress: &Progress) -> Result<Exit, BoxError> {
+    let found = overrides::current(cwd)?;
+    if let Some(note) = &found.note {
+        progress.warn(note);
+    }
+    let err = overrides::exec(&found.vars, &args.command);
+    let code = match &err {
+        overrides::OverridesError::Exec { source, .. }
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            127
+        }
+        _ => 126,
+    };
+    output::print_error(&err);
+    Ok(Exit::Status(code))
 }
 
 fn remove(cwd: &Path, args: RemoveArgs, json: bool) -> Result<Exit, BoxError> {
