@@ -386,3 +386,50 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
         assert_eq!(run.stdout.contains(escape), coloured, "{:?}", run.stdout);
     }
 }
+
+/// The template flake's shellHook, as Nix evaluates it (against stand-ins
+/// for nixpkgs: see nix/check.nix), run by bash as `nix develop` would.
+#[test]
+fn the_template_dev_shell_loads_the_worktrees_overrides() {
+    let env = TestEnv::new();
+    let check = concat!(env!("CARGO_MANIFEST_DIR"), "/nix/check.nix");
+    let run = Run::from(
+        env.command("nix-instantiate", env.dir.path())
+            .args(["--eval", "--json", "-A", "shellHook", check])
+            .env("NIX_CONFIG", "build-users-group =")
+            .output()
+            .expect("nix-instantiate runs (.ci/run installs nix-bin)"),
+    )
+    .expect(0);
+    let hook: String = serde_json::from_str(&run.stdout).unwrap();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["new", "feature"]).expect(0);
+    let bin = Path::new(env!("CARGO_BIN_EXE_provision")).parent().unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let script = format!("{hook}\nprintf '%s' \"${{DB_NAME-unset}}\"");
+
+    let run = Run::from(
+        env.command("bash", &env.path("worktree-feature"))
+            .args(["-c", &script])
+            .env("PATH", &path)
+            .output()
+            .unwrap(),
+    )
+    .expect(0);
+    assert_eq!(run.stdout, "app_feature");
+    // Without a sandbox the shell still starts, and says why it has no values.
+    let run = Run::from(
+        env.command("bash", &main)
+            .args(["-c", &script])
+            .env("PATH", &path)
+            .output()
+            .unwrap(),
+    )
+    .expect(0);
+    assert_eq!(run.stdout, "unset");
+    assert!(
+        run.stderr.contains("error: no sandbox in"),
+        "{}",
+        run.stderr
+    );
+}
