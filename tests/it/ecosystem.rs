@@ -12,7 +12,7 @@ const AWKWARD: &str = "it's \"$HOME\" `id` \\n $(x)\nsecond line ";
 fn sandbox_with_awkward_value(env: &TestEnv) -> std::path::PathBuf {
     let main = env.fixture_repo("app");
     write(
-        &main.join("provision.toml"),
+        main.join("provision.toml"),
         "[env.vars]\nDB_NAME = \"{db}\"\nPORT = \"{port}\"\nAWKWARD = \"it's \\\"$HOME\\\" `id` \\\\n $(x)\\nsecond line \"\n",
     );
     env.provision(&main, &["new", "feature"]).expect(0);
@@ -35,7 +35,7 @@ fn env_prints_what_the_env_file_holds_in_every_format() {
     let wt = sandbox_with_awkward_value(&env);
 
     let dotenv = env.provision(&wt, &["env"]).expect(0).stdout;
-    let file = read(&wt.join(".env.local"));
+    let file = read(wt.join(".env.local"));
     assert_eq!(dotenv.lines().count(), 3, "{dotenv}");
     for line in dotenv.lines() {
         assert!(file.lines().any(|l| l == line), "{line} not in\n{file}");
@@ -146,7 +146,7 @@ fn repo_with(
         fs_err::create_dir_all(path.parent().unwrap()).unwrap();
         write(&path, text);
     }
-    write(&root.join(".gitignore"), &ignore);
+    write(root.join(".gitignore"), &ignore);
     env.git(&root, &["init", "-q", "-b", "main"]);
     env.commit_all(&root, "app");
     root
@@ -172,11 +172,11 @@ fn init_fits_a_wrangler_repository_and_new_works_without_wrangler() {
     );
     let run = env.provision(&main, &["init"]).expect(0);
     assert!(run.stdout.contains("found wrangler.toml"), "{}", run.stdout);
-    let recipe = read(&main.join("provision.toml"));
+    let recipe = read(main.join("provision.toml"));
     assert!(recipe.contains("file = \".dev.vars\""), "{recipe}");
     assert!(recipe.contains("# kind = \"command\""), "{recipe}");
     assert_eq!(
-        read(&main.join(".worktreeinclude"))
+        read(main.join(".worktreeinclude"))
             .lines()
             .filter(|l| !l.starts_with('#'))
             .collect::<Vec<_>>(),
@@ -185,7 +185,7 @@ fn init_fits_a_wrangler_repository_and_new_works_without_wrangler() {
 
     env.provision(&main, &["new", "feature"]).expect(0);
     let wt = env.path("worktree-feature");
-    let vars = read(&wt.join(".dev.vars"));
+    let vars = read(wt.join(".dev.vars"));
     assert!(
         vars.contains("API_KEY=secret\n") && vars.contains("DB_NAME=app_feature\n"),
         "{vars}"
@@ -200,11 +200,11 @@ fn init_fits_a_wrangler_repository_and_new_works_without_wrangler() {
             .unwrap()
             .is_symlink()
     );
-    assert_eq!(read(&main.join(".dev.vars")), "API_KEY=secret\n");
+    assert_eq!(read(main.join(".dev.vars")), "API_KEY=secret\n");
     env.provision(&wt, &["verify"]).expect(0);
 
     // A second init overwrites nothing and says so.
-    let before = read(&main.join("provision.toml"));
+    let before = read(main.join("provision.toml"));
     let run = env.provision(&main, &["init"]).expect(0);
     assert!(
         run.stdout
@@ -215,7 +215,7 @@ fn init_fits_a_wrangler_repository_and_new_works_without_wrangler() {
         "{}",
         run.stdout
     );
-    assert_eq!(read(&main.join("provision.toml")), before);
+    assert_eq!(read(main.join("provision.toml")), before);
 }
 
 #[test]
@@ -242,7 +242,7 @@ fn init_fits_a_node_repository_and_new_works() {
         ],
     );
     // An existing file of the user's is kept as it is.
-    write(&main.join(".worktreeinclude"), ".env\n");
+    write(main.join(".worktreeinclude"), ".env\n");
     let run = env.provision(&main, &["init"]).expect(0);
     assert!(
         run.stdout.contains("wrote   provision.toml")
@@ -250,8 +250,8 @@ fn init_fits_a_node_repository_and_new_works() {
         "{}",
         run.stdout
     );
-    assert_eq!(read(&main.join(".worktreeinclude")), ".env\n");
-    let recipe = read(&main.join("provision.toml"));
+    assert_eq!(read(main.join(".worktreeinclude")), ".env\n");
+    let recipe = read(main.join("provision.toml"));
     for line in [
         "migrations = \"db/migrate\"",
         "# [[setup]]\n# run = \"pnpm install --frozen-lockfile\"",
@@ -263,7 +263,7 @@ fn init_fits_a_node_repository_and_new_works() {
     // The include list init would write, from scratch this time.
     fs_err::remove_file(main.join(".worktreeinclude")).unwrap();
     env.provision(&main, &["init"]).expect(0);
-    let include = read(&main.join(".worktreeinclude"));
+    let include = read(main.join(".worktreeinclude"));
     assert_eq!(
         include
             .lines()
@@ -287,7 +287,7 @@ fn init_fits_a_node_repository_and_new_works() {
             .unwrap()
             .is_symlink()
     );
-    assert!(read(&wt.join(".env.local")).contains("DB_NAME=app_feature\n"));
+    assert!(read(wt.join(".env.local")).contains("DB_NAME=app_feature\n"));
     env.provision(&wt, &["verify"]).expect(0);
 }
 
