@@ -202,6 +202,15 @@ fn init_fits_a_wrangler_repository_and_new_works_without_wrangler() {
     );
     assert_eq!(read(main.join(".dev.vars")), "API_KEY=secret\n");
     env.provision(&wt, &["verify"]).expect(0);
+    // The main checkout's .dev.vars is the shared one: no overrides there.
+    env.provision(&main, &["apply"]).expect(0);
+    let run = env.provision(&main, &["env"]).expect(0);
+    assert_eq!(run.stdout, "");
+    assert!(
+        run.stderr.contains("the main checkout's env file is the one every worktree shares"),
+        "{}",
+        run.stderr
+    );
 
     // A second init overwrites nothing and says so.
     let before = read(main.join("provision.toml"));
