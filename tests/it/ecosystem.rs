@@ -19,10 +19,14 @@ fn sandbox_with_awkward_value(env: &TestEnv) -> std::path::PathBuf {
     env.path("worktree-feature")
 }
 
+/// `program -c script`, with `provision` on the PATH as a user has it.
 fn shell(env: &TestEnv, cwd: &Path, program: &str, script: &str) -> Run {
+    let bin = Path::new(env!("CARGO_BIN_EXE_provision")).parent().unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
     let run = Run::from(
         env.command(program, cwd)
             .args(["-c", script])
+            .env("PATH", path)
             .output()
             .expect("the shell runs"),
     );
@@ -207,7 +211,8 @@ fn init_fits_a_wrangler_repository_and_new_works_without_wrangler() {
     let run = env.provision(&main, &["env"]).expect(0);
     assert_eq!(run.stdout, "");
     assert!(
-        run.stderr.contains("the main checkout's env file is the one every worktree shares"),
+        run.stderr
+            .contains("the main checkout's env file is the one every worktree shares"),
         "{}",
         run.stderr
     );
@@ -413,28 +418,11 @@ fn the_template_dev_shell_loads_the_worktrees_overrides() {
     let hook: String = serde_json::from_str(&run.stdout).unwrap();
     let main = env.fixture_repo("app");
     env.provision(&main, &["new", "feature"]).expect(0);
-    let bin = Path::new(env!("CARGO_BIN_EXE_provision")).parent().unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
     let script = format!("{hook}\nprintf '%s' \"${{DB_NAME-unset}}\"");
-
-    let run = Run::from(
-        env.command("bash", &env.path("worktree-feature"))
-            .args(["-c", &script])
-            .env("PATH", &path)
-            .output()
-            .unwrap(),
-    )
-    .expect(0);
+    let run = shell(&env, &env.path("worktree-feature"), "bash", &script);
     assert_eq!(run.stdout, "app_feature");
     // Without a sandbox the shell still starts, and says why it has no values.
-    let run = Run::from(
-        env.command("bash", &main)
-            .args(["-c", &script])
-            .env("PATH", &path)
-            .output()
-            .unwrap(),
-    )
-    .expect(0);
+    let run = shell(&env, &main, "bash", &script);
     assert_eq!(run.stdout, "unset");
     assert!(
         run.stderr.contains("error: no sandbox in"),
