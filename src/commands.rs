@@ -1,6 +1,7 @@
 //! One function per command: resolve the arguments into plain values, do
 //! the work through the library modules, return a report for `output`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -23,8 +24,7 @@ pub enum Exit {
     Drift,
     /// Bad input, an unreadable lock, a failed step.
     Error,
-    /// `exec` could not start its command: 127 not found, 126 otherwise,
-    /// as `env` and the shells say it.
+    /// `exec` could not start its command (see `OverridesError::status`).
     Status(u8),
 }
 
@@ -78,12 +78,8 @@ pub fn run(cli: Cli) -> Result<Exit, BoxError> {
 }
 
 fn env(cwd: &Path, args: EnvArgs, progress: &Progress, json: bool) -> Result<Exit, BoxError> {
-    let found = overrides::current(cwd)?;
-    if let Some(note) = &found.note {
-        progress.warn(note);
-    }
     let report = overrides::EnvReport {
-        vars: found.vars,
+        vars: overrides_here(cwd, progress)?,
         shell: args.shell,
     };
     output::emit(&report, json);
@@ -92,21 +88,18 @@ fn env(cwd: &Path, args: EnvArgs, progress: &Progress, json: bool) -> Result<Exi
 
 /// Returns only when the command could not be started.
 fn exec(cwd: &Path, args: ExecArgs, progress: &Progress) -> Result<Exit, BoxError> {
+    let err = overrides::exec(&overrides_here(cwd, progress)?, &args.command);
+    output::print_error(&err);
+    Ok(Exit::Status(err.status()))
+}
+
+/// The current worktree's overrides, with a warning where it has none.
+fn overrides_here(cwd: &Path, progress: &Progress) -> Result<BTreeMap<String, String>, BoxError> {
     let found = overrides::current(cwd)?;
     if let Some(note) = &found.note {
         progress.warn(note);
     }
-    let err = overrides::exec(&found.vars, &args.command);
-    let code = match &err {
-        overrides::OverridesError::Exec { source, .. }
-            if source.kind() == std::io::ErrorKind::NotFound =>
-        {
-            127
-        }
-        _ => 126,
-    };
-    output::print_error(&err);
-    Ok(Exit::Status(code))
+    Ok(found.vars)
 }
 
 fn remove(cwd: &Path, args: RemoveArgs, json: bool) -> Result<Exit, BoxError> {

@@ -37,6 +37,21 @@ pub enum OverridesError {
     },
 }
 
+impl OverridesError {
+    /// The exit status for a command that could not start, as `env` and
+    /// the shells give it: 127 not found, 126 otherwise.
+    pub fn status(&self) -> u8 {
+        match self {
+            OverridesError::Exec { source, .. }
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                127
+            }
+            _ => 126,
+        }
+    }
+}
+
 /// The overrides of the worktree around `cwd`. The main checkout has its
 /// own sandbox once `provision apply` ran there; where its env file is the
 /// one every worktree shares, it has no overrides (nothing is written into

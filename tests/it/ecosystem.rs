@@ -373,6 +373,34 @@ fn quiet_keeps_progress_back_and_verbose_shows_commands() {
 }
 
 #[test]
+fn quiet_holds_back_the_command_kinds_output() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    write(
+        main.join("provision.toml"),
+        r#"[database]
+kind = "command"
+exists = 'test -f "{main}/db-{db}"'
+create = 'echo made-it; touch "{main}/db-{db}"'
+migrate = 'echo applied "{migration}"'
+drop = 'rm "{main}/db-{db}"'
+"#,
+    );
+    let run = env.provision(&main, &["-q", "new", "one"]).expect(0);
+    assert_eq!(run.stderr, "");
+    let run = env.provision(&main, &["new", "two"]).expect(0);
+    assert!(run.stderr.contains("made-it\n"), "{}", run.stderr);
+    assert!(!run.stderr.contains("$ sh -c"), "{}", run.stderr);
+    let run = env.provision(&main, &["-v", "new", "three"]).expect(0);
+    assert!(
+        run.stderr
+            .contains("$ sh -c echo made-it; touch \"${PROVISION_MAIN}/db-${PROVISION_DB}\""),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn colour_only_on_a_terminal_and_never_with_no_color() {
     let env = TestEnv::new();
     let dir = env.dir.path();
