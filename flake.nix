@@ -9,15 +9,29 @@
       forAllSystems = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
     in
     {
+      # `nix build`: the binary, from Cargo.lock's exact crates.
       packages = forAllSystems (pkgs: {
         default = pkgs.rustPlatform.buildRustPackage {
           pname = "provision";
           version = "0.1.0";
           src = ./.;
           cargoLock.lockFile = ./Cargo.lock;
-          # The tests start git repositories and a PostgreSQL server of their own.
-          nativeCheckInputs = [ pkgs.git pkgs.postgresql_15 pkgs.sqlite ];
-          meta.mainProgram = "provision";
+          # The tests start git repositories, a PostgreSQL server and the
+          # shells whose `provision env --shell` output they evaluate.
+          nativeCheckInputs = with pkgs; [ git postgresql_15 sqlite zsh fish util-linux ];
+          meta = {
+            description = "A reproducible sandbox (links, env overrides, database, port) for every git worktree";
+            license = with pkgs.lib.licenses; [ mit asl20 ];
+            mainProgram = "provision";
+          };
+        };
+      });
+
+      # `nix run . -- new feature-x`
+      apps = forAllSystems (pkgs: {
+        default = {
+          type = "app";
+          program = "${self.packages.${pkgs.stdenv.hostPlatform.system}.default}/bin/provision";
         };
       });
 
@@ -37,9 +51,18 @@
             hyperfine
             postgresql_15
             sqlite
+            zsh
+            fish
           ];
           RUST_BACKTRACE = "1";
         };
       });
+
+      # `nix flake init -t github:OWNER/provision`: a project flake whose
+      # `nix develop` loads the current worktree's sandbox overrides.
+      templates.default = {
+        path = ./nix/template;
+        description = "A dev shell with provision that exports the current worktree's DB_NAME, PORT and other overrides";
+      };
     };
 }

@@ -1,8 +1,9 @@
 //! The command line as data: clap derive structs, nothing else.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// A reproducible sandbox for every git worktree: its own checkout, links to
 /// the main checkout's untracked config, env overrides, database and port.
@@ -21,6 +22,15 @@ pub struct Cli {
     /// Print a JSON report on stdout instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+
+    /// Print errors and warnings only: no progress lines, no output of the
+    /// database kind's commands (a failing one still shows its last lines).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Also print each git and shell command as it runs.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -37,6 +47,14 @@ pub enum Command {
     Gc(GcArgs),
     /// List every worktree with its sandbox: name, branch, database, port, state.
     Status(StatusArgs),
+    /// Print this worktree's env overrides: dotenv lines, shell exports or JSON.
+    Env(EnvArgs),
+    /// Run a command with this worktree's env overrides in its environment.
+    Exec(ExecArgs),
+    /// Write a commented provision.toml and .worktreeinclude fitted to this repository.
+    Init(InitArgs),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -91,3 +109,40 @@ pub struct GcArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {}
+
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    /// Print `export` lines for SHELL, quoted for `eval` (fish: `set -gx`).
+    #[arg(long, value_name = "SHELL", conflicts_with = "json")]
+    pub shell: Option<Shell>,
+}
+
+/// A shell `provision env --shell` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The command and its arguments (`provision exec -- npm run dev`).
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}

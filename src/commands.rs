@@ -1,18 +1,19 @@
 //! One function per command: resolve the arguments into plain values, do
 //! the work through the library modules, return a report for `output`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
 use crate::apply::{self, Outcome};
-use crate::cli::{ApplyArgs, Cli, Command, GcArgs, NewArgs, RemoveArgs};
+use crate::cli::{ApplyArgs, Cli, Command, EnvArgs, ExecArgs, GcArgs, NewArgs, RemoveArgs};
 use crate::context::{self, Context};
-use crate::output::{self, Progress};
+use crate::output::{self, Progress, Verbosity};
 use crate::registry::Registry;
 use crate::repo::{self, Checkout};
 use crate::template;
 use crate::verify;
-use crate::{BoxError, gc, remove, render, slug, status};
+use crate::{BoxError, gc, init, overrides, remove, render, slug, status};
 
 /// How a command ended, as the exit status says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +24,8 @@ pub enum Exit {
     Drift,
     /// Bad input, an unreadable lock, a failed step.
     Error,
+    /// `exec` could not start its command (see `OverridesError::status`).
+    Status(u8),
 }
 
 impl Exit {
@@ -31,6 +34,7 @@ impl Exit {
             Exit::Clean => 0,
             Exit::Drift => 1,
             Exit::Error => 2,
+            Exit::Status(code) => code,
         })
     }
 }
@@ -40,7 +44,15 @@ pub fn run(cli: Cli) -> Result<Exit, BoxError> {
         Some(dir) => dir.clone(),
         None => std::env::current_dir()?,
     };
-    let progress = Progress::new(cli.json);
+    output::set_verbosity(if cli.quiet {
+        Verbosity::Quiet
+    } else if cli.verbose {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    });
+    // `--json` keeps stderr to warnings too, unless `--verbose` asks for more.
+    let progress = Progress::new(cli.json && !cli.verbose);
     match cli.command.unwrap_or(Command::Apply(ApplyArgs::default())) {
         Command::New(args) => new(&cwd, args, &progress, cli.json),
         Command::Apply(args) => apply(&cwd, args, &progress, cli.json),
@@ -51,7 +63,43 @@ pub fn run(cli: Cli) -> Result<Exit, BoxError> {
             output::emit(&status::status(&cwd)?, cli.json);
             Ok(Exit::Clean)
         }
+        Command::Env(args) => env(&cwd, args, &progress, cli.json),
+        Command::Exec(args) => exec(&cwd, args, &progress),
+        Command::Init(_) => {
+            output::emit(&init::init(&cwd)?, cli.json);
+            Ok(Exit::Clean)
+        }
+        Command::Completions(args) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(args.shell, &mut cmd, "provision", &mut std::io::stdout());
+            Ok(Exit::Clean)
+        }
     }
+}
+
+fn env(cwd: &Path, args: EnvArgs, progress: &Progress, json: bool) -> Result<Exit, BoxError> {
+    let report = overrides::EnvReport {
+        vars: overrides_here(cwd, progress)?,
+        shell: args.shell,
+    };
+    output::emit(&report, json);
+    Ok(Exit::Clean)
+}
+
+/// Returns only when the command could not be started.
+fn exec(cwd: &Path, args: ExecArgs, progress: &Progress) -> Result<Exit, BoxError> {
+    let err = overrides::exec(&overrides_here(cwd, progress)?, &args.command);
+    output::print_error(&err);
+    Ok(Exit::Status(err.status()))
+}
+
+/// The current worktree's overrides, with a warning where it has none.
+fn overrides_here(cwd: &Path, progress: &Progress) -> Result<BTreeMap<String, String>, BoxError> {
+    let found = overrides::current(cwd)?;
+    if let Some(note) = &found.note {
+        progress.warn(note);
+    }
+    Ok(found.vars)
 }
 
 fn remove(cwd: &Path, args: RemoveArgs, json: bool) -> Result<Exit, BoxError> {

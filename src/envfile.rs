@@ -68,7 +68,7 @@ fn key_of(line: &str) -> Option<&str> {
     valid.then_some(key)
 }
 
-fn quote(value: &str) -> String {
+pub(crate) fn quote(value: &str) -> String {
     let plain = value
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "_-./:@,+".contains(c));

@@ -2,8 +2,13 @@
 //! runs, one report on stdout at the end (text, or JSON with `--json`), and
 //! errors as `error:` plus `Caused by:` lines. Colour only on a terminal
 //! (anstream strips it otherwise, and honours NO_COLOR).
+//!
+//! How much goes to stderr is one process-wide setting (`--quiet`,
+//! `--verbose`), set once before a command runs: the git and shell runners
+//! deep in the library ask it instead of having a `Progress` passed down.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use anstyle::{AnsiColor, Style};
 use serde::Serialize;
@@ -19,7 +24,45 @@ pub fn paint(style: Style, text: impl std::fmt::Display) -> String {
     format!("{}{text}{}", style.render(), style.render_reset())
 }
 
-/// Progress lines for a person watching; silent with `--json`.
+/// How much a command prints to stderr besides its errors and warnings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    /// `--quiet`: errors and warnings only.
+    Quiet = 0,
+    /// Progress lines.
+    Normal = 1,
+    /// `--verbose`: progress lines and each git and shell command.
+    Verbose = 2,
+}
+
+static VERBOSITY: AtomicU8 = AtomicU8::new(Verbosity::Normal as u8);
+
+pub fn set_verbosity(verbosity: Verbosity) {
+    VERBOSITY.store(verbosity as u8, Ordering::Relaxed);
+}
+
+pub fn verbosity() -> Verbosity {
+    match VERBOSITY.load(Ordering::Relaxed) {
+        0 => Verbosity::Quiet,
+        1 => Verbosity::Normal,
+        _ => Verbosity::Verbose,
+    }
+}
+
+/// With `--verbose`, the command about to run, as `$ git …` on stderr.
+pub fn command(program: &str, args: impl IntoIterator<Item = impl std::fmt::Display>) {
+    if verbosity() == Verbosity::Verbose {
+        let line: String = args.into_iter().map(|a| format!(" {a}")).collect();
+        let _ = writeln!(
+            anstream::stderr(),
+            "    {}",
+            paint(DIM, format!("$ {program}{line}"))
+        );
+    }
+}
+
+/// Progress lines for a person watching; silent with `--json` (unless
+/// `--verbose`) and with `--quiet`.
 pub struct Progress {
     quiet: bool,
 }
@@ -30,7 +73,7 @@ impl Progress {
     }
 
     pub fn step(&self, text: &str) {
-        if !self.quiet {
+        if !self.quiet && verbosity() >= Verbosity::Normal {
             let _ = writeln!(anstream::stderr(), "  {} {text}", paint(GREEN, "•"));
         }
     }

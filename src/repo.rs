@@ -207,6 +207,7 @@ pub fn worktree_undo(main: &Path, branch: &str, path: &Path) -> Result<(), GitEr
 }
 
 pub fn run_git(dir: &Path, args: &[String]) -> Result<String, GitError> {
+    crate::output::command("git", args);
     let output = Command::new("git")
         .arg("-C")
         .arg(dir)

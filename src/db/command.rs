@@ -184,6 +184,9 @@ impl CommandDb {
         } else {
             Path::new(&self.main)
         };
+        crate::output::command("sh -c", [&line]);
+        // `--quiet` holds the output back too; a failure still shows its tail.
+        let quiet = quiet || crate::output::verbosity() == crate::output::Verbosity::Quiet;
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(&line)

@@ -5,6 +5,7 @@ mod pg_server;
 mod support;
 
 mod command;
+mod ecosystem;
 mod lifecycle;
 mod postgres;
 mod recipe;

@@ -30,3 +30,14 @@ fn help_names_every_command() {
     let run = env.provision(env.dir.path(), &["--help"]).expect(0);
     insta::assert_snapshot!(run.stdout);
 }
+
+#[test]
+fn help_of_the_ecosystem_commands() {
+    let env = TestEnv::new();
+    for command in ["env", "exec", "init", "completions"] {
+        let run = env
+            .provision(env.dir.path(), &[command, "--help"])
+            .expect(0);
+        insta::assert_snapshot!(format!("help_{command}"), run.stdout);
+    }
+}

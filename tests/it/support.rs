@@ -18,7 +18,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(output: Output) -> Self {
+    pub fn from(output: Output) -> Self {
         Run {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -54,7 +54,8 @@ impl TestEnv {
         self.dir.path().join(rel)
     }
 
-    fn command(&self, program: &str, cwd: &Path) -> Command {
+    /// `program` in the hermetic environment, `$PROVISION` naming the binary.
+    pub fn command(&self, program: &str, cwd: &Path) -> Command {
         let mut cmd = Command::new(program);
         cmd.current_dir(cwd)
             .env("HOME", self.path("home"))
@@ -67,6 +68,7 @@ impl TestEnv {
             .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
             .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
             .env("NO_COLOR", "1")
+            .env("PROVISION", env!("CARGO_BIN_EXE_provision"))
             .env_remove("DATABASE_URL")
             .env_remove("PGHOST")
             .env_remove("PGPORT")

@@ -1,0 +1,372 @@
+//! `provision init`: a commented `provision.toml` and `.worktreeinclude`
+//! fitted to what the main checkout holds (wrangler, Node, `.env` files,
+//! the migration folders of common tools). It writes into the main
+//! checkout, where provision reads the recipe from, and never overwrites a
+//! file: one that exists is skipped and named.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::BoxError;
+use crate::config;
+use crate::include;
+use crate::output::{BOLD, DIM, GREEN, Report, YELLOW, paint};
+use crate::repo::{self, Checkout};
+
+/// Migration folders of common tools, in the order they are preferred.
+const MIGRATION_DIRS: [(&str, &str); 4] = [
+    ("migrations", "wrangler D1, sqlx, most tools"),
+    ("db/migrate", "Rails, dbmate"),
+    ("supabase/migrations", "Supabase"),
+    ("prisma/migrations", "Prisma"),
+];
+
+/// What the main checkout shows of the tools it uses.
+#[derive(Debug, Default)]
+struct Found {
+    /// `wrangler.toml`, `wrangler.json` or `wrangler.jsonc`.
+    wrangler: Option<&'static str>,
+    /// The install command of the package manager whose lockfile is there.
+    node: Option<&'static str>,
+    supabase: bool,
+    /// Untracked files to link: `.env*`, `.npmrc`, `.envrc`.
+    shared_files: Vec<String>,
+    /// Migration folders that exist, with their count of top-level `*.sql`.
+    migrations: Vec<(&'static str, &'static str, usize)>,
+}
+
+impl Found {
+    /// The folder provision applies: the first holding `*.sql` files.
+    fn migrations_dir(&self) -> Option<&'static str> {
+        self.migrations
+            .iter()
+            .find(|(_, _, sql)| *sql > 0)
+            .map(|(dir, _, _)| *dir)
+    }
+
+    fn describe(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        out.extend(self.wrangler.map(String::from));
+        if let Some(install) = self.node {
+            out.push(format!("package.json ({install})"));
+        }
+        out.extend(self.shared_files.iter().cloned());
+        for (dir, _, sql) in &self.migrations {
+            out.push(format!("{dir}/ ({sql} *.sql)"));
+        }
+        out
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct InitReport {
+    /// The main checkout, where the files go.
+    pub dir: String,
+    pub found: Vec<String>,
+    pub wrote: Vec<String>,
+    /// Files that already existed and were left as they are.
+    pub skipped: Vec<String>,
+}
+
+impl Report for InitReport {
+    fn text(&self) -> String {
+        let mut out = String::new();
+        if self.found.is_empty() {
+            out.push_str(&format!(
+                "{}\n",
+                paint(DIM, "found no known tool: defaults")
+            ));
+        } else {
+            out.push_str(&format!("found {}\n", self.found.join(", ")));
+        }
+        for file in &self.wrote {
+            out.push_str(&format!("{} {file}\n", paint(GREEN, "wrote  ")));
+        }
+        for file in &self.skipped {
+            out.push_str(&format!(
+                "{} {file} (it exists; not overwritten)\n",
+                paint(YELLOW, "skipped")
+            ));
+        }
+        if !self.wrote.is_empty() {
+            out.push_str(&format!(
+                "{}\n",
+                paint(BOLD, "review them, commit them, then: provision new NAME")
+            ));
+        }
+        out
+    }
+}
+
+pub fn init(cwd: &Path) -> Result<InitReport, BoxError> {
+    let main = Checkout::discover(cwd)?.main_of()?;
+    let root = &main.main;
+    let found = detect(root, &main.open()?.index()?)?;
+    let mut report = InitReport {
+        dir: root.display().to_string(),
+        found: found.describe(),
+        wrote: Vec::new(),
+        skipped: Vec::new(),
+    };
+    for (name, text) in [
+        (config::FILE_NAME, recipe(&found)),
+        (include::FILE_NAME, include_list(&found)),
+    ] {
+        // create_new: an existing file is never touched, not even truncated.
+        match fs_err::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(root.join(name))
+        {
+            Ok(mut file) => {
+                std::io::Write::write_all(&mut file, text.as_bytes())?;
+                report.wrote.push(name.to_string());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                report.skipped.push(name.to_string())
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(report)
+}
+
+fn detect(root: &Path, index: &git2::Index) -> Result<Found, BoxError> {
+    let untracked = |path: &str| root.join(path).exists() && !repo::is_tracked(index, path);
+    let mut found = Found {
+        wrangler: ["wrangler.toml", "wrangler.json", "wrangler.jsonc"]
+            .into_iter()
+            .find(|f| root.join(f).is_file()),
+        supabase: root.join("supabase").is_dir(),
+        ..Found::default()
+    };
+    if root.join("package.json").is_file() {
+        found.node = Some(
+            [
+                ("pnpm-lock.yaml", "pnpm install --frozen-lockfile"),
+                ("yarn.lock", "yarn install --frozen-lockfile"),
+                ("bun.lockb", "bun install --frozen-lockfile"),
+                ("bun.lock", "bun install --frozen-lockfile"),
+            ]
+            .into_iter()
+            .find(|(lockfile, _)| root.join(lockfile).is_file())
+            .map_or("npm ci", |(_, install)| install),
+        );
+    }
+    for entry in fs_err::read_dir(root)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        // `.env`, `.env.local`, `.envrc`, …, and npm's registry credentials.
+        let shared = name.starts_with(".env") || name == ".npmrc";
+        if shared && root.join(&name).is_file() && untracked(&name) {
+            found.shared_files.push(name);
+        }
+    }
+    found.shared_files.sort();
+    for (dir, tool) in MIGRATION_DIRS {
+        let Ok(entries) = fs_err::read_dir(root.join(dir)) else {
+            continue;
+        };
+        let mut sql = 0;
+        for entry in entries {
+            let entry = entry?;
+            if entry.file_type()?.is_file() && entry.file_name().to_string_lossy().ends_with(".sql")
+            {
+                sql += 1;
+            }
+        }
+        found.migrations.push((dir, tool, sql));
+    }
+    Ok(found)
+}
+
+/// The `.worktreeinclude` text.
+fn include_list(found: &Found) -> String {
+    let mut out = String::from(
+        "# Untracked files and folders every worktree links from the main checkout\n\
+         # (one path or gitignore-style pattern per line, `!` excludes again).\n\
+         # Written by `provision init`; a listed path the main checkout lacks is\n\
+         # skipped with a warning.\n",
+    );
+    let mut paths: Vec<String> = found.shared_files.clone();
+    if found.wrangler.is_some() {
+        out.push_str(
+            "# wrangler: .dev.vars holds the Worker's local secrets; .wrangler its local state.\n",
+        );
+        paths.extend([".dev.vars".to_string(), ".wrangler".to_string()]);
+    }
+    if found.node.is_some() {
+        out.push_str(
+            "# Node: one node_modules for every worktree (see the [[setup]] note in provision.toml).\n",
+        );
+        paths.push("node_modules".into());
+    }
+    paths.sort();
+    paths.dedup();
+    if paths.is_empty() {
+        out.push_str("# .env\n# node_modules\n");
+    }
+    for path in paths {
+        out.push_str(&path);
+        out.push('\n');
+    }
+    out
+}
+
+/// The `provision.toml` text. Every active line parses with the same
+/// loader as any recipe (a unit test checks each combination), and the
+/// defaults are kept wherever a tool needs something `new` could not do on
+/// a bare machine: the D1 block needs wrangler, so it stays commented.
+fn recipe(found: &Found) -> String {
+    let mut out = String::from(
+        "# The sandbox every worktree of this repository gets: its links\n\
+         # (.worktreeinclude), its env overrides, its own database and port.\n\
+         # Written by `provision init`; every key is optional, and a value shown\n\
+         # here is the default unless its comment says otherwise.\n",
+    );
+    let found_list = found.describe();
+    if !found_list.is_empty() {
+        out.push_str(&format!("# Fitted to: {}.\n", found_list.join(", ")));
+    }
+
+    out.push_str("\n[worktree]\npath = \"../worktree-{name}\"   # where `provision new NAME` puts the worktree\n");
+
+    out.push_str("\n[env]\n");
+    if found.wrangler.is_some() {
+        out.push_str(
+            "# `wrangler dev` reads .dev.vars, and .worktreeinclude links it: each\n\
+             # worktree gets a real .dev.vars with the main checkout's values and\n\
+             # these overrides, never a write through the link into the main checkout.\n\
+             file = \".dev.vars\"\n",
+        );
+    } else {
+        out.push_str(
+            "file = \".env.local\"   # the real per-worktree file that receives the overrides\n",
+        );
+    }
+    out.push_str("\n[env.vars]   # replaces the defaults when given\nDB_NAME = \"{db}\"\nPORT = \"{port}\"\n");
+    if found.wrangler.is_some() {
+        out.push_str(
+            "# With the D1 commands below: npx wrangler dev --port \"$PORT\" --persist-to \"$WRANGLER_PERSIST\"\n\
+             # WRANGLER_PERSIST = \"{main}/.wrangler/sandboxes/{db}\"\n",
+        );
+    }
+    if found.supabase {
+        out.push_str(
+            "# `supabase start` serves PostgreSQL on 127.0.0.1:54322 (user postgres):\n\
+             # DATABASE_URL = \"postgres://postgres@127.0.0.1:54322/{db}\"\n",
+        );
+    }
+
+    out.push_str("\n[database]\n");
+    if found.supabase && found.migrations_dir() == Some("supabase/migrations") {
+        out.push_str(
+            "# Supabase migrations are PostgreSQL's SQL. The server comes from\n\
+             # DATABASE_URL or PGHOST/PGPORT/PGUSER/PGPASSWORD, e.g. after `supabase start`:\n\
+             # export DATABASE_URL=postgres://postgres:postgres@127.0.0.1:54322/postgres\n\
+             kind = \"postgres\"\n",
+        );
+    } else {
+        out.push_str("kind = \"sqlite\"   # sqlite (default), postgres or command\n");
+    }
+    out.push_str("name = \"{repo}_{slug}\"   # slugged to [a-z0-9_], at most 63 bytes\n");
+    match found.migrations_dir() {
+        Some(dir) => out.push_str(&format!(
+            "migrations = \"{dir}\"   # *.sql files, applied in name order\n"
+        )),
+        None => {
+            out.push_str("migrations = \"migrations\"   # *.sql files, applied in name order\n")
+        }
+    }
+    for (dir, tool, sql) in &found.migrations {
+        if *sql == 0 {
+            out.push_str(&format!(
+                "# {dir}/ ({tool}) holds no *.sql files at its top level, which is what\n\
+                 # provision applies: that tool applies them itself (a [[setup]] step).\n"
+            ));
+        }
+    }
+    if let Some(file) = found.wrangler {
+        out.push_str(&format!(
+            "# Why SQLite here: it works without wrangler installed, and it keeps\n\
+             # wrangler's d1_migrations ledger, so `wrangler d1 migrations list` reads it.\n\
+             # For wrangler's own local D1 state per sandbox instead, replace the\n\
+             # kind line with these (DB is the binding in {file}; its\n\
+             # migrations_dir must match `migrations`) and add WRANGLER_PERSIST above:\n\
+             # kind = \"command\"\n\
+             # exists = 'test -d \"{{main}}/.wrangler/sandboxes/{{db}}\"'\n\
+             # migrate = 'npx wrangler d1 migrations apply DB --local --persist-to \"{{main}}/.wrangler/sandboxes/{{db}}\"'\n\
+             # drop = 'rm -rf \"{{main}}/.wrangler/sandboxes/{{db}}\"'\n"
+        ));
+    }
+
+    out.push_str("\n[ports]\nrange = \"20000-29999\"   # each sandbox gets a port from here\n");
+
+    if let Some(install) = found.node {
+        out.push_str(&format!(
+            "\n# node_modules is linked from the main checkout (.worktreeinclude), so\n\
+             # every worktree shares one install. For an install per worktree, take\n\
+             # node_modules out of .worktreeinclude first (an install must not run\n\
+             # through the link into the main checkout's folder), then:\n\
+             # [[setup]]\n\
+             # run = \"{install}\"\n"
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_kinds() -> Vec<Found> {
+        let mut out = vec![Found::default()];
+        for wrangler in [None, Some("wrangler.toml")] {
+            for node in [None, Some("npm ci")] {
+                for (supabase, migrations) in [
+                    (false, vec![("migrations", "x", 2)]),
+                    (true, vec![("supabase/migrations", "Supabase", 1)]),
+                    (false, vec![("prisma/migrations", "Prisma", 0)]),
+                ] {
+                    out.push(Found {
+                        wrangler,
+                        node,
+                        supabase,
+                        shared_files: vec![".env".into()],
+                        migrations,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_generated_recipe_parses() {
+        for found in all_kinds() {
+            let text = recipe(&found);
+            let settings = config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            if found.wrangler.is_some() {
+                assert_eq!(settings.env_file, ".dev.vars");
+            }
+        }
+    }
+
+    #[test]
+    fn the_commented_d1_block_parses_once_uncommented() {
+        let found = Found {
+            wrangler: Some("wrangler.toml"),
+            ..Found::default()
+        };
+        let text = recipe(&found)
+            .replace("kind = \"sqlite\"", "")
+            .replace("# kind = \"command\"", "kind = \"command\"")
+            .replace("# exists = ", "exists = ")
+            .replace("# migrate = ", "migrate = ")
+            .replace("# drop = ", "drop = ")
+            .replace("# WRANGLER_PERSIST", "WRANGLER_PERSIST");
+        let settings = config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(settings.database.kind.as_str(), "command");
+        assert!(settings.env_vars.contains_key("WRANGLER_PERSIST"));
+    }
+}
