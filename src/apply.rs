@@ -9,10 +9,10 @@ use serde::Serialize;
 
 use crate::BoxError;
 use crate::context::Context;
+use crate::copy;
 use crate::db::Database;
 use crate::envfile;
 use crate::fsutil;
-use crate::copy;
 use crate::lock::{self, LinkKind, LinkMode, Sandbox};
 use crate::migrations::{Applied, Migration};
 use crate::observe;

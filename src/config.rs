@@ -637,13 +637,31 @@ mod tests {
     fn bad_links_and_setup_name_their_line() {
         for (text, want) in [
             ("[links]\ncopy = \"x\"\n", "provision.toml:2:"),
-            ("[links]\ncopy = [\"a\", \"../x\"]\n", "provision.toml:2: links.copy: `../x` leaves"),
-            ("[links]\nmove = [\"a\"]\n", "provision.toml:2: unknown field `move`"),
-            ("\n[[setup]]\nrun = \"npm ci\"\nwhen = \"x\"\n", "provision.toml:4: unknown field `when`"),
+            (
+                "[links]\ncopy = [\"a\", \"../x\"]\n",
+                "provision.toml:2: links.copy: `../x` leaves",
+            ),
+            (
+                "[links]\nmove = [\"a\"]\n",
+                "provision.toml:2: unknown field `move`",
+            ),
+            (
+                "\n[[setup]]\nrun = \"npm ci\"\nwhen = \"x\"\n",
+                "provision.toml:4: unknown field `when`",
+            ),
             ("[[setup]]\nrun = 3\n", "provision.toml:2:"),
-            ("[[setup]]\nrun = \"\"\n", "provision.toml:2: setup.run: empty command"),
-            ("[[setup]]\nrun = \"echo {migration}\"\n", "provision.toml:2: setup.run: `{migration}`"),
-            ("[[setup]]\nrun = \"echo '{db}'\"\n", "provision.toml:2: setup.run: `{db}` sits inside single quotes"),
+            (
+                "[[setup]]\nrun = \"\"\n",
+                "provision.toml:2: setup.run: empty command",
+            ),
+            (
+                "[[setup]]\nrun = \"echo {migration}\"\n",
+                "provision.toml:2: setup.run: `{migration}`",
+            ),
+            (
+                "[[setup]]\nrun = \"echo '{db}'\"\n",
+                "provision.toml:2: setup.run: `{db}` sits inside single quotes",
+            ),
         ] {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.starts_with(want), "{text:?}: {err}");

@@ -136,7 +136,10 @@ impl Modes {
     fn of(&self, path: &str, is_dir: bool) -> Result<LinkMode, PlanError> {
         let hit = |mode| {
             self.0.iter().find(|(m, _, matcher)| {
-                *m == mode && matcher.matched_path_or_any_parents(path, is_dir).is_ignore()
+                *m == mode
+                    && matcher
+                        .matched_path_or_any_parents(path, is_dir)
+                        .is_ignore()
             })
         };
         match (hit(LinkMode::Copy), hit(LinkMode::Reflink)) {

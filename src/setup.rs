@@ -115,8 +115,14 @@ mod tests {
         let want = hooks(&[("a", true), ("b", true), ("c", true)]);
         assert_eq!(first_pending(&want, &want), 3);
         assert_eq!(first_pending(&want, &hooks(&[("a", true), ("b", true)])), 2);
-        assert_eq!(first_pending(&want, &hooks(&[("a", true), ("b", false)])), 1);
-        assert_eq!(first_pending(&want, &hooks(&[("a", true), ("B", true), ("c", true)])), 1);
+        assert_eq!(
+            first_pending(&want, &hooks(&[("a", true), ("b", false)])),
+            1
+        );
+        assert_eq!(
+            first_pending(&want, &hooks(&[("a", true), ("B", true), ("c", true)])),
+            1
+        );
         assert_eq!(first_pending(&want, &[]), 0);
         assert_eq!(first_pending(&want[..1], &want), 1);
     }

@@ -54,11 +54,7 @@ impl Shell<'_> {
             .arg(&line)
             .current_dir(self.cwd)
             .envs(self.env)
-            .envs(
-                self.values
-                    .iter()
-                    .map(|(k, v)| (template::variable(k), v)),
-            )
+            .envs(self.values.iter().map(|(k, v)| (template::variable(k), v)))
             .env("PROVISION_WORKTREE", self.worktree)
             .envs(self.extra_env.iter().map(|(k, v)| (*k, v)))
             .stdin(Stdio::null())
