@@ -9,14 +9,16 @@ use serde::Serialize;
 
 use crate::BoxError;
 use crate::context::Context;
+use crate::copy;
 use crate::db::Database;
 use crate::envfile;
 use crate::fsutil;
-use crate::lock::{self, LinkKind, Sandbox};
+use crate::lock::{self, LinkKind, LinkMode, Sandbox};
 use crate::migrations::{Applied, Migration};
 use crate::observe;
 use crate::output::Progress;
 use crate::repo;
+use crate::setup::{self, Runner};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -24,6 +26,18 @@ pub enum ApplyError {
         "{path} is a real {what} where the link to the main checkout belongs; provision will not replace it: move it away and run `provision apply`"
     )]
     Occupied { path: String, what: &'static str },
+    #[error(
+        "{path} is this worktree's own copy, and the recipe now links it; provision will not delete a copy that may hold changes: remove it and run `provision apply`"
+    )]
+    OwnCopy { path: String },
+    #[error(
+        "{path} is a real {what} where a copy of the main checkout's {wanted} belongs; provision will not replace it: move it away and run `provision apply`"
+    )]
+    CopyKind {
+        path: String,
+        what: &'static str,
+        wanted: &'static str,
+    },
     #[error(
         "{file} exists and was not written by provision; provision will not overwrite it: move it away or set `[env] file` in provision.toml"
     )]
@@ -68,6 +82,12 @@ pub enum Action {
     Unlink {
         path: String,
     },
+    /// A copy (or reflink) of the main checkout's file or folder, made
+    /// where nothing is, or in place of a symlink.
+    Copy {
+        path: String,
+        mode: LinkMode,
+    },
     WriteEnv {
         file: String,
         reason: EnvReason,
@@ -84,6 +104,12 @@ pub enum Action {
     Migrate {
         names: Vec<String>,
     },
+    /// A `[[setup]]` command; `index` is its place in the recipe's list.
+    Setup {
+        run: String,
+        #[serde(skip)]
+        index: usize,
+    },
     WriteLock {
         hash: String,
     },
@@ -94,6 +120,10 @@ impl std::fmt::Display for Action {
         match self {
             Action::Link { path, target } => write!(f, "link      {path} -> {target}"),
             Action::Unlink { path } => write!(f, "unlink    {path}"),
+            Action::Copy { path, mode } => {
+                write!(f, "{:<9} {path} <- {{main}}/{path}", mode.as_str())
+            }
+            Action::Setup { run, .. } => write!(f, "setup     {run}"),
             Action::WriteEnv { file, reason } => {
                 let why = match reason {
                     EnvReason::New => "new",
@@ -159,6 +189,14 @@ pub fn apply(ctx: &Context, dry_run: bool, progress: &Progress) -> Result<Outcom
         &ctx.settings.database.migrations,
         &mut actions,
     )?;
+    let previous_setup = previous.as_ref().map(|p| p.sandbox.setup.as_slice());
+    let first = setup::first_pending(&desired.setup, previous_setup.unwrap_or_default());
+    for (index, hook) in desired.setup.iter().enumerate().skip(first) {
+        actions.push(Action::Setup {
+            run: hook.run.clone(),
+            index,
+        });
+    }
     let rendered = lock::render(desired);
     let lock_hash = lock::hash_of(desired);
     if previous.as_ref().is_none_or(|p| p.text != rendered) {
@@ -171,6 +209,9 @@ pub fn apply(ctx: &Context, dry_run: bool, progress: &Progress) -> Result<Outcom
         keep_out_of_git_status(ctx, desired)?;
         let mut run = Execution {
             root,
+            main: &ctx.checkout.main,
+            desired,
+            setup: Runner::new(ctx)?,
             env_text,
             lock_text: &rendered,
             database: database.as_mut(),
@@ -208,18 +249,57 @@ fn link_actions(
     main: &Path,
     actions: &mut Vec<Action>,
 ) -> Result<(), ApplyError> {
+    let was_copy = |path: &str| {
+        previous.is_some_and(|p| {
+            p.links
+                .iter()
+                .any(|l| l.path == path && !l.mode.is_symlink())
+        })
+    };
     for link in desired.links.iter().filter(|l| l.kind != LinkKind::Absent) {
         let observed = observe::observe_link(link, root, main);
+        let what = || {
+            if root.join(&link.path).is_dir() {
+                "folder"
+            } else {
+                "file"
+            }
+        };
+        if !link.mode.is_symlink() {
+            match observed.kind {
+                // A symlink (provision's, or anyone's) holds no data.
+                _ if observed.mode.is_symlink() => {}
+                LinkKind::Missing => {}
+                // The worktree's own copy: its contents are its own.
+                kind if kind == link.kind => continue,
+                _ => {
+                    return Err(ApplyError::CopyKind {
+                        path: link.path.clone(),
+                        what: what(),
+                        wanted: if link.kind == LinkKind::Dir {
+                            "folder"
+                        } else {
+                            "file"
+                        },
+                    });
+                }
+            }
+            actions.push(Action::Copy {
+                path: link.path.clone(),
+                mode: link.mode,
+            });
+            continue;
+        }
         match observed.kind {
+            LinkKind::NotALink if was_copy(&link.path) => {
+                return Err(ApplyError::OwnCopy {
+                    path: link.path.clone(),
+                });
+            }
             LinkKind::NotALink => {
-                let what = if root.join(&link.path).is_dir() {
-                    "folder"
-                } else {
-                    "file"
-                };
                 return Err(ApplyError::Occupied {
                     path: link.path.clone(),
-                    what,
+                    what: what(),
                 });
             }
             _ if observed.target == link.target && observed.kind == link.kind => {}
@@ -229,9 +309,10 @@ fn link_actions(
             }),
         }
     }
-    // Links an earlier recipe made that this one no longer wants.
+    // Links an earlier recipe made that this one no longer wants. A copy is
+    // the worktree's own and stays.
     for old in previous.map(|p| p.links.as_slice()).unwrap_or_default() {
-        if desired.links.iter().any(|l| l.path == old.path) {
+        if !old.mode.is_symlink() || desired.links.iter().any(|l| l.path == old.path) {
             continue;
         }
         let observed = observe::observe_link(old, root, main);
@@ -381,6 +462,9 @@ fn database_actions(
 /// What carrying out the actions needs.
 struct Execution<'a> {
     root: &'a Path,
+    main: &'a Path,
+    desired: &'a Sandbox,
+    setup: Runner,
     env_text: Option<&'a str>,
     lock_text: &'a str,
     database: &'a mut dyn Database,
@@ -407,6 +491,28 @@ impl Execution<'_> {
                 fs_err::os::unix::fs::symlink(target, &at)?;
             }
             Action::Unlink { path } => fs_err::remove_file(root.join(path))?,
+            Action::Copy { path, mode } => {
+                let at = root.join(path);
+                // Only a symlink is ever in the way (link_actions refuses
+                // anything else): the link goes, the data it points to stays.
+                if fs_err::symlink_metadata(&at).is_ok() {
+                    fs_err::remove_file(&at)?;
+                }
+                copy::copy(&self.main.join(path), &at, *mode == LinkMode::Reflink)?;
+            }
+            Action::Setup { run, index } => {
+                if let Err(err) = self.setup.run(run, self.progress) {
+                    // What did complete is recorded, so the next `apply`
+                    // starts at this command.
+                    let mut partial = self.desired.clone();
+                    for hook in &mut partial.setup[*index..] {
+                        hook.completed = false;
+                    }
+                    let text = lock::render(&partial);
+                    fsutil::write_atomically(&root.join(lock::FILE_NAME), text.as_bytes())?;
+                    return Err(err.into());
+                }
+            }
             Action::WriteEnv { file, reason } => {
                 let at = root.join(file);
                 // A folder on the way that is a link into the main checkout

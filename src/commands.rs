@@ -155,6 +155,15 @@ fn new(cwd: &Path, args: NewArgs, progress: &Progress, json: bool) -> Result<Exi
             output::emit(&render::NewReport(outcome), json);
             Ok(Exit::Clean)
         }
+        // Everything before the setup commands is built and locked: kept,
+        // so that `apply` continues at the failed command.
+        Err(err) if err.downcast_ref::<crate::setup::SetupError>().is_some() => Err(with_step(
+            &format!(
+                "setting up {} (the sandbox is kept; `provision apply` there continues from the failed command)",
+                path.display()
+            ),
+            err,
+        )),
         Err(err) => {
             let undone = undo_new(&main, &args.name, &path, &attempt, progress);
             Err(with_step(&format!("building the sandbox ({undone})"), err))

@@ -33,6 +33,29 @@ pub struct Settings {
     pub env_vars: BTreeMap<String, String>,
     pub database: DatabaseSettings,
     pub ports: PortRange,
+    /// Left out of the recipe hash while empty, so a recipe without them
+    /// hashes as it did before they existed.
+    #[serde(skip_serializing_if = "Links::is_empty")]
+    pub links: Links,
+    /// `[[setup]] run = "…"`, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub setup: Vec<String>,
+}
+
+/// `[links]`: gitignore-style patterns over the included paths that are
+/// copied (or reflinked) into each worktree instead of symlinked.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Links {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub copy: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reflink: Vec<String>,
+}
+
+impl Links {
+    pub fn is_empty(&self) -> bool {
+        self.copy.is_empty() && self.reflink.is_empty()
+    }
 }
 
 /// Serialized into the recipe hash; keys a kind does not use are left out,
@@ -111,6 +134,8 @@ impl Default for Settings {
                 first: 20000,
                 last: 29999,
             },
+            links: Links::default(),
+            setup: Vec::new(),
         }
     }
 }
@@ -126,6 +151,25 @@ struct RawFile {
     database: RawDatabase,
     #[serde(default)]
     ports: RawPorts,
+    #[serde(default)]
+    links: RawLinks,
+    #[serde(default)]
+    setup: Vec<RawSetup>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLinks {
+    #[serde(default)]
+    copy: Vec<Spanned<String>>,
+    #[serde(default)]
+    reflink: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSetup {
+    run: Spanned<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -181,6 +225,18 @@ pub fn parse(text: &str) -> Result<Settings, ConfigError> {
     let field = |value: &Spanned<String>, name: &str, allowed: &[&str], why: &'static str| {
         check_template(value.get_ref(), allowed, why)
             .map_err(|e| at(Some(value.span()), format!("{name}: {e}")))
+    };
+    // A shell command's template the shell would never expand.
+    let shell_quoting = |value: &Spanned<String>, name: &str| match template::unexpanded_key(
+        value.get_ref(),
+    ) {
+        Some(quoted) => Err(at(
+            Some(value.span()),
+            format!(
+                "{name}: `{{{quoted}}}` sits inside single quotes or a quoted here-document, where the shell does not expand it; use double quotes"
+            ),
+        )),
+        None => Ok(()),
     };
 
     let mut settings = Settings::default();
@@ -309,14 +365,7 @@ pub fn parse(text: &str) -> Result<Settings, ConfigError> {
                 allowed,
                 "`{migration}` is only known to `migrate`",
             )?;
-            if let Some(quoted) = template::unexpanded_key(value.get_ref()) {
-                return Err(at(
-                    Some(value.span()),
-                    format!(
-                        "database.{key}: `{{{quoted}}}` sits inside single quotes or a quoted here-document, where the shell does not expand it; use double quotes"
-                    ),
-                ));
-            }
+            shell_quoting(value, &format!("database.{key}"))?;
             *slot = Some(value.get_ref().clone());
         }
     }
@@ -366,6 +415,39 @@ pub fn parse(text: &str) -> Result<Settings, ConfigError> {
                 ),
             )
         })?;
+    }
+    for (key, patterns, slot) in [
+        ("copy", &raw.links.copy, &mut settings.links.copy),
+        ("reflink", &raw.links.reflink, &mut settings.links.reflink),
+    ] {
+        for pattern in patterns {
+            let text = pattern.get_ref();
+            let bad = |why: &str| at(Some(pattern.span()), format!("links.{key}: `{text}` {why}"));
+            if text.trim().is_empty() || text.starts_with('#') {
+                return Err(bad("is not a pattern"));
+            }
+            if text.split('/').any(|part| part == "..") {
+                return Err(bad("leaves the repository"));
+            }
+            ignore::gitignore::GitignoreBuilder::new("/")
+                .add_line(None, text)
+                .map_err(|e| bad(&format!("is not a valid pattern ({e})")))?;
+            slot.push(text.clone());
+        }
+    }
+    for hook in raw.setup {
+        let run = &hook.run;
+        if run.get_ref().trim().is_empty() {
+            return Err(at(Some(run.span()), "setup.run: empty command".into()));
+        }
+        field(
+            run,
+            "setup.run",
+            template::SANDBOX,
+            "`{migration}` is only known to `[database] migrate`",
+        )?;
+        shell_quoting(run, "setup.run")?;
+        settings.setup.push(run.get_ref().clone());
     }
     Ok(settings)
 }
@@ -536,6 +618,54 @@ mod tests {
             err.starts_with("provision.toml:3: database.exists: `{db}` sits inside single quotes"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn links_and_setup_parse_and_leave_the_default_hash_alone() {
+        let s = parse(
+            "[links]\ncopy = [\"node_modules/.cache\"]\nreflink = [\".wrangler\"]\n\n[[setup]]\nrun = \"npm ci\"\n[[setup]]\nrun = \"make PORT={port}\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.links.copy, ["node_modules/.cache"]);
+        assert_eq!(s.links.reflink, [".wrangler"]);
+        assert_eq!(s.setup, ["npm ci", "make PORT={port}"]);
+        let json = serde_json::to_string(&Settings::default()).unwrap();
+        assert!(!json.contains("links") && !json.contains("setup"), "{json}");
+    }
+
+    #[test]
+    fn bad_links_and_setup_name_their_line() {
+        for (text, want) in [
+            ("[links]\ncopy = \"x\"\n", "provision.toml:2:"),
+            (
+                "[links]\ncopy = [\"a\", \"../x\"]\n",
+                "provision.toml:2: links.copy: `../x` leaves",
+            ),
+            (
+                "[links]\nmove = [\"a\"]\n",
+                "provision.toml:2: unknown field `move`",
+            ),
+            (
+                "\n[[setup]]\nrun = \"npm ci\"\nwhen = \"x\"\n",
+                "provision.toml:4: unknown field `when`",
+            ),
+            ("[[setup]]\nrun = 3\n", "provision.toml:2:"),
+            (
+                "[[setup]]\nrun = \"\"\n",
+                "provision.toml:2: setup.run: empty command",
+            ),
+            (
+                "[[setup]]\nrun = \"echo {migration}\"\n",
+                "provision.toml:2: setup.run: `{migration}`",
+            ),
+            (
+                "[[setup]]\nrun = \"echo '{db}'\"\n",
+                "provision.toml:2: setup.run: `{db}` sits inside single quotes",
+            ),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.starts_with(want), "{text:?}: {err}");
+        }
     }
 
     /// Every `toml` block of the README is a recipe provision accepts.

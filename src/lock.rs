@@ -6,6 +6,11 @@
 //! `preserve_order` feature stays off), `/`-separated relative paths, and no
 //! timestamps, host names or absolute paths: the same recipe and worktree name
 //! give the same bytes in any clone at any path.
+//!
+//! Fields added since version 1 (a link's `mode`, `setup`) are left out at
+//! their default, so every lock written before them still reads, and hashes,
+//! byte for byte the same: no version bump. An older provision refuses a lock
+//! that uses them as an unknown field, rather than misreading it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -42,6 +47,19 @@ pub struct Sandbox {
     pub env: Option<EnvLock>,
     pub database: DatabaseLock,
     pub port: u16,
+    /// The `[[setup]]` commands, in order, and whether each completed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub setup: Vec<Hook>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hook {
+    /// The command's text as the recipe has it (templates unexpanded).
+    pub run: String,
+    /// False in a lock written after the command failed: `apply` runs it
+    /// (and those after it) again.
+    pub completed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -52,6 +70,37 @@ pub struct Link {
     /// What it points to, as `{main}/<path>`.
     pub target: String,
     pub kind: LinkKind,
+    /// How the entry is realised; the requested mode, not whether the file
+    /// system could reflink, so every clone's lock is the same.
+    #[serde(default, skip_serializing_if = "LinkMode::is_symlink")]
+    pub mode: LinkMode,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinkMode {
+    /// A relative symlink to the main checkout's copy (the default).
+    #[default]
+    Symlink,
+    /// A copy the worktree owns: its contents are the worktree's to change.
+    Copy,
+    /// A copy sharing the source's blocks where the file system can
+    /// (copy-on-write), else a plain copy.
+    Reflink,
+}
+
+impl LinkMode {
+    pub fn is_symlink(&self) -> bool {
+        *self == LinkMode::Symlink
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkMode::Symlink => "symlink",
+            LinkMode::Copy => "copy",
+            LinkMode::Reflink => "reflink",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -175,6 +224,7 @@ mod tests {
                 path: ".env".into(),
                 target: "{main}/.env".into(),
                 kind: LinkKind::File,
+                mode: LinkMode::Symlink,
             }],
             env: Some(EnvLock {
                 file: ".env.local".into(),
@@ -190,7 +240,27 @@ mod tests {
                 chain: hash::of(b""),
             },
             port: 20001,
+            setup: vec![],
         }
+    }
+
+    /// A lock written before `mode` and `setup` existed reads and hashes as
+    /// it did; a lock that uses them round-trips.
+    #[test]
+    fn new_fields_are_left_out_at_their_default() {
+        let text = render(&sample());
+        assert!(!text.contains("mode") && !text.contains("setup"), "{text}");
+        let mut sandbox = sample();
+        sandbox.links[0].mode = LinkMode::Reflink;
+        sandbox.setup = vec![Hook {
+            run: "npm ci".into(),
+            completed: false,
+        }];
+        let text = render(&sandbox);
+        assert!(text.contains("\"mode\": \"reflink\""), "{text}");
+        let read = parse(&text).unwrap();
+        assert!(read.hash_ok);
+        assert_eq!(read.sandbox, sandbox);
     }
 
     #[test]

@@ -8,12 +8,12 @@ use crate::db::{Database, DbError, LedgerRow};
 use crate::envfile;
 use crate::fsutil;
 use crate::hash;
-use crate::lock::{DatabaseLock, EnvLock, Link, LinkKind, Sandbox};
+use crate::lock::{DatabaseLock, EnvLock, Link, LinkKind, LinkMode, Sandbox};
 use crate::migrations;
 
 /// The observed sandbox, shaped like `reference` (a lock or a plan): the
 /// same links and keys are looked at, and what cannot be observed (name,
-/// port, recipe) is copied.
+/// port, recipe, which setup commands completed) is copied.
 pub struct Observed {
     pub sandbox: Sandbox,
     /// Ledger rows only part of the ledger has.
@@ -69,12 +69,16 @@ pub fn observe(
     })
 }
 
+/// A link as it is. A copy (`[links] copy`/`reflink`) is the worktree's own:
+/// it is observed as a real file or folder of its kind, its contents never
+/// compared, and a symlink in its place is observed as a symlink.
 pub fn observe_link(link: &Link, worktree: &Path, main: &Path) -> Link {
     let at = worktree.join(&link.path);
-    let observed = |target: String, kind| Link {
+    let observed = |target: String, kind, mode| Link {
         path: link.path.clone(),
         target,
         kind,
+        mode,
     };
     let Ok(meta) = fs_err::symlink_metadata(&at) else {
         let kind = if link.kind == LinkKind::Absent {
@@ -82,13 +86,21 @@ pub fn observe_link(link: &Link, worktree: &Path, main: &Path) -> Link {
         } else {
             LinkKind::Missing
         };
-        return observed(link.target.clone(), kind);
+        return observed(link.target.clone(), kind, link.mode);
     };
     if !meta.file_type().is_symlink() {
-        return observed(String::new(), LinkKind::NotALink);
+        if link.mode.is_symlink() {
+            return observed(String::new(), LinkKind::NotALink, link.mode);
+        }
+        let kind = if meta.is_dir() {
+            LinkKind::Dir
+        } else {
+            LinkKind::File
+        };
+        return observed(link.target.clone(), kind, link.mode);
     }
     let Ok(text) = fs_err::read_link(&at) else {
-        return observed(String::new(), LinkKind::Missing);
+        return observed(String::new(), LinkKind::Missing, LinkMode::Symlink);
     };
     let resolved = fsutil::normalize(&at.parent().unwrap_or(worktree).join(&text));
     let target = if resolved == main.join(&link.path) {
@@ -101,7 +113,7 @@ pub fn observe_link(link: &Link, worktree: &Path, main: &Path) -> Link {
         Ok(_) => LinkKind::File,
         Err(_) => LinkKind::Absent,
     };
-    observed(target, kind)
+    observed(target, kind, LinkMode::Symlink)
 }
 
 pub const MISSING: &str = "(missing)";

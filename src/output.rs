@@ -78,6 +78,18 @@ impl Progress {
         }
     }
 
+    /// Closes a step that took long enough for its time to matter.
+    pub fn finished(&self, text: &str, took: std::time::Duration) {
+        if !self.quiet && verbosity() >= Verbosity::Normal {
+            let _ = writeln!(
+                anstream::stderr(),
+                "  {} {text} {}",
+                paint(GREEN, "✓"),
+                paint(DIM, format!("({:.1}s)", took.as_secs_f64()))
+            );
+        }
+    }
+
     pub fn warn(&self, text: &str) {
         let _ = writeln!(anstream::stderr(), "{} {text}", paint(YELLOW, "warning:"));
     }

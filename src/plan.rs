@@ -5,11 +5,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+
 use crate::config::Settings;
 use crate::envfile;
 use crate::hash;
 use crate::include::Resolved;
-use crate::lock::{DatabaseLock, EnvLock, Link, LinkKind, Sandbox, VERSION};
+use crate::lock::{DatabaseLock, EnvLock, Hook, Link, LinkKind, LinkMode, Sandbox, VERSION};
 use crate::migrations::{self, Migration};
 use crate::slug;
 use crate::template::{self, TemplateError};
@@ -94,6 +96,81 @@ pub enum PlanError {
         "env.file `{file}` lies inside `{link}`, which is linked from the main checkout: writing it would change the main checkout's copy; choose a path outside `{link}`"
     )]
     EnvInsideLink { file: String, link: String },
+    #[error(
+        "{path} matches both links.copy `{copy}` and links.reflink `{reflink}` in provision.toml; keep it in one of them"
+    )]
+    TwoModes {
+        path: String,
+        copy: String,
+        reflink: String,
+    },
+}
+
+/// The `[links]` patterns, each with its own matcher so that one that
+/// matches nothing can be named.
+struct Modes(Vec<(LinkMode, String, Gitignore)>);
+
+impl Modes {
+    fn new(settings: &Settings) -> Self {
+        let modes = [
+            (LinkMode::Copy, &settings.links.copy),
+            (LinkMode::Reflink, &settings.links.reflink),
+        ];
+        Modes(
+            modes
+                .into_iter()
+                .flat_map(|(mode, patterns)| patterns.iter().map(move |p| (mode, p)))
+                .map(|(mode, pattern)| {
+                    let mut builder = GitignoreBuilder::new("/");
+                    // Checked when the recipe was read.
+                    let _ = builder.add_line(None, pattern);
+                    let matcher = builder.build().unwrap_or_else(|_| Gitignore::empty());
+                    (mode, pattern.clone(), matcher)
+                })
+                .collect(),
+        )
+    }
+
+    /// The mode of an included path: a pattern matching it, or a folder it
+    /// lies in, as in `.gitignore`.
+    fn of(&self, path: &str, is_dir: bool) -> Result<LinkMode, PlanError> {
+        let hit = |mode| {
+            self.0.iter().find(|(m, _, matcher)| {
+                *m == mode
+                    && matcher
+                        .matched_path_or_any_parents(path, is_dir)
+                        .is_ignore()
+            })
+        };
+        match (hit(LinkMode::Copy), hit(LinkMode::Reflink)) {
+            (Some((_, copy, _)), Some((_, reflink, _))) => Err(PlanError::TwoModes {
+                path: path.to_string(),
+                copy: copy.clone(),
+                reflink: reflink.clone(),
+            }),
+            (Some(_), None) => Ok(LinkMode::Copy),
+            (None, Some(_)) => Ok(LinkMode::Reflink),
+            (None, None) => Ok(LinkMode::Symlink),
+        }
+    }
+
+    /// Patterns that match none of `links`: most likely a path inside a
+    /// folder that is linked whole, or one `.worktreeinclude` does not list.
+    fn unused<'a>(&'a self, links: &'a [Link]) -> impl Iterator<Item = String> + 'a {
+        self.0.iter().filter_map(move |(mode, pattern, matcher)| {
+            let used = links.iter().any(|l| {
+                matcher
+                    .matched_path_or_any_parents(&l.path, l.kind == LinkKind::Dir)
+                    .is_ignore()
+            });
+            (!used).then(|| {
+                format!(
+                    "links.{} `{pattern}` matches no path .worktreeinclude links (a path inside a linked folder cannot be copied on its own: list it in .worktreeinclude instead of its folder)",
+                    mode.as_str()
+                )
+            })
+        })
+    }
 }
 
 pub fn plan(inputs: &Inputs) -> Result<Plan, PlanError> {
@@ -123,6 +200,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, PlanError> {
         });
     }
     let mut links = Vec::new();
+    let modes = Modes::new(settings);
     if !inputs.is_main {
         for (path, is_dir) in &inputs.resolved.present {
             if path == env_file {
@@ -143,6 +221,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, PlanError> {
                 path: path.clone(),
                 target: format!("{{main}}/{path}"),
                 kind,
+                mode: modes.of(path, *is_dir)?,
             });
         }
         for path in &inputs.resolved.absent {
@@ -154,6 +233,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, PlanError> {
                     path: path.clone(),
                     target: format!("{{main}}/{path}"),
                     kind: LinkKind::Absent,
+                    mode: modes.of(path, false)?,
                 });
             }
         }
@@ -162,6 +242,9 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, PlanError> {
         notes.push(format!("{path}: tracked by git, never replaced by a link"));
     }
     links.sort();
+    if !inputs.is_main {
+        notes.extend(modes.unused(&links));
+    }
 
     let overrides = overrides(settings, &values)?;
     let (env, env_text) = if inputs.is_main && env_is_shared {
@@ -203,6 +286,14 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, PlanError> {
         env,
         database,
         port: inputs.port,
+        setup: settings
+            .setup
+            .iter()
+            .map(|run| Hook {
+                run: run.clone(),
+                completed: true,
+            })
+            .collect(),
     };
     Ok(Plan {
         sandbox,

@@ -130,6 +130,13 @@ fn hidden_files(common_dir: &Path, root: &Path) -> Result<Vec<String>, BoxError>
         paths.extend(sandbox.env.iter().map(|e| e.file.clone()));
     }
     paths.remove(lock::FILE_NAME);
+    // A copy (`[links] copy`) is the worktree's own, and goes with it as its
+    // ignored files do.
+    for link in sandbox.iter().flat_map(|s| &s.links) {
+        if !link.mode.is_symlink() {
+            paths.remove(&link.path);
+        }
+    }
     let written_env = sandbox.as_ref().and_then(|s| s.env.as_ref());
     let index = git2::Repository::open(root)?.index()?;
     let mut out = Vec::new();

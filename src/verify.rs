@@ -11,6 +11,7 @@ use crate::lock::{self, LinkKind, Sandbox};
 use crate::migrations::Migration;
 use crate::observe::{self, MISSING, SYMLINK};
 use crate::repo::Checkout;
+use crate::setup;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Finding {
@@ -146,6 +147,9 @@ fn drift(
         let message = match have.kind {
             LinkKind::Missing => "missing".to_string(),
             LinkKind::NotALink => "replaced by a regular file or folder".to_string(),
+            _ if have.mode != want.mode => {
+                "a symlink where the worktree's own copy belongs".to_string()
+            }
             LinkKind::Absent if want.kind != LinkKind::Absent => {
                 format!("points to {}, which does not exist", have.target)
             }
@@ -193,6 +197,12 @@ fn drift(
                 ),
             });
         }
+    }
+    for hook in locked.setup.iter().filter(|h| !h.completed) {
+        findings.push(drift(
+            format!("setup `{}`", hook.run),
+            "did not complete (`provision apply` runs it again)".into(),
+        ));
     }
     let (want, have) = (&locked.database, &observed.database);
     if have.name != want.name {
@@ -272,6 +282,14 @@ fn stale(locked: &Sandbox, planned: &Sandbox, findings: &mut Vec<Finding>) {
                 format!("link {}", link.path),
                 "wanted by the recipe, not in the lock".into(),
             ),
+            Some(old) if old.mode != link.mode => push(
+                format!("link {}", link.path),
+                format!(
+                    "the recipe now wants a {}, the lock has a {}",
+                    link.mode.as_str(),
+                    old.mode.as_str()
+                ),
+            ),
             Some(old) if old.kind != link.kind => push(
                 format!("link {}", link.path),
                 format!("the main checkout's {} is now {:?}", link.path, link.kind).to_lowercase(),
@@ -295,6 +313,26 @@ fn stale(locked: &Sandbox, planned: &Sandbox, findings: &mut Vec<Finding>) {
         push(
             format!("env file {}", want.file),
             "the recipe's overrides changed".into(),
+        );
+    }
+    let first = setup::first_pending(&planned.setup, &locked.setup);
+    for (index, hook) in planned.setup.iter().enumerate().skip(first) {
+        let message = match locked.setup.get(index) {
+            // Reported as drift above.
+            Some(old) if old.run == hook.run && !old.completed => continue,
+            Some(old) if old.run == hook.run => "runs again: a setup command before it changed",
+            _ => "not run yet",
+        };
+        push(format!("setup `{}`", hook.run), message.into());
+    }
+    for hook in locked
+        .setup
+        .iter()
+        .filter(|h| !planned.setup.iter().any(|p| p.run == h.run))
+    {
+        push(
+            format!("setup `{}`", hook.run),
+            "in the lock, no longer in the recipe".into(),
         );
     }
     if planned.database.name != locked.database.name {

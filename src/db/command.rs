@@ -16,11 +16,8 @@
 //! The record, not the lock, is the ledger because the lock is written last:
 //! a run that fails half-way must still remember what it did apply.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -28,11 +25,10 @@ use super::{Database, DbError, Ledger, LedgerRow};
 use crate::config::{Commands, DatabaseKind, DatabaseSettings};
 use crate::fsutil;
 use crate::migrations::{Applied, Migration};
+use crate::shell::{Ran, Shell};
 use crate::template;
 
 const MARK: &str = "provision:v1";
-/// How much of a failed command's output its error repeats.
-const TAIL_LINES: usize = 15;
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,13 +48,6 @@ pub struct CommandDb {
     record_path: PathBuf,
     values: BTreeMap<&'static str, String>,
     env: BTreeMap<String, String>,
-}
-
-/// How a command ended and the last lines it printed.
-struct Ran {
-    code: Option<i32>,
-    status: String,
-    tail: Vec<String>,
 }
 
 impl CommandDb {
@@ -150,10 +139,8 @@ impl CommandDb {
         })
     }
 
-    /// Runs `template` through `sh -c` in the worktree root, each `{key}`
-    /// standing for `${PROVISION_KEY}`, set in its environment. Its stdout goes
-    /// to provision's stderr (stdout belongs to provision's report), its
-    /// stderr to stderr; `quiet` holds both back, for questions like `exists`.
+    /// Runs `template` through `sh -c` in the worktree root (see
+    /// `shell`); `quiet` holds its output back, for questions like `exists`.
     ///
     /// Once the worktree folder is gone (`gc` of an orphan) a command runs in
     /// the main checkout, but one that names the worktree is refused: its
@@ -170,10 +157,6 @@ impl CommandDb {
         if let Some(migration) = migration {
             values.insert("migration", migration.to_string());
         }
-        // Values travel as environment variables, never as shell text: a
-        // branch name may hold `$(…)`, and a path quotes or spaces.
-        let line = template::to_shell(template, &values)
-            .map_err(|e| std::io::Error::other(format!("cannot expand `{template}`: {e}")))?;
         let cwd = if self.root.is_dir() {
             self.root.as_path()
         } else if self.uses_worktree(template) {
@@ -184,42 +167,16 @@ impl CommandDb {
         } else {
             Path::new(&self.main)
         };
-        crate::output::command("sh -c", [&line]);
-        // `--quiet` holds the output back too; a failure still shows its tail.
-        let quiet = quiet || crate::output::verbosity() == crate::output::Verbosity::Quiet;
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(&line)
-            .current_dir(cwd)
-            .envs(&self.env)
-            .envs(values.iter().map(|(k, v)| (template::variable(k), v)))
-            // The path itself, which `values` holds only as (lossy) text.
-            .env("PROVISION_WORKTREE", &self.root)
-            .envs(extra_env.iter().map(|(k, v)| (*k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot run sh -c {line}: {e}")))?;
-        let tail = Arc::new(Mutex::new(VecDeque::new()));
-        let readers = [
-            pump(child.stdout.take().expect("piped"), tail.clone(), quiet),
-            pump(child.stderr.take().expect("piped"), tail.clone(), quiet),
-        ];
-        let status = child.wait()?;
-        for reader in readers {
-            let _ = reader.join();
-        }
-        let tail = std::mem::take(&mut *tail.lock().expect("readers are done"));
-        let status_text = match status.code() {
-            Some(code) => format!("exited with status {code}"),
-            None => format!("was stopped ({status})"),
+        let shell = Shell {
+            template,
+            cwd,
+            values: &values,
+            env: &self.env,
+            worktree: &self.root,
+            extra_env,
+            quiet,
         };
-        Ok(Ran {
-            code: status.code(),
-            status: status_text,
-            tail: tail.into(),
-        })
+        Ok(shell.run()?)
     }
 
     /// Runs a command that must succeed.
@@ -251,30 +208,6 @@ fn failure(what: &'static str, template: &str, ran: Ran) -> DbError {
         status: ran.status,
         output,
     }
-}
-
-/// Copies a child's stream line by line to stderr, keeping the last lines.
-fn pump(
-    stream: impl Read + Send + 'static,
-    tail: Arc<Mutex<VecDeque<String>>>,
-    quiet: bool,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stream);
-        let mut buf = Vec::new();
-        while reader.read_until(b'\n', &mut buf).unwrap_or(0) > 0 {
-            if !quiet {
-                let _ = std::io::stderr().write_all(&buf);
-            }
-            let line = String::from_utf8_lossy(&buf).trim_end().to_string();
-            let mut tail = tail.lock().expect("no reader panics holding it");
-            if tail.len() == TAIL_LINES {
-                tail.pop_front();
-            }
-            tail.push_back(line);
-            buf.clear();
-        }
-    })
 }
 
 fn path_text(path: &Path) -> String {

@@ -1,0 +1,129 @@
+//! `[[setup]]` commands: run after the links, env file and database exist,
+//! in order, through `sh -c` in the worktree root with the sandbox's env
+//! overrides and `PROVISION_*` values in their environment (as the command
+//! database kind runs its commands: `shell`).
+//!
+//! The lock records each command's text and whether it completed. A command
+//! runs when it, or one before it, differs from the lock or did not
+//! complete: a command appended to the list runs alone, an edited one runs
+//! again with every command after it (a later command may build on an
+//! earlier one's result, as a Dockerfile's layers do), and a failed one is
+//! where the next `apply` starts.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::BoxError;
+use crate::context::Context;
+use crate::lock::Hook;
+use crate::output::Progress;
+use crate::plan;
+use crate::shell::Shell;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("setup command failed: {run} ({status})")]
+    Failed { run: String, status: String },
+    #[error("cannot run setup command {run}")]
+    Start {
+        run: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The index of the first command `apply` must run: the commands before it
+/// completed, with the same text, in the same place.
+pub fn first_pending(planned: &[Hook], locked: &[Hook]) -> usize {
+    planned
+        .iter()
+        .zip(locked)
+        .take_while(|(want, have)| have.completed && want.run == have.run)
+        .count()
+}
+
+/// What every setup command of one sandbox runs with.
+pub struct Runner {
+    root: PathBuf,
+    values: BTreeMap<&'static str, String>,
+    env: BTreeMap<String, String>,
+}
+
+impl Runner {
+    pub fn new(ctx: &Context) -> Result<Self, BoxError> {
+        let root = ctx.checkout.root.clone();
+        let values = plan::values(
+            &ctx.name,
+            &ctx.repo,
+            &ctx.database_name,
+            ctx.port,
+            &ctx.checkout.main.to_string_lossy(),
+            &root.to_string_lossy(),
+        );
+        let env = plan::overrides(&ctx.settings, &values)?;
+        Ok(Runner { root, values, env })
+    }
+
+    /// Runs one command, its output streaming to stderr.
+    pub fn run(&self, run: &str, progress: &Progress) -> Result<(), SetupError> {
+        let started = Instant::now();
+        let shell = Shell {
+            template: run,
+            cwd: &self.root,
+            values: &self.values,
+            env: &self.env,
+            worktree: &self.root,
+            extra_env: &[],
+            quiet: false,
+        };
+        let ran = shell.run().map_err(|source| SetupError::Start {
+            run: run.to_string(),
+            source,
+        })?;
+        match ran.code {
+            Some(0) => {
+                let took = started.elapsed();
+                if took >= Duration::from_secs(1) {
+                    progress.finished(&format!("setup     {run}"), took);
+                }
+                Ok(())
+            }
+            code => Err(SetupError::Failed {
+                run: run.to_string(),
+                status: code.map_or(ran.status, |c| format!("exit {c}")),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hooks(list: &[(&str, bool)]) -> Vec<Hook> {
+        list.iter()
+            .map(|(run, completed)| Hook {
+                run: run.to_string(),
+                completed: *completed,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn runs_from_the_first_changed_or_unfinished_command() {
+        let want = hooks(&[("a", true), ("b", true), ("c", true)]);
+        assert_eq!(first_pending(&want, &want), 3);
+        assert_eq!(first_pending(&want, &hooks(&[("a", true), ("b", true)])), 2);
+        assert_eq!(
+            first_pending(&want, &hooks(&[("a", true), ("b", false)])),
+            1
+        );
+        assert_eq!(
+            first_pending(&want, &hooks(&[("a", true), ("B", true), ("c", true)])),
+            1
+        );
+        assert_eq!(first_pending(&want, &[]), 0);
+        assert_eq!(first_pending(&want[..1], &want), 1);
+    }
+}

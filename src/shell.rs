@@ -1,0 +1,109 @@
+//! Runs a templated shell command the way every user-written command runs:
+//! `sh -c` in a given folder, each `{key}` standing for `${PROVISION_KEY}`
+//! (set in its environment, never pasted as shell text), the sandbox's env
+//! overrides in its environment, its output streamed to stderr (stdout
+//! belongs to provision's report) with the last lines kept for errors.
+//! Used by the command database kind and by `[[setup]]` hooks.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use crate::template;
+
+/// How much of a failed command's output its error repeats.
+const TAIL_LINES: usize = 15;
+
+/// One command to run.
+pub struct Shell<'a> {
+    pub template: &'a str,
+    pub cwd: &'a Path,
+    /// The template values (`{db}`, `{port}`, …), passed as `PROVISION_*`.
+    pub values: &'a BTreeMap<&'static str, String>,
+    /// The sandbox's env overrides.
+    pub env: &'a BTreeMap<String, String>,
+    /// `PROVISION_WORKTREE` as a path (the values hold it only as text).
+    pub worktree: &'a Path,
+    pub extra_env: &'a [(&'a str, String)],
+    /// Holds the output back, for questions like `exists`.
+    pub quiet: bool,
+}
+
+/// How a command ended and the last lines it printed.
+pub struct Ran {
+    pub code: Option<i32>,
+    /// `exited with status 1`, or how a signal stopped it.
+    pub status: String,
+    pub tail: Vec<String>,
+}
+
+impl Shell<'_> {
+    pub fn run(&self) -> std::io::Result<Ran> {
+        // Values travel as environment variables, never as shell text: a
+        // branch name may hold `$(…)`, and a path quotes or spaces.
+        let line = template::to_shell(self.template, self.values).map_err(|e| {
+            std::io::Error::other(format!("cannot expand `{}`: {e}", self.template))
+        })?;
+        crate::output::command("sh -c", [&line]);
+        // `--quiet` holds the output back too; a failure still shows its tail.
+        let quiet = self.quiet || crate::output::verbosity() == crate::output::Verbosity::Quiet;
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .current_dir(self.cwd)
+            .envs(self.env)
+            .envs(self.values.iter().map(|(k, v)| (template::variable(k), v)))
+            .env("PROVISION_WORKTREE", self.worktree)
+            .envs(self.extra_env.iter().map(|(k, v)| (*k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot run sh -c {line}: {e}")))?;
+        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let readers = [
+            pump(child.stdout.take().expect("piped"), tail.clone(), quiet),
+            pump(child.stderr.take().expect("piped"), tail.clone(), quiet),
+        ];
+        let status = child.wait()?;
+        for reader in readers {
+            let _ = reader.join();
+        }
+        let tail = std::mem::take(&mut *tail.lock().expect("readers are done"));
+        let status_text = match status.code() {
+            Some(code) => format!("exited with status {code}"),
+            None => format!("was stopped ({status})"),
+        };
+        Ok(Ran {
+            code: status.code(),
+            status: status_text,
+            tail: tail.into(),
+        })
+    }
+}
+
+/// Copies a child's stream line by line to stderr, keeping the last lines.
+fn pump(
+    stream: impl Read + Send + 'static,
+    tail: Arc<Mutex<VecDeque<String>>>,
+    quiet: bool,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stream);
+        let mut buf = Vec::new();
+        while reader.read_until(b'\n', &mut buf).unwrap_or(0) > 0 {
+            if !quiet {
+                let _ = std::io::stderr().write_all(&buf);
+            }
+            let line = String::from_utf8_lossy(&buf).trim_end().to_string();
+            let mut tail = tail.lock().expect("no reader panics holding it");
+            if tail.len() == TAIL_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(line);
+            buf.clear();
+        }
+    })
+}

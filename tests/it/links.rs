@@ -1,0 +1,137 @@
+//! `[links] copy` and `reflink`: copies the worktree owns, beside symlinks.
+
+use crate::support::{TestEnv, read, write};
+
+#[test]
+fn copies_are_the_worktrees_own_and_never_clobbered() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    // A `.worktreeinclude` as written for Claude Code: gitignore syntax.
+    write(
+        main.join(".worktreeinclude"),
+        ".env\n.dev.vars\nnode_modules/\n.wrangler/\n",
+    );
+    fs_err::create_dir_all(main.join(".wrangler/state")).unwrap();
+    write(main.join(".wrangler/state/d1.sqlite"), "seed");
+    write(
+        main.join("provision.toml"),
+        "[links]\ncopy = [\"node_modules\", \"build-cache\"]\nreflink = [\".wrangler\"]\n",
+    );
+    let run = env.provision(&main, &["new", "feature"]).expect(0);
+    assert!(
+        run.stderr
+            .contains("links.copy `build-cache` matches no path .worktreeinclude links"),
+        "{}",
+        run.stderr
+    );
+    let wt = env.path("worktree-feature");
+    for copy in ["node_modules", ".wrangler"] {
+        let meta = fs_err::symlink_metadata(wt.join(copy)).unwrap();
+        assert!(meta.is_dir(), "{copy} is a real folder");
+    }
+    assert!(
+        fs_err::symlink_metadata(wt.join(".env"))
+            .unwrap()
+            .is_symlink()
+    );
+    assert_eq!(read(wt.join(".wrangler/state/d1.sqlite")), "seed");
+    let lock = read(wt.join("provision.lock"));
+    assert!(lock.contains(r#""mode": "copy","#), "{lock}");
+    assert!(lock.contains(r#""mode": "reflink","#), "{lock}");
+    assert_eq!(
+        lock.matches("\"mode\"").count(),
+        2,
+        "symlinks carry no mode: {lock}"
+    );
+
+    // The copy's contents are the worktree's to change: not drift, and the
+    // main checkout's copy is untouched.
+    write(wt.join(".wrangler/state/d1.sqlite"), "worktree data");
+    env.provision(&wt, &["verify"]).expect(0);
+    env.provision(&wt, &["apply"]).expect(0);
+    assert_eq!(read(wt.join(".wrangler/state/d1.sqlite")), "worktree data");
+    assert_eq!(read(main.join(".wrangler/state/d1.sqlite")), "seed");
+
+    // A symlink where the copy belongs is drift; apply copies again.
+    fs_err::remove_dir_all(wt.join("node_modules")).unwrap();
+    fs_err::os::unix::fs::symlink("../app/node_modules", wt.join("node_modules")).unwrap();
+    let run = env.provision(&wt, &["verify"]).expect(1);
+    assert!(
+        run.stdout
+            .contains("link node_modules  a symlink where the worktree's own copy belongs"),
+        "{}",
+        run.stdout
+    );
+    let run = env.provision(&wt, &["apply"]).expect(0);
+    assert!(
+        run.stderr
+            .contains("copy      node_modules <- {main}/node_modules"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !fs_err::symlink_metadata(wt.join("node_modules"))
+            .unwrap()
+            .is_symlink()
+    );
+    assert!(main.join("node_modules/left-pad/index.js").is_file());
+    env.provision(&wt, &["verify"]).expect(0);
+
+    // The recipe now links what was copied: the copy may hold changes, so
+    // apply refuses and keeps it.
+    write(
+        main.join("provision.toml"),
+        "[links]\ncopy = [\"node_modules\"]\n",
+    );
+    let run = env.provision(&wt, &["verify"]).expect(1);
+    assert!(
+        run.stdout
+            .contains("the recipe now wants a symlink, the lock has a reflink"),
+        "{}",
+        run.stdout
+    );
+    let run = env.provision(&wt, &["apply"]).expect(2);
+    assert!(
+        run.stderr
+            .contains("error: .wrangler is this worktree's own copy, and the recipe now links it"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(read(wt.join(".wrangler/state/d1.sqlite")), "worktree data");
+
+    // A symlink becomes a copy; the main checkout's file stays as it was.
+    write(
+        main.join("provision.toml"),
+        "[links]\ncopy = [\"node_modules\", \".env\"]\nreflink = [\".wrangler\"]\n",
+    );
+    env.provision(&wt, &["apply"]).expect(0);
+    assert!(
+        !fs_err::symlink_metadata(wt.join(".env"))
+            .unwrap()
+            .is_symlink()
+    );
+    assert_eq!(read(wt.join(".env")), read(main.join(".env")));
+    env.provision(&wt, &["verify"]).expect(0);
+
+    // Copies go with the worktree, without --force.
+    env.provision(&main, &["remove", "feature"]).expect(0);
+    assert!(!wt.exists());
+}
+
+#[test]
+fn a_copy_in_both_lists_is_refused_by_name() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    write(
+        main.join("provision.toml"),
+        "[links]\ncopy = [\"node_*\"]\nreflink = [\"node_modules\"]\n",
+    );
+    let run = env.provision(&main, &["new", "feature"]).expect(2);
+    assert!(
+        run.stderr.contains(
+            "node_modules matches both links.copy `node_*` and links.reflink `node_modules`"
+        ),
+        "{}",
+        run.stderr
+    );
+}

@@ -1,0 +1,129 @@
+//! `[[setup]]` commands: run in order after the sandbox exists, recorded in
+//! the lock, resumed from a failure.
+
+use crate::support::{TestEnv, read, write};
+
+const HOOKS: &str = r#"
+[[setup]]
+run = "echo \"$DB_NAME {port}\" >> setup.log"
+
+[[setup]]
+run = "test -f go || (echo not yet >&2; exit 3)"
+
+[[setup]]
+run = "echo third >> setup.log"
+"#;
+
+#[test]
+fn setup_commands_run_in_order_and_resume_after_a_failure() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    write(main.join("provision.toml"), HOOKS);
+    let wt = env.path("wt");
+    env.worktree_add(&main, "feature", &wt);
+
+    let run = env.provision(&wt, &["apply"]).expect(2);
+    assert!(
+        run.stderr.contains(
+            "error: setup command failed: test -f go || (echo not yet >&2; exit 3) (exit 3)"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("not yet"),
+        "output streams: {}",
+        run.stderr
+    );
+    let lock: serde_json::Value = serde_json::from_str(&read(wt.join("provision.lock"))).unwrap();
+    let port = lock["port"].as_u64().unwrap();
+    assert_eq!(read(wt.join("setup.log")), format!("app_feature {port}\n"));
+    let completed: Vec<bool> = lock["setup"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["completed"].as_bool().unwrap())
+        .collect();
+    assert_eq!(completed, [true, false, false]);
+
+    let run = env.provision(&wt, &["verify"]).expect(1);
+    assert!(
+        run.stdout
+            .contains("did not complete (`provision apply` runs it again)"),
+        "{}",
+        run.stdout
+    );
+    let run = env.provision(&wt, &["apply", "--dry-run"]).expect(0);
+    assert!(
+        !run.stdout.contains("setup     echo \"$DB_NAME")
+            && run.stdout.contains("  setup     test -f go")
+            && run.stdout.contains("  setup     echo third >> setup.log"),
+        "{}",
+        run.stdout
+    );
+
+    // Fixed: apply continues at the failed command.
+    write(wt.join("go"), "");
+    env.provision(&wt, &["apply"]).expect(0);
+    assert_eq!(
+        read(wt.join("setup.log")),
+        format!("app_feature {port}\nthird\n")
+    );
+    env.provision(&wt, &["verify"]).expect(0);
+    let run = env.provision(&wt, &["apply"]).expect(0);
+    assert!(run.stdout.contains("is up to date"), "{}", run.stdout);
+
+    // An appended command runs alone; its output stays out of --json.
+    write(
+        main.join("provision.toml"),
+        &format!("{HOOKS}\n[[setup]]\nrun = \"echo appended\"\n"),
+    );
+    let run = env.provision(&wt, &["verify"]).expect(1);
+    assert!(
+        run.stdout.contains("setup `echo appended`") && run.stdout.contains("not run yet"),
+        "{}",
+        run.stdout
+    );
+    let run = env.provision(&wt, &["--json", "apply"]).expect(0);
+    let actions = run.json()["actions"].clone();
+    assert_eq!(
+        actions[0],
+        serde_json::json!({"action": "setup", "run": "echo appended"}),
+        "{actions}"
+    );
+    assert!(run.stderr.contains("appended"), "{}", run.stderr);
+    assert_eq!(
+        read(wt.join("setup.log")),
+        format!("app_feature {port}\nthird\n")
+    );
+
+    // An edited command runs again, and every command after it.
+    write(
+        main.join("provision.toml"),
+        &HOOKS.replace("exit 3)", "exit 4)"),
+    );
+    env.provision(&wt, &["apply"]).expect(0);
+    assert_eq!(
+        read(wt.join("setup.log")),
+        format!("app_feature {port}\nthird\nthird\n")
+    );
+    env.provision(&wt, &["verify"]).expect(0);
+}
+
+#[test]
+fn a_failed_setup_command_in_new_keeps_the_sandbox_to_resume() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    write(main.join("provision.toml"), "[[setup]]\nrun = \"exit 1\"\n");
+    let run = env.provision(&main, &["new", "feature"]).expect(2);
+    assert!(
+        run.stderr.contains("setup command failed: exit 1 (exit 1)"),
+        "{}",
+        run.stderr
+    );
+    let wt = env.path("worktree-feature");
+    assert!(wt.join("provision.lock").is_file(), "{}", run.stderr);
+    write(main.join("provision.toml"), "[[setup]]\nrun = \"true\"\n");
+    env.provision(&wt, &["apply"]).expect(0);
+    env.provision(&wt, &["verify"]).expect(0);
+}
