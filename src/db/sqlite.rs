@@ -221,57 +221,53 @@ impl Database for Sqlite {
     }
 
     fn migrate(&mut self, migration: &Migration) -> Result<(), DbError> {
-        let sql = migration.sql()?;
         let name = self.name.clone();
-        let conn = self.conn()?;
-        let failed = |e: rusqlite::Error| DbError::Migration {
-            file: migration.name.clone(),
-            message: e.to_string(),
-        };
-        let tx = conn.transaction().map_err(|source| DbError::Sqlite {
-            name,
-            action: "begin".into(),
-            source,
-        })?;
-        tx.execute_batch(SCHEMA).map_err(failed)?;
-        tx.execute_batch(&sql).map_err(failed)?;
-        tx.execute(
-            "INSERT INTO d1_migrations(name) VALUES(?1)",
-            [&migration.name],
-        )
-        .map_err(failed)?;
-        tx.execute(
-            "INSERT INTO provision_migrations(name, checksum) VALUES(?1, ?2)",
-            params![migration.name, migration.checksum],
-        )
-        .map_err(failed)?;
-        tx.commit().map_err(failed)
+        let tx = self
+            .conn()?
+            .transaction()
+            .map_err(|source| DbError::Sqlite {
+                name,
+                action: "begin".into(),
+                source,
+            })?;
+        run_migration(&tx, migration)?;
+        tx.commit().map_err(migration_failed(migration))
     }
 
-    /// Every migration still commits on its own, but without an fsync each:
-    /// a killed process loses nothing the kernel already has, and one fsync
-    /// at the end makes the lot durable before the lock (written after this)
-    /// can claim it. Twenty migrations took 80 fsyncs, about 0.3 s here.
+    /// One transaction with a savepoint per migration, synced once: a
+    /// migration that fails rolls back alone and the ones before it stay,
+    /// as if each had committed on its own; a killed process rolls back the
+    /// batch, which the next apply redoes, and the lock (written after this
+    /// returns) never claims it. One commit writes each page once: twenty
+    /// migrations took 80 fsyncs and 550 writes one by one.
     fn migrate_all(
         &mut self,
         pending: &[&Migration],
         starting: &mut dyn FnMut(&Migration),
     ) -> Result<(), DbError> {
-        self.conn()?
-            .pragma_update(None, "synchronous", "OFF")
-            .map_err(self.fail("set synchronous"))?;
+        let name = self.name.clone();
+        let fail = |source| DbError::Sqlite {
+            name: name.clone(),
+            action: "apply migrations".into(),
+            source,
+        };
+        let conn = self.conn()?;
+        conn.pragma_update(None, "synchronous", "OFF")
+            .map_err(fail)?;
+        let mut tx = conn.transaction().map_err(fail)?;
         let mut result = Ok(());
         for migration in pending {
             starting(migration);
-            result = self.migrate(migration);
+            let savepoint = tx.savepoint().map_err(migration_failed(migration))?;
+            result = run_migration(&savepoint, migration);
             if result.is_err() {
-                break;
+                break; // dropping the savepoint rolls it back
             }
+            savepoint.commit().map_err(migration_failed(migration))?;
         }
-        // What committed before a failure is kept, so it is synced too.
-        self.conn()?
-            .pragma_update(None, "synchronous", "FULL")
-            .map_err(self.fail("set synchronous"))?;
+        tx.commit().map_err(fail)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(fail)?;
         fs_err::File::open(&self.path)?.sync_all()?;
         result
     }
@@ -331,5 +327,37 @@ impl Database for Sqlite {
             }
         }
         Ok(())
+    }
+}
+
+/// The migration's SQL and its two ledger rows, inside the caller's
+/// transaction or savepoint.
+fn run_migration(conn: &Connection, migration: &Migration) -> Result<(), DbError> {
+    let sql = migration.sql()?;
+    let failed = migration_failed(migration);
+    conn.execute_batch(SCHEMA).map_err(&failed)?;
+    conn.execute_batch(&sql).map_err(&failed)?;
+    conn.execute(
+        "INSERT INTO d1_migrations(name) VALUES(?1)",
+        [&migration.name],
+    )
+    .map_err(&failed)?;
+    conn.execute(
+        "INSERT INTO provision_migrations(name, checksum) VALUES(?1, ?2)",
+        params![migration.name, migration.checksum],
+    )
+    .map_err(&failed)?;
+    Ok(())
+}
+
+fn migration_failed(migration: &Migration) -> impl Fn(rusqlite::Error) -> DbError + '_ {
+    // SQLite quotes the failing SQL, newlines and all; errors are one line.
+    move |e| DbError::Migration {
+        file: migration.name.clone(),
+        message: e
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
     }
 }

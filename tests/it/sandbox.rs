@@ -352,6 +352,65 @@ fn a_failing_migration_leaves_nothing_half_made() {
     );
 }
 
+/// In a sandbox that already has its database, a migration that fails
+/// half way is rolled back alone: the ones before it stay applied, its own
+/// first statement is undone, and neither ledger lists it.
+#[test]
+fn a_migration_failing_half_way_rolls_back_alone() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["new", "feature"]).expect(0);
+    write(
+        main.join("migrations/0003_fine.sql"),
+        "CREATE TABLE fine (x);\n",
+    );
+    write(
+        main.join("migrations/0004_broken.sql"),
+        "CREATE TABLE half (x);\nCREATE TABLE oops (;\n",
+    );
+    env.commit_all(&main, "a fine and a broken migration");
+    let wt = env.path("worktree-feature");
+    env.git(&wt, &["merge", "-q", "main"]);
+
+    let run = env.provision(&wt, &["apply"]).expect(2);
+    assert!(
+        run.stderr
+            .contains("error: migration 0004_broken.sql failed: near \";\": syntax error in CREATE TABLE oops (; at offset 20\n"),
+        "{}",
+        run.stderr
+    );
+    let db = sqlite(&main, "app_feature");
+    let tables = |name: &str| -> i64 {
+        db.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!((tables("fine"), tables("half")), (1, 0));
+    for ledger in ["d1_migrations", "provision_migrations"] {
+        let names: Vec<String> = db
+            .prepare(&format!("SELECT name FROM {ledger} ORDER BY name"))
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            names,
+            [
+                "0001_create_users.sql",
+                "0002_create_posts.sql",
+                "0003_fine.sql"
+            ],
+            "{ledger}"
+        );
+    }
+    // The lock still claims only what it claimed before.
+    assert!(!read(wt.join("provision.lock")).contains("0003_fine.sql"));
+}
+
 #[test]
 fn plain_git_worktrees_are_adopted() {
     let env = TestEnv::new();
