@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::apply::{self, Outcome};
+use crate::apply::{self, Action, Outcome};
 use crate::cli::{ApplyArgs, Cli, Command, EnvArgs, ExecArgs, GcArgs, NewArgs, RemoveArgs};
 use crate::context::{self, Context};
+use crate::migrations::{Applied, Migration};
 use crate::output::{self, Progress, Verbosity};
+use crate::prebuild::{Ahead, Prebuilt};
 use crate::registry::Registry;
 use crate::repo::{self, Checkout};
 use crate::template;
@@ -137,20 +139,25 @@ fn new(cwd: &Path, args: NewArgs, progress: &Progress, json: bool) -> Result<Exi
         }
     };
     let path = crate::fsutil::normalize(&path);
-    {
+    let start = args.from.as_deref().unwrap_or("HEAD");
+    let ahead = Ahead::start(&main.main, &main.common_dir, &settings, start);
+    let added = {
         // git does not serialise concurrent `worktree add`s fully: one can
         // read another's half-written admin dir and fail ("failed to read
         // .git/worktrees/…/commondir"). Many agents at once take turns here.
         let _turn = Registry::new(&main.common_dir).lock()?;
-        repo::worktree_add(&main.main, &args.name, &path, args.from.as_deref())?;
-    }
+        repo::worktree_add(&main.main, &args.name, &path, args.from.as_deref())
+    };
+    // Joined before any error returns, so an unused database is deleted.
+    let prebuilt = ahead.finish();
+    added?;
     progress.step(&format!(
         "worktree  {} on new branch {}",
         path.display(),
         args.name
     ));
     let mut attempt = Attempt::default();
-    match build_new(&path, &args.name, progress, &mut attempt) {
+    match build_new(&path, &args.name, prebuilt, progress, &mut attempt) {
         Ok(outcome) => {
             output::emit(&render::NewReport(outcome), json);
             Ok(Exit::Clean)
@@ -183,6 +190,7 @@ struct Attempt {
 fn build_new(
     path: &Path,
     name: &str,
+    prebuilt: Option<Prebuilt>,
     progress: &Progress,
     attempt: &mut Attempt,
 ) -> Result<Outcome, BoxError> {
@@ -194,7 +202,34 @@ fn build_new(
         .ctx
         .insert(Context::reserve(checkout, Some(name), false)?);
     attempt.new_database = !ctx.database()?.exists()?;
-    apply::apply(ctx, false, progress)
+    let made = match prebuilt {
+        Some(prebuilt) if attempt.new_database => adopt(ctx, prebuilt, progress)?,
+        _ => Vec::new(),
+    };
+    let mut outcome = apply::apply(ctx, false, progress)?;
+    outcome.actions.splice(0..0, made);
+    Ok(outcome)
+}
+
+/// Moves the database built during the checkout into place if it was built
+/// from exactly the migration files git checked out; returns what that
+/// did, for the report.
+fn adopt(ctx: &Context, prebuilt: Prebuilt, progress: &Progress) -> Result<Vec<Action>, BoxError> {
+    let checked_out: Vec<Applied> = ctx.migrations()?.iter().map(Migration::record).collect();
+    let mut database = ctx.database()?;
+    if checked_out != prebuilt.applied || !database.adopt(prebuilt.file)? {
+        return Ok(Vec::new());
+    }
+    let create = Action::CreateDatabase {
+        name: database.name().to_string(),
+        location: database.location(),
+    };
+    progress.step(&create.to_string());
+    let names: Vec<String> = prebuilt.applied.into_iter().map(|a| a.name).collect();
+    for name in &names {
+        progress.step(&format!("migrate   {name}"));
+    }
+    Ok(vec![create, Action::Migrate { names }])
 }
 
 /// Removes what a failed `new` made, and says what that was.

@@ -22,6 +22,7 @@ mod observe;
 pub mod output;
 mod overrides;
 mod plan;
+mod prebuild;
 mod registry;
 mod remove;
 mod render;

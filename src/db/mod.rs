@@ -16,7 +16,7 @@ use crate::migrations::{Applied, Migration};
 
 pub use command::CommandDb;
 pub use postgres::Postgres;
-pub use sqlite::Sqlite;
+pub use sqlite::{Source, Sqlite, prebuild};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -136,6 +136,13 @@ pub trait Database {
         let _ = known;
         Ok(())
     }
+    /// Moves a database built ahead of time (`sqlite::prebuild`) into place
+    /// as this one, marked; false where this one already exists or the kind
+    /// builds nothing ahead.
+    fn adopt(&mut self, prebuilt: tempfile::TempPath) -> Result<bool, DbError> {
+        drop(prebuilt);
+        Ok(false)
+    }
     /// Drops the database; only ever called on a marked one.
     fn drop_database(&mut self) -> Result<(), DbError>;
 }
@@ -177,8 +184,9 @@ pub fn location(kind: DatabaseKind, name: &str) -> String {
 }
 
 pub fn sqlite_path(common_dir: &Path, name: &str) -> PathBuf {
-    common_dir
-        .join("provision")
-        .join("sqlite")
-        .join(format!("{name}.sqlite"))
+    sqlite_dir(common_dir).join(format!("{name}.sqlite"))
+}
+
+pub fn sqlite_dir(common_dir: &Path) -> PathBuf {
+    common_dir.join("provision").join("sqlite")
 }

@@ -7,9 +7,10 @@
 //! and into `provision_migrations(name, checksum)`, which keeps what
 //! wrangler does not: a checksum of each applied file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use tempfile::TempPath;
 
 use super::{Database, DbError, Ledger, LedgerRow};
 use crate::migrations::{Applied, Migration};
@@ -230,8 +231,8 @@ impl Database for Sqlite {
                 action: "begin".into(),
                 source,
             })?;
-        run_migration(&tx, migration)?;
-        tx.commit().map_err(migration_failed(migration))
+        run_migration(&tx, &migration.name, &migration.checksum, &migration.sql()?)?;
+        tx.commit().map_err(migration_failed(&migration.name))
     }
 
     /// One transaction with a savepoint per migration, synced once: a
@@ -258,12 +259,15 @@ impl Database for Sqlite {
         let mut result = Ok(());
         for migration in pending {
             starting(migration);
-            let savepoint = tx.savepoint().map_err(migration_failed(migration))?;
-            result = run_migration(&savepoint, migration);
+            let savepoint = tx.savepoint().map_err(migration_failed(&migration.name))?;
+            let sql = migration.sql()?;
+            result = run_migration(&savepoint, &migration.name, &migration.checksum, &sql);
             if result.is_err() {
                 break; // dropping the savepoint rolls it back
             }
-            savepoint.commit().map_err(migration_failed(migration))?;
+            savepoint
+                .commit()
+                .map_err(migration_failed(&migration.name))?;
         }
         tx.commit().map_err(fail)?;
         conn.pragma_update(None, "synchronous", "FULL")
@@ -307,6 +311,28 @@ impl Database for Sqlite {
         Ok(())
     }
 
+    fn adopt(&mut self, prebuilt: TempPath) -> Result<bool, DbError> {
+        if self.exists()? {
+            return Ok(false);
+        }
+        {
+            let conn = Connection::open(&prebuilt).map_err(self.fail("adopt"))?;
+            let mark = format!("provision:v1 {}", self.owner);
+            conn.execute(
+                "INSERT INTO provision_meta(key, value) VALUES('mark', ?1)",
+                [mark],
+            )
+            .map_err(self.fail("mark"))?;
+        }
+        fs_err::File::open(&prebuilt)?.sync_all()?;
+        match prebuilt.persist_noclobber(&self.path) {
+            Ok(()) => Ok(true),
+            // Someone else's got there first; theirs stays, this one goes.
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e.error.into()),
+        }
+    }
+
     fn drop_database(&mut self) -> Result<(), DbError> {
         if !self.exists()? {
             return Ok(());
@@ -332,32 +358,63 @@ impl Database for Sqlite {
 
 /// The migration's SQL and its two ledger rows, inside the caller's
 /// transaction or savepoint.
-fn run_migration(conn: &Connection, migration: &Migration) -> Result<(), DbError> {
-    let sql = migration.sql()?;
-    let failed = migration_failed(migration);
+fn run_migration(conn: &Connection, name: &str, checksum: &str, sql: &str) -> Result<(), DbError> {
+    let failed = migration_failed(name);
     conn.execute_batch(SCHEMA).map_err(&failed)?;
-    conn.execute_batch(&sql).map_err(&failed)?;
-    conn.execute(
-        "INSERT INTO d1_migrations(name) VALUES(?1)",
-        [&migration.name],
-    )
-    .map_err(&failed)?;
+    conn.execute_batch(sql).map_err(&failed)?;
+    conn.execute("INSERT INTO d1_migrations(name) VALUES(?1)", [name])
+        .map_err(&failed)?;
     conn.execute(
         "INSERT INTO provision_migrations(name, checksum) VALUES(?1, ?2)",
-        params![migration.name, migration.checksum],
+        params![name, checksum],
     )
     .map_err(&failed)?;
     Ok(())
 }
 
-fn migration_failed(migration: &Migration) -> impl Fn(rusqlite::Error) -> DbError + '_ {
+fn migration_failed(name: &str) -> impl Fn(rusqlite::Error) -> DbError + '_ {
     // SQLite quotes the failing SQL, newlines and all; errors are one line.
     move |e| DbError::Migration {
-        file: migration.name.clone(),
+        file: name.to_string(),
         message: e
             .to_string()
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" "),
     }
+}
+
+/// A migration read from git's objects rather than from a checkout.
+pub struct Source {
+    pub name: String,
+    pub checksum: String,
+    pub sql: String,
+}
+
+/// Builds a database from `migrations` under a temporary name in `dir`,
+/// unmarked and unsynced: `Database::adopt` marks it, syncs it and moves it
+/// into place, and dropping it unadopted deletes it.
+pub fn prebuild(dir: &Path, migrations: &[Source]) -> Result<TempPath, DbError> {
+    fs_err::create_dir_all(dir)?;
+    let file = tempfile::Builder::new()
+        .prefix(".provision-")
+        .suffix(".sqlite")
+        .tempfile_in(dir)?
+        .into_temp_path();
+    let fail = |source| DbError::Sqlite {
+        name: file.display().to_string(),
+        action: "build ahead".into(),
+        source,
+    };
+    let mut conn = Connection::open(&file).map_err(fail)?;
+    conn.pragma_update(None, "synchronous", "OFF")
+        .map_err(fail)?;
+    let tx = conn.transaction().map_err(fail)?;
+    for m in migrations {
+        run_migration(&tx, &m.name, &m.checksum, &m.sql)?;
+    }
+    tx.execute_batch(SCHEMA).map_err(fail)?;
+    tx.commit().map_err(fail)?;
+    drop(conn);
+    Ok(file)
 }

@@ -339,17 +339,66 @@ fn a_failing_migration_leaves_nothing_half_made() {
     );
     assert!(!env.path("worktree-feature").exists());
     assert_eq!(env.git(&main, &["branch", "--list", "feature"]), "");
-    assert!(
-        !main
-            .join(".git/provision/sqlite/app_feature.sqlite")
-            .exists()
-    );
+    // Nothing under the databases' folder either: not the database built
+    // during the checkout, not a temporary file.
+    let left: Vec<_> = fs_err::read_dir(main.join(".git/provision/sqlite"))
+        .map(|dir| dir.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
     assert_eq!(
         fs_err::read_dir(main.join(".git/provision/sandboxes"))
             .unwrap()
             .count(),
         0
     );
+}
+
+/// `new` builds the database from git's objects while git checks out, and
+/// keeps it only if the files git wrote are the same migrations: a
+/// post-checkout hook that changes one makes it build from the files.
+#[test]
+fn the_database_follows_the_checked_out_migrations() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    let hook = main.join(".git/hooks/post-checkout");
+    write(
+        &hook,
+        "#!/bin/sh\necho 'CREATE TABLE from_hook (x);' >> migrations/0002_create_posts.sql\n",
+    );
+    use std::os::unix::fs::PermissionsExt;
+    fs_err::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let run = env.provision(&main, &["--json", "new", "hooked"]).expect(0);
+    let db = sqlite(&main, "app_hooked");
+    let tables: i64 = db
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'from_hook'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 1, "{}", run.stdout);
+    env.provision(&env.path("worktree-hooked"), &["verify"])
+        .expect(0);
+
+    // Without the hook, the database built during the checkout is the one
+    // kept, and the report says it was made first.
+    fs_err::remove_file(&hook).unwrap();
+    let run = env.provision(&main, &["--json", "new", "plain"]).expect(0);
+    let actions: Vec<String> = run.json()["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(actions[..2], ["create-database", "migrate"], "{actions:?}");
+    env.provision(&env.path("worktree-plain"), &["verify"])
+        .expect(0);
+    let left: Vec<_> = fs_err::read_dir(main.join(".git/provision/sqlite"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
 }
 
 /// In a sandbox that already has its database, a migration that fails

@@ -1,0 +1,92 @@
+//! `new` builds the SQLite database while git writes the checkout: the
+//! database does not need the files, only the migrations, and those are in
+//! git's objects at the commit the branch starts from. The database is
+//! moved into place only if the migration files git then checked out are
+//! exactly the ones it was built from; otherwise it is thrown away and
+//! `apply` builds one as it always does.
+
+use std::path::Path;
+use std::thread::JoinHandle;
+
+use git2::{ObjectType, Repository};
+use tempfile::TempPath;
+
+use crate::BoxError;
+use crate::config::{DatabaseKind, Settings};
+use crate::db::{self, Source};
+use crate::hash;
+use crate::migrations::Applied;
+
+/// A database built ahead of its worktree, and what it has applied.
+pub struct Prebuilt {
+    pub file: TempPath,
+    pub applied: Vec<Applied>,
+}
+
+/// Starts building on another thread; `None` for kinds that are not built
+/// ahead. Any failure on the way only means nothing is built ahead.
+pub struct Ahead(Option<JoinHandle<Option<Prebuilt>>>);
+
+impl Ahead {
+    pub fn start(main: &Path, common_dir: &Path, settings: &Settings, rev: &str) -> Self {
+        if settings.database.kind != DatabaseKind::Sqlite {
+            return Ahead(None);
+        }
+        let main = main.to_path_buf();
+        // Beside the databases, so that adopting it is a rename.
+        let dir = db::sqlite_dir(common_dir);
+        let folder = settings.database.migrations.clone();
+        let rev = rev.to_string();
+        Ahead(Some(std::thread::spawn(move || {
+            build(&main, &dir, &folder, &rev).ok()
+        })))
+    }
+
+    /// Waits for the build; dropping the result unadopted deletes its file.
+    pub fn finish(self) -> Option<Prebuilt> {
+        self.0.and_then(|handle| handle.join().ok().flatten())
+    }
+}
+
+fn build(main: &Path, dir: &Path, folder: &str, rev: &str) -> Result<Prebuilt, BoxError> {
+    let migrations = read_migrations(main, folder, rev)?;
+    let file = db::prebuild(dir, &migrations)?;
+    let applied = migrations
+        .into_iter()
+        .map(|m| Applied {
+            name: m.name,
+            checksum: m.checksum,
+        })
+        .collect();
+    Ok(Prebuilt { file, applied })
+}
+
+/// The `*.sql` files directly in `folder` at `rev`, by name, as
+/// `migrations::scan` would find them in a checkout of it.
+fn read_migrations(main: &Path, folder: &str, rev: &str) -> Result<Vec<Source>, BoxError> {
+    let repo = Repository::open(main)?;
+    let tree = repo.revparse_single(rev)?.peel_to_tree()?;
+    let folder = match tree.get_path(Path::new(folder)) {
+        Ok(entry) => entry.to_object(&repo)?.peel_to_tree()?,
+        Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = Vec::new();
+    for entry in folder.iter() {
+        let Some(name) = entry.name().ok().filter(|n| n.ends_with(".sql")) else {
+            continue;
+        };
+        // A checkout writes blobs as files; links and folders are not scanned.
+        if entry.kind() != Some(ObjectType::Blob) || entry.filemode() == 0o120000 {
+            continue;
+        }
+        let blob = entry.to_object(&repo)?.peel_to_blob()?;
+        out.push(Source {
+            name: name.to_string(),
+            checksum: hash::of_text(blob.content()),
+            sql: String::from_utf8(blob.content().to_vec())?,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
