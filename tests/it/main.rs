@@ -5,6 +5,7 @@ mod pg_server;
 mod support;
 
 mod command;
+mod crash;
 mod ecosystem;
 mod lifecycle;
 mod links;
