@@ -14,3 +14,4 @@ mod recipe;
 mod sandbox;
 mod setup;
 mod snapshots;
+mod stress;
