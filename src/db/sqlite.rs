@@ -110,6 +110,32 @@ impl Sqlite {
     }
 }
 
+/// SQLite's message for a failed migration on one line: a syntax error
+/// carries the rest of the file, so it is named by its line instead.
+fn one_line(sql: &str, err: rusqlite::Error) -> String {
+    match err {
+        rusqlite::Error::SqlInputError {
+            msg,
+            sql: rest,
+            offset,
+            ..
+        } if sql.ends_with(&rest) => {
+            let at = sql.len() - rest.len() + usize::try_from(offset).unwrap_or(0);
+            let line = sql.as_bytes()[..at.min(sql.len())]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1;
+            format!("line {line}: {msg}")
+        }
+        other => other
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
 impl Database for Sqlite {
     fn kind(&self) -> &'static str {
         "sqlite"
@@ -226,7 +252,7 @@ impl Database for Sqlite {
         let conn = self.conn()?;
         let failed = |e: rusqlite::Error| DbError::Migration {
             file: migration.name.clone(),
-            message: e.to_string(),
+            message: one_line(&sql, e),
         };
         let tx = conn.transaction().map_err(|source| DbError::Sqlite {
             name,

@@ -7,6 +7,7 @@ mod support;
 mod command;
 mod crash;
 mod ecosystem;
+mod hostile;
 mod lifecycle;
 mod links;
 mod postgres;
