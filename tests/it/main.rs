@@ -11,6 +11,7 @@ mod hostile;
 mod lifecycle;
 mod links;
 mod postgres;
+mod properties;
 mod recipe;
 mod sandbox;
 mod setup;
