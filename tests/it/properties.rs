@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use proptest::prelude::*;
-use provision::lock::{self, DatabaseLock, EnvLock, Link, LinkKind, Sandbox};
+use provision::lock::{self, DatabaseLock, EnvLock, Hook, Link, LinkKind, LinkMode, Sandbox};
 use provision::migrations::Applied;
 use provision::{config, include, slug, template};
 use serde_json::Value;
@@ -30,8 +30,18 @@ fn sandbox() -> impl Strategy<Value = Sandbox> {
             Just(LinkKind::Dir),
             Just(LinkKind::Absent)
         ],
+        prop_oneof![
+            Just(LinkMode::Symlink),
+            Just(LinkMode::Copy),
+            Just(LinkMode::Reflink)
+        ],
     )
-        .prop_map(|(path, target, kind)| Link { path, target, kind });
+        .prop_map(|(path, target, kind, mode)| Link {
+            path,
+            target,
+            kind,
+            mode,
+        });
     let env = proptest::option::of(
         (
             text(),
@@ -61,6 +71,7 @@ fn sandbox() -> impl Strategy<Value = Sandbox> {
             migrations,
             chain,
         });
+    let hook = (text(), any::<bool>()).prop_map(|(run, completed)| Hook { run, completed });
     (
         text(),
         hash(),
@@ -68,16 +79,20 @@ fn sandbox() -> impl Strategy<Value = Sandbox> {
         env,
         database,
         any::<u16>(),
+        proptest::collection::vec(hook, 0..3),
     )
-        .prop_map(|(worktree, recipe, links, env, database, port)| Sandbox {
-            version: lock::VERSION,
-            worktree,
-            recipe,
-            links,
-            env,
-            database,
-            port,
-        })
+        .prop_map(
+            |(worktree, recipe, links, env, database, port, setup)| Sandbox {
+                version: lock::VERSION,
+                worktree,
+                recipe,
+                links,
+                env,
+                database,
+                port,
+                setup,
+            },
+        )
 }
 
 /// `value` as JSON text with every object's keys in reverse order and `gap`
