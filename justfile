@@ -26,3 +26,14 @@ bench *ARGS:
 # What CI runs on a fresh machine.
 ci:
     .ci/run
+
+# Each fuzz target in fuzz/ for SECONDS (cargo-fuzz on stable via RUSTC_BOOTSTRAP).
+fuzz SECONDS="120":
+    #!/usr/bin/env sh
+    set -eu
+    cd fuzz
+    for target in $(RUSTC_BOOTSTRAP=1 cargo fuzz list); do
+        echo "== $target"
+        RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" -- -max_total_time={{SECONDS}} -max_len=4096 2>&1 | grep -E "^(#[0-9]+.*DONE|Done [0-9]+ runs|==[0-9]+== ERROR|SUMMARY)" || true
+        test ! -d "artifacts/$target" || test -z "$(ls "artifacts/$target")" || { echo "crash: fuzz/artifacts/$target"; exit 1; }
+    done

@@ -39,6 +39,14 @@ pub enum ApplyError {
         wanted: &'static str,
     },
     #[error(
+        "{path} cannot be linked: {parent} in this worktree is a {what}; provision will not write through or replace it"
+    )]
+    Blocked {
+        path: String,
+        parent: String,
+        what: &'static str,
+    },
+    #[error(
         "{file} exists and was not written by provision; provision will not overwrite it: move it away or set `[env] file` in provision.toml"
     )]
     ForeignEnvFile { file: String },
@@ -161,8 +169,13 @@ pub fn apply(ctx: &Context, dry_run: bool, progress: &Progress) -> Result<Outcom
     };
     let migrations = ctx.migrations()?;
     let plan = ctx.plan(&migrations)?;
-    // A lock that fails its own hash was edited: nothing in it is trusted.
-    let previous = lock::read(root).ok().flatten().filter(|read| read.hash_ok);
+    // A lock that fails its own hash was edited, one that does not parse is
+    // broken: nothing in either is trusted, and the new lock replaces it. A
+    // newer provision's lock is kept: this one cannot know what it records.
+    let previous = match lock::read(root) {
+        Err(err @ lock::LockError::Newer(_)) => return Err(err.into()),
+        read => read.ok().flatten().filter(|read| read.hash_ok),
+    };
     let mut database = ctx.database()?;
     let desired = &plan.sandbox;
     for note in &plan.notes {
@@ -257,6 +270,7 @@ fn link_actions(
         })
     };
     for link in desired.links.iter().filter(|l| l.kind != LinkKind::Absent) {
+        blocked_parent(root, &link.path)?;
         let observed = observe::observe_link(link, root, main);
         let what = || {
             if root.join(&link.path).is_dir() {
@@ -321,6 +335,28 @@ fn link_actions(
                 path: old.path.clone(),
             });
         }
+    }
+    Ok(())
+}
+
+/// Refuses a link whose folder in the worktree is a file (tracked on this
+/// branch) or a symlink, which would carry the link out of the worktree.
+fn blocked_parent(root: &Path, path: &str) -> Result<(), ApplyError> {
+    let mut at = root.to_path_buf();
+    let parts: Vec<&str> = path.split('/').collect();
+    for (depth, part) in parts.iter().enumerate().take(parts.len() - 1) {
+        at.push(part);
+        let what = match fs_err::symlink_metadata(&at) {
+            Ok(meta) if meta.file_type().is_symlink() => "symlink",
+            Ok(meta) if !meta.is_dir() => "file",
+            Ok(_) => continue,
+            Err(_) => return Ok(()),
+        };
+        return Err(ApplyError::Blocked {
+            path: path.to_string(),
+            parent: parts[..=depth].join("/"),
+            what,
+        });
     }
     Ok(())
 }

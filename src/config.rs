@@ -173,20 +173,20 @@ struct RawSetup {
 }
 
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table")]
 struct RawWorktree {
     path: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table")]
 struct RawEnv {
     file: Option<Spanned<String>>,
     vars: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
 }
 
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table")]
 struct RawDatabase {
     kind: Option<Spanned<String>>,
     name: Option<Spanned<String>>,
@@ -200,7 +200,7 @@ struct RawDatabase {
 }
 
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table")]
 struct RawPorts {
     range: Option<Spanned<String>>,
 }

@@ -4,11 +4,16 @@ use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 
 /// Writes `contents` to `path` so that a reader sees the old file or the new
-/// one, never half of either: a temp file in the same directory, then rename.
-/// A replaced file keeps its permissions; a new one gets `0644`.
+/// one, never half of either: a temp file in the same directory, fsynced,
+/// then renamed over `path`, then the directory fsynced so the rename itself
+/// survives a power loss. A replaced file keeps its permissions; a new one
+/// gets `0644`.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
     fs_err::create_dir_all(dir)?;
     let permissions = match fs_err::metadata(path) {
         Ok(meta) if meta.is_file() => meta.permissions(),
@@ -22,7 +27,7 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     tmp.write_all(contents)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| annotate(e.error, path))?;
-    Ok(())
+    fs_err::File::open(dir)?.sync_all()
 }
 
 fn annotate(err: std::io::Error, path: &Path) -> std::io::Error {

@@ -221,6 +221,11 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
             }),
         }
     }
+    if !dry_run {
+        // Provision's own temporary files, named as such and unlocked:
+        // a killed `new` was building these ahead of its worktree.
+        crate::db::sweep_abandoned(&crate::db::sqlite_dir(&main.common_dir))?;
+    }
     Ok(report)
 }
 

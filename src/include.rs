@@ -19,6 +19,14 @@ pub enum IncludeError {
         entry: String,
         why: &'static str,
     },
+    #[error(
+        "{FILE_NAME}:{line}: `{entry}` goes through `{folder}`, a symlink in the main checkout; list `{folder}` itself to link the whole folder"
+    )]
+    ThroughLink {
+        line: usize,
+        entry: String,
+        folder: String,
+    },
     #[error("{FILE_NAME}:{line}: `{entry}` is not a valid pattern")]
     Pattern {
         line: usize,
@@ -114,6 +122,17 @@ pub fn parse(text: &str, main: &Path) -> Result<Vec<Entry>, IncludeError> {
                 return refuse("is an absolute path outside the repository");
             }
         }
+        // A link inside a linked folder would reach wherever that folder
+        // points, outside the repository as likely as not.
+        if entry.is_literal()
+            && let Some(folder) = linked_ancestor(main, entry.literal_path())
+        {
+            return Err(IncludeError::ThroughLink {
+                line,
+                entry: entry.text,
+                folder,
+            });
+        }
         entries.push(entry);
     }
     Ok(entries)
@@ -175,6 +194,25 @@ pub fn resolve(
         .present
         .retain(|(path, _)| !dirs.iter().any(|d| path.starts_with(d.as_str())));
     Ok(resolved)
+}
+
+/// The first folder on `path`'s way (not `path` itself) that is a symlink
+/// in the main checkout.
+fn linked_ancestor(main: &Path, path: &str) -> Option<String> {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    let mut folder = String::new();
+    for part in parts.split_last()?.1 {
+        if !folder.is_empty() {
+            folder.push('/');
+        }
+        folder.push_str(part);
+        match fs_err::symlink_metadata(main.join(&folder)) {
+            Ok(meta) if meta.file_type().is_symlink() => return Some(folder),
+            Ok(meta) if meta.is_dir() => {}
+            _ => return None,
+        }
+    }
+    None
 }
 
 fn build_matcher(entries: &[Entry], main: &Path) -> Result<Gitignore, IncludeError> {

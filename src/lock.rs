@@ -30,6 +30,10 @@ pub enum LockError {
     Read(#[source] std::io::Error),
     #[error("{FILE_NAME} is not a valid lock: {0}")]
     Parse(String),
+    #[error(
+        "{FILE_NAME} is from a newer provision (lock version {0}; this one reads version {VERSION}): upgrade provision, or delete the lock to rebuild the sandbox with this one"
+    )]
+    Newer(u64),
 }
 
 /// Everything one worktree's sandbox consists of.
@@ -188,6 +192,13 @@ pub fn parse(text: &str) -> Result<Read, LockError> {
     let object = value
         .as_object_mut()
         .ok_or_else(|| LockError::Parse("not a JSON object".into()))?;
+    // A newer provision may add fields: say which version it is before
+    // the fields are checked.
+    if let Some(version) = object.get("version").and_then(Value::as_u64)
+        && version > u64::from(VERSION)
+    {
+        return Err(LockError::Newer(version));
+    }
     let recorded_hash = match object.remove("hash") {
         Some(Value::String(h)) => h,
         _ => return Err(LockError::Parse("no \"hash\" field".into())),

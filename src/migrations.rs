@@ -48,10 +48,21 @@ pub fn scan(dir: &Path) -> std::io::Result<Vec<Migration>> {
     let mut out = Vec::new();
     for entry in entries {
         let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.ends_with(".sql") || !entry.file_type()?.is_file() {
+        if !entry.file_name().as_encoded_bytes().ends_with(b".sql") || !entry.file_type()?.is_file()
+        {
             continue;
         }
+        // The ledger records names as text: two names that are not UTF-8
+        // could come out as the same text, and one pass for the other.
+        let Ok(name) = entry.file_name().into_string() else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{}: a migration's file name must be UTF-8",
+                    entry.path().display()
+                ),
+            ));
+        };
         let path = entry.path();
         let checksum = hash::of_text(&fs_err::read(&path)?);
         out.push(Migration {

@@ -9,17 +9,16 @@ use std::path::Path;
 use std::thread::JoinHandle;
 
 use git2::{ObjectType, Repository};
-use tempfile::TempPath;
 
 use crate::BoxError;
 use crate::config::{DatabaseKind, Settings};
-use crate::db::{self, Source};
+use crate::db::{self, BuiltAhead, Source};
 use crate::hash;
 use crate::migrations::Applied;
 
 /// A database built ahead of its worktree, and what it has applied.
 pub struct Prebuilt {
-    pub file: TempPath,
+    pub file: BuiltAhead,
     pub applied: Vec<Applied>,
 }
 
@@ -49,6 +48,8 @@ impl Ahead {
 }
 
 fn build(main: &Path, dir: &Path, folder: &str, rev: &str) -> Result<Prebuilt, BoxError> {
+    // What a killed `new` left here goes first; this one's is locked.
+    db::sweep_abandoned(dir)?;
     let migrations = read_migrations(main, folder, rev)?;
     let file = db::prebuild(dir, &migrations)?;
     let applied = migrations

@@ -16,7 +16,7 @@ use crate::migrations::{Applied, Migration};
 
 pub use command::CommandDb;
 pub use postgres::Postgres;
-pub use sqlite::{Source, Sqlite, prebuild};
+pub use sqlite::{BuiltAhead, Source, Sqlite, prebuild, sweep_abandoned};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -139,8 +139,8 @@ pub trait Database {
     /// Moves a database built ahead of time (`sqlite::prebuild`) into place
     /// as this one, marked; false where this one already exists or the kind
     /// builds nothing ahead.
-    fn adopt(&mut self, prebuilt: tempfile::TempPath) -> Result<bool, DbError> {
-        drop(prebuilt);
+    fn adopt(&mut self, built: BuiltAhead) -> Result<bool, DbError> {
+        drop(built);
         Ok(false)
     }
     /// Drops the database; only ever called on a marked one.

@@ -111,6 +111,32 @@ impl Sqlite {
     }
 }
 
+/// SQLite's message for a failed migration on one line: a syntax error
+/// carries the rest of the file, so it is named by its line instead.
+fn one_line(sql: &str, err: rusqlite::Error) -> String {
+    match err {
+        rusqlite::Error::SqlInputError {
+            msg,
+            sql: rest,
+            offset,
+            ..
+        } if sql.ends_with(&rest) => {
+            let at = sql.len() - rest.len() + usize::try_from(offset).unwrap_or(0);
+            let line = sql.as_bytes()[..at.min(sql.len())]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1;
+            format!("line {line}: {msg}")
+        }
+        other => other
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
 impl Database for Sqlite {
     fn kind(&self) -> &'static str {
         "sqlite"
@@ -232,7 +258,7 @@ impl Database for Sqlite {
                 source,
             })?;
         run_migration(&tx, &migration.name, &migration.checksum, &migration.sql()?)?;
-        tx.commit().map_err(migration_failed(&migration.name))
+        tx.commit().map_err(migration_failed(&migration.name, ""))
     }
 
     /// One transaction with a savepoint per migration, synced once: a
@@ -259,7 +285,9 @@ impl Database for Sqlite {
         let mut result = Ok(());
         for migration in pending {
             starting(migration);
-            let savepoint = tx.savepoint().map_err(migration_failed(&migration.name))?;
+            let savepoint = tx
+                .savepoint()
+                .map_err(migration_failed(&migration.name, ""))?;
             let sql = migration.sql()?;
             result = run_migration(&savepoint, &migration.name, &migration.checksum, &sql);
             if result.is_err() {
@@ -267,7 +295,7 @@ impl Database for Sqlite {
             }
             savepoint
                 .commit()
-                .map_err(migration_failed(&migration.name))?;
+                .map_err(migration_failed(&migration.name, ""))?;
         }
         tx.commit().map_err(fail)?;
         conn.pragma_update(None, "synchronous", "FULL")
@@ -311,12 +339,12 @@ impl Database for Sqlite {
         Ok(())
     }
 
-    fn adopt(&mut self, prebuilt: TempPath) -> Result<bool, DbError> {
+    fn adopt(&mut self, built: BuiltAhead) -> Result<bool, DbError> {
         if self.exists()? {
             return Ok(false);
         }
         {
-            let conn = Connection::open(&prebuilt).map_err(self.fail("adopt"))?;
+            let conn = Connection::open(&built.path).map_err(self.fail("adopt"))?;
             let mark = format!("provision:v1 {}", self.owner);
             conn.execute(
                 "INSERT INTO provision_meta(key, value) VALUES('mark', ?1)",
@@ -324,8 +352,9 @@ impl Database for Sqlite {
             )
             .map_err(self.fail("mark"))?;
         }
-        fs_err::File::open(&prebuilt)?.sync_all()?;
-        match prebuilt.persist_noclobber(&self.path) {
+        fs_err::File::open(&built.path)?.sync_all()?;
+        // Moved while still locked: a sweep never sees it unlocked.
+        match built.path.persist_noclobber(&self.path) {
             Ok(()) => Ok(true),
             // Someone else's got there first; theirs stays, this one goes.
             Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
@@ -359,7 +388,7 @@ impl Database for Sqlite {
 /// The migration's SQL and its two ledger rows, inside the caller's
 /// transaction or savepoint.
 fn run_migration(conn: &Connection, name: &str, checksum: &str, sql: &str) -> Result<(), DbError> {
-    let failed = migration_failed(name);
+    let failed = migration_failed(name, sql);
     conn.execute_batch(SCHEMA).map_err(&failed)?;
     conn.execute_batch(sql).map_err(&failed)?;
     conn.execute("INSERT INTO d1_migrations(name) VALUES(?1)", [name])
@@ -372,15 +401,10 @@ fn run_migration(conn: &Connection, name: &str, checksum: &str, sql: &str) -> Re
     Ok(())
 }
 
-fn migration_failed(name: &str) -> impl Fn(rusqlite::Error) -> DbError + '_ {
-    // SQLite quotes the failing SQL, newlines and all; errors are one line.
+fn migration_failed<'a>(name: &'a str, sql: &'a str) -> impl Fn(rusqlite::Error) -> DbError + 'a {
     move |e| DbError::Migration {
         file: name.to_string(),
-        message: e
-            .to_string()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" "),
+        message: one_line(sql, e),
     }
 }
 
@@ -391,22 +415,39 @@ pub struct Source {
     pub sql: String,
 }
 
-/// Builds a database from `migrations` under a temporary name in `dir`,
-/// unmarked and unsynced: `Database::adopt` marks it, syncs it and moves it
-/// into place, and dropping it unadopted deletes it.
-pub fn prebuild(dir: &Path, migrations: &[Source]) -> Result<TempPath, DbError> {
+/// How the files of databases built ahead start: `sweep_abandoned` looks
+/// for nothing else.
+const AHEAD: &str = ".provision-ahead-";
+
+/// A database built ahead under a temporary name beside the databases. Its
+/// builder holds a lock on it while it lives, which tells a sweep a live one
+/// from one a killed `new` left; dropping it unadopted deletes it.
+pub struct BuiltAhead {
+    path: TempPath,
+    _held: std::fs::File,
+}
+
+/// Builds a database from `migrations` in `dir`, unmarked and unsynced:
+/// `Database::adopt` marks it, syncs it and moves it into place.
+pub fn prebuild(dir: &Path, migrations: &[Source]) -> Result<BuiltAhead, DbError> {
+    use std::os::unix::fs::MetadataExt;
     fs_err::create_dir_all(dir)?;
-    let file = tempfile::Builder::new()
-        .prefix(".provision-")
+    let (held, path) = tempfile::Builder::new()
+        .prefix(AHEAD)
         .suffix(".sqlite")
         .tempfile_in(dir)?
-        .into_temp_path();
+        .into_parts();
+    held.lock()?;
+    // A sweep may have taken the file between its creation and the lock.
+    if fs_err::metadata(&path)?.ino() != held.metadata()?.ino() {
+        return Err(std::io::Error::other("a sweep took the file being built").into());
+    }
     let fail = |source| DbError::Sqlite {
-        name: file.display().to_string(),
+        name: path.display().to_string(),
         action: "build ahead".into(),
         source,
     };
-    let mut conn = Connection::open(&file).map_err(fail)?;
+    let mut conn = Connection::open(&path).map_err(fail)?;
     conn.pragma_update(None, "synchronous", "OFF")
         .map_err(fail)?;
     let tx = conn.transaction().map_err(fail)?;
@@ -416,5 +457,37 @@ pub fn prebuild(dir: &Path, migrations: &[Source]) -> Result<TempPath, DbError> 
     tx.execute_batch(SCHEMA).map_err(fail)?;
     tx.commit().map_err(fail)?;
     drop(conn);
-    Ok(file)
+    Ok(BuiltAhead { path, _held: held })
+}
+
+/// Deletes the databases that a killed `new` was building ahead in `dir`:
+/// those whose lock nobody holds. Returns how many.
+pub fn sweep_abandoned(dir: &Path) -> std::io::Result<usize> {
+    let entries = match fs_err::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut swept = 0;
+    for entry in entries {
+        let path = entry?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if !(name.starts_with(AHEAD) && name.ends_with(".sqlite")) {
+            continue;
+        }
+        let file = fs_err::File::open(&path)?;
+        match file.file().try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => continue,
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+        for suffix in ["", "-journal", "-wal", "-shm"] {
+            match fs_err::remove_file(format!("{}{suffix}", path.display())) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        swept += 1;
+    }
+    Ok(swept)
 }

@@ -5,11 +5,15 @@ mod pg_server;
 mod support;
 
 mod command;
+mod crash;
 mod ecosystem;
+mod hostile;
 mod lifecycle;
 mod links;
 mod postgres;
+mod properties;
 mod recipe;
 mod sandbox;
 mod setup;
 mod snapshots;
+mod stress;

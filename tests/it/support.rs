@@ -106,6 +106,20 @@ impl TestEnv {
         )
     }
 
+    /// `provision` started in the background, in a process group of its own
+    /// so that [`kill_group`] takes down its children (a command kind's
+    /// shell) with it, as killing an agent's session does.
+    pub fn provision_spawn(&self, cwd: &Path, args: &[&str]) -> std::process::Child {
+        use std::os::unix::process::CommandExt;
+        self.command(env!("CARGO_BIN_EXE_provision"), cwd)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("provision starts")
+    }
+
     /// The fixture app as a fresh repository at `rel`: tracked code and
     /// migrations committed, `.env`, `.dev.vars`, `.npmrc` and
     /// `node_modules` present but untracked (the fixture's .gitignore).
@@ -186,6 +200,16 @@ impl TestEnv {
         self.git(root, &["add", "-A"]);
         self.git(root, &["commit", "-q", "-m", message]);
     }
+}
+
+/// `kill -9` to every process of `child`'s group, then reaps `child`.
+pub fn kill_group(child: &mut std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -9 failed");
+    child.wait().unwrap();
 }
 
 pub fn copy_dir(from: &Path, to: &Path) {

@@ -1,0 +1,269 @@
+//! `kill -9` in the middle of `new`, `apply`, `remove` and `gc`: whatever
+//! the kill leaves, `apply` finishes the sandbox or `remove`/`gc` takes it
+//! away completely, and a lock never claims a migration that did not commit.
+//! Each kill lands at a point the test observes (a database file growing
+//! mid-migration, a drop command's marker), never after a blind sleep.
+
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use crate::support::{TestEnv, kill_group, read, sqlite, write};
+
+/// Millions of rows in one transaction: seconds of work, and the database
+/// file outgrows SQLite's page cache (so it grows on disk) long before commit.
+const SLOW: &str = "CREATE TABLE big(x INTEGER);\n\
+    WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000)\n\
+    INSERT INTO big SELECT x FROM c;\n";
+const SLOW_NAME: &str = "0003_big.sql";
+
+/// Waits until `ready` holds while `child` runs; panics if it ends first.
+fn wait_for(child: &mut Child, what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("provision ended ({status}) before {what}");
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn db_path(main: &Path, db: &str) -> PathBuf {
+    sqlite_dir(main).join(format!("{db}.sqlite"))
+}
+
+/// Kills `child` while the slow migration is writing `db`, or the file
+/// `new` builds it in ahead of the worktree: the file has grown past
+/// anything the fixture's own migrations make, and the hot journal left
+/// behind shows the transaction never committed. Returns that file.
+fn kill_mid_migration(child: Child, main: &Path, db: &str) -> PathBuf {
+    kill_mid_migration_once(child, main, db, || true)
+}
+
+/// As `kill_mid_migration`, for `new`: the kill waits until git has added
+/// the worktree too (git drops its `initializing` lock last), so that it
+/// lands in provision's work, not in git's checkout.
+fn kill_new_mid_migration(child: Child, main: &Path, name: &str) -> PathBuf {
+    let admin = main.join(format!(".git/worktrees/worktree-{name}"));
+    kill_mid_migration_once(child, main, &format!("app_{name}"), || {
+        admin.join("gitdir").is_file() && !admin.join("locked").exists()
+    })
+}
+
+fn kill_mid_migration_once(
+    mut child: Child,
+    main: &Path,
+    db: &str,
+    mut also: impl FnMut() -> bool,
+) -> PathBuf {
+    let growing = || {
+        fs_err::read_dir(sqlite_dir(main)).ok()?.find_map(|entry| {
+            let path = entry.ok()?.path();
+            let name = path.file_name()?.to_str()?;
+            let ours = name == format!("{db}.sqlite")
+                || (name.starts_with(".provision-ahead-") && name.ends_with(".sqlite"));
+            (ours && fs_err::metadata(&path).ok()?.len() > 1 << 20).then_some(path)
+        })
+    };
+    wait_for(&mut child, "the slow migration got going", || {
+        growing().is_some() && also()
+    });
+    kill_group(&mut child);
+    let file = growing().expect("still there after the kill");
+    let journal = PathBuf::from(format!("{}-journal", file.display()));
+    assert!(journal.is_file(), "the kill did not land mid-transaction");
+    file
+}
+
+fn sqlite_dir(main: &Path) -> PathBuf {
+    main.join(".git/provision/sqlite")
+}
+
+/// Files a killed `new` left while building a database ahead.
+fn abandoned(main: &Path) -> Vec<String> {
+    fs_err::read_dir(sqlite_dir(main))
+        .map(|dir| {
+            dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".provision-ahead-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn ledger(main: &Path, db: &str) -> Vec<String> {
+    let conn = sqlite(main, db);
+    let mut stmt = conn
+        .prepare("SELECT name FROM provision_migrations ORDER BY name")
+        .unwrap();
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn record_count(main: &Path) -> usize {
+    fs_err::read_dir(main.join(".git/provision/sandboxes"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+fn slow_app(env: &TestEnv) -> PathBuf {
+    let main = env.fixture_repo("app");
+    write(main.join("migrations").join(SLOW_NAME), SLOW);
+    env.commit_all(&main, "a long migration");
+    main
+}
+
+/// `new` builds the database while git checks out, so a kill mid-migration
+/// lands in the file it builds ahead: the worktree is there, its database
+/// and lock are not.
+#[test]
+fn a_new_killed_mid_migration_is_finished_by_apply() {
+    let env = TestEnv::new();
+    let main = slow_app(&env);
+    let cut = kill_new_mid_migration(env.provision_spawn(&main, &["new", "x"]), &main, "x");
+    assert!(!db_path(&main, "app_x").exists(), "{}", cut.display());
+    let wt = env.path("worktree-x");
+    // The lock comes last: no lock claims what the kill cut short.
+    assert!(!wt.join("provision.lock").exists());
+    env.provision(&wt, &["verify"]).expect(1);
+    // A gc meanwhile keeps the half-made sandbox, as its worktree is live,
+    // and deletes the file the kill left half built.
+    assert_eq!(abandoned(&main).len(), 2, "the file and its journal");
+    let gc = env.provision(&main, &["gc", "--json"]).expect(0).json();
+    assert_eq!(gc["removed"], serde_json::json!([]), "{gc}");
+    assert_eq!(abandoned(&main), Vec::<String>::new());
+
+    env.provision(&wt, &["apply"]).expect(0);
+    env.provision(&wt, &["verify"]).expect(0);
+    let count: i64 = sqlite(&main, "app_x")
+        .query_row("SELECT count(*) FROM big", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(count, 3_000_000);
+    assert!(read(wt.join("provision.lock")).contains(SLOW_NAME));
+}
+
+#[test]
+fn an_apply_killed_mid_migration_keeps_the_lock_and_ledger_as_they_were() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["new", "x"]).expect(0);
+    let wt = env.path("worktree-x");
+    let lock = read(wt.join("provision.lock"));
+    write(wt.join("migrations").join(SLOW_NAME), SLOW);
+    kill_mid_migration(env.provision_spawn(&wt, &["apply"]), &main, "app_x");
+
+    assert_eq!(read(wt.join("provision.lock")), lock);
+    // Opening the database rolls the cut transaction back.
+    assert_eq!(
+        ledger(&main, "app_x"),
+        ["0001_create_users.sql", "0002_create_posts.sql"]
+    );
+    let big: Option<String> = sqlite(&main, "app_x")
+        .query_row(
+            "SELECT name FROM sqlite_master WHERE name = 'big'",
+            [],
+            |r| r.get(0),
+        )
+        .ok();
+    assert_eq!(big, None);
+    let run = env.provision(&wt, &["verify"]).expect(1);
+    assert!(run.stdout.contains(SLOW_NAME), "{}", run.stdout);
+
+    env.provision(&wt, &["apply"]).expect(0);
+    env.provision(&wt, &["verify"]).expect(0);
+}
+
+#[test]
+fn a_new_killed_mid_migration_is_taken_away_by_remove_or_gc() {
+    let env = TestEnv::new();
+    let main = slow_app(&env);
+    for name in ["removed", "collected"] {
+        kill_new_mid_migration(env.provision_spawn(&main, &["new", name]), &main, name);
+    }
+    env.provision(&main, &["remove", "removed"]).expect(0);
+    fs_err::remove_dir_all(env.path("worktree-collected")).unwrap();
+    env.provision(&main, &["gc"]).expect(0);
+
+    for name in ["removed", "collected"] {
+        let db = db_path(&main, &format!("app_{name}"));
+        assert!(!db.exists() && !PathBuf::from(format!("{}-journal", db.display())).exists());
+        assert!(!env.path(&format!("worktree-{name}")).exists());
+    }
+    assert_eq!(record_count(&main), 0);
+    assert_eq!(abandoned(&main), Vec::<String>::new());
+    assert_eq!(
+        env.git(&main, &["worktree", "list", "--porcelain"])
+            .matches("worktree ")
+            .count(),
+        1
+    );
+}
+
+/// A command-kind recipe whose `drop` announces itself in `dropping` and
+/// then waits while `hold` exists: a slow external tool to be killed in.
+fn slow_drop_app(env: &TestEnv) -> PathBuf {
+    let main = env.fixture_repo("app");
+    write(
+        main.join("provision.toml"),
+        r#"[database]
+kind = "command"
+create = 'mkdir -p "{main}/.sandboxes" && touch "{main}/.sandboxes/{db}"'
+exists = 'test -f "{main}/.sandboxes/{db}"'
+migrate = 'true'
+drop = 'touch "{main}/dropping"; while test -e "{main}/hold"; do sleep 0.02; done; rm "{main}/.sandboxes/{db}"'
+"#,
+    );
+    write(
+        main.join(".gitignore"),
+        &format!(
+            "{}.sandboxes/\ndropping\nhold\n",
+            read(main.join(".gitignore"))
+        ),
+    );
+    env.commit_all(&main, "command recipe with a slow drop");
+    main
+}
+
+/// Runs `args`, kills it (and its drop command) once the drop has begun,
+/// then lets later drops through.
+fn kill_mid_drop(env: &TestEnv, main: &Path, args: &[&str]) {
+    write(main.join("hold"), "");
+    let mut child = env.provision_spawn(main, args);
+    wait_for(&mut child, "the drop command started", || {
+        main.join("dropping").exists()
+    });
+    kill_group(&mut child);
+    fs_err::remove_file(main.join("hold")).unwrap();
+    fs_err::remove_file(main.join("dropping")).unwrap();
+}
+
+#[test]
+fn a_remove_or_gc_killed_mid_drop_is_finished_by_the_next_run() {
+    let env = TestEnv::new();
+    let main = slow_drop_app(&env);
+    env.provision(&main, &["new", "removed"]).expect(0);
+    env.provision(&main, &["new", "collected"]).expect(0);
+    env.provision(&main, &["new", "kept"]).expect(0);
+
+    kill_mid_drop(&env, &main, &["remove", "removed"]);
+    env.provision(&main, &["remove", "removed"]).expect(0);
+
+    fs_err::remove_dir_all(env.path("worktree-collected")).unwrap();
+    kill_mid_drop(&env, &main, &["gc"]);
+    env.provision(&main, &["gc"]).expect(0);
+
+    for name in ["removed", "collected"] {
+        assert!(
+            !main.join(format!(".sandboxes/app_{name}")).exists(),
+            "{name}"
+        );
+        assert!(!env.path(&format!("worktree-{name}")).exists(), "{name}");
+    }
+    assert_eq!(record_count(&main), 1);
+    let list = env.git(&main, &["worktree", "list", "--porcelain"]);
+    assert_eq!(list.matches("worktree ").count(), 2, "{list}");
+    env.provision(&env.path("worktree-kept"), &["verify"])
+        .expect(0);
+}
