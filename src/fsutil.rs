@@ -50,6 +50,23 @@ pub fn relative_path(from: &Path, to: &Path) -> PathBuf {
     out
 }
 
+/// The first folder on the way from `root` to `root/rel` (not `rel` itself)
+/// that is a `"symlink"`, whatever is written or deleted at `rel` landing
+/// where it points (such as the main checkout), or a `"file"`.
+pub fn blocked_parent(root: &Path, rel: &Path) -> Option<(PathBuf, &'static str)> {
+    let mut folder = PathBuf::new();
+    for part in rel.parent()?.components() {
+        folder.push(part);
+        match fs_err::symlink_metadata(root.join(&folder)) {
+            Ok(meta) if meta.file_type().is_symlink() => return Some((folder, "symlink")),
+            Ok(meta) if !meta.is_dir() => return Some((folder, "file")),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
 /// Resolves `.` and `..` lexically, as the kernel does when following a
 /// relative link whose own folders are real.
 pub fn normalize(path: &Path) -> PathBuf {

@@ -135,3 +135,28 @@ fn a_copy_in_both_lists_is_refused_by_name() {
         run.stderr
     );
 }
+
+/// The copy of a file inside a folder that was linked whole: the old folder
+/// link goes first, so the copy never lands in (or deletes from) the main
+/// checkout.
+#[test]
+fn a_copy_replacing_a_linked_folder_never_reaches_the_main_checkout() {
+    let env = TestEnv::new();
+    let (main, wt, secret) = env.linked_config_folder();
+
+    write(main.join(".worktreeinclude"), ".env\nconfig/app.env\n");
+    write(
+        main.join("provision.toml"),
+        "[links]\ncopy = [\"config/app.env\"]\n",
+    );
+    env.provision(&wt, &["apply"]).expect(0);
+    assert_eq!(
+        fs_err::read_link(main.join("config/app.env")).unwrap(),
+        secret
+    );
+    assert_eq!(read(&secret), "KEY=secret\n");
+    let copy = fs_err::symlink_metadata(wt.join("config/app.env")).unwrap();
+    assert!(copy.is_file(), "a real file");
+    assert_eq!(read(wt.join("config/app.env")), "KEY=secret\n");
+    env.provision(&wt, &["verify"]).expect(0);
+}
