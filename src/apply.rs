@@ -309,8 +309,11 @@ fn link_actions(
                 // A symlink (provision's, or anyone's) holds no data.
                 _ if observed.mode.is_symlink() => {}
                 LinkKind::Missing => {}
-                // The worktree's own copy: its contents are its own.
-                kind if kind == link.kind => continue,
+                // The worktree's own copy, as the lock says: its contents
+                // are its own. A real file the lock does not record as a
+                // copy is someone's work, never adopted (`remove` would
+                // take it along).
+                kind if kind == link.kind && was_copy(&link.path) => continue,
                 _ => {
                     return Err(ApplyError::CopyKind {
                         path: link.path.clone(),

@@ -160,3 +160,28 @@ fn a_copy_replacing_a_linked_folder_never_reaches_the_main_checkout() {
     assert_eq!(read(wt.join("config/app.env")), "KEY=secret\n");
     env.provision(&wt, &["verify"]).expect(0);
 }
+
+/// A real file the user made where a copy belongs is theirs, not a copy
+/// provision made: apply refuses it by name, and remove does not take it.
+#[test]
+fn a_users_own_file_is_never_adopted_as_a_copy() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    write(main.join("provision.toml"), "[links]\ncopy = [\".env\"]\n");
+    env.provision(&main, &["new", "other"]).expect(0);
+    let wt = env.path("feature");
+    env.worktree_add(&main, "feature", &wt);
+    write(wt.join(".env"), "MY_WORK=precious\n");
+    let run = env.provision(&wt, &["apply"]).expect(2);
+    assert!(
+        run.stderr.contains(
+            "error: .env is a real file where a copy of the main checkout's file belongs"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(read(wt.join(".env")), "MY_WORK=precious\n");
+    let run = env.provision(&main, &["remove", "feature"]).expect(2);
+    assert!(run.stderr.contains(".env (a real file"), "{}", run.stderr);
+    assert_eq!(read(wt.join(".env")), "MY_WORK=precious\n");
+}
