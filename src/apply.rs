@@ -564,7 +564,7 @@ impl Execution<'_> {
                 if fs_err::symlink_metadata(&at).is_ok() {
                     fs_err::remove_file(&at)?;
                 }
-                copy::copy(&self.main.join(path), &at, *mode == LinkMode::Reflink)?;
+                copy::copy(self.main, root, path, *mode == LinkMode::Reflink)?;
             }
             Action::Setup { run, index } => {
                 if let Err(err) = self.setup.run(run, self.progress) {

@@ -185,3 +185,55 @@ fn a_users_own_file_is_never_adopted_as_a_copy() {
     assert!(run.stderr.contains(".env (a real file"), "{}", run.stderr);
     assert_eq!(read(wt.join(".env")), "MY_WORK=precious\n");
 }
+
+/// A FIFO (or socket) inside a copied folder is refused by name: reading it
+/// would wait for a writer forever. `timeout` only keeps a regression from
+/// hanging the suite.
+#[test]
+fn a_fifo_in_a_copied_folder_is_refused_by_name() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    fs_err::create_dir_all(main.join(".wrangler/state")).unwrap();
+    let mkfifo = env
+        .command("mkfifo", &main)
+        .arg(".wrangler/state/sock")
+        .status()
+        .unwrap();
+    assert!(mkfifo.success());
+    write(main.join(".worktreeinclude"), ".wrangler\n");
+    write(
+        main.join("provision.toml"),
+        "[links]\ncopy = [\".wrangler\"]\n",
+    );
+    let run = crate::support::Run::from(
+        env.command("timeout", &main)
+            .args(["60", env!("CARGO_BIN_EXE_provision"), "new", "feature"])
+            .output()
+            .unwrap(),
+    )
+    .expect(2);
+    assert!(
+        run.stderr
+            .contains("cannot copy .wrangler/state/sock: a fifo"),
+        "{}",
+        run.stderr
+    );
+    assert!(!env.path("worktree-feature").exists(), "{}", run.stderr);
+
+    // A copy that fails in an existing worktree leaves no staging folder.
+    let wt = env.path("mine");
+    env.worktree_add(&main, "mine", &wt);
+    let run = env.provision(&wt, &["apply"]).expect(2);
+    assert!(
+        run.stderr
+            .contains("error: cannot copy .wrangler/state/sock: a fifo"),
+        "{}",
+        run.stderr
+    );
+    let names: Vec<_> = fs_err::read_dir(&wt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.starts_with(".provision"))
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
+}
