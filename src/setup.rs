@@ -23,8 +23,14 @@ use crate::shell::Shell;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
-    #[error("setup command failed: {run} ({status})")]
-    Failed { run: String, status: String },
+    #[error("setup command failed: {run} ({status}){output}")]
+    Failed {
+        run: String,
+        status: String,
+        /// The last lines it printed, as the command database kind shows
+        /// them: `--quiet` held them back.
+        output: String,
+    },
     #[error("cannot run setup command {run}")]
     Start {
         run: String,
@@ -91,6 +97,7 @@ impl Runner {
             }
             code => Err(SetupError::Failed {
                 run: run.to_string(),
+                output: ran.last_output(),
                 status: code.map_or(ran.status, |c| format!("exit {c}")),
             }),
         }

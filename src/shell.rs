@@ -39,6 +39,18 @@ pub struct Ran {
     pub tail: Vec<String>,
 }
 
+impl Ran {
+    /// The last lines, as an error's tail: `; its last output:` then each
+    /// line indented, or `, printing nothing`.
+    pub fn last_output(&self) -> String {
+        if self.tail.is_empty() {
+            return ", printing nothing".to_string();
+        }
+        let lines: String = self.tail.iter().map(|l| format!("\n    | {l}")).collect();
+        format!("; its last output:{lines}")
+    }
+}
+
 impl Shell<'_> {
     pub fn run(&self) -> std::io::Result<Ran> {
         // Values travel as environment variables, never as shell text: a

@@ -127,3 +127,19 @@ fn a_failed_setup_command_in_new_keeps_the_sandbox_to_resume() {
     env.provision(&wt, &["apply"]).expect(0);
     env.provision(&wt, &["verify"]).expect(0);
 }
+
+#[test]
+fn quiet_still_shows_a_failed_setup_commands_last_lines() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    write(
+        main.join("provision.toml"),
+        "[[setup]]\nrun = \"echo because >&2; exit 3\"\n",
+    );
+    let run = env.provision(&main, &["-q", "new", "feature"]).expect(2);
+    assert!(
+        run.stderr.contains("its last output:\n    | because"),
+        "{}",
+        run.stderr
+    );
+}
