@@ -143,3 +143,27 @@ fn quiet_still_shows_a_failed_setup_commands_last_lines() {
         run.stderr
     );
 }
+
+/// A command that leaves a process running (a dev server) holds the output
+/// pipes open: `new` must not wait for that process to end. The process
+/// here marks its end with a file, which is not there when `new` returns.
+#[test]
+fn a_background_process_does_not_hold_up_new() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    write(
+        main.join("provision.toml"),
+        "[[setup]]\nrun = \"(sleep 30; touch ended) & echo $! > background.pid\"\n",
+    );
+    env.provision(&main, &["new", "feature"]).expect(0);
+    let wt = env.path("worktree-feature");
+    let ended = wt.join("ended").exists();
+    env.command("sh", &wt)
+        .args(["-c", "kill \"$(cat background.pid)\""])
+        .status()
+        .unwrap();
+    assert!(
+        !ended,
+        "new returned only after the background process ended"
+    );
+}
