@@ -478,7 +478,7 @@ pub fn check_relative(path: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn is_env_name(name: &str) -> bool {
+pub fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
