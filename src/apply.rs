@@ -567,7 +567,7 @@ impl Execution<'_> {
                 copy::copy(self.main, root, path, *mode == LinkMode::Reflink)?;
             }
             Action::Setup { run, index } => {
-                if let Err(err) = self.setup.run(run, self.progress) {
+                if let Err(err) = self.setup.run(*index, run, self.progress) {
                     // What did complete is recorded, so the next `apply`
                     // starts at this command.
                     let mut partial = self.desired.clone();

@@ -23,19 +23,33 @@ use crate::shell::Shell;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
-    #[error("setup command failed: {run} ({status}){output}")]
+    #[error(
+        "{}:{line}: setup command failed: {run} ({status}){output}",
+        crate::config::FILE_NAME
+    )]
     Failed {
+        line: usize,
         run: String,
         status: String,
         /// The last lines it printed, as the command database kind shows
         /// them: `--quiet` held them back.
         output: String,
     },
-    #[error("cannot run setup command {run}")]
+    #[error("{}:{line}: cannot run setup command {run}", crate::config::FILE_NAME)]
     Start {
+        line: usize,
         run: String,
         #[source]
         source: std::io::Error,
+    },
+    /// A failure during `new`, which keeps the sandbox for `apply` to resume.
+    #[error(
+        "setup command failed in {dir}; the sandbox is kept: run `provision apply` there to continue"
+    )]
+    Kept {
+        dir: String,
+        #[source]
+        source: BoxError,
     },
 }
 
@@ -54,6 +68,8 @@ pub struct Runner {
     root: PathBuf,
     values: BTreeMap<&'static str, String>,
     env: BTreeMap<String, String>,
+    /// The line of each command in provision.toml.
+    lines: Vec<usize>,
 }
 
 impl Runner {
@@ -68,11 +84,19 @@ impl Runner {
             &root.to_string_lossy(),
         );
         let env = plan::overrides(&ctx.settings, &values)?;
-        Ok(Runner { root, values, env })
+        let lines = ctx.settings.lines.setup.clone();
+        Ok(Runner {
+            root,
+            values,
+            env,
+            lines,
+        })
     }
 
-    /// Runs one command, its output streaming to stderr.
-    pub fn run(&self, run: &str, progress: &Progress) -> Result<(), SetupError> {
+    /// Runs the recipe's command number `index`, its output streaming to
+    /// stderr.
+    pub fn run(&self, index: usize, run: &str, progress: &Progress) -> Result<(), SetupError> {
+        let line = self.lines.get(index).copied().unwrap_or_default();
         let started = Instant::now();
         let shell = Shell {
             template: run,
@@ -84,6 +108,7 @@ impl Runner {
             quiet: false,
         };
         let ran = shell.run().map_err(|source| SetupError::Start {
+            line,
             run: run.to_string(),
             source,
         })?;
@@ -96,6 +121,7 @@ impl Runner {
                 Ok(())
             }
             code => Err(SetupError::Failed {
+                line,
                 run: run.to_string(),
                 output: ran.last_output(),
                 status: code.map_or(ran.status, |c| format!("exit {c}")),

@@ -19,8 +19,9 @@ fn copies_are_the_worktrees_own_and_never_clobbered() {
     );
     let run = env.provision(&main, &["new", "feature"]).expect(0);
     assert!(
-        run.stderr
-            .contains("links.copy `build-cache` matches no path .worktreeinclude links"),
+        run.stderr.contains(
+            "provision.toml:2: links.copy `build-cache` matches no path .worktreeinclude links"
+        ),
         "{}",
         run.stderr
     );
@@ -129,7 +130,7 @@ fn a_copy_in_both_lists_is_refused_by_name() {
     let run = env.provision(&main, &["new", "feature"]).expect(2);
     assert!(
         run.stderr.contains(
-            "node_modules matches both links.copy `node_*` and links.reflink `node_modules`"
+            "provision.toml:2: node_modules matches both links.copy `node_*` and links.reflink `node_modules` (line 3)"
         ),
         "{}",
         run.stderr

@@ -25,7 +25,7 @@ fn setup_commands_run_in_order_and_resume_after_a_failure() {
     let run = env.provision(&wt, &["apply"]).expect(2);
     assert!(
         run.stderr.contains(
-            "error: setup command failed: test -f go || (echo not yet >&2; exit 3) (exit 3)"
+            "error: provision.toml:6: setup command failed: test -f go || (echo not yet >&2; exit 3) (exit 3)"
         ),
         "{}",
         run.stderr
@@ -116,12 +116,15 @@ fn a_failed_setup_command_in_new_keeps_the_sandbox_to_resume() {
     let main = env.fixture_repo("app");
     write(main.join("provision.toml"), "[[setup]]\nrun = \"exit 1\"\n");
     let run = env.provision(&main, &["new", "feature"]).expect(2);
+    let wt = env.path("worktree-feature");
     assert!(
-        run.stderr.contains("setup command failed: exit 1 (exit 1)"),
+        run.stderr.contains(&format!(
+            "error: setup command failed in {}; the sandbox is kept: run `provision apply` there to continue\n\nCaused by:\n    provision.toml:2: setup command failed: exit 1 (exit 1)",
+            wt.display()
+        )),
         "{}",
         run.stderr
     );
-    let wt = env.path("worktree-feature");
     assert!(wt.join("provision.lock").is_file(), "{}", run.stderr);
     write(main.join("provision.toml"), "[[setup]]\nrun = \"true\"\n");
     env.provision(&wt, &["apply"]).expect(0);
