@@ -238,3 +238,24 @@ fn a_fifo_in_a_copied_folder_is_refused_by_name() {
         .collect();
     assert!(names.is_empty(), "{names:?}");
 }
+
+#[test]
+fn a_copy_of_the_wrong_kind_is_named_as_one() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    write(
+        main.join("provision.toml"),
+        "[links]\ncopy = [\"node_modules\"]\n",
+    );
+    env.provision(&main, &["new", "feature"]).expect(0);
+    let wt = env.path("worktree-feature");
+    fs_err::remove_dir_all(wt.join("node_modules")).unwrap();
+    write(wt.join("node_modules"), "");
+    let run = env.provision(&wt, &["verify"]).expect(1);
+    assert!(
+        run.stdout
+            .contains("link node_modules  a file where the worktree's own copy (a folder) belongs"),
+        "{}",
+        run.stdout
+    );
+}
