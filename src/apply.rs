@@ -221,7 +221,7 @@ pub fn apply(ctx: &Context, dry_run: bool, progress: &Progress) -> Result<Outcom
             root,
             main: &ctx.checkout.main,
             desired,
-            setup: Runner::new(ctx)?,
+            setup: Runner::new(root, &plan, &ctx.settings.lines.setup),
             env_text,
             lock_text: &rendered,
             database: database.as_mut(),

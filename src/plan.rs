@@ -41,6 +41,8 @@ pub struct Plan {
     pub env_text: Option<String>,
     /// Things the user should know that are not errors.
     pub notes: Vec<String>,
+    /// The template values (`{db}`, `{port}`, …).
+    pub values: BTreeMap<&'static str, String>,
 }
 
 /// The database name a sandbox gets: the `name` template, slugged and cut.
@@ -320,5 +322,6 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, PlanError> {
         sandbox,
         env_text,
         notes,
+        values,
     })
 }

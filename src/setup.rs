@@ -11,14 +11,13 @@
 //! where the next `apply` starts.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::BoxError;
-use crate::context::Context;
 use crate::lock::Hook;
 use crate::output::Progress;
-use crate::plan;
+use crate::plan::Plan;
 use crate::shell::Shell;
 
 #[derive(Debug, thiserror::Error)]
@@ -73,24 +72,17 @@ pub struct Runner {
 }
 
 impl Runner {
-    pub fn new(ctx: &Context) -> Result<Self, BoxError> {
-        let root = ctx.checkout.root.clone();
-        let values = plan::values(
-            &ctx.name,
-            &ctx.repo,
-            &ctx.database_name,
-            ctx.port,
-            &ctx.checkout.main.to_string_lossy(),
-            &root.to_string_lossy(),
-        );
-        let env = plan::overrides(&ctx.settings, &values)?;
-        let lines = ctx.settings.lines.setup.clone();
-        Ok(Runner {
-            root,
-            values,
-            env,
-            lines,
-        })
+    /// The plan's values and overrides, so the commands see what `env`
+    /// and `exec` give (no overrides where the env file is the shared one);
+    /// `lines` are the commands' lines in provision.toml.
+    pub fn new(root: &Path, plan: &Plan, lines: &[usize]) -> Self {
+        let env = plan.sandbox.env.as_ref().map(|e| e.overrides.clone());
+        Runner {
+            root: root.to_path_buf(),
+            values: plan.values.clone(),
+            env: env.unwrap_or_default(),
+            lines: lines.to_vec(),
+        }
     }
 
     /// Runs the recipe's command number `index`, its output streaming to

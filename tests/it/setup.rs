@@ -170,3 +170,28 @@ fn a_background_process_does_not_hold_up_new() {
         "new returned only after the background process ended"
     );
 }
+
+/// Setup commands see the overrides `env` and `exec` give: in a main
+/// checkout whose env file is the shared one, none.
+#[test]
+fn setup_commands_get_the_overrides_env_reports() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    write(
+        main.join("provision.toml"),
+        "[env]\nfile = \".dev.vars\"\n\n[[setup]]\nrun = \"echo \\\"${{DB_NAME-none}} {db}\\\" > setup.out\"\n",
+    );
+    env.provision(&main, &["apply"]).expect(0);
+    assert_eq!(env.provision(&main, &["env"]).expect(0).stdout, "");
+    assert_eq!(read(main.join("setup.out")), "none app_main\n");
+
+    env.provision(&main, &["new", "feature"]).expect(0);
+    let wt = env.path("worktree-feature");
+    let run = env.provision(&wt, &["env"]).expect(0);
+    assert!(
+        run.stdout.contains("DB_NAME=app_feature\n"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(read(wt.join("setup.out")), "app_feature app_feature\n");
+}
