@@ -270,6 +270,27 @@ fn init_fits_a_wrangler_repository_and_new_works_without_wrangler() {
     assert_eq!(read(main.join("provision.toml")), before);
 }
 
+/// An init cut short (here by a file size limit, as a full disk would) leaves
+/// no half-written recipe that the next init would keep as the user's.
+#[test]
+fn an_init_cut_short_leaves_no_half_written_recipe() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    let cut = env
+        .command("sh", &main)
+        .args(["-c", r#"ulimit -f 1 && exec "$PROVISION" init"#])
+        .output()
+        .unwrap();
+    assert!(!cut.status.success(), "the limit cuts init short");
+    let run = env.provision(&main, &["init"]).expect(0);
+    assert!(
+        run.stdout.contains("wrote   provision.toml"),
+        "{}",
+        run.stdout
+    );
+    env.provision(&main, &["new", "feature"]).expect(0);
+}
+
 #[test]
 fn init_fits_a_node_repository_and_new_works() {
     let env = TestEnv::new();
