@@ -195,3 +195,26 @@ fn setup_commands_get_the_overrides_env_reports() {
     );
     assert_eq!(read(wt.join("setup.out")), "app_feature app_feature\n");
 }
+
+/// As the README says: a command removed from the middle of the list is not
+/// undone, and every command after it runs again (it is no longer in the
+/// same place).
+#[test]
+fn removing_a_command_reruns_the_commands_after_it() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    let hook = |name: &str| format!("[[setup]]\nrun = \"echo {name} >> setup.log\"\n");
+    write(
+        main.join("provision.toml"),
+        &[hook("a"), hook("b"), hook("c")].concat(),
+    );
+    env.provision(&main, &["new", "feature"]).expect(0);
+    let wt = env.path("worktree-feature");
+    write(
+        main.join("provision.toml"),
+        &[hook("a"), hook("c")].concat(),
+    );
+    env.provision(&wt, &["apply"]).expect(0);
+    assert_eq!(read(wt.join("setup.log")), "a\nb\nc\nc\n");
+    env.provision(&wt, &["verify"]).expect(0);
+}
