@@ -13,7 +13,7 @@ use crate::copy;
 use crate::db::Database;
 use crate::envfile;
 use crate::fsutil;
-use crate::lock::{self, LinkKind, LinkMode, Sandbox};
+use crate::lock::{self, Link, LinkKind, LinkMode, Sandbox};
 use crate::migrations::{Applied, Migration};
 use crate::observe;
 use crate::output::Progress;
@@ -39,10 +39,11 @@ pub enum ApplyError {
         wanted: &'static str,
     },
     #[error(
-        "{path} cannot be linked: {parent} in this worktree is a {what}; provision will not write through or replace it"
+        "{path} cannot be {doing}: {parent} in this worktree is a {what}; provision will not write through or replace it"
     )]
     Blocked {
         path: String,
+        doing: &'static str,
         parent: String,
         what: &'static str,
     },
@@ -50,10 +51,6 @@ pub enum ApplyError {
         "{file} exists and was not written by provision; provision will not overwrite it: move it away or set `[env] file` in provision.toml"
     )]
     ForeignEnvFile { file: String },
-    #[error(
-        "{file} would be written outside this worktree (a folder on its path is a symlink); provision will not write it"
-    )]
-    EnvOutside { file: String },
     #[error(
         "migration {name} was changed after it was applied (applied {recorded}, file now {current}); restore the file and add the change as a new migration"
     )]
@@ -224,7 +221,7 @@ pub fn apply(ctx: &Context, dry_run: bool, progress: &Progress) -> Result<Outcom
             root,
             main: &ctx.checkout.main,
             desired,
-            setup: Runner::new(ctx)?,
+            setup: Runner::new(root, &plan, &ctx.settings.lines.setup),
             env_text,
             lock_text: &rendered,
             database: database.as_mut(),
@@ -269,9 +266,37 @@ fn link_actions(
                 .any(|l| l.path == path && !l.mode.is_symlink())
         })
     };
+    // Links an earlier recipe made that this one no longer wants go first:
+    // a new path may lie inside an old folder link. A copy is the
+    // worktree's own and stays.
+    for old in previous.map(|p| p.links.as_slice()).unwrap_or_default() {
+        if !old.mode.is_symlink()
+            || desired.links.iter().any(|l| l.path == old.path)
+            || fsutil::blocked_parent(root, Path::new(&old.path)).is_some()
+        {
+            continue;
+        }
+        let observed = observe::observe_link(old, root, main);
+        if observed.target == old.target && observed.kind != LinkKind::Missing {
+            actions.push(Action::Unlink {
+                path: old.path.clone(),
+            });
+        }
+    }
     for link in desired.links.iter().filter(|l| l.kind != LinkKind::Absent) {
-        blocked_parent(root, &link.path)?;
-        let observed = observe::observe_link(link, root, main);
+        let doing = if link.mode.is_symlink() {
+            "linked"
+        } else {
+            "copied"
+        };
+        let observed = if under_old_link(root, &link.path, doing, actions)? {
+            Link {
+                kind: LinkKind::Missing,
+                ..link.clone()
+            }
+        } else {
+            observe::observe_link(link, root, main)
+        };
         let what = || {
             if root.join(&link.path).is_dir() {
                 "folder"
@@ -284,8 +309,11 @@ fn link_actions(
                 // A symlink (provision's, or anyone's) holds no data.
                 _ if observed.mode.is_symlink() => {}
                 LinkKind::Missing => {}
-                // The worktree's own copy: its contents are its own.
-                kind if kind == link.kind => continue,
+                // The worktree's own copy, as the lock says: its contents
+                // are its own. A real file the lock does not record as a
+                // copy is someone's work, never adopted (`remove` would
+                // take it along).
+                kind if kind == link.kind && was_copy(&link.path) => continue,
                 _ => {
                     return Err(ApplyError::CopyKind {
                         path: link.path.clone(),
@@ -323,42 +351,37 @@ fn link_actions(
             }),
         }
     }
-    // Links an earlier recipe made that this one no longer wants. A copy is
-    // the worktree's own and stays.
-    for old in previous.map(|p| p.links.as_slice()).unwrap_or_default() {
-        if !old.mode.is_symlink() || desired.links.iter().any(|l| l.path == old.path) {
-            continue;
-        }
-        let observed = observe::observe_link(old, root, main);
-        if observed.target == old.target && observed.kind != LinkKind::Missing {
-            actions.push(Action::Unlink {
-                path: old.path.clone(),
-            });
-        }
-    }
     Ok(())
 }
 
-/// Refuses a link whose folder in the worktree is a file (tracked on this
-/// branch) or a symlink, which would carry the link out of the worktree.
-fn blocked_parent(root: &Path, path: &str) -> Result<(), ApplyError> {
-    let mut at = root.to_path_buf();
-    let parts: Vec<&str> = path.split('/').collect();
-    for (depth, part) in parts.iter().enumerate().take(parts.len() - 1) {
-        at.push(part);
-        let what = match fs_err::symlink_metadata(&at) {
-            Ok(meta) if meta.file_type().is_symlink() => "symlink",
-            Ok(meta) if !meta.is_dir() => "file",
-            Ok(_) => continue,
-            Err(_) => return Ok(()),
-        };
-        return Err(ApplyError::Blocked {
-            path: path.to_string(),
-            parent: parts[..=depth].join("/"),
-            what,
-        });
+/// Refuses a path whose folder in the worktree is a file (tracked on this
+/// branch) or a symlink, which would carry a write or delete out of the
+/// worktree (into the main checkout), unless that symlink is an old link
+/// `actions` removes first: then the path is free (`true`).
+fn under_old_link(
+    root: &Path,
+    path: &str,
+    doing: &'static str,
+    actions: &[Action],
+) -> Result<bool, ApplyError> {
+    let Some((parent, what)) = fsutil::blocked_parent(root, Path::new(path)) else {
+        return Ok(false);
+    };
+    let unlinked = |a: &Action| matches!(a, Action::Unlink { path } if Path::new(path) == parent);
+    if what == "symlink" && actions.iter().any(unlinked) {
+        return Ok(true);
     }
-    Ok(())
+    Err(ApplyError::Blocked {
+        path: path.to_string(),
+        doing,
+        parent: parent.display().to_string(),
+        what,
+    })
+}
+
+/// Checked again right before each write or delete.
+fn not_blocked(root: &Path, path: &str, doing: &'static str) -> Result<(), ApplyError> {
+    under_old_link(root, path, doing, &[]).map(|_| ())
 }
 
 /// The relative text of a link from `root/path` to `main/path`.
@@ -377,6 +400,8 @@ fn env_action(
 ) -> Result<(), ApplyError> {
     let path = root.join(file);
     let reason = match fs_err::symlink_metadata(&path) {
+        // An old folder link on the way is removed first.
+        _ if under_old_link(root, file, "written", actions)? => EnvReason::New,
         Err(_) => EnvReason::New,
         Ok(meta) if meta.file_type().is_symlink() => EnvReason::ReplacesSymlink,
         Ok(_) => match fs_err::read_to_string(&path) {
@@ -517,6 +542,7 @@ impl Execution<'_> {
         }
         match action {
             Action::Link { path, target } => {
+                not_blocked(root, path, "linked")?;
                 let at = root.join(path);
                 if let Some(parent) = at.parent() {
                     fs_err::create_dir_all(parent)?;
@@ -526,18 +552,22 @@ impl Execution<'_> {
                 }
                 fs_err::os::unix::fs::symlink(target, &at)?;
             }
-            Action::Unlink { path } => fs_err::remove_file(root.join(path))?,
+            Action::Unlink { path } => {
+                not_blocked(root, path, "unlinked")?;
+                fs_err::remove_file(root.join(path))?
+            }
             Action::Copy { path, mode } => {
+                not_blocked(root, path, "copied")?;
                 let at = root.join(path);
                 // Only a symlink is ever in the way (link_actions refuses
                 // anything else): the link goes, the data it points to stays.
                 if fs_err::symlink_metadata(&at).is_ok() {
                     fs_err::remove_file(&at)?;
                 }
-                copy::copy(&self.main.join(path), &at, *mode == LinkMode::Reflink)?;
+                copy::copy(self.main, root, path, *mode == LinkMode::Reflink)?;
             }
             Action::Setup { run, index } => {
-                if let Err(err) = self.setup.run(run, self.progress) {
+                if let Err(err) = self.setup.run(*index, run, self.progress) {
                     // What did complete is recorded, so the next `apply`
                     // starts at this command.
                     let mut partial = self.desired.clone();
@@ -550,14 +580,8 @@ impl Execution<'_> {
                 }
             }
             Action::WriteEnv { file, reason } => {
+                not_blocked(root, file, "written")?;
                 let at = root.join(file);
-                // A folder on the way that is a link into the main checkout
-                // would carry the write there.
-                let parent = at.parent().unwrap_or(root);
-                fs_err::create_dir_all(parent)?;
-                if !fs_err::canonicalize(parent)?.starts_with(fs_err::canonicalize(root)?) {
-                    return Err(ApplyError::EnvOutside { file: file.clone() }.into());
-                }
                 if *reason == EnvReason::ReplacesSymlink {
                     // Remove the link itself; writing through it would change
                     // the main checkout's file.

@@ -24,7 +24,8 @@ pub struct Cli {
     pub json: bool,
 
     /// Print errors and warnings only: no progress lines, no output of the
-    /// database kind's commands (a failing one still shows its last lines).
+    /// database kind's commands or of setup commands (a failing one still
+    /// shows its last lines).
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 

@@ -164,13 +164,11 @@ fn new(cwd: &Path, args: NewArgs, progress: &Progress, json: bool) -> Result<Exi
         }
         // Everything before the setup commands is built and locked: kept,
         // so that `apply` continues at the failed command.
-        Err(err) if err.downcast_ref::<crate::setup::SetupError>().is_some() => Err(with_step(
-            &format!(
-                "setting up {} (the sandbox is kept; `provision apply` there continues from the failed command)",
-                path.display()
-            ),
-            err,
-        )),
+        Err(err) if err.is::<crate::setup::SetupError>() => Err(crate::setup::SetupError::Kept {
+            dir: path.display().to_string(),
+            source: err,
+        }
+        .into()),
         Err(err) => {
             let undone = undo_new(&main, &args.name, &path, &attempt, progress);
             Err(with_step(&format!("building the sandbox ({undone})"), err))

@@ -40,6 +40,18 @@ pub struct Settings {
     /// `[[setup]] run = "…"`, in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub setup: Vec<String>,
+    /// Where the `[links]` patterns and `[[setup]]` commands are written,
+    /// for errors found after parsing. Not part of the recipe.
+    #[serde(skip)]
+    pub lines: Lines,
+}
+
+/// Lines of `provision.toml`, one per entry of the list of the same name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Lines {
+    pub copy: Vec<usize>,
+    pub reflink: Vec<usize>,
+    pub setup: Vec<usize>,
 }
 
 /// `[links]`: gitignore-style patterns over the included paths that are
@@ -136,6 +148,7 @@ impl Default for Settings {
             },
             links: Links::default(),
             setup: Vec::new(),
+            lines: Lines::default(),
         }
     }
 }
@@ -416,11 +429,22 @@ pub fn parse(text: &str) -> Result<Settings, ConfigError> {
             )
         })?;
     }
-    for (key, patterns, slot) in [
-        ("copy", &raw.links.copy, &mut settings.links.copy),
-        ("reflink", &raw.links.reflink, &mut settings.links.reflink),
+    for (key, patterns, slot, lines) in [
+        (
+            "copy",
+            &raw.links.copy,
+            &mut settings.links.copy,
+            &mut settings.lines.copy,
+        ),
+        (
+            "reflink",
+            &raw.links.reflink,
+            &mut settings.links.reflink,
+            &mut settings.lines.reflink,
+        ),
     ] {
         for pattern in patterns {
+            let line = line_of(text, pattern.span().start);
             let text = pattern.get_ref();
             let bad = |why: &str| at(Some(pattern.span()), format!("links.{key}: `{text}` {why}"));
             if text.trim().is_empty() || text.starts_with('#') {
@@ -433,6 +457,7 @@ pub fn parse(text: &str) -> Result<Settings, ConfigError> {
                 .add_line(None, text)
                 .map_err(|e| bad(&format!("is not a valid pattern ({e})")))?;
             slot.push(text.clone());
+            lines.push(line);
         }
     }
     for hook in raw.setup {
@@ -448,6 +473,7 @@ pub fn parse(text: &str) -> Result<Settings, ConfigError> {
         )?;
         shell_quoting(run, "setup.run")?;
         settings.setup.push(run.get_ref().clone());
+        settings.lines.setup.push(line_of(text, run.span().start));
     }
     Ok(settings)
 }
@@ -478,7 +504,7 @@ pub fn check_relative(path: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn is_env_name(name: &str) -> bool {
+pub fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')

@@ -3,44 +3,91 @@
 //! system to share the source's blocks (copy-on-write, `FICLONE` on Linux:
 //! btrfs, XFS, bcachefs) and falls back to a plain copy where it cannot.
 
+use std::fs::FileType;
 use std::io;
+use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
-/// Copies `from` (a file or folder; a symlink at `from` itself is followed,
-/// as `.worktreeinclude` follows it) to `to`, which must not exist. The copy
-/// is made under a temp name beside `to` and renamed into place, so a copy
-/// cut short never looks like a finished one.
-pub fn copy(from: &Path, to: &Path, reflink: bool) -> io::Result<()> {
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error("cannot copy {path}: a {what}")]
+    Special { path: String, what: &'static str },
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Copies `main/path` (a file or folder; a symlink at `path` itself is
+/// followed, as `.worktreeinclude` follows it) to `root/path`, which must not
+/// exist. The copy is made under a temp name beside it and renamed into
+/// place, so a copy cut short never looks like a finished one; a copy that
+/// fails takes its temp folder with it.
+pub fn copy(main: &Path, root: &Path, path: &str, reflink: bool) -> Result<(), CopyError> {
+    let (from, to) = (main.join(path), root.join(path));
     let parent = to.parent().unwrap_or(Path::new("."));
     fs_err::create_dir_all(parent)?;
     let staging = tempfile::Builder::new()
         .prefix(".provision-copy-")
         .tempdir_in(parent)?;
     let staged = staging.path().join("entry");
-    if fs_err::metadata(from)?.is_dir() {
-        copy_dir(from, &staged, reflink)?;
+    let copy = Copy { main, reflink };
+    let kind = fs_err::metadata(&from)?.file_type();
+    if kind.is_dir() {
+        copy.dir(&from, &staged)?;
     } else {
-        copy_file(from, &staged, reflink)?;
+        copy.file(kind, &from, &staged)?;
     }
-    fs_err::rename(&staged, to)
+    fs_err::rename(&staged, to)?;
+    Ok(())
 }
 
-/// A folder's contents; symlinks inside it are copied as symlinks.
-fn copy_dir(from: &Path, to: &Path, reflink: bool) -> io::Result<()> {
-    fs_err::create_dir(to)?;
-    for item in fs_err::read_dir(from)? {
-        let item = item?;
-        let (source, target) = (item.path(), to.join(item.file_name()));
-        let kind = item.file_type()?;
-        if kind.is_symlink() {
-            fs_err::os::unix::fs::symlink(fs_err::read_link(&source)?, &target)?;
-        } else if kind.is_dir() {
-            copy_dir(&source, &target, reflink)?;
-        } else {
-            copy_file(&source, &target, reflink)?;
+struct Copy<'a> {
+    /// Where the paths errors name are relative to.
+    main: &'a Path,
+    reflink: bool,
+}
+
+impl Copy<'_> {
+    /// A folder's contents; symlinks inside it are copied as symlinks.
+    fn dir(&self, from: &Path, to: &Path) -> Result<(), CopyError> {
+        fs_err::create_dir(to)?;
+        for item in fs_err::read_dir(from)? {
+            let item = item?;
+            let (source, target) = (item.path(), to.join(item.file_name()));
+            let kind = item.file_type()?;
+            if kind.is_symlink() {
+                fs_err::os::unix::fs::symlink(fs_err::read_link(&source)?, &target)?;
+            } else if kind.is_dir() {
+                self.dir(&source, &target)?;
+            } else {
+                self.file(kind, &source, &target)?;
+            }
         }
+        fs_err::set_permissions(to, fs_err::metadata(from)?.permissions())?;
+        Ok(())
     }
-    fs_err::set_permissions(to, fs_err::metadata(from)?.permissions())
+
+    /// A regular file. Anything else is refused: reading a FIFO waits for a
+    /// writer forever, and a socket or device is no data to copy.
+    fn file(&self, kind: FileType, from: &Path, to: &Path) -> Result<(), CopyError> {
+        if kind.is_file() {
+            return Ok(copy_file(from, to, self.reflink)?);
+        }
+        let what = if kind.is_fifo() {
+            "fifo"
+        } else if kind.is_socket() {
+            "socket"
+        } else {
+            "device"
+        };
+        Err(CopyError::Special {
+            path: from
+                .strip_prefix(self.main)
+                .unwrap_or(from)
+                .display()
+                .to_string(),
+            what,
+        })
+    }
 }
 
 fn copy_file(from: &Path, to: &Path, reflink: bool) -> io::Result<()> {
@@ -86,17 +133,19 @@ mod tests {
         fs_err::os::unix::fs::symlink("sub/a.bin", from.join("link")).unwrap();
         for (reflink, name) in [(false, "copied"), (true, "reflinked")] {
             let to = dir.path().join("wt").join(name);
-            copy(&from, &to, reflink).unwrap();
+            fs_err::create_dir_all(&to).unwrap();
+            copy(dir.path(), &to, "cache", reflink).unwrap();
+            let to = to.join("cache");
             assert_eq!(fs_err::read(to.join("sub/a.bin")).unwrap(), b"a");
             assert_eq!(
                 fs_err::read_link(to.join("link")).unwrap(),
                 Path::new("sub/a.bin")
             );
         }
-        let names: Vec<_> = fs_err::read_dir(dir.path().join("wt"))
+        let names: Vec<_> = fs_err::read_dir(dir.path().join("wt/copied"))
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        assert_eq!(names.len(), 2, "{names:?}");
+        assert_eq!(names, ["cache"]);
     }
 }

@@ -30,6 +30,26 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     fs_err::File::open(dir)?.sync_all()
 }
 
+/// Writes a new file at `path` whole or not at all, and never over one that
+/// exists (then `Ok(false)`): a temp file beside it, then linked into place
+/// only if nothing is there.
+pub fn write_new(path: &Path, contents: &[u8]) -> std::io::Result<bool> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".provision-")
+        .permissions(std::fs::Permissions::from_mode(0o644))
+        .tempfile_in(dir)
+        .map_err(|e| annotate(e, dir))?;
+    tmp.write_all(contents)?;
+    tmp.as_file().sync_all()?;
+    match tmp.persist_noclobber(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(annotate(e.error, path)),
+    }
+}
+
 fn annotate(err: std::io::Error, path: &Path) -> std::io::Error {
     std::io::Error::new(err.kind(), format!("{}: {err}", path.display()))
 }
@@ -48,6 +68,23 @@ pub fn relative_path(from: &Path, to: &Path) -> PathBuf {
         out.push(part);
     }
     out
+}
+
+/// The first folder on the way from `root` to `root/rel` (not `rel` itself)
+/// that is a `"symlink"`, whatever is written or deleted at `rel` landing
+/// where it points (such as the main checkout), or a `"file"`.
+pub fn blocked_parent(root: &Path, rel: &Path) -> Option<(PathBuf, &'static str)> {
+    let mut folder = PathBuf::new();
+    for part in rel.parent()?.components() {
+        folder.push(part);
+        match fs_err::symlink_metadata(root.join(&folder)) {
+            Ok(meta) if meta.file_type().is_symlink() => return Some((folder, "symlink")),
+            Ok(meta) if !meta.is_dir() => return Some((folder, "file")),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    None
 }
 
 /// Resolves `.` and `..` lexically, as the kernel does when following a
@@ -83,6 +120,16 @@ mod tests {
             relative_path(Path::new("/w/wt"), Path::new("/w/app/.env")),
             PathBuf::from("../app/.env")
         );
+    }
+
+    #[test]
+    fn a_new_file_never_replaces_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        assert!(write_new(&path, b"one").unwrap());
+        assert!(!write_new(&path, b"two").unwrap());
+        assert_eq!(fs_err::read(&path).unwrap(), b"one");
+        assert_eq!(fs_err::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

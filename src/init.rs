@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::BoxError;
 use crate::config;
+use crate::fsutil;
 use crate::include;
 use crate::output::{BOLD, DIM, GREEN, Report, YELLOW, paint};
 use crate::repo::{self, Checkout};
@@ -113,20 +114,12 @@ pub fn init(cwd: &Path) -> Result<InitReport, BoxError> {
         (config::FILE_NAME, recipe(&found)),
         (include::FILE_NAME, include_list(&found)),
     ] {
-        // create_new: an existing file is never touched, not even truncated.
-        match fs_err::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(root.join(name))
-        {
-            Ok(mut file) => {
-                std::io::Write::write_all(&mut file, text.as_bytes())?;
-                report.wrote.push(name.to_string());
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                report.skipped.push(name.to_string())
-            }
-            Err(e) => return Err(e.into()),
+        // An existing file is never touched, and one cut short never
+        // appears, to be skipped as the user's by the next init.
+        if fsutil::write_new(&root.join(name), text.as_bytes())? {
+            report.wrote.push(name.to_string());
+        } else {
+            report.skipped.push(name.to_string());
         }
     }
     Ok(report)

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::BoxError;
 use crate::cli::Shell;
+use crate::config;
 use crate::envfile;
 use crate::lock::{self, LockError};
 use crate::output::Report;
@@ -27,6 +28,10 @@ pub enum OverridesError {
         "{} in {} fails its own hash (edited by hand?): `provision apply` rebuilds it", lock::FILE_NAME, .0.display()
     )]
     Tampered(PathBuf),
+    #[error(
+        "{}: override `{key}` is not an environment variable name (edited by hand?): `provision apply` rebuilds it", .lock.display()
+    )]
+    BadKey { lock: PathBuf, key: String },
     #[error(transparent)]
     Lock(#[from] LockError),
     #[error("cannot run `{program}`")]
@@ -67,6 +72,16 @@ pub fn current(cwd: &Path) -> Result<Overrides, BoxError> {
         .ok_or_else(|| OverridesError::NoSandbox(checkout.root.clone()))?;
     if !read.hash_ok {
         return Err(OverridesError::Tampered(checkout.root).into());
+    }
+    // The hash catches mistakes, not tampering, and `env --shell` output is
+    // run as shell code unattended (direnv, a shellHook): keys are checked.
+    let mut keys = read.sandbox.env.iter().flat_map(|e| e.overrides.keys());
+    if let Some(key) = keys.find(|k| !config::is_env_name(k)) {
+        return Err(OverridesError::BadKey {
+            lock: checkout.root.join(lock::FILE_NAME),
+            key: key.clone(),
+        }
+        .into());
     }
     Ok(match read.sandbox.env {
         Some(env) => Overrides {

@@ -41,6 +41,8 @@ pub struct Plan {
     pub env_text: Option<String>,
     /// Things the user should know that are not errors.
     pub notes: Vec<String>,
+    /// The template values (`{db}`, `{port}`, …).
+    pub values: BTreeMap<&'static str, String>,
 }
 
 /// The database name a sandbox gets: the `name` template, slugged and cut.
@@ -97,35 +99,53 @@ pub enum PlanError {
     )]
     EnvInsideLink { file: String, link: String },
     #[error(
-        "{path} matches both links.copy `{copy}` and links.reflink `{reflink}` in provision.toml; keep it in one of them"
+        "{}:{line}: {path} matches both links.copy `{copy}` and links.reflink `{reflink}` (line {reflink_line}); keep it in one of them",
+        crate::config::FILE_NAME
     )]
     TwoModes {
         path: String,
         copy: String,
+        line: usize,
         reflink: String,
+        reflink_line: usize,
     },
 }
 
-/// The `[links]` patterns, each with its own matcher so that one that
-/// matches nothing can be named.
-struct Modes(Vec<(LinkMode, String, Gitignore)>);
+/// The `[links]` patterns, each with its line and its own matcher so that
+/// one that matches nothing can be named.
+struct Modes(Vec<Mode>);
+
+struct Mode {
+    mode: LinkMode,
+    pattern: String,
+    line: usize,
+    matcher: Gitignore,
+}
 
 impl Modes {
     fn new(settings: &Settings) -> Self {
+        let (links, lines) = (&settings.links, &settings.lines);
         let modes = [
-            (LinkMode::Copy, &settings.links.copy),
-            (LinkMode::Reflink, &settings.links.reflink),
+            (LinkMode::Copy, &links.copy, &lines.copy),
+            (LinkMode::Reflink, &links.reflink, &lines.reflink),
         ];
         Modes(
             modes
                 .into_iter()
-                .flat_map(|(mode, patterns)| patterns.iter().map(move |p| (mode, p)))
-                .map(|(mode, pattern)| {
+                .flat_map(|(mode, patterns, lines)| {
+                    patterns.iter().zip(lines).map(move |(p, l)| (mode, p, *l))
+                })
+                .map(|(mode, pattern, line)| {
                     let mut builder = GitignoreBuilder::new("/");
                     // Checked when the recipe was read.
                     let _ = builder.add_line(None, pattern);
                     let matcher = builder.build().unwrap_or_else(|_| Gitignore::empty());
-                    (mode, pattern.clone(), matcher)
+                    Mode {
+                        mode,
+                        pattern: pattern.clone(),
+                        line,
+                        matcher,
+                    }
                 })
                 .collect(),
         )
@@ -135,18 +155,20 @@ impl Modes {
     /// lies in, as in `.gitignore`.
     fn of(&self, path: &str, is_dir: bool) -> Result<LinkMode, PlanError> {
         let hit = |mode| {
-            self.0.iter().find(|(m, _, matcher)| {
-                *m == mode
-                    && matcher
+            self.0.iter().find(|m| {
+                m.mode == mode
+                    && m.matcher
                         .matched_path_or_any_parents(path, is_dir)
                         .is_ignore()
             })
         };
         match (hit(LinkMode::Copy), hit(LinkMode::Reflink)) {
-            (Some((_, copy, _)), Some((_, reflink, _))) => Err(PlanError::TwoModes {
+            (Some(copy), Some(reflink)) => Err(PlanError::TwoModes {
                 path: path.to_string(),
-                copy: copy.clone(),
-                reflink: reflink.clone(),
+                copy: copy.pattern.clone(),
+                line: copy.line,
+                reflink: reflink.pattern.clone(),
+                reflink_line: reflink.line,
             }),
             (Some(_), None) => Ok(LinkMode::Copy),
             (None, Some(_)) => Ok(LinkMode::Reflink),
@@ -157,7 +179,7 @@ impl Modes {
     /// Patterns that match none of `links`: most likely a path inside a
     /// folder that is linked whole, or one `.worktreeinclude` does not list.
     fn unused<'a>(&'a self, links: &'a [Link]) -> impl Iterator<Item = String> + 'a {
-        self.0.iter().filter_map(move |(mode, pattern, matcher)| {
+        self.0.iter().filter_map(move |Mode { mode, pattern, line, matcher }| {
             let used = links.iter().any(|l| {
                 matcher
                     .matched_path_or_any_parents(&l.path, l.kind == LinkKind::Dir)
@@ -165,7 +187,8 @@ impl Modes {
             });
             (!used).then(|| {
                 format!(
-                    "links.{} `{pattern}` matches no path .worktreeinclude links (a path inside a linked folder cannot be copied on its own: list it in .worktreeinclude instead of its folder)",
+                    "{}:{line}: links.{} `{pattern}` matches no path .worktreeinclude links (a path inside a linked folder cannot be copied on its own: list it in .worktreeinclude instead of its folder)",
+                    crate::config::FILE_NAME,
                     mode.as_str()
                 )
             })
@@ -299,5 +322,6 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, PlanError> {
         sandbox,
         env_text,
         notes,
+        values,
     })
 }

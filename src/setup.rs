@@ -11,25 +11,44 @@
 //! where the next `apply` starts.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::BoxError;
-use crate::context::Context;
 use crate::lock::Hook;
 use crate::output::Progress;
-use crate::plan;
+use crate::plan::Plan;
 use crate::shell::Shell;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
-    #[error("setup command failed: {run} ({status})")]
-    Failed { run: String, status: String },
-    #[error("cannot run setup command {run}")]
+    #[error(
+        "{}:{line}: setup command failed: {run} ({status}){output}",
+        crate::config::FILE_NAME
+    )]
+    Failed {
+        line: usize,
+        run: String,
+        status: String,
+        /// The last lines it printed, as the command database kind shows
+        /// them: `--quiet` held them back.
+        output: String,
+    },
+    #[error("{}:{line}: cannot run setup command {run}", crate::config::FILE_NAME)]
     Start {
+        line: usize,
         run: String,
         #[source]
         source: std::io::Error,
+    },
+    /// A failure during `new`, which keeps the sandbox for `apply` to resume.
+    #[error(
+        "setup command failed in {dir}; the sandbox is kept: run `provision apply` there to continue"
+    )]
+    Kept {
+        dir: String,
+        #[source]
+        source: BoxError,
     },
 }
 
@@ -48,25 +67,28 @@ pub struct Runner {
     root: PathBuf,
     values: BTreeMap<&'static str, String>,
     env: BTreeMap<String, String>,
+    /// The line of each command in provision.toml.
+    lines: Vec<usize>,
 }
 
 impl Runner {
-    pub fn new(ctx: &Context) -> Result<Self, BoxError> {
-        let root = ctx.checkout.root.clone();
-        let values = plan::values(
-            &ctx.name,
-            &ctx.repo,
-            &ctx.database_name,
-            ctx.port,
-            &ctx.checkout.main.to_string_lossy(),
-            &root.to_string_lossy(),
-        );
-        let env = plan::overrides(&ctx.settings, &values)?;
-        Ok(Runner { root, values, env })
+    /// The plan's values and overrides, so the commands see what `env`
+    /// and `exec` give (no overrides where the env file is the shared one);
+    /// `lines` are the commands' lines in provision.toml.
+    pub fn new(root: &Path, plan: &Plan, lines: &[usize]) -> Self {
+        let env = plan.sandbox.env.as_ref().map(|e| e.overrides.clone());
+        Runner {
+            root: root.to_path_buf(),
+            values: plan.values.clone(),
+            env: env.unwrap_or_default(),
+            lines: lines.to_vec(),
+        }
     }
 
-    /// Runs one command, its output streaming to stderr.
-    pub fn run(&self, run: &str, progress: &Progress) -> Result<(), SetupError> {
+    /// Runs the recipe's command number `index`, its output streaming to
+    /// stderr.
+    pub fn run(&self, index: usize, run: &str, progress: &Progress) -> Result<(), SetupError> {
+        let line = self.lines.get(index).copied().unwrap_or_default();
         let started = Instant::now();
         let shell = Shell {
             template: run,
@@ -78,6 +100,7 @@ impl Runner {
             quiet: false,
         };
         let ran = shell.run().map_err(|source| SetupError::Start {
+            line,
             run: run.to_string(),
             source,
         })?;
@@ -90,7 +113,9 @@ impl Runner {
                 Ok(())
             }
             code => Err(SetupError::Failed {
+                line,
                 run: run.to_string(),
+                output: ran.last_output(),
                 status: code.map_or(ran.status, |c| format!("exit {c}")),
             }),
         }

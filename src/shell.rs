@@ -9,12 +9,18 @@ use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
 
 use crate::template;
 
 /// How much of a failed command's output its error repeats.
 const TAIL_LINES: usize = 15;
+
+/// How long the output of a command that has ended may still take to
+/// arrive; what a background process it started prints later is not waited
+/// for.
+const OUTPUT_GRACE: Duration = Duration::from_secs(1);
 
 /// One command to run.
 pub struct Shell<'a> {
@@ -37,6 +43,18 @@ pub struct Ran {
     /// `exited with status 1`, or how a signal stopped it.
     pub status: String,
     pub tail: Vec<String>,
+}
+
+impl Ran {
+    /// The last lines, as an error's tail: `; its last output:` then each
+    /// line indented, or `, printing nothing`.
+    pub fn last_output(&self) -> String {
+        if self.tail.is_empty() {
+            return ", printing nothing".to_string();
+        }
+        let lines: String = self.tail.iter().map(|l| format!("\n    | {l}")).collect();
+        format!("; its last output:{lines}")
+    }
 }
 
 impl Shell<'_> {
@@ -63,15 +81,23 @@ impl Shell<'_> {
             .spawn()
             .map_err(|e| std::io::Error::new(e.kind(), format!("cannot run sh -c {line}: {e}")))?;
         let tail = Arc::new(Mutex::new(VecDeque::new()));
-        let readers = [
-            pump(child.stdout.take().expect("piped"), tail.clone(), quiet),
-            pump(child.stderr.take().expect("piped"), tail.clone(), quiet),
-        ];
+        let (done, finished) = mpsc::channel();
+        pump(child.stdout.take().expect("piped"), &tail, quiet, &done);
+        pump(child.stderr.take().expect("piped"), &tail, quiet, &done);
         let status = child.wait()?;
-        for reader in readers {
-            let _ = reader.join();
+        // A reader ends when every process holding the pipe has closed it. A
+        // process the command leaves running (`npm run dev &`) holds it for
+        // as long as it runs: so after the command ends, its last output
+        // gets a short grace, then provision stops waiting and leaves the
+        // reader behind (it echoes on until provision exits).
+        let deadline = Instant::now() + OUTPUT_GRACE;
+        for _ in 0..2 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if finished.recv_timeout(left).is_err() {
+                break;
+            }
         }
-        let tail = std::mem::take(&mut *tail.lock().expect("readers are done"));
+        let tail = std::mem::take(&mut *tail.lock().expect("no reader panics holding it"));
         let status_text = match status.code() {
             Some(code) => format!("exited with status {code}"),
             None => format!("was stopped ({status})"),
@@ -84,12 +110,15 @@ impl Shell<'_> {
     }
 }
 
-/// Copies a child's stream line by line to stderr, keeping the last lines.
+/// Copies a child's stream line by line to stderr, keeping the last lines;
+/// says `done` at the end of the stream.
 fn pump(
     stream: impl Read + Send + 'static,
-    tail: Arc<Mutex<VecDeque<String>>>,
+    tail: &Arc<Mutex<VecDeque<String>>>,
     quiet: bool,
-) -> std::thread::JoinHandle<()> {
+    done: &mpsc::Sender<()>,
+) {
+    let (tail, done) = (tail.clone(), done.clone());
     std::thread::spawn(move || {
         let mut reader = BufReader::new(stream);
         let mut buf = Vec::new();
@@ -105,5 +134,6 @@ fn pump(
             tail.push_back(line);
             buf.clear();
         }
-    })
+        let _ = done.send(());
+    });
 }

@@ -126,6 +126,15 @@ fn pretty(sandbox: &Sandbox) -> String {
     text
 }
 
+/// A copy's kind in words.
+fn kind_name(kind: LinkKind) -> &'static str {
+    if kind == LinkKind::Dir {
+        "folder"
+    } else {
+        "file"
+    }
+}
+
 /// Differences between the lock and what is there. `partial` names ledger
 /// rows that only part of the ledger has; they are reported on their own.
 fn drift(
@@ -156,6 +165,11 @@ fn drift(
             _ if have.target != want.target => {
                 format!("points to {} instead of {}", have.target, want.target)
             }
+            _ if !want.mode.is_symlink() => format!(
+                "a {} where the worktree's own copy (a {}) belongs",
+                kind_name(have.kind),
+                kind_name(want.kind)
+            ),
             _ => format!("now a {:?} link, locked as {:?}", have.kind, want.kind).to_lowercase(),
         };
         findings.push(drift(format!("link {}", want.path), message));

@@ -196,17 +196,11 @@ impl CommandDb {
 }
 
 fn failure(what: &'static str, template: &str, ran: Ran) -> DbError {
-    let output = if ran.tail.is_empty() {
-        ", printing nothing".to_string()
-    } else {
-        let lines: String = ran.tail.iter().map(|l| format!("\n    | {l}")).collect();
-        format!("; its last output:{lines}")
-    };
     DbError::Command {
         what,
         command: template.to_string(),
+        output: ran.last_output(),
         status: ran.status,
-        output,
     }
 }
 

@@ -134,6 +134,44 @@ fn env_and_exec_name_a_worktree_without_a_sandbox() {
     assert!(run.stdout.contains("DB_NAME=app_main\n"), "{}", run.stdout);
 }
 
+/// The lock's hash catches mistakes, not tampering, and `env --shell` runs
+/// unattended (direnv, a shellHook): a key that is no variable name is
+/// refused, never printed as shell code.
+#[test]
+fn env_refuses_a_lock_key_that_is_no_variable_name() {
+    let env = TestEnv::new();
+    let wt = sandbox_with_awkward_value(&env);
+    let mut lock: serde_json::Value =
+        serde_json::from_str(&read(wt.join("provision.lock"))).unwrap();
+    lock["env"]["overrides"]["X=1; touch pwned; Y"] = "2".into();
+    let map = lock.as_object_mut().unwrap();
+    map.remove("hash");
+    let hash = blake3::hash(&serde_json::to_vec(&map).unwrap()).to_hex();
+    map.insert("hash".into(), format!("blake3:{hash}").into());
+    write(
+        wt.join("provision.lock"),
+        &serde_json::to_string(&lock).unwrap(),
+    );
+    let script = r#"eval "$("$PROVISION" env --shell bash)""#;
+    let run = Run::from(
+        env.command("bash", &wt)
+            .args(["-c", script])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        run.stderr.contains(
+            "provision.lock: override `X=1; touch pwned; Y` is not an environment variable name"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(!wt.join("pwned").exists());
+    for args in [&["env"][..], &["exec", "--", "true"]] {
+        env.provision(&wt, args).expect(2);
+    }
+}
+
 /// A repository with `files` committed and `untracked` ignored but present.
 fn repo_with(
     env: &TestEnv,
@@ -230,6 +268,27 @@ fn init_fits_a_wrangler_repository_and_new_works_without_wrangler() {
         run.stdout
     );
     assert_eq!(read(main.join("provision.toml")), before);
+}
+
+/// An init cut short (here by a file size limit, as a full disk would) leaves
+/// no half-written recipe that the next init would keep as the user's.
+#[test]
+fn an_init_cut_short_leaves_no_half_written_recipe() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    let cut = env
+        .command("sh", &main)
+        .args(["-c", r#"ulimit -f 1 && exec "$PROVISION" init"#])
+        .output()
+        .unwrap();
+    assert!(!cut.status.success(), "the limit cuts init short");
+    let run = env.provision(&main, &["init"]).expect(0);
+    assert!(
+        run.stdout.contains("wrote   provision.toml"),
+        "{}",
+        run.stdout
+    );
+    env.provision(&main, &["new", "feature"]).expect(0);
 }
 
 #[test]

@@ -679,3 +679,55 @@ fn concurrent_applies_in_one_worktree_take_turns() {
     }
     env.provision(&wt, &["verify"]).expect(0);
 }
+
+/// A folder linked whole, then only a file inside it: the old folder link
+/// goes first, and nothing is ever written or deleted through it into the
+/// main checkout (whose file here is itself a link to a secret elsewhere).
+#[test]
+fn nothing_is_written_through_a_linked_folder_into_the_main_checkout() {
+    let env = TestEnv::new();
+    let (main, wt, secret) = env.linked_config_folder();
+    assert!(
+        fs_err::symlink_metadata(wt.join("config"))
+            .unwrap()
+            .is_symlink()
+    );
+
+    write(main.join(".worktreeinclude"), ".env\nconfig/app.env\n");
+    let run = env.provision(&wt, &["apply"]).expect(0);
+    let step = |text| run.stderr.find(text).expect(&run.stderr);
+    assert!(
+        step("unlink    config\n") < step("link      config/app.env"),
+        "the old link goes first: {}",
+        run.stderr
+    );
+    assert_eq!(
+        fs_err::read_link(main.join("config/app.env")).unwrap(),
+        secret
+    );
+    assert_eq!(read(main.join("config/app.env")), "KEY=secret\n");
+    assert!(
+        fs_err::symlink_metadata(wt.join("config"))
+            .unwrap()
+            .is_dir()
+    );
+    assert_eq!(read(wt.join("config/app.env")), "KEY=secret\n");
+    env.provision(&wt, &["verify"]).expect(0);
+
+    // A folder the user linked by hand is refused by name, not written through.
+    let wt = env.path("mine");
+    env.worktree_add(&main, "mine", &wt);
+    fs_err::os::unix::fs::symlink("../app/config", wt.join("config")).unwrap();
+    let run = env.provision(&wt, &["apply"]).expect(2);
+    assert!(
+        run.stderr.contains(
+            "error: config/app.env cannot be linked: config in this worktree is a symlink; provision will not write through or replace it"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        fs_err::read_link(main.join("config/app.env")).unwrap(),
+        secret
+    );
+}

@@ -196,6 +196,21 @@ impl TestEnv {
         );
     }
 
+    /// The fixture app whose `config` folder is linked whole into the
+    /// sandbox `feature`, and whose `config/app.env` is itself a link to a
+    /// secret outside the repository: (main, worktree, secret).
+    pub fn linked_config_folder(&self) -> (PathBuf, PathBuf, PathBuf) {
+        let main = self.fixture_repo("app");
+        let secret = self.path("secrets/app.env");
+        fs_err::create_dir_all(secret.parent().unwrap()).unwrap();
+        write(&secret, "KEY=secret\n");
+        fs_err::create_dir_all(main.join("config")).unwrap();
+        fs_err::os::unix::fs::symlink(&secret, main.join("config/app.env")).unwrap();
+        write(main.join(".worktreeinclude"), ".env\nconfig\n");
+        self.provision(&main, &["new", "feature"]).expect(0);
+        (main, self.path("worktree-feature"), secret)
+    }
+
     pub fn commit_all(&self, root: &Path, message: &str) {
         self.git(root, &["add", "-A"]);
         self.git(root, &["commit", "-q", "-m", message]);
