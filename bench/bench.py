@@ -162,16 +162,23 @@ class Bench:
         round. Order rotates every round. Returns label -> samples."""
         samples = {label: [] for label in commands}
         labels = list(commands)
+        made = []
         for r in range(runs):
             order = labels[r % len(labels):] + labels[:r % len(labels)]
             for label in order:
                 setup, timed, teardown = commands[label]
                 arg = setup()
-                samples[label].append(timed(arg))
-                teardown(arg)
                 # Each command starts with nothing of the last one left to
                 # write back, so no one pays for another's dirty pages.
                 os.sync()
+                samples[label].append(timed(arg))
+                made.append((teardown, arg))
+        # Torn down at the end: deleting a 3,000-file worktree leaves the
+        # file system busy for a while after, and every command after such
+        # a delete took several times as long as it does otherwise.
+        for teardown, arg in made:
+            teardown(arg)
+        os.sync()
         return samples
 
     def new_against_git(self, runs):

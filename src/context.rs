@@ -197,9 +197,10 @@ impl Context {
         let resolved = include::resolve(&self.includes, &main_repo, &self.checkout.main)?;
         let mut tracked_in_worktree = BTreeSet::new();
         if !self.checkout.is_main() {
-            let index = self.checkout.open()?.index()?;
+            let worktree = self.checkout.open()?;
+            let head = repo::head_tree(&worktree)?;
             for (path, _) in &resolved.present {
-                if repo::is_tracked(&index, path) {
+                if repo::committed(head.as_ref(), path) {
                     tracked_in_worktree.insert(path.clone());
                 }
             }

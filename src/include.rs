@@ -148,13 +148,13 @@ pub fn resolve(
     if entries.is_empty() {
         return Ok(resolved);
     }
-    let index = main_repo.index().map_err(GitError::from)?;
+    let head = repo::head_tree(main_repo)?;
 
     let (literals, patterns): (Vec<&Entry>, Vec<&Entry>) =
         entries.iter().partition(|e| e.is_literal());
     for entry in &literals {
         let path = entry.literal_path().to_string();
-        if repo::is_tracked(&index, &path) {
+        if repo::committed(head.as_ref(), &path) {
             resolved.tracked.insert(path);
             continue;
         }
