@@ -26,6 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 INCLUDES = [".env", ".dev.vars", ".npmrc", "node_modules"]
+SETTLE = float(os.environ.get("BENCH_SETTLE", "0.3"))
 
 
 def main():
@@ -169,8 +170,10 @@ class Bench:
                 setup, timed, teardown = commands[label]
                 arg = setup()
                 # Each command starts with nothing of the last one left to
-                # write back, so no one pays for another's dirty pages.
+                # write back, so no one pays for another's dirty pages, and
+                # with the file system's journal settled after that.
                 os.sync()
+                time.sleep(SETTLE)
                 samples[label].append(timed(arg))
                 made.append((teardown, arg))
         # Torn down at the end: deleting a 3,000-file worktree leaves the
@@ -226,6 +229,11 @@ class Bench:
     def verify_against_git_status(self, runs):
         self.quiet([self.provision, "new", "steady"])
         tree = os.path.join(os.path.dirname(self.app), "worktree-steady")
+        # A worktree someone works in: git has refreshed its index once,
+        # after the second its files were written in (until then every
+        # `git status` re-reads every file, git's "racily clean" rule).
+        time.sleep(1.1)
+        self.quiet(["git", "status", "--porcelain"], cwd=tree)
         none = (lambda: None, None, lambda _: None)
         def timed(argv):
             return lambda _: self.run(argv, cwd=tree)[0]
