@@ -48,7 +48,7 @@
             cargo-nextest
             git
             just
-            hyperfine
+            python3
             postgresql_15
             sqlite
             zsh
