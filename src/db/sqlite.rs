@@ -285,17 +285,18 @@ impl Database for Sqlite {
         let mut result = Ok(());
         for migration in pending {
             starting(migration);
-            let savepoint = tx
-                .savepoint()
-                .map_err(migration_failed(&migration.name, ""))?;
-            let sql = migration.sql()?;
-            result = run_migration(&savepoint, &migration.name, &migration.checksum, &sql);
+            // Whatever fails, the ones before it are kept: an error ends the
+            // loop, never the transaction. Dropping a savepoint rolls it back.
+            result = (|| {
+                let sql = migration.sql()?;
+                let failed = migration_failed(&migration.name, "");
+                let savepoint = tx.savepoint().map_err(&failed)?;
+                run_migration(&savepoint, &migration.name, &migration.checksum, &sql)?;
+                savepoint.commit().map_err(&failed)
+            })();
             if result.is_err() {
-                break; // dropping the savepoint rolls it back
+                break;
             }
-            savepoint
-                .commit()
-                .map_err(migration_failed(&migration.name, ""))?;
         }
         tx.commit().map_err(fail)?;
         conn.pragma_update(None, "synchronous", "FULL")
