@@ -147,6 +147,7 @@ fn new(cwd: &Path, args: NewArgs, progress: &Progress, json: bool) -> Result<Exi
         // .git/worktrees/…/commondir"). Many agents at once take turns here.
         let _turn = Registry::new(&main.common_dir).lock()?;
         repo::worktree_add(&main.main, &args.name, &path, args.from.as_deref())
+            .and_then(|()| repo::unlock_added(&main.common_dir, &path))
     };
     // Joined before any error returns, so an unused database is deleted.
     let prebuilt = ahead.finish();

@@ -127,6 +127,21 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
         let (reason, options) = if worktree.is_main {
             report.kept.push(keep("the main worktree".into()));
             continue;
+        } else if worktree.cut_short {
+            // Under the registry lock no `new` is between its `git worktree
+            // add` and the unlock that follows it: this one was killed.
+            if !dry_run {
+                repo::unlock(&main.common_dir, &worktree.id)?;
+            }
+            (
+                "a `provision new` was cut short while git made it".to_string(),
+                Options {
+                    force: true,
+                    branch: true,
+                    dry_run,
+                    ..Options::default()
+                },
+            )
         } else if worktree.locked {
             let gone = if worktree.path.exists() {
                 ""

@@ -52,7 +52,20 @@ pub fn verbosity() -> Verbosity {
 /// With `--verbose`, the command about to run, as `$ git …` on stderr.
 pub fn command(program: &str, args: impl IntoIterator<Item = impl std::fmt::Display>) {
     if verbosity() == Verbosity::Verbose {
-        let line: String = args.into_iter().map(|a| format!(" {a}")).collect();
+        // Quoted where a shell would split or expand it, so the line can be
+        // pasted back into one.
+        let line: String = args
+            .into_iter()
+            .map(|a| {
+                let a = a.to_string();
+                let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c);
+                if !a.is_empty() && a.chars().all(plain) {
+                    format!(" {a}")
+                } else {
+                    format!(" {}", crate::overrides::posix_quote(&a))
+                }
+            })
+            .collect();
         let _ = writeln!(
             anstream::stderr(),
             "    {}",

@@ -124,7 +124,7 @@ impl Report for EnvReport {
 /// Single quotes keep everything literal in sh, bash and zsh (newlines,
 /// `$`, backslashes, backticks); a single quote itself ends the quoting,
 /// is escaped, and reopens it.
-fn posix_quote(value: &str) -> String {
+pub(crate) fn posix_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
 

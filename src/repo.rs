@@ -208,12 +208,38 @@ pub fn worktree_add(
     // 3–7% idle and took 1.7–2.5× as long with the other core busy, which
     // is what many agents at once look like (`just bench`). A user who sets
     // it in git's config gets it anyway.
-    let mut args: Vec<String> = vec!["worktree".into(), "add".into(), "-b".into(), branch.into()];
+    // Locked from git's first write until `unlock_added`, with a reason of
+    // provision's own: a `new` killed in between leaves a worktree that
+    // `gc` knows for one no `new` will finish (`new` holds the registry
+    // lock until it unlocks, and `gc` takes it).
+    let mut args: Vec<String> = [
+        "worktree", "add", "--lock", "--reason", ADDING, "-b", branch,
+    ]
+    .map(String::from)
+    .into();
     args.push(path.to_string_lossy().into_owned());
     if let Some(rev) = from {
         args.push(rev.into());
     }
     run_git(main, &args).map(|_| ())
+}
+
+/// The lock reason `worktree_add` gives git while the worktree is made.
+pub const ADDING: &str = "provision new: being created";
+
+/// Takes back the lock `worktree_add` left, as `git worktree unlock` does,
+/// without another git run on `new`'s path.
+pub fn unlock_added(common_dir: &Path, path: &Path) -> Result<(), GitError> {
+    let id = id_from_dot_git(common_dir, path).unwrap_or_else(|| file_name(path));
+    unlock(common_dir, &id)
+}
+
+/// Removes a worktree's lock (`worktrees/<id>/locked`).
+pub fn unlock(common_dir: &Path, id: &str) -> Result<(), GitError> {
+    match fs_err::remove_file(common_dir.join("worktrees").join(id).join("locked")) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 /// Undoes a `worktree_add` after a later step failed: the new worktree and
@@ -340,6 +366,8 @@ pub struct Worktree {
     pub is_main: bool,
     /// `git worktree lock`ed: provision never touches it.
     pub locked: bool,
+    /// Locked by a `provision new` whose `git worktree add` never finished.
+    pub cut_short: bool,
     /// Git would prune it: its folder (or its gitdir file) is gone.
     pub prunable: bool,
 }
@@ -382,6 +410,7 @@ pub fn worktrees(main: &Path, common_dir: &Path) -> Result<Vec<Worktree>, GitErr
                 head: None,
                 is_main,
                 locked: false,
+                cut_short: false,
                 prunable: false,
             });
             continue;
@@ -392,7 +421,10 @@ pub fn worktrees(main: &Path, common_dir: &Path) -> Result<Vec<Worktree>, GitErr
         match key {
             "HEAD" => entry.head = Some(value.to_string()),
             "branch" => entry.branch = Some(value.trim_start_matches("refs/heads/").to_string()),
-            "locked" => entry.locked = true,
+            "locked" => {
+                entry.locked = true;
+                entry.cut_short = value == ADDING;
+            }
             "prunable" => entry.prunable = true,
             _ => {}
         }

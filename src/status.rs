@@ -133,6 +133,12 @@ fn row(worktree: &Worktree, record: Option<&Record>) -> Row {
         locked: worktree.locked,
         detail: None,
     };
+    if worktree.cut_short {
+        row.detail = Some(
+            "a `provision new` was cut short while git made it; `provision gc` removes it".into(),
+        );
+        return row;
+    }
     if worktree.prunable || !worktree.path.is_dir() {
         if worktree.locked {
             row.state = State::Missing;

@@ -267,3 +267,52 @@ fn a_remove_or_gc_killed_mid_drop_is_finished_by_the_next_run() {
     env.provision(&env.path("worktree-kept"), &["verify"])
         .expect(0);
 }
+
+/// A kill while git itself writes the checkout: a smudge filter announces
+/// itself in `smudging` and waits while `hold` exists. git leaves the
+/// worktree locked with provision's reason, and `gc` takes it all away.
+#[test]
+fn a_new_killed_while_git_checks_out_is_taken_away_by_gc() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    write(main.join(".gitattributes"), "*.js filter=slow\n");
+    env.commit_all(&main, "a slow filter");
+    let smudge = format!(
+        "touch {0}/smudging; while test -e {0}/hold; do sleep 0.02; done; cat",
+        main.display()
+    );
+    env.git(&main, &["config", "filter.slow.smudge", &smudge]);
+    write(main.join("hold"), "");
+
+    let mut child = env.provision_spawn(&main, &["new", "x"]);
+    wait_for(&mut child, "git's checkout got going", || {
+        main.join("smudging").exists()
+    });
+    kill_group(&mut child);
+    fs_err::remove_file(main.join("hold")).unwrap();
+    let list = env.git(&main, &["worktree", "list", "--porcelain"]);
+    assert!(
+        list.contains("locked provision new: being created"),
+        "{list}"
+    );
+    let status = env.provision(&main, &["status", "--json"]).expect(0).json();
+    let row = &status["sandboxes"][1];
+    assert_eq!(row["state"], "orphan", "{status}");
+    assert!(
+        row["detail"].as_str().unwrap().contains("cut short"),
+        "{status}"
+    );
+
+    let gc = env.provision(&main, &["gc", "--json"]).expect(0).json();
+    assert_eq!(gc["removed"].as_array().unwrap().len(), 1, "{gc}");
+    assert!(!env.path("worktree-x").exists());
+    assert_eq!(env.git(&main, &["branch", "--list", "x"]), "");
+    assert_eq!(
+        env.git(&main, &["worktree", "list", "--porcelain"])
+            .matches("worktree ")
+            .count(),
+        1
+    );
+    assert_eq!(record_count(&main), 0);
+    assert_eq!(abandoned(&main), Vec::<String>::new());
+}

@@ -418,7 +418,9 @@ fn quiet_keeps_progress_back_and_verbose_shows_commands() {
         .provision(&main, &["--verbose", "new", "three"])
         .expect(0);
     assert!(
-        run.stderr.contains("$ git worktree add -b three"),
+        run.stderr.contains(
+            "$ git worktree add --lock --reason 'provision new: being created' -b three "
+        ),
         "{}",
         run.stderr
     );
@@ -453,7 +455,7 @@ drop = 'rm "{main}/db-{db}"'
     let run = env.provision(&main, &["-v", "new", "three"]).expect(0);
     assert!(
         run.stderr
-            .contains("$ sh -c echo made-it; touch \"${PROVISION_MAIN}/db-${PROVISION_DB}\""),
+            .contains("$ sh -c 'echo made-it; touch \"${PROVISION_MAIN}/db-${PROVISION_DB}\"'"),
         "{}",
         run.stderr
     );
