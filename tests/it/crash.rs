@@ -42,7 +42,7 @@ fn kill_mid_migration(child: Child, main: &Path, db: &str) -> PathBuf {
 }
 
 /// As `kill_mid_migration`, for `new`: the kill waits until git has added
-/// the worktree too (git drops its `initializing` lock last), so that it
+/// the worktree too (its lock is taken back once git is done), so that it
 /// lands in provision's work, not in git's checkout.
 fn kill_new_mid_migration(child: Child, main: &Path, name: &str) -> PathBuf {
     let admin = main.join(format!(".git/worktrees/worktree-{name}"));
