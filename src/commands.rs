@@ -149,14 +149,19 @@ fn new(cwd: &Path, args: NewArgs, progress: &Progress, json: bool) -> Result<Exi
         repo::worktree_add(&main.main, &args.name, &path, args.from.as_deref())
             .and_then(|()| repo::unlock_added(&main.common_dir, &path))
     };
+    if added.is_ok() {
+        progress.step(&format!(
+            "worktree  {} on new branch {}",
+            path.display(),
+            args.name
+        ));
+        if ahead.is_running() {
+            progress.step("database  still migrating, from git's objects");
+        }
+    }
     // Joined before any error returns, so an unused database is deleted.
     let prebuilt = ahead.finish();
     added?;
-    progress.step(&format!(
-        "worktree  {} on new branch {}",
-        path.display(),
-        args.name
-    ));
     let mut attempt = Attempt::default();
     match build_new(&path, &args.name, prebuilt, progress, &mut attempt) {
         Ok(outcome) => {

@@ -41,6 +41,11 @@ impl Ahead {
         })))
     }
 
+    /// Whether the build is still going (so a person is told why `new` waits).
+    pub fn is_running(&self) -> bool {
+        self.0.as_ref().is_some_and(|handle| !handle.is_finished())
+    }
+
     /// Waits for the build; dropping the result unadopted deletes its file.
     pub fn finish(self) -> Option<Prebuilt> {
         self.0.and_then(|handle| handle.join().ok().flatten())

@@ -115,6 +115,22 @@ fn slow_app(env: &TestEnv) -> PathBuf {
     main
 }
 
+/// A migration still running when git is done is said to be, so `new` is
+/// not silent while it waits.
+#[test]
+fn new_says_when_it_waits_for_a_long_migration() {
+    let env = TestEnv::new();
+    let main = slow_app(&env);
+    let run = env.provision(&main, &["new", "x"]).expect(0);
+    let waiting = run
+        .stderr
+        .find("database  still migrating")
+        .unwrap_or_else(|| panic!("{}", run.stderr));
+    assert!(run.stderr[waiting..].contains(&format!("migrate   {SLOW_NAME}")));
+    env.provision(&env.path("worktree-x"), &["verify"])
+        .expect(0);
+}
+
 /// `new` builds the database while git checks out, so a kill mid-migration
 /// lands in the file it builds ahead: the worktree is there, its database
 /// and lock are not.
