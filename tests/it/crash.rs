@@ -120,7 +120,13 @@ fn slow_app(env: &TestEnv) -> PathBuf {
 #[test]
 fn new_says_when_it_waits_for_a_long_migration() {
     let env = TestEnv::new();
-    let main = slow_app(&env);
+    let main = env.fixture_repo("app");
+    // Seconds of work, so git is done long before even on a stalling disk.
+    write(
+        main.join("migrations").join(SLOW_NAME),
+        &SLOW.replace("3000000", "8000000"),
+    );
+    env.commit_all(&main, "a longer migration");
     let run = env.provision(&main, &["new", "x"]).expect(0);
     let waiting = run
         .stderr
