@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 
 use crate::support::{TestEnv, kill_group, read, sqlite, write};
 
-/// Millions of rows in one transaction: seconds of work, and the database
-/// file outgrows SQLite's page cache (so it grows on disk) long before commit.
+/// Millions of rows in one transaction: seconds of work, so that git is done
+/// with its checkout long before (`new` runs the two side by side), and the
+/// database file outgrows SQLite's page cache (so it grows on disk) long
+/// before commit.
 const SLOW: &str = "CREATE TABLE big(x INTEGER);\n\
-    WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000)\n\
+    WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 8000000)\n\
     INSERT INTO big SELECT x FROM c;\n";
 const SLOW_NAME: &str = "0003_big.sql";
 
@@ -120,13 +122,7 @@ fn slow_app(env: &TestEnv) -> PathBuf {
 #[test]
 fn new_says_when_it_waits_for_a_long_migration() {
     let env = TestEnv::new();
-    let main = env.fixture_repo("app");
-    // Seconds of work, so git is done long before even on a stalling disk.
-    write(
-        main.join("migrations").join(SLOW_NAME),
-        &SLOW.replace("3000000", "8000000"),
-    );
-    env.commit_all(&main, "a longer migration");
+    let main = slow_app(&env);
     let run = env.provision(&main, &["new", "x"]).expect(0);
     let waiting = run
         .stderr
@@ -162,7 +158,7 @@ fn a_new_killed_mid_migration_is_finished_by_apply() {
     let count: i64 = sqlite(&main, "app_x")
         .query_row("SELECT count(*) FROM big", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(count, 3_000_000);
+    assert_eq!(count, 8_000_000);
     assert!(read(wt.join("provision.lock")).contains(SLOW_NAME));
 }
 
