@@ -180,36 +180,21 @@ impl Database for Sqlite {
                 location: self.path.display().to_string(),
             });
         }
+        // Built under a temporary name and moved in, marked, only if nothing
+        // got there first: a crash never leaves an unmarked database where
+        // the real one belongs. The same path as a database built ahead.
         let dir = self.path.parent().expect("the path has a folder");
-        fs_err::create_dir_all(dir)?;
-        // Build the file under a temporary name, so a crash never leaves an
-        // unmarked database where the real one belongs, and move it in only
-        // if nothing got there first.
-        let tmp = tempfile::Builder::new()
-            .prefix(".provision-")
-            .suffix(".sqlite")
-            .tempfile_in(dir)?
-            .into_temp_path();
-        {
-            // One transaction and one fsync (below) instead of one of each per
-            // statement: the file is not in place until it is complete.
-            let mut conn = Connection::open(&tmp).map_err(self.fail("create"))?;
-            conn.pragma_update(None, "synchronous", "OFF")
-                .map_err(self.fail("create"))?;
-            let tx = conn.transaction().map_err(self.fail("create"))?;
-            tx.execute_batch(SCHEMA)
-                .map_err(self.fail("create the ledger"))?;
-            let mark = format!("provision:v1 {}", self.owner);
-            tx.execute(
-                "INSERT INTO provision_meta(key, value) VALUES('mark', ?1)",
-                [mark],
-            )
-            .map_err(self.fail("mark"))?;
-            tx.commit().map_err(self.fail("create"))?;
+        if self.adopt(prebuild(dir, &[])?)? {
+            return Ok(());
         }
-        fs_err::File::open(&tmp)?.sync_all()?;
-        tmp.persist_noclobber(&self.path).map_err(|e| e.error)?;
-        Ok(())
+        Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!(
+                "{} appeared while provision created it",
+                self.path.display()
+            ),
+        )
+        .into())
     }
 
     fn ledger(&mut self) -> Result<Ledger, DbError> {
@@ -346,6 +331,9 @@ impl Database for Sqlite {
         }
         {
             let conn = Connection::open(&built.path).map_err(self.fail("adopt"))?;
+            // Synced once, below, with everything else in the file.
+            conn.pragma_update(None, "synchronous", "OFF")
+                .map_err(self.fail("adopt"))?;
             let mark = format!("provision:v1 {}", self.owner);
             conn.execute(
                 "INSERT INTO provision_meta(key, value) VALUES('mark', ?1)",
@@ -416,8 +404,8 @@ pub struct Source {
     pub sql: String,
 }
 
-/// How the files of databases built ahead start: `sweep_abandoned` looks
-/// for nothing else.
+/// How the temporary files of databases being built start (by `create`, or
+/// ahead by `new`): `sweep_abandoned` looks for nothing else.
 const AHEAD: &str = ".provision-ahead-";
 
 /// A database built ahead under a temporary name beside the databases. Its
@@ -445,7 +433,7 @@ pub fn prebuild(dir: &Path, migrations: &[Source]) -> Result<BuiltAhead, DbError
     }
     let fail = |source| DbError::Sqlite {
         name: path.display().to_string(),
-        action: "build ahead".into(),
+        action: "create".into(),
         source,
     };
     let mut conn = Connection::open(&path).map_err(fail)?;
