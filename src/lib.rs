@@ -2,38 +2,26 @@
 //!
 //! The binary (`main.rs`) is a thin shell over this library. The parsers are
 //! public so that fuzz targets and property tests reach them as the binary does.
+//!
+//! Data flows one way: `cli` resolves a `workspace` (repository, recipe,
+//! registry), `sandbox` plans, observes and classifies one worktree's
+//! sandbox and applies or verifies it, `db` holds the database kinds and
+//! migrations, `lifecycle` keeps the registry and takes sandboxes down.
 
-mod apply;
 pub mod cli;
-pub mod commands;
-pub mod config;
-mod context;
-mod copy;
 mod db;
-pub mod envfile;
 mod fsutil;
-mod gc;
+mod git;
 mod hash;
-pub mod include;
-mod init;
-pub mod lock;
-pub mod migrations;
-mod observe;
+mod lifecycle;
 pub mod output;
-mod overrides;
-mod plan;
-mod prebuild;
-mod registry;
-mod remove;
-mod render;
-mod repo;
-mod setup;
+pub mod recipe;
+pub mod sandbox;
 mod shell;
 pub mod slug;
-mod status;
-mod teardown;
-pub mod template;
-mod verify;
+mod workspace;
+
+pub use db::migrations;
 
 /// Errors crossing module boundaries; each module's own enum sits inside.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -5,15 +5,15 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use provision::{cli, commands, output};
+use provision::{cli, output};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    match commands::run(cli) {
+    match cli::run(cli) {
         Ok(exit) => exit.code(),
         Err(err) => {
             output::print_error(&*err);
-            commands::Exit::Error.code()
+            cli::Exit::Error.code()
         }
     }
 }

@@ -62,7 +62,7 @@ pub fn command(program: &str, args: impl IntoIterator<Item = impl std::fmt::Disp
                 if !a.is_empty() && a.chars().all(plain) {
                     format!(" {a}")
                 } else {
-                    format!(" {}", crate::overrides::posix_quote(&a))
+                    format!(" {}", crate::shell::posix_quote(&a))
                 }
             })
             .collect();

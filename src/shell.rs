@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use crate::template;
+use crate::recipe::template;
 
 /// How much of a failed command's output its error repeats.
 const TAIL_LINES: usize = 15;
@@ -136,4 +136,28 @@ fn pump(
         }
         let _ = done.send(());
     });
+}
+
+/// Single quotes keep everything literal in sh, bash and zsh (newlines,
+/// `$`, backslashes, backticks); a single quote itself ends the quoting,
+/// is escaped, and reopens it.
+pub fn posix_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+/// In fish's single quotes only `\\` and `\'` are escapes.
+pub fn fish_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\\', r"\\").replace('\'', r"\'"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_keeps_every_character() {
+        let value = "it's $HOME `x` \\ \"q\"\nline 2";
+        assert_eq!(posix_quote(value), "'it'\\''s $HOME `x` \\ \"q\"\nline 2'");
+        assert_eq!(fish_quote(value), "'it\\'s $HOME `x` \\\\ \"q\"\nline 2'");
+    }
 }

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use provision::lock;
+use provision::sandbox::lock;
 
 fuzz_target!(|text: &str| {
     let Ok(read) = lock::parse(text) else { return };

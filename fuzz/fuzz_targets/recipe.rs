@@ -5,8 +5,8 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {
-    if let Err(provision::config::ConfigError::Invalid { line, .. }) = provision::config::parse(text) {
+    if let Err(provision::recipe::config::ConfigError::Invalid { line, .. }) = provision::recipe::config::parse(text) {
         assert!(line >= 1 && line <= text.lines().count().max(1) + 1, "line {line}");
     }
-    let _ = provision::template::keys(text);
+    let _ = provision::recipe::template::keys(text);
 });

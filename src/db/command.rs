@@ -22,11 +22,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{Database, DbError, Ledger, LedgerRow};
-use crate::config::{Commands, DatabaseKind, DatabaseSettings};
+use crate::db::migrations::{Applied, Migration};
 use crate::fsutil;
-use crate::migrations::{Applied, Migration};
+use crate::recipe::config::{Commands, DatabaseKind, DatabaseSettings};
+use crate::recipe::template;
 use crate::shell::{Ran, Shell};
-use crate::template;
 
 const MARK: &str = "provision:v1";
 

@@ -4,15 +4,17 @@
 //! drop anything without that mark: provision never touches a database it did
 //! not create.
 
+pub(crate) mod build_ahead;
 mod command;
+pub mod migrations;
 mod postgres;
 mod sqlite;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::config::{DatabaseKind, DatabaseSettings};
-use crate::migrations::{Applied, Migration};
+use crate::db::migrations::{Applied, Migration};
+use crate::recipe::config::{DatabaseKind, DatabaseSettings};
 
 pub use command::CommandDb;
 pub use postgres::Postgres;

@@ -13,8 +13,8 @@ use postgres::error::SqlState;
 use postgres::{Client, Config, NoTls};
 
 use super::{Database, DbError, Ledger, LedgerRow};
-use crate::config::{DatabaseKind, DatabaseSettings};
-use crate::migrations::Migration;
+use crate::db::migrations::Migration;
+use crate::recipe::config::{DatabaseKind, DatabaseSettings};
 
 const MARK: &str = "provision:v1";
 /// Long enough for a loaded server, short enough that a stopped one is

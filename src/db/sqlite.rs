@@ -13,7 +13,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tempfile::TempPath;
 
 use super::{Database, DbError, Ledger, LedgerRow};
-use crate::migrations::{Applied, Migration};
+use crate::db::migrations::{Applied, Migration};
 
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS d1_migrations(
@@ -147,7 +147,7 @@ impl Database for Sqlite {
     }
 
     fn location(&self) -> String {
-        super::location(crate::config::DatabaseKind::Sqlite, &self.name)
+        super::location(crate::recipe::config::DatabaseKind::Sqlite, &self.name)
     }
 
     fn exists(&mut self) -> Result<bool, DbError> {

@@ -8,9 +8,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use proptest::prelude::*;
-use provision::lock::{self, DatabaseLock, EnvLock, Hook, Link, LinkKind, LinkMode, Sandbox};
 use provision::migrations::Applied;
-use provision::{config, include, slug, template};
+use provision::recipe::{config, include, template};
+use provision::sandbox::lock::{
+    self, DatabaseLock, EnvLock, Hook, Link, LinkKind, LinkMode, Sandbox,
+};
+use provision::slug;
 use serde_json::Value;
 
 fn text() -> impl Strategy<Value = String> {

@@ -11,10 +11,10 @@ use std::thread::JoinHandle;
 use git2::{ObjectType, Repository};
 
 use crate::BoxError;
-use crate::config::{DatabaseKind, Settings};
+use crate::db::migrations::Applied;
 use crate::db::{self, BuiltAhead, Source};
 use crate::hash;
-use crate::migrations::Applied;
+use crate::recipe::config::{DatabaseKind, Settings};
 
 /// A database built ahead of its worktree, and what it has applied.
 pub struct Prebuilt {

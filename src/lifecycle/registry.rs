@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::PortRange;
 use crate::fsutil;
-use crate::repo::Worktree;
+use crate::git::Worktree;
+use crate::recipe::config::PortRange;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -108,7 +108,7 @@ impl Registry {
     /// worktree of the same folder name: the claim tells a record's own
     /// worktree from a newcomer under the same id.
     fn claim_path(&self, id: &str) -> Option<PathBuf> {
-        (id != crate::repo::MAIN_ID).then(|| {
+        (id != crate::git::MAIN_ID).then(|| {
             self.common_dir
                 .join("worktrees")
                 .join(id)
@@ -158,7 +158,7 @@ impl Registry {
                 Claim::Ours => true,
                 Claim::Other => false,
                 Claim::Missing => {
-                    crate::repo::same_path(&record.path, path) && record.branch.as_deref() == branch
+                    crate::git::same_path(&record.path, path) && record.branch.as_deref() == branch
                 }
             }
     }

@@ -8,13 +8,15 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::BoxError;
-use crate::registry::{Record, Registry};
-use crate::repo::{self, Checkout, Worktree};
-use crate::teardown::{self, Options, Shared};
-use crate::{context, envfile, hash, lock};
+use crate::git::{self, Checkout, Worktree};
+use crate::hash;
+use crate::lifecycle::registry::{Record, Registry};
+use crate::lifecycle::teardown::{self, Options, Shared};
+use crate::sandbox::{envfile, lock};
+use crate::workspace;
 
 /// What `remove` reports is what the take-down did.
-pub use crate::teardown::Removal;
+pub use crate::lifecycle::teardown::Removal;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RemoveError {
@@ -102,17 +104,17 @@ pub fn unsaved(main: &Checkout, worktree: &Worktree) -> Result<Unsaved, BoxError
     if !worktree.path.is_dir() {
         return Ok(Unsaved::default());
     }
-    let files = repo::unsaved_files(&worktree.path)?;
+    let files = git::unsaved_files(&worktree.path)?;
     let hidden = hidden_files(&main.common_dir, &worktree.path)?;
     let commits = match &worktree.head {
-        Some(head) => repo::unique_commits(&main.main, head, worktree.branch.as_deref())?,
+        Some(head) => git::unique_commits(&main.main, head, worktree.branch.as_deref())?,
         None => Vec::new(),
     };
     Ok(Unsaved {
         files,
         commits,
         hidden,
-        submodules: repo::has_submodules(&main.common_dir, &worktree.id, &worktree.path)?,
+        submodules: git::has_submodules(&main.common_dir, &worktree.id, &worktree.path)?,
     })
 }
 
@@ -124,7 +126,7 @@ pub fn unsaved(main: &Checkout, worktree: &Worktree) -> Result<Unsaved, BoxError
 fn hidden_files(common_dir: &Path, root: &Path) -> Result<Vec<String>, BoxError> {
     // A lock that cannot be read only loses the env file's hash.
     let sandbox = lock::read(root).ok().flatten().map(|read| read.sandbox);
-    let mut paths: BTreeSet<String> = repo::excluded_paths(common_dir)?.into_iter().collect();
+    let mut paths: BTreeSet<String> = git::excluded_paths(common_dir)?.into_iter().collect();
     if let Some(sandbox) = &sandbox {
         paths.extend(sandbox.links.iter().map(|l| l.path.clone()));
         paths.extend(sandbox.env.iter().map(|e| e.file.clone()));
@@ -142,7 +144,7 @@ fn hidden_files(common_dir: &Path, root: &Path) -> Result<Vec<String>, BoxError>
     let mut out = Vec::new();
     for path in paths {
         // A tracked path is in git's status already.
-        if repo::is_tracked(&index, &path) {
+        if git::is_tracked(&index, &path) {
             continue;
         }
         let at = root.join(&path);
@@ -179,18 +181,18 @@ pub fn remove(
     keep_branch: bool,
 ) -> Result<Removal, BoxError> {
     let main = Checkout::discover(cwd)?.main_of()?;
-    let (settings, _) = context::recipe(&main)?;
+    let (settings, _) = workspace::recipe(&main)?;
     let registry = Registry::new(&main.common_dir);
     let guard = registry.lock()?;
     let records = registry.all(&guard)?;
-    let worktrees = repo::worktrees(&main.main, &main.common_dir)?;
+    let worktrees = git::worktrees(&main.main, &main.common_dir)?;
     let (record, worktree) = resolve(cwd, target, &registry, &records, &worktrees)
         .ok_or_else(|| RemoveError::NotFound(target.to_string()))?;
     let shown = worktree
         .map(|w| w.path.display().to_string())
         .or_else(|| record.map(|r| r.path.display().to_string()))
         .unwrap_or_default();
-    if worktree.is_some_and(|w| w.is_main) || record.is_some_and(|r| r.id == repo::MAIN_ID) {
+    if worktree.is_some_and(|w| w.is_main) || record.is_some_and(|r| r.id == git::MAIN_ID) {
         return Err(RemoveError::Main(shown).into());
     }
     if worktree.is_some_and(|w| w.locked) {

@@ -7,14 +7,16 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
-use crate::config::Settings;
-use crate::envfile;
+use crate::db::migrations::{self, Migration};
 use crate::hash;
-use crate::include::Resolved;
-use crate::lock::{DatabaseLock, EnvLock, Hook, Link, LinkKind, LinkMode, Sandbox, VERSION};
-use crate::migrations::{self, Migration};
+use crate::recipe::config::Settings;
+use crate::recipe::include::Resolved;
+use crate::recipe::template::{self, TemplateError};
+use crate::sandbox::envfile;
+use crate::sandbox::lock::{
+    DatabaseLock, EnvLock, Hook, Link, LinkKind, LinkMode, Sandbox, VERSION,
+};
 use crate::slug;
-use crate::template::{self, TemplateError};
 
 /// Everything the plan depends on.
 pub struct Inputs<'a> {
@@ -100,7 +102,7 @@ pub enum PlanError {
     EnvInsideLink { file: String, link: String },
     #[error(
         "{}:{line}: {path} matches both links.copy `{copy}` and links.reflink `{reflink}` (line {reflink_line}); keep it in one of them",
-        crate::config::FILE_NAME
+        crate::recipe::config::FILE_NAME
     )]
     TwoModes {
         path: String,
@@ -188,7 +190,7 @@ impl Modes {
             (!used).then(|| {
                 format!(
                     "{}:{line}: links.{} `{pattern}` matches no path .worktreeinclude links (a path inside a linked folder cannot be copied on its own: list it in .worktreeinclude instead of its folder)",
-                    crate::config::FILE_NAME,
+                    crate::recipe::config::FILE_NAME,
                     mode.as_str()
                 )
             })

@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::template::{self, TemplateError};
+use crate::recipe::template::{self, TemplateError};
 
 pub const FILE_NAME: &str = "provision.toml";
 
@@ -697,7 +697,7 @@ mod tests {
     /// Every `toml` block of the README is a recipe provision accepts.
     #[test]
     fn the_readme_recipes_parse() {
-        let readme = include_str!("../README.md");
+        let readme = include_str!("../../README.md");
         let blocks: Vec<&str> = readme
             .split("```toml\n")
             .skip(1)

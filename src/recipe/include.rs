@@ -7,7 +7,7 @@ use std::path::Path;
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
-use crate::repo::{self, GitError, Untracked};
+use crate::git::{self, GitError, Untracked};
 
 pub const FILE_NAME: &str = ".worktreeinclude";
 
@@ -148,13 +148,13 @@ pub fn resolve(
     if entries.is_empty() {
         return Ok(resolved);
     }
-    let head = repo::head_tree(main_repo)?;
+    let head = git::head_tree(main_repo)?;
 
     let (literals, patterns): (Vec<&Entry>, Vec<&Entry>) =
         entries.iter().partition(|e| e.is_literal());
     for entry in &literals {
         let path = entry.literal_path().to_string();
-        if repo::committed(head.as_ref(), &path) {
+        if git::committed(head.as_ref(), &path) {
             resolved.tracked.insert(path);
             continue;
         }
@@ -252,7 +252,7 @@ fn candidates(
 ) -> Result<Vec<Untracked>, IncludeError> {
     let prefixes: Vec<&str> = patterns.iter().filter_map(|e| e.static_prefix()).collect();
     let mut out = Vec::new();
-    for entry in repo::untracked(repo)? {
+    for entry in git::untracked(repo)? {
         let inside = format!("{}/", entry.path);
         let wanted_inside = entry.is_dir
             && prefixes

@@ -4,12 +4,12 @@
 
 use std::path::Path;
 
+use crate::db::migrations;
 use crate::db::{Database, DbError, LedgerRow};
-use crate::envfile;
 use crate::fsutil;
 use crate::hash;
-use crate::lock::{DatabaseLock, EnvLock, Link, LinkKind, LinkMode, Sandbox};
-use crate::migrations;
+use crate::sandbox::envfile;
+use crate::sandbox::lock::{DatabaseLock, EnvLock, Link, LinkKind, LinkMode, Sandbox};
 
 /// The observed sandbox, shaped like `reference` (a lock or a plan): the
 /// same links and keys are looked at, and what cannot be observed (name,

@@ -8,9 +8,9 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::BoxError;
-use crate::registry::{Claim, Record, Registry};
-use crate::repo::{self, Checkout, Worktree};
-use crate::verify;
+use crate::git::{self, Checkout, Worktree};
+use crate::lifecycle::registry::{Claim, Record, Registry};
+use crate::sandbox::verify;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -71,7 +71,7 @@ pub fn status(cwd: &Path) -> Result<Report, BoxError> {
     let main = Checkout::discover(cwd)?.main_of()?;
     let registry = Registry::new(&main.common_dir);
     let records = registry.read_all()?;
-    let worktrees = repo::worktrees(&main.main, &main.common_dir)?;
+    let worktrees = git::worktrees(&main.main, &main.common_dir)?;
     let mut rows: Vec<Row> = in_parallel(&worktrees, |worktree| {
         row(
             worktree,
@@ -86,7 +86,7 @@ pub fn status(cwd: &Path) -> Result<Report, BoxError> {
         let listed = worktrees.iter().any(|w| w.id == record.id);
         let (state, detail) = if !listed
             && registry.claim_of(record) != Claim::Other
-            && repo::has_entry(&main.common_dir, &record.id)
+            && git::has_entry(&main.common_dir, &record.id)
         {
             (State::Missing, "git still has a worktree entry for it")
         } else {
@@ -148,7 +148,7 @@ fn row(worktree: &Worktree, record: Option<&Record>) -> Row {
         }
         return row;
     }
-    row.dirty = repo::unsaved_files(&worktree.path)
+    row.dirty = git::unsaved_files(&worktree.path)
         .ok()
         .map(|files| !files.is_empty());
     let (state, detail) = match Checkout::discover(&worktree.path) {

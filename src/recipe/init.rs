@@ -9,11 +9,10 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::BoxError;
-use crate::config;
 use crate::fsutil;
-use crate::include;
-use crate::output::{BOLD, DIM, GREEN, Report, YELLOW, paint};
-use crate::repo::{self, Checkout};
+use crate::git::{self, Checkout};
+use crate::recipe::config;
+use crate::recipe::include;
 
 /// Migration folders of common tools, in the order they are preferred.
 const MIGRATION_DIRS: [(&str, &str); 4] = [
@@ -70,36 +69,6 @@ pub struct InitReport {
     pub skipped: Vec<String>,
 }
 
-impl Report for InitReport {
-    fn text(&self) -> String {
-        let mut out = String::new();
-        if self.found.is_empty() {
-            out.push_str(&format!(
-                "{}\n",
-                paint(DIM, "found no known tool: defaults")
-            ));
-        } else {
-            out.push_str(&format!("found {}\n", self.found.join(", ")));
-        }
-        for file in &self.wrote {
-            out.push_str(&format!("{} {file}\n", paint(GREEN, "wrote  ")));
-        }
-        for file in &self.skipped {
-            out.push_str(&format!(
-                "{} {file} (it exists; not overwritten)\n",
-                paint(YELLOW, "skipped")
-            ));
-        }
-        if !self.wrote.is_empty() {
-            out.push_str(&format!(
-                "{}\n",
-                paint(BOLD, "review them, commit them, then: provision new NAME")
-            ));
-        }
-        out
-    }
-}
-
 pub fn init(cwd: &Path) -> Result<InitReport, BoxError> {
     let main = Checkout::discover(cwd)?.main_of()?;
     let root = &main.main;
@@ -126,7 +95,7 @@ pub fn init(cwd: &Path) -> Result<InitReport, BoxError> {
 }
 
 fn detect(root: &Path, index: &git2::Index) -> Result<Found, BoxError> {
-    let untracked = |path: &str| root.join(path).exists() && !repo::is_tracked(index, path);
+    let untracked = |path: &str| root.join(path).exists() && !git::is_tracked(index, path);
     let mut found = Found {
         wrangler: ["wrangler.toml", "wrangler.json", "wrangler.jsonc"]
             .into_iter()

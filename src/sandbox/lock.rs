@@ -18,8 +18,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::db::migrations::Applied;
 use crate::hash;
-use crate::migrations::Applied;
 
 pub const FILE_NAME: &str = "provision.lock";
 pub const VERSION: u32 = 1;

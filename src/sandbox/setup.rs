@@ -15,16 +15,16 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::BoxError;
-use crate::lock::Hook;
 use crate::output::Progress;
-use crate::plan::Plan;
+use crate::sandbox::lock::Hook;
+use crate::sandbox::plan::Plan;
 use crate::shell::Shell;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
     #[error(
         "{}:{line}: setup command failed: {run} ({status}){output}",
-        crate::config::FILE_NAME
+        crate::recipe::config::FILE_NAME
     )]
     Failed {
         line: usize,
@@ -34,7 +34,10 @@ pub enum SetupError {
         /// them: `--quiet` held them back.
         output: String,
     },
-    #[error("{}:{line}: cannot run setup command {run}", crate::config::FILE_NAME)]
+    #[error(
+        "{}:{line}: cannot run setup command {run}",
+        crate::recipe::config::FILE_NAME
+    )]
     Start {
         line: usize,
         run: String,

@@ -6,14 +6,14 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::BoxError;
-use crate::config::{self, Settings};
+use crate::db::migrations::{self, Migration};
 use crate::db::{self, Database};
-use crate::include::{self, Entry};
-use crate::lock::Sandbox;
-use crate::migrations::{self, Migration};
-use crate::plan::{self, Inputs, Plan};
-use crate::registry::{self, Claim, DatabaseRecord, Record, Registry};
-use crate::repo::{self, Checkout};
+use crate::git::{self, Checkout};
+use crate::lifecycle::registry::{self, Claim, DatabaseRecord, Record, Registry};
+use crate::recipe::config::{self, Settings};
+use crate::recipe::include::{self, Entry};
+use crate::sandbox::lock::Sandbox;
+use crate::sandbox::plan::{self, Inputs, Plan};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContextError {
@@ -198,9 +198,9 @@ impl Context {
         let mut tracked_in_worktree = BTreeSet::new();
         if !self.checkout.is_main() {
             let worktree = self.checkout.open()?;
-            let head = repo::head_tree(&worktree)?;
+            let head = git::head_tree(&worktree)?;
             for (path, _) in &resolved.present {
-                if repo::committed(head.as_ref(), path) {
+                if git::committed(head.as_ref(), path) {
                     tracked_in_worktree.insert(path.clone());
                 }
             }

@@ -6,11 +6,11 @@
 use serde::Serialize;
 
 use crate::BoxError;
-use crate::config::{DatabaseKind, Settings};
-use crate::context::{self, Owner};
 use crate::db::DbError;
-use crate::registry::{Guard, Record, Registry, RegistryError};
-use crate::repo::{self, Checkout, Worktree};
+use crate::git::{self, Checkout, Worktree};
+use crate::lifecycle::registry::{Guard, Record, Registry, RegistryError};
+use crate::recipe::config::{DatabaseKind, Settings};
+use crate::workspace::{self, Owner};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TeardownError {
@@ -92,7 +92,7 @@ pub fn drop_database(
         database: &recorded.name,
         port: record.port,
     };
-    let mut database = context::open_database(settings, &main.repo_name(), &owner)
+    let mut database = workspace::open_database(settings, &main.repo_name(), &owner)
         .map_err(|e| TeardownError::Open(recorded.name.clone(), e))?;
     if database.kind() != recorded.kind || database.location() != recorded.location {
         return Ok(DatabaseFate::KeptRecipeChanged);
@@ -226,7 +226,7 @@ pub fn take_down(
     if let Some(worktree) = worktree {
         let folder_gone = !worktree.path.exists();
         if !options.dry_run {
-            repo::worktree_remove(&shared.main.main, &worktree.path, options.force)?;
+            git::worktree_remove(&shared.main.main, &worktree.path, options.force)?;
         }
         removal.done.push(if folder_gone {
             format!(
@@ -266,14 +266,14 @@ pub fn take_down(
         }
     }
     if let (true, Some(branch)) = (options.branch, worktree.and_then(|w| w.branch.as_ref())) {
-        let (target, oid) = repo::default_branch(&shared.main.main)?;
+        let (target, oid) = git::default_branch(&shared.main.main)?;
         if options.keep_branch {
             removal
                 .done
                 .push(format!("kept branch {branch} (--keep-branch)"));
-        } else if repo::is_merged(&shared.main.main, branch, oid)? {
+        } else if git::is_merged(&shared.main.main, branch, oid)? {
             if !options.dry_run {
-                repo::branch_delete(&shared.main.main, branch)?;
+                git::branch_delete(&shared.main.main, branch)?;
             }
             removal.branch_deleted = true;
             removal.done.push(format!(

@@ -8,17 +8,17 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::BoxError;
-use crate::context::Context;
-use crate::copy;
 use crate::db::Database;
-use crate::envfile;
+use crate::db::migrations::{Applied, Migration};
 use crate::fsutil;
-use crate::lock::{self, Link, LinkKind, LinkMode, Sandbox};
-use crate::migrations::{Applied, Migration};
-use crate::observe;
+use crate::git;
 use crate::output::Progress;
-use crate::repo;
-use crate::setup::{self, Runner};
+use crate::sandbox::copy;
+use crate::sandbox::envfile;
+use crate::sandbox::lock::{self, Link, LinkKind, LinkMode, Sandbox};
+use crate::sandbox::observe;
+use crate::sandbox::setup::{self, Runner};
+use crate::workspace::Context;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -617,6 +617,6 @@ fn keep_out_of_git_status(ctx: &Context, desired: &Sandbox) -> Result<(), BoxErr
     paths.extend(desired.env.iter().map(|e| e.file.clone()));
     paths.extend(desired.links.iter().map(|l| l.path.clone()));
     let _guard = ctx.registry.lock()?;
-    repo::exclude_paths(&ctx.checkout.common_dir, &paths)?;
+    git::exclude_paths(&ctx.checkout.common_dir, &paths)?;
     Ok(())
 }

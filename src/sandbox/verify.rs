@@ -6,12 +6,12 @@ use serde::Serialize;
 use similar::TextDiff;
 
 use crate::BoxError;
-use crate::context::Context;
-use crate::lock::{self, LinkKind, Sandbox};
-use crate::migrations::Migration;
-use crate::observe::{self, MISSING, SYMLINK};
-use crate::repo::Checkout;
-use crate::setup;
+use crate::db::migrations::Migration;
+use crate::git::Checkout;
+use crate::sandbox::lock::{self, LinkKind, Sandbox};
+use crate::sandbox::observe::{self, MISSING, SYMLINK};
+use crate::sandbox::setup;
+use crate::workspace::Context;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Finding {

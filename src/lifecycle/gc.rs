@@ -11,12 +11,12 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::BoxError;
-use crate::context;
+use crate::git::{self, Checkout};
+use crate::lifecycle::registry::{Claim, Guard, Record, Registry};
+use crate::lifecycle::remove;
+use crate::lifecycle::teardown::{self, Options, Removal, Shared};
 use crate::output;
-use crate::registry::{Claim, Guard, Record, Registry};
-use crate::remove;
-use crate::repo::{self, Checkout};
-use crate::teardown::{self, Options, Removal, Shared};
+use crate::workspace;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -71,7 +71,7 @@ impl Report {
 
 pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
     let main = Checkout::discover(cwd)?.main_of()?;
-    let (settings, _) = context::recipe(&main)?;
+    let (settings, _) = workspace::recipe(&main)?;
     let registry = Registry::new(&main.common_dir);
     // Records first, then git's list: `new` adds the git entry before the
     // record, so every record read here already has its entry listed.
@@ -83,14 +83,14 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
         Some(registry.lock()?)
     };
     let records = registry.read_all()?;
-    let worktrees = repo::worktrees(&main.main, &main.common_dir)?;
+    let worktrees = git::worktrees(&main.main, &main.common_dir)?;
     // Which record belongs to which listed worktree, decided before anything
     // is taken down (taking a worktree down deletes its claim).
     let owner_of = |record: &Record| worktrees.iter().position(|w| registry.owns(record, w));
     let owners: Vec<Option<usize>> = records.iter().map(owner_of).collect();
     let claims: Vec<Claim> = records.iter().map(|r| registry.claim_of(r)).collect();
     let default = if merged {
-        Some(repo::default_branch(&main.main)?)
+        Some(git::default_branch(&main.main)?)
     } else {
         None
     };
@@ -131,7 +131,7 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
             // Under the registry lock no `new` is between its `git worktree
             // add` and the unlock that follows it: this one was killed.
             if !dry_run {
-                repo::unlock(&main.common_dir, &worktree.id)?;
+                git::unlock(&main.common_dir, &worktree.id)?;
             }
             (
                 "a `provision new` was cut short while git made it".to_string(),
@@ -188,7 +188,7 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
         .iter()
         .zip(&owners)
         .zip(claims)
-        .filter(|((r, owner), _)| r.id != repo::MAIN_ID && owner.is_none())
+        .filter(|((r, owner), _)| r.id != git::MAIN_ID && owner.is_none())
     {
         let listed = worktrees.iter().find(|w| w.id == record.id);
         let keep = |reason: String| Kept {
@@ -199,7 +199,7 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
         // Unclaimed, at the record's own path but on another branch: a
         // newcomer under the reused id, or this sandbox's worktree after its
         // claim was lost and its branch switched. Not provably an orphan.
-        if claim == Claim::Missing && listed.is_some_and(|w| repo::same_path(&w.path, &record.path))
+        if claim == Claim::Missing && listed.is_some_and(|w| git::same_path(&w.path, &record.path))
         {
             report.kept.push(keep(format!(
                 "the worktree at its path is on another branch and carries no claim; \
@@ -210,9 +210,7 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
         }
         // Git still has an entry under this id that its list did not match
         // to a path: not provably gone, so not an orphan.
-        if listed.is_none()
-            && claim != Claim::Other
-            && repo::has_entry(&main.common_dir, &record.id)
+        if listed.is_none() && claim != Claim::Other && git::has_entry(&main.common_dir, &record.id)
         {
             report.kept.push(keep(format!(
                 "git still has a worktree entry `{}` for it; run `git worktree list`",
@@ -251,9 +249,9 @@ fn live(
     registry: &Registry,
     guard: Option<&Guard>,
     record: Option<&Record>,
-    worktree: &repo::Worktree,
+    worktree: &git::Worktree,
 ) -> Result<String, BoxError> {
-    let Some(record) = record.filter(|r| !repo::same_path(&r.path, &worktree.path)) else {
+    let Some(record) = record.filter(|r| !git::same_path(&r.path, &worktree.path)) else {
         return Ok("live".into());
     };
     let from = record.path.display();
@@ -273,17 +271,17 @@ fn live(
 /// `Ok(reason)` when `--merged` may remove the worktree, else `Err(why not)`.
 fn merged_and_clean(
     main: &Checkout,
-    worktree: &repo::Worktree,
+    worktree: &git::Worktree,
     target: &str,
     oid: git2::Oid,
 ) -> Result<Result<String, String>, BoxError> {
     let Some(branch) = &worktree.branch else {
         return Ok(Err("live (detached HEAD, no branch to be merged)".into()));
     };
-    if !repo::is_merged(&main.main, branch, oid)? {
+    if !git::is_merged(&main.main, branch, oid)? {
         return Ok(Err(format!("live (branch not merged into {target})")));
     }
-    if !repo::has_own_commits(&main.main, branch)? {
+    if !git::has_own_commits(&main.main, branch)? {
         return Ok(Err("live (no commits of its own yet)".into()));
     }
     let work = remove::unsaved(main, worktree)?;

@@ -1,0 +1,76 @@
+//! `provision gc`: clean up after worktrees that are gone (the decisions
+//! are `lifecycle::gc`'s).
+
+use crate::BoxError;
+use crate::cli::{Exit, Globals};
+use crate::lifecycle::gc;
+use crate::output::{self, BOLD, DIM, GREEN, RED, Report, paint};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print what would be removed and kept, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Also remove clean worktrees whose branch is merged into the main checkout's branch.
+    #[arg(long)]
+    pub merged: bool,
+}
+
+pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
+    let report = gc::gc(&globals.cwd, args.dry_run, args.merged)?;
+    output::emit(&report, globals.json);
+    Ok(if report.failed.is_empty() {
+        Exit::Clean
+    } else {
+        Exit::Error
+    })
+}
+
+impl Report for gc::Report {
+    fn text(&self) -> String {
+        let mut out = String::new();
+        let verb = if self.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        out.push_str(&paint(BOLD, format!("{verb} {}\n", self.removed.len())));
+        for item in &self.removed {
+            let r = &item.removal;
+            out.push_str(&format!(
+                "  {}  {}  ({})\n",
+                paint(GREEN, &r.name),
+                r.path,
+                item.reason
+            ));
+            for line in &r.done {
+                out.push_str(&format!("      {line}\n"));
+            }
+        }
+        out.push_str(&paint(BOLD, format!("kept {}\n", self.kept.len())));
+        let width = self.kept.iter().map(|k| k.name.len()).max().unwrap_or(0);
+        let path_width = self.kept.iter().map(|k| k.path.len()).max().unwrap_or(0);
+        for kept in &self.kept {
+            out.push_str(&format!(
+                "  {:<width$}  {}  {}\n",
+                kept.name,
+                paint(DIM, format!("{:<path_width$}", kept.path)),
+                kept.reason
+            ));
+        }
+        for failed in &self.failed {
+            out.push_str(&format!(
+                "{} {}  {}: {}\n",
+                paint(RED, "failed"),
+                failed.name,
+                failed.path,
+                failed.error
+            ));
+        }
+        if self.dry_run {
+            out.push_str("dry run: nothing was changed\n");
+        }
+        out
+    }
+}

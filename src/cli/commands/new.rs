@@ -1,0 +1,83 @@
+//! `provision new NAME`: a worktree on a new branch, with its sandbox built
+//! (the work is `lifecycle::create`'s).
+
+use std::path::PathBuf;
+
+use crate::BoxError;
+use crate::cli::{Exit, Globals};
+use crate::fsutil;
+use crate::git::Checkout;
+use crate::lifecycle::create::{self, Options};
+use crate::output::{self, GREEN, Report, paint};
+use crate::recipe::template;
+use crate::sandbox::apply::Outcome;
+use crate::slug;
+use crate::workspace;
+
+use super::short;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Name of the new branch and sandbox (`feature-auth`).
+    pub name: String,
+
+    /// Start the branch at REV instead of the main checkout's HEAD.
+    #[arg(long, value_name = "REV")]
+    pub from: Option<String>,
+
+    /// Put the worktree at DIR instead of `[worktree] path`.
+    #[arg(long, value_name = "DIR")]
+    pub path: Option<PathBuf>,
+}
+
+pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
+    let main = Checkout::discover(&globals.cwd)?.main_of()?;
+    let (settings, _) = workspace::recipe(&main)?;
+    let path = match args.path {
+        Some(path) => std::path::absolute(globals.cwd.join(path))?,
+        None => {
+            let values = [
+                ("name", args.name.clone()),
+                ("slug", slug::slug(&args.name)),
+                ("repo", main.repo_name()),
+                ("main", main.main.display().to_string()),
+            ];
+            main.main.join(template::expand(
+                &settings.worktree_path,
+                &values.into_iter().collect(),
+            )?)
+        }
+    };
+    let options = Options {
+        main: &main,
+        settings: &settings,
+        name: &args.name,
+        path: fsutil::normalize(&path),
+        from: args.from.as_deref(),
+    };
+    let outcome = create::create(options, &globals.progress)?;
+    output::emit(&NewReport(outcome), globals.json);
+    Ok(Exit::Clean)
+}
+
+/// `new`'s report: apply's, read as the announcement of a new sandbox.
+#[derive(serde::Serialize)]
+#[serde(transparent)]
+struct NewReport(Outcome);
+
+impl Report for NewReport {
+    fn text(&self) -> String {
+        format!(
+            "{}\n  cd {}\n",
+            paint(
+                GREEN,
+                format!(
+                    "sandbox {} is ready (lock {})",
+                    self.0.worktree,
+                    short(&self.0.lock)
+                )
+            ),
+            self.0.path
+        )
+    }
+}

@@ -1,0 +1,78 @@
+//! `provision status`: every worktree and every orphaned record, as one
+//! aligned table (the rows come from `lifecycle::status`).
+
+use crate::BoxError;
+use crate::cli::{Exit, Globals};
+use crate::lifecycle::status;
+use crate::output::{self, BOLD, DIM, GREEN, RED, Report, YELLOW, paint};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_: Args, globals: &Globals) -> Result<Exit, BoxError> {
+    output::emit(&status::status(&globals.cwd)?, globals.json);
+    Ok(Exit::Clean)
+}
+
+impl Report for status::Report {
+    fn text(&self) -> String {
+        let header = [
+            "NAME", "BRANCH", "STATE", "DIRTY", "PORT", "DATABASE", "PATH",
+        ];
+        let cells: Vec<[String; 7]> = self
+            .sandboxes
+            .iter()
+            .map(|row| {
+                let mut name = row.name.clone();
+                if row.locked {
+                    name.push_str(" (locked)");
+                }
+                [
+                    name,
+                    row.branch.clone().unwrap_or_else(|| "-".into()),
+                    row.state.label().to_string(),
+                    match row.dirty {
+                        Some(true) => "yes".into(),
+                        Some(false) => "no".into(),
+                        None => "-".into(),
+                    },
+                    row.port.map_or("-".into(), |p| p.to_string()),
+                    row.database.clone().unwrap_or_else(|| "-".into()),
+                    row.path.clone(),
+                ]
+            })
+            .collect();
+        let mut widths = header.map(str::len);
+        for row in &cells {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        // Pad before painting, so escape codes never upset the alignment.
+        let line = |row: &[String], styles: &[anstyle::Style]| {
+            let mut text = String::new();
+            for (i, cell) in row.iter().enumerate() {
+                let padded = if i + 1 == row.len() {
+                    cell.clone()
+                } else {
+                    format!("{cell:<w$}  ", w = widths[i])
+                };
+                text.push_str(&paint(styles[i], padded));
+            }
+            text.trim_end().to_string() + "\n"
+        };
+        let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+        let mut out = line(&header, &[BOLD; 7]);
+        for (row, data) in cells.iter().zip(&self.sandboxes) {
+            let state = match data.state {
+                status::State::Clean => GREEN,
+                status::State::Stale => YELLOW,
+                status::State::Drift | status::State::Orphan | status::State::Error => RED,
+                status::State::NotProvisioned | status::State::Missing => DIM,
+            };
+            let plain = anstyle::Style::new();
+            out.push_str(&line(row, &[plain, plain, state, plain, plain, plain, DIM]));
+        }
+        out
+    }
+}

@@ -1,0 +1,60 @@
+//! `provision verify`: the sandbox against its lock, and the lock against
+//! the recipe, reading only; exit 1 on drift or a stale lock.
+
+use crate::BoxError;
+use crate::cli::{Exit, Globals};
+use crate::git::Checkout;
+use crate::output::{self, CYAN, DIM, GREEN, RED, Report, YELLOW, paint};
+use crate::sandbox::verify;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_: Args, globals: &Globals) -> Result<Exit, BoxError> {
+    let report = verify::verify(Checkout::discover(&globals.cwd)?)?;
+    output::emit(&report, globals.json);
+    Ok(if report.clean {
+        Exit::Clean
+    } else {
+        Exit::Drift
+    })
+}
+
+impl Report for verify::Report {
+    fn text(&self) -> String {
+        let mut out = String::new();
+        for line in self.diff.lines() {
+            let style = match line.chars().next() {
+                Some('+') if !line.starts_with("+++") => GREEN,
+                Some('-') if !line.starts_with("---") => RED,
+                Some('@') => CYAN,
+                _ => DIM,
+            };
+            out.push_str(&paint(style, line));
+            out.push('\n');
+        }
+        let width = self
+            .findings
+            .iter()
+            .map(|f| f.subject.len())
+            .max()
+            .unwrap_or(0);
+        for f in &self.findings {
+            let kind = paint(
+                if f.kind == "stale" { YELLOW } else { RED },
+                format!("{:<5}", f.kind),
+            );
+            out.push_str(&format!("{kind} {:<width$}  {}\n", f.subject, f.message));
+        }
+        let name = self.worktree.as_deref().unwrap_or("this worktree");
+        if self.clean {
+            out.push_str(&paint(GREEN, format!("sandbox {name} matches its lock\n")));
+        } else {
+            out.push_str(&format!(
+                "{} finding(s) in {name}; `provision apply` repairs what it can\n",
+                self.findings.len()
+            ));
+        }
+        out
+    }
+}

@@ -1,0 +1,217 @@
+//! Creating a sandbox (`provision new`): `git worktree add` under the
+//! registry lock while the SQLite database is built ahead from git's
+//! objects, then the sandbox is applied. A failure takes back exactly what
+//! this attempt made, and names the step.
+
+use std::path::{Path, PathBuf};
+
+use crate::BoxError;
+use crate::db::build_ahead::{Ahead, Prebuilt};
+use crate::db::migrations::{Applied, Migration};
+use crate::git::{self, Checkout};
+use crate::lifecycle::registry::Registry;
+use crate::output::Progress;
+use crate::recipe::config::Settings;
+use crate::sandbox::apply::{self, Action, Outcome};
+use crate::sandbox::setup::SetupError;
+use crate::workspace::Context;
+
+/// What `provision new` was asked for, resolved.
+pub struct Options<'a> {
+    /// The main checkout.
+    pub main: &'a Checkout,
+    /// The recipe's settings, read from the main checkout.
+    pub settings: &'a Settings,
+    /// The branch and sandbox name.
+    pub name: &'a str,
+    /// Where the worktree goes, absolute.
+    pub path: PathBuf,
+    /// The revision the branch starts at (`HEAD` when `None`).
+    pub from: Option<&'a str>,
+}
+
+pub fn create(options: Options, progress: &Progress) -> Result<Outcome, BoxError> {
+    let Options {
+        main,
+        settings,
+        name,
+        path,
+        from,
+    } = options;
+    let start = from.unwrap_or("HEAD");
+    let ahead = Ahead::start(&main.main, &main.common_dir, settings, start);
+    let added = {
+        // git does not serialise concurrent `worktree add`s fully: one can
+        // read another's half-written admin dir and fail ("failed to read
+        // .git/worktrees/…/commondir"). Many agents at once take turns here.
+        let _turn = Registry::new(&main.common_dir).lock()?;
+        git::worktree_add(&main.main, name, &path, from)
+            .and_then(|()| git::unlock_added(&main.common_dir, &path))
+    };
+    if added.is_ok() {
+        progress.step(&format!(
+            "worktree  {} on new branch {}",
+            path.display(),
+            name
+        ));
+        if ahead.is_running() {
+            progress.step("database  still migrating, from git's objects");
+        }
+    }
+    // Joined before any error returns, so an unused database is deleted.
+    let prebuilt = ahead.finish();
+    added?;
+    let mut attempt = Attempt::default();
+    match build_new(&path, name, prebuilt, progress, &mut attempt) {
+        Ok(outcome) => Ok(outcome),
+        // Everything before the setup commands is built and locked: kept,
+        // so that `apply` continues at the failed command.
+        Err(err) if err.is::<SetupError>() => Err(SetupError::Kept {
+            dir: path.display().to_string(),
+            source: err,
+        }
+        .into()),
+        Err(err) => {
+            let undone = undo_new(main, name, &path, &attempt, progress);
+            Err(with_step(&format!("building the sandbox ({undone})"), err))
+        }
+    }
+}
+
+/// What a `new` attempt made beyond the worktree and branch, so that a
+/// failure takes back exactly that and nothing that was there before.
+#[derive(Default)]
+struct Attempt {
+    ctx: Option<Context>,
+    new_record: bool,
+    new_database: bool,
+}
+
+fn build_new(
+    path: &Path,
+    name: &str,
+    prebuilt: Option<Prebuilt>,
+    progress: &Progress,
+    attempt: &mut Attempt,
+) -> Result<Outcome, BoxError> {
+    let checkout = Checkout::discover(path)?;
+    attempt.new_record = Registry::new(&checkout.common_dir)
+        .get(&checkout.id)?
+        .is_none();
+    let ctx = attempt
+        .ctx
+        .insert(Context::reserve(checkout, Some(name), false)?);
+    attempt.new_database = !ctx.database()?.exists()?;
+    let made = match prebuilt {
+        Some(prebuilt) if attempt.new_database => adopt(ctx, prebuilt, progress)?,
+        _ => Vec::new(),
+    };
+    let mut outcome = apply::apply(ctx, false, progress)?;
+    outcome.actions.splice(0..0, made);
+    Ok(outcome)
+}
+
+/// Moves the database built during the checkout into place if it was built
+/// from exactly the migration files git checked out; returns what that
+/// did, for the report.
+fn adopt(ctx: &Context, prebuilt: Prebuilt, progress: &Progress) -> Result<Vec<Action>, BoxError> {
+    let checked_out: Vec<Applied> = ctx.migrations()?.iter().map(Migration::record).collect();
+    let mut database = ctx.database()?;
+    if checked_out != prebuilt.applied || !database.adopt(prebuilt.file)? {
+        return Ok(Vec::new());
+    }
+    let create = Action::CreateDatabase {
+        name: database.name().to_string(),
+        location: database.location(),
+    };
+    progress.step(&create.to_string());
+    let names: Vec<String> = prebuilt.applied.into_iter().map(|a| a.name).collect();
+    for name in &names {
+        progress.step(&format!("migrate   {name}"));
+    }
+    Ok(vec![create, Action::Migrate { names }])
+}
+
+/// Removes what a failed `new` made, and says what that was.
+fn undo_new(
+    main: &Checkout,
+    name: &str,
+    path: &Path,
+    attempt: &Attempt,
+    progress: &Progress,
+) -> String {
+    let mut undone = Vec::new();
+    if let Some(ctx) = &attempt.ctx {
+        // The record goes only once the database is known to be gone: while
+        // it stays, it is the root that lets `gc` collect the database.
+        let mut database_gone = true;
+        if attempt.new_database {
+            database_gone = match drop_new_database(ctx) {
+                Ok(true) => {
+                    undone.push("the database");
+                    true
+                }
+                Ok(false) => true,
+                Err(e) => {
+                    progress.warn(&format!(
+                        "could not drop the new database `{}` again ({e}); its record stays, so `provision gc` finds it",
+                        ctx.database_name
+                    ));
+                    false
+                }
+            };
+        }
+        if attempt.new_record
+            && database_gone
+            && let Ok(guard) = ctx.registry.lock()
+            && ctx.registry.delete(&guard, &ctx.checkout.id).is_ok()
+        {
+            undone.push("the registry record");
+        }
+    }
+    match git::worktree_undo(&main.main, name, path) {
+        Ok(()) => undone.push("the worktree and branch"),
+        Err(e) => progress.warn(&format!("could not remove the new worktree again: {e}")),
+    }
+    if undone.is_empty() {
+        "nothing it made could be removed again".into()
+    } else {
+        format!("removed again: {}", undone.join(", "))
+    }
+}
+
+/// Drops the database a failed `new` created; `Ok(false)` when there is none.
+fn drop_new_database(ctx: &Context) -> Result<bool, BoxError> {
+    let mut db = ctx.database()?;
+    if !db.exists()? {
+        // Lets a kind forget what it kept of it (the command kind's record).
+        db.drop_database()?;
+        return Ok(false);
+    }
+    if !db.is_marked()? {
+        // Half made by a failed `create`: provision never drops what does
+        // not carry its mark, so a person has to look.
+        return Err(format!(
+            "it exists without provision's mark ({}); drop it by hand",
+            db.location()
+        )
+        .into());
+    }
+    db.drop_database()?;
+    Ok(true)
+}
+
+/// Names the step that failed in front of the error.
+fn with_step(step: &str, err: impl Into<BoxError>) -> BoxError {
+    #[derive(Debug, thiserror::Error)]
+    #[error("{step} failed")]
+    struct StepFailed {
+        step: String,
+        #[source]
+        source: BoxError,
+    }
+    Box::new(StepFailed {
+        step: step.to_string(),
+        source: err.into(),
+    })
+}
