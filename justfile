@@ -2,7 +2,7 @@
 
 # Run the whole test suite (the command CI runs).
 test:
-    cargo test --locked
+    sh tests/run.sh
 
 # End to end on the fixture app with the SQLite default.
 demo:

@@ -28,7 +28,9 @@ fn shell(env: &TestEnv, cwd: &Path, program: &str, script: &str) -> Run {
             .args(["-c", script])
             .env("PATH", path)
             .output()
-            .expect("the shell runs"),
+            .unwrap_or_else(|e| {
+                panic!("cannot run {program}: {e} (`sh tests/run.sh` installs zsh and fish)")
+            }),
     );
     run.expect(0)
 }
@@ -501,7 +503,7 @@ fn the_template_dev_shell_loads_the_worktrees_overrides() {
             .args(["--eval", "--json", "-A", "shellHook", check])
             .env("NIX_CONFIG", "build-users-group =")
             .output()
-            .expect("nix-instantiate runs (.ci/run installs nix-bin)"),
+            .expect("nix-instantiate runs (`sh tests/run.sh` installs nix-bin)"),
     )
     .expect(0);
     let hook: String = serde_json::from_str(&run.stdout).unwrap();

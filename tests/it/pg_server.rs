@@ -54,6 +54,13 @@ fn start() -> PgServer {
         .keep();
     let data = dir.join("data");
     let as_root = fs_err::metadata("/proc/self").expect("/proc/self").uid() == 0;
+    // Until the watchdog owns the temp dir, a failure here deletes it.
+    let run = |c: &mut Command| {
+        if let Err(message) = try_run(c) {
+            let _ = fs_err::remove_dir_all(&dir);
+            panic!("{message}");
+        }
+    };
     if as_root {
         run(Command::new("chown").args(["-R", "postgres:"]).arg(&dir));
     }
@@ -154,18 +161,20 @@ fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-fn run(cmd: &mut Command) {
+fn try_run(cmd: &mut Command) -> Result<(), String> {
     let out = cmd
         .stdin(Stdio::null())
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
+        .map_err(|e| format!("cannot run {cmd:?}: {e} (`sh tests/run.sh` installs PostgreSQL)"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(format!(
         "{cmd:?} failed ({}):\n{}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
-    );
+    ))
 }
 
 /// A port on which nothing listens, for "the server is down".
