@@ -114,12 +114,30 @@ pub trait Report: Serialize {
 }
 
 pub fn emit(report: &impl Report, json: bool) {
-    let mut out = anstream::stdout();
     if json {
-        let text = serde_json::to_string_pretty(report).expect("reports serialize");
-        let _ = writeln!(out, "{text}");
+        let mut text = serde_json::to_string_pretty(report).expect("reports serialize");
+        text.push('\n');
+        stdout(text.as_bytes());
     } else {
-        let _ = write!(out, "{}", report.text());
+        stdout(report.text().as_bytes());
+    }
+}
+
+/// Writes a report to stdout. A reader that went away (`provision … | head`)
+/// ends provision quietly, as it ends `cat`; any other failure to write the
+/// report is an error, since a script would read a cut one.
+pub fn stdout(bytes: &[u8]) {
+    let mut out = anstream::stdout();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            #[derive(Debug, thiserror::Error)]
+            #[error("cannot write the report to stdout")]
+            struct WriteFailed(#[source] std::io::Error);
+            print_error(&WriteFailed(e));
+            std::process::exit(2);
+        }
     }
 }
 
@@ -139,6 +157,16 @@ pub fn print_error(err: &(dyn std::error::Error + 'static)) {
     for cause in causes(err) {
         let _ = writeln!(out, "    {cause}");
     }
+}
+
+/// With `--json`, an error is also a JSON object on stdout, so a script
+/// reading stdout sees it: `{"error": …, "causes": […], "exit": 2}`.
+pub fn print_error_json(err: &(dyn std::error::Error + 'static), exit: u8) {
+    let causes: Vec<String> = causes(err).map(|c| c.to_string()).collect();
+    let value = serde_json::json!({ "error": err.to_string(), "causes": causes, "exit": exit });
+    let mut text = serde_json::to_string_pretty(&value).expect("a JSON value serializes");
+    text.push('\n');
+    stdout(text.as_bytes());
 }
 
 /// An error and its causes on one line, for a report's field.

@@ -17,3 +17,4 @@ mod sandbox;
 mod setup;
 mod snapshots;
 mod stress;
+mod workflow;

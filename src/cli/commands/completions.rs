@@ -2,6 +2,7 @@
 
 use crate::BoxError;
 use crate::cli::{Cli, Exit};
+use crate::output;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -12,6 +13,8 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<Exit, BoxError> {
     let mut cmd = <Cli as clap::CommandFactory>::command();
-    clap_complete::generate(args.shell, &mut cmd, "provision", &mut std::io::stdout());
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "provision", &mut script);
+    output::stdout(&script);
     Ok(Exit::Clean)
 }

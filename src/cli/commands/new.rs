@@ -36,8 +36,10 @@ pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
     let path = match args.path {
         Some(path) => std::path::absolute(globals.cwd.join(path))?,
         None => {
+            // A branch name may hold `/` (`feature/login`); its folder does
+            // not nest: `../worktree-feature-login`.
             let values = [
-                ("name", args.name.clone()),
+                ("name", args.name.replace('/', "-")),
                 ("slug", slug::slug(&args.name)),
                 ("repo", main.repo_name()),
                 ("main", main.main.display().to_string()),

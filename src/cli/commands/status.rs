@@ -72,6 +72,26 @@ impl Report for status::Report {
             };
             let plain = anstyle::Style::new();
             out.push_str(&line(row, &[plain, plain, state, plain, plain, plain, DIM]));
+            // Why a row is not clean, under it: the reason an `error` row
+            // could not be read is as much the answer as the state.
+            if let Some(detail) = &data.detail {
+                let style = if data.state == status::State::Error {
+                    RED
+                } else {
+                    DIM
+                };
+                out.push_str(&format!("  {}\n", paint(style, format!("└ {detail}"))));
+            }
+        }
+        if self
+            .sandboxes
+            .iter()
+            .any(|r| r.main && r.state == status::State::NotProvisioned)
+        {
+            out.push_str(&paint(
+                DIM,
+                "the main checkout is `not provisioned` until `provision apply` runs there; worktrees link to its files either way\n",
+            ));
         }
         out
     }

@@ -1,0 +1,93 @@
+//! Everyday use as a person or script meets it: names with `/`, errors a
+//! script can read, output into a closed pipe, status rows that say why.
+
+use crate::support::{TestEnv, write};
+
+#[test]
+fn a_name_with_a_slash_keeps_its_branch_but_not_nested_folders() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["new", "feature/login"]).expect(0);
+    let wt = env.path("worktree-feature-login");
+    assert!(wt.join("provision.lock").is_file());
+    assert!(!env.path("worktree-feature").exists());
+    assert_eq!(
+        env.git(&wt, &["branch", "--show-current"]).trim(),
+        "feature/login"
+    );
+    env.provision(&main, &["remove", "feature/login"]).expect(0);
+    assert!(!wt.exists());
+    let leftovers: Vec<_> = fs_err::read_dir(env.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("worktree-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn with_json_an_error_is_also_a_json_object_on_stdout() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    write(
+        main.join("provision.toml"),
+        "[database]\nkind = \"oracle\"\n",
+    );
+    let run = env.provision(&main, &["new", "x", "--json"]).expect(2);
+    let json = run.json();
+    assert_eq!(json["exit"], 2);
+    let message = json["error"].as_str().unwrap();
+    assert!(message.contains("provision.toml"), "{message}");
+    assert!(run.stderr.starts_with("error: "), "{}", run.stderr);
+    assert!(json["causes"].is_array());
+
+    // Without --json, stdout stays empty.
+    let run = env.provision(&main, &["new", "x"]).expect(2);
+    assert_eq!(run.stdout, "");
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["new", "feat"]).expect(0);
+    for args in [
+        &["completions", "fish"][..],
+        &["status"],
+        &["verify"],
+        &["env"],
+    ] {
+        // A pipe whose reader is gone before provision writes: every write fails.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = env
+            .command(env!("CARGO_BIN_EXE_provision"), &env.path("worktree-feat"))
+            .args(args)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn status_text_says_why_a_row_is_not_clean() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["new", "feat"]).expect(0);
+    write(
+        main.join("provision.toml"),
+        "[database]\nkind = \"oracle\"\n",
+    );
+    let text = env.provision(&main, &["status"]).expect(0).stdout;
+    let feat = text.lines().position(|l| l.starts_with("feat ")).unwrap();
+    let below = text.lines().nth(feat + 1).unwrap();
+    assert!(below.trim_start().starts_with("└ "), "{text}");
+    assert!(below.contains("provision.toml"), "{text}");
+    assert!(
+        text.contains("the main checkout is `not provisioned` until `provision apply` runs there"),
+        "{text}"
+    );
+}
