@@ -58,7 +58,7 @@
         };
       });
 
-      # `nix flake init -t github:OWNER/provision`: a project flake whose
+      # `nix flake init -t /path/to/provision` (a clone): a project flake whose
       # `nix develop` loads the current worktree's sandbox overrides.
       templates.default = {
         path = ./nix/template;

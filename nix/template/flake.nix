@@ -3,8 +3,9 @@
 
   inputs = {
     nixpkgs.url = "github:NixOS/nixpkgs/nixos-24.11";
-    # Replace with where you get provision from.
-    provision.url = "github:OWNER/provision";
+    # Your clone of provision (`path:/home/you/src/provision`) or its git
+    # URL (`git+https://…`): provision has no published flake address.
+    provision.url = "path:/path/to/provision";
     provision.inputs.nixpkgs.follows = "nixpkgs";
   };
 
