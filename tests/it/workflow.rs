@@ -91,3 +91,28 @@ fn status_text_says_why_a_row_is_not_clean() {
         "{text}"
     );
 }
+
+#[test]
+fn env_warns_while_the_env_file_differs_from_its_lock() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["new", "feat"]).expect(0);
+    let wt = env.path("worktree-feat");
+    let clean = env.provision(&wt, &["env"]).expect(0);
+    assert!(!clean.stderr.contains("warning"), "{}", clean.stderr);
+
+    let file = wt.join(".env.local");
+    let text = crate::support::read(&file);
+    write(&file, &text.replace("DB_NAME=", "DB_NAME=edited_"));
+    let run = env.provision(&wt, &["env"]).expect(0);
+    assert!(run.stdout.contains("DB_NAME=app_feat\n"), "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains("warning: .env.local was edited since provision wrote it"),
+        "{}",
+        run.stderr
+    );
+    fs_err::remove_file(&file).unwrap();
+    let run = env.provision(&wt, &["exec", "--", "true"]).expect(0);
+    assert!(run.stderr.contains(".env.local is missing"), "{}", run.stderr);
+}
