@@ -9,8 +9,21 @@ use std::collections::BTreeMap;
 
 pub const HEADER: &str = "# Written by provision: edits are replaced by `provision apply`.";
 
+/// A value no quoting makes literal to both dotenv parsers and `sh`.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "env override `{key}`: its value {value:?} holds a single quote and one of $ ` \\ \", and no quoting keeps that literal for both dotenv parsers and `set -a; . FILE`; change the value"
+)]
+pub struct Unquotable {
+    pub key: String,
+    pub value: String,
+}
+
 /// The file's contents from the shared text (if any) and the overrides.
-pub fn render(shared: Option<&str>, overrides: &BTreeMap<String, String>) -> String {
+pub fn render(
+    shared: Option<&str>,
+    overrides: &BTreeMap<String, String>,
+) -> Result<String, Unquotable> {
     let mut out = String::new();
     out.push_str(HEADER);
     out.push('\n');
@@ -30,9 +43,13 @@ pub fn render(shared: Option<&str>, overrides: &BTreeMap<String, String>) -> Str
     }
     out.push_str("# This worktree's overrides:\n");
     for (key, value) in overrides {
-        out.push_str(&format!("{key}={}\n", quote(value)));
+        let quoted = quote(value).ok_or_else(|| Unquotable {
+            key: key.clone(),
+            value: value.clone(),
+        })?;
+        out.push_str(&format!("{key}={quoted}\n"));
     }
-    out
+    Ok(out)
 }
 
 /// Whether `text` is one provision wrote (and may therefore rewrite).
@@ -45,17 +62,51 @@ pub fn values(text: &str, keys: impl IntoIterator<Item = String>) -> BTreeMap<St
     let mut wanted: BTreeMap<String, String> =
         keys.into_iter().map(|k| (k, String::new())).collect();
     let mut seen = BTreeMap::new();
-    for line in text.lines() {
+    let mut rest = text;
+    while !rest.is_empty() {
+        let (line, after) = rest.split_once('\n').unwrap_or((rest, ""));
+        rest = after;
         let Some(key) = key_of(line) else { continue };
+        let raw = line.split_once('=').map_or("", |(_, v)| v.trim_start());
+        // A quoted value may go on over the next lines.
+        let value = match raw.chars().next() {
+            Some(quote @ ('\'' | '"')) => {
+                let (value, after) = quoted(quote, &raw[1..], rest);
+                rest = after;
+                value
+            }
+            _ => raw.trim_end().to_string(),
+        };
         if wanted.contains_key(key) {
-            let raw = line.split_once('=').map_or("", |(_, v)| v.trim());
-            seen.insert(key.to_string(), unquote(raw));
+            seen.insert(key.to_string(), value);
         }
     }
     for (key, value) in wanted.iter_mut() {
         *value = seen.remove(key).unwrap_or_else(|| "(unset)".into());
     }
     wanted
+}
+
+/// A value quoted with `quote` that starts with `first` (the rest of its
+/// line) and may go on in `rest`; returns it and what follows it.
+fn quoted<'a>(quote: char, first: &str, rest: &'a str) -> (String, &'a str) {
+    let mut value = String::new();
+    let mut line = first.to_string();
+    let mut rest = rest;
+    loop {
+        if let Some(end) = line.find(quote) {
+            value.push_str(&line[..end]);
+            return (value, rest);
+        }
+        value.push_str(&line);
+        if rest.is_empty() {
+            return (value, rest);
+        }
+        value.push('\n');
+        let (next, after) = rest.split_once('\n').unwrap_or((rest, ""));
+        line = next.to_string();
+        rest = after;
+    }
 }
 
 /// The key a `KEY=value` or `export KEY=value` line assigns.
@@ -68,24 +119,26 @@ fn key_of(line: &str) -> Option<&str> {
     valid.then_some(key)
 }
 
-pub(crate) fn quote(value: &str) -> String {
+/// A value as dotenv parsers (Node's dotenv and dotenv-expand, Ruby's
+/// dotenv, godotenv, python-dotenv, wrangler) and `set -a; . FILE` all read
+/// it, literally: bare when plain; else in single quotes, which none of them
+/// expands (`$(…)`, `$VAR`, backticks stay text; a newline stays a
+/// newline); a value holding `'` in double quotes when nothing in it is
+/// special there. `None` when it holds `'` and one of `$`, a backtick,
+/// `\` or `"`: every form then expands or unescapes it for some reader.
+pub fn quote(value: &str) -> Option<String> {
     let plain = value
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "_-./:@,+".contains(c));
     if plain && !value.is_empty() {
-        value.to_string()
+        Some(value.to_string())
+    } else if !value.contains('\'') {
+        Some(format!("'{value}'"))
+    } else if !value.contains(['$', '`', '\\', '"']) {
+        Some(format!("\"{value}\""))
     } else {
-        serde_json::to_string(value).expect("a string always serializes")
+        None
     }
-}
-
-fn unquote(raw: &str) -> String {
-    if raw.starts_with('"')
-        && let Ok(value) = serde_json::from_str::<String>(raw)
-    {
-        return value;
-    }
-    raw.trim_matches(['"', '\'']).to_string()
 }
 
 #[cfg(test)]
@@ -101,17 +154,39 @@ mod tests {
 
     #[test]
     fn overrides_win_over_shared_values() {
-        let text = render(Some("API_KEY=secret\nDB_NAME=app\n"), &overrides());
+        let text = render(Some("API_KEY=secret\nDB_NAME=app\n"), &overrides()).unwrap();
         assert!(text.contains("API_KEY=secret\n"));
         assert!(!text.contains("DB_NAME=app\n"));
         assert!(text.contains("DB_NAME=app_x\n"));
-        assert!(text.contains("GREETING=\"hi there\"\n"));
+        assert!(text.contains("GREETING='hi there'\n"));
         assert!(is_ours(&text));
     }
 
     #[test]
     fn values_read_back_what_render_wrote() {
-        let text = render(None, &overrides());
+        let text = render(None, &overrides()).unwrap();
         assert_eq!(values(&text, overrides().into_keys()), overrides());
+    }
+
+    #[test]
+    fn values_that_look_like_code_stay_text() {
+        for value in [
+            "$(touch pwned)",
+            "`id`",
+            "${HOME}",
+            "a\nb",
+            "it's",
+            "\\n",
+            "\"q\"",
+            "",
+        ] {
+            let vars = BTreeMap::from([("V".to_string(), value.to_string())]);
+            let text = render(None, &vars).unwrap();
+            assert_eq!(values(&text, ["V".to_string()])["V"], value, "{text}");
+        }
+        assert_eq!(quote("$(x)").unwrap(), "'$(x)'");
+        assert_eq!(quote("it's").unwrap(), "\"it's\"");
+        assert!(quote("it's $(x)").is_none());
+        assert!(render(None, &BTreeMap::from([("V".into(), "'`".into())])).is_err());
     }
 }

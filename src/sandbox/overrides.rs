@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::BoxError;
-use crate::hash;
 use crate::git::Checkout;
+use crate::hash;
 use crate::recipe::config;
 use crate::sandbox::lock::{self, LockError};
 

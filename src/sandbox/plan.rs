@@ -96,6 +96,8 @@ pub fn overrides(
 pub enum PlanError {
     #[error(transparent)]
     Template(#[from] TemplateError),
+    #[error(transparent)]
+    EnvValue(#[from] envfile::Unquotable),
     #[error(
         "env.file `{file}` lies inside `{link}`, which is linked from the main checkout: writing it would change the main checkout's copy; choose a path outside `{link}`"
     )]
@@ -283,7 +285,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, PlanError> {
         } else {
             None
         };
-        let text = envfile::render(shared, &overrides);
+        let text = envfile::render(shared, &overrides)?;
         let lock = EnvLock {
             file: env_file.to_string(),
             shared: shared.map(|s| hash::of(s.as_bytes())),

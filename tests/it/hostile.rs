@@ -396,3 +396,46 @@ fn a_link_whose_main_checkout_target_was_deleted_is_drift_and_apply_records_it_a
         "{lock}"
     );
 }
+
+/// Env files are read by dotenv parsers and by `set -a; . FILE` alike: a
+/// value that looks like code (a branch name through `{name}`, say) is text
+/// to both, and one no quoting keeps literal for both is refused by key.
+#[test]
+fn env_values_never_run_as_code() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    write(
+        main.join("provision.toml"),
+        "[env.vars]\nBRANCH = \"{name}\"\nCMD = \"$(touch pwned) `touch pwned2` $HOME\"\nQUOTE = \"it's\"\n",
+    );
+    env.provision(&main, &["new", "x$(id)`id`"]).expect(0);
+    let wt = env.path("worktree-x$(id)`id`");
+    let out = env
+        .command("sh", &wt)
+        .args([
+            "-c",
+            "set -a; . ./.env.local; printf '%s|%s|%s' \"$BRANCH\" \"$CMD\" \"$QUOTE\"",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "x$(id)`id`|$(touch pwned) `touch pwned2` $HOME|it's"
+    );
+    for file in ["pwned", "pwned2"] {
+        assert!(!wt.join(file).exists(), "{file} was created");
+    }
+    env.provision(&wt, &["verify"]).expect(0);
+
+    write(
+        main.join("provision.toml"),
+        "[env.vars]\nMIXED = \"it's $(x)\"\n",
+    );
+    let run = env.provision(&main, &["new", "y"]).expect(2);
+    assert!(
+        run.stderr.contains("env override `MIXED`"),
+        "{}",
+        run.stderr
+    );
+    assert!(!env.path("worktree-y").exists());
+}

@@ -114,5 +114,9 @@ fn env_warns_while_the_env_file_differs_from_its_lock() {
     );
     fs_err::remove_file(&file).unwrap();
     let run = env.provision(&wt, &["exec", "--", "true"]).expect(0);
-    assert!(run.stderr.contains(".env.local is missing"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(".env.local is missing"),
+        "{}",
+        run.stderr
+    );
 }

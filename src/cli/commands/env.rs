@@ -27,8 +27,20 @@ pub enum Shell {
 }
 
 pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
+    let vars = overrides_here(globals)?;
+    if args.shell.is_none() && !globals.json {
+        // Dotenv lines are quoted as the env file is; a value that cannot
+        // be (an edited lock) is refused, not printed to be misread.
+        if let Some((key, value)) = vars.iter().find(|(_, v)| envfile::quote(v).is_none()) {
+            return Err(envfile::Unquotable {
+                key: key.clone(),
+                value: value.clone(),
+            }
+            .into());
+        }
+    }
     let report = EnvReport {
-        vars: overrides_here(globals)?,
+        vars,
         shell: args.shell,
     };
     output::emit(&report, globals.json);
@@ -58,7 +70,7 @@ impl Report for EnvReport {
         self.vars
             .iter()
             .map(|(key, value)| match self.shell {
-                None => format!("{key}={}\n", envfile::quote(value)),
+                None => format!("{key}={}\n", envfile::quote(value).unwrap_or_default()),
                 Some(Shell::Bash | Shell::Zsh) => format!("export {key}={}\n", posix_quote(value)),
                 Some(Shell::Fish) => format!("set -gx {key} {}\n", fish_quote(value)),
             })
