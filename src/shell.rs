@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use crate::recipe::template;
+use crate::recipe::{template, trust};
 
 /// How much of a failed command's output its error repeats.
 const TAIL_LINES: usize = 15;
@@ -64,6 +64,10 @@ impl Shell<'_> {
         let line = template::to_shell(self.template, self.values).map_err(|e| {
             std::io::Error::other(format!("cannot expand `{}`: {e}", self.template))
         })?;
+        // The last line of defence: `new` and `apply` check the whole
+        // recipe first, but nothing reaches `sh` unapproved.
+        let main = self.values.get("main").map_or("", String::as_str);
+        trust::require(main, "command", self.template).map_err(std::io::Error::other)?;
         crate::output::command("sh -c", [&line]);
         // `--quiet` holds the output back too; a failure still shows its tail.
         let quiet = self.quiet || crate::output::verbosity() == crate::output::Verbosity::Quiet;

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 
 use crate::BoxError;
 use crate::output::{self, Progress, Verbosity};
-use commands::{apply, completions, env, exec, gc, init, new, remove, status, verify};
+use commands::{apply, completions, env, exec, gc, init, new, remove, status, trust, verify};
 
 /// A reproducible sandbox for every git worktree: its own checkout, links to
 /// the main checkout's untracked config, env overrides, database and port.
@@ -40,6 +40,11 @@ pub struct Cli {
     /// Also print each git and shell command as it runs.
     #[arg(short, long, global = true)]
     pub verbose: bool,
+
+    /// Run the recipe's commands (`[[setup]]`, the command kind's) without
+    /// approval by `provision trust`: for CI and agents you set up.
+    #[arg(long, global = true, env = "PROVISION_TRUST", hide_env_values = true, value_parser = clap::builder::BoolishValueParser::new())]
+    pub trust: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,6 +67,8 @@ pub enum Command {
     Exec(exec::Args),
     /// Write a commented provision.toml and .worktreeinclude fitted to this repository.
     Init(init::Args),
+    /// List the recipe's commands and approve them for this repository.
+    Trust(trust::Args),
     /// Print a shell completion script.
     Completions(completions::Args),
 }
@@ -106,6 +113,7 @@ pub fn run(cli: Cli) -> Result<Exit, BoxError> {
     } else {
         Verbosity::Normal
     });
+    crate::recipe::trust::set_trust_all(cli.trust);
     let globals = Globals {
         cwd: match cli.directory {
             Some(dir) => dir,
@@ -126,6 +134,7 @@ pub fn run(cli: Cli) -> Result<Exit, BoxError> {
         Some(Command::Env(args)) => env::run(args, &globals),
         Some(Command::Exec(args)) => exec::run(args, &globals),
         Some(Command::Init(args)) => init::run(args, &globals),
+        Some(Command::Trust(args)) => trust::run(args, &globals),
         Some(Command::Completions(args)) => completions::run(args),
     }
 }

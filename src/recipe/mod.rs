@@ -6,3 +6,4 @@ pub mod config;
 pub mod include;
 pub(crate) mod init;
 pub mod template;
+pub mod trust;

@@ -17,4 +17,5 @@ mod sandbox;
 mod setup;
 mod snapshots;
 mod stress;
+mod trust;
 mod workflow;

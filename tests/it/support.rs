@@ -68,7 +68,11 @@ impl TestEnv {
             .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
             .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
             .env("NO_COLOR", "1")
+            // The recipes the tests write are their own; trust.rs drops
+            // this to test approval itself.
+            .env("PROVISION_TRUST", "1")
             .env("PROVISION", env!("CARGO_BIN_EXE_provision"))
+            .env_remove("XDG_CONFIG_HOME")
             .env_remove("DATABASE_URL")
             .env_remove("PGHOST")
             .env_remove("PGPORT")

@@ -5,6 +5,7 @@ use crate::BoxError;
 use crate::cli::{Exit, Globals};
 use crate::git::Checkout;
 use crate::output::{self, BOLD, GREEN, Report, paint};
+use crate::recipe::trust;
 use crate::sandbox::apply::{self, Outcome};
 use crate::workspace::Context;
 
@@ -20,6 +21,7 @@ pub struct Args {
 pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
     let checkout = Checkout::discover(&globals.cwd)?;
     let ctx = Context::reserve(checkout, None, args.dry_run)?;
+    trust::check_recipe(&ctx.checkout.main, &ctx.settings)?;
     let outcome = apply::apply(&ctx, args.dry_run, &globals.progress)?;
     output::emit(&outcome, globals.json);
     Ok(Exit::Clean)

@@ -10,6 +10,7 @@ pub mod init;
 pub mod new;
 pub mod remove;
 pub mod status;
+pub mod trust;
 pub mod verify;
 
 /// A lock hash as reports show it: the prefix and 12 hex digits.

@@ -9,7 +9,7 @@ use crate::fsutil;
 use crate::git::Checkout;
 use crate::lifecycle::create::{self, Options};
 use crate::output::{self, GREEN, Report, paint};
-use crate::recipe::template;
+use crate::recipe::{template, trust};
 use crate::sandbox::apply::Outcome;
 use crate::slug;
 use crate::workspace;
@@ -33,6 +33,7 @@ pub struct Args {
 pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
     let main = Checkout::discover(&globals.cwd)?.main_of()?;
     let (settings, _) = workspace::recipe(&main)?;
+    trust::check_recipe(&main.main, &settings)?;
     let path = match args.path {
         Some(path) => std::path::absolute(globals.cwd.join(path))?,
         None => {
