@@ -8,6 +8,7 @@
 //! sandbox and applies or verifies it, `db` holds the database kinds and
 //! migrations, `lifecycle` keeps the registry and takes sandboxes down.
 
+mod agents;
 pub mod cli;
 mod db;
 mod fsutil;

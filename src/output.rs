@@ -76,6 +76,7 @@ pub fn command(program: &str, args: impl IntoIterator<Item = impl std::fmt::Disp
 
 /// Progress lines for a person watching; silent with `--json` (unless
 /// `--verbose`) and with `--quiet`.
+#[derive(Clone)]
 pub struct Progress {
     quiet: bool,
 }

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 
 use crate::BoxError;
 use crate::output::{self, Progress, Verbosity};
-use commands::{apply, completions, env, exec, gc, init, new, remove, status, trust, verify};
+use commands::{apply, completions, env, exec, gc, hook, init, new, remove, status, trust, verify};
 
 /// A reproducible sandbox for every git worktree: its own checkout, links to
 /// the main checkout's untracked config, env overrides, database and port.
@@ -67,6 +67,8 @@ pub enum Command {
     Exec(exec::Args),
     /// Write a commented provision.toml and .worktreeinclude fitted to this repository.
     Init(init::Args),
+    /// Handle a coding agent's worktree hook: the event's JSON arrives on stdin.
+    Hook(hook::Args),
     /// List the recipe's commands and approve them for this repository.
     Trust(trust::Args),
     /// Print a shell completion script.
@@ -74,6 +76,7 @@ pub enum Command {
 }
 
 /// The global flags, resolved once into what every command needs.
+#[derive(Clone)]
 pub struct Globals {
     /// Where provision runs (`-C DIR`, else the current directory).
     pub cwd: PathBuf,
@@ -134,6 +137,7 @@ pub fn run(cli: Cli) -> Result<Exit, BoxError> {
         Some(Command::Env(args)) => env::run(args, &globals),
         Some(Command::Exec(args)) => exec::run(args, &globals),
         Some(Command::Init(args)) => init::run(args, &globals),
+        Some(Command::Hook(args)) => hook::run(args, &globals),
         Some(Command::Trust(args)) => trust::run(args, &globals),
         Some(Command::Completions(args)) => completions::run(args),
     }

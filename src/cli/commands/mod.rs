@@ -6,6 +6,7 @@ pub mod completions;
 pub mod env;
 pub mod exec;
 pub mod gc;
+pub mod hook;
 pub mod init;
 pub mod new;
 pub mod remove;

@@ -31,17 +31,30 @@ pub struct Args {
 }
 
 pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
+    let outcome = create(globals, &args.name, args.path, args.from.as_deref())?;
+    output::emit(&NewReport(outcome), globals.json);
+    Ok(Exit::Clean)
+}
+
+/// What `new` does, for `new` and for the agents' hooks: `path` relative
+/// to where provision runs, else `[worktree] path`.
+pub(super) fn create(
+    globals: &Globals,
+    name: &str,
+    path: Option<PathBuf>,
+    from: Option<&str>,
+) -> Result<Outcome, BoxError> {
     let main = Checkout::discover(&globals.cwd)?.main_of()?;
     let (settings, _) = workspace::recipe(&main)?;
     trust::check_recipe(&main.main, &settings)?;
-    let path = match args.path {
+    let path = match path {
         Some(path) => std::path::absolute(globals.cwd.join(path))?,
         None => {
             // A branch name may hold `/` (`feature/login`); its folder does
             // not nest: `../worktree-feature-login`.
             let values = [
-                ("name", args.name.replace('/', "-")),
-                ("slug", slug::slug(&args.name)),
+                ("name", name.replace('/', "-")),
+                ("slug", slug::slug(name)),
                 ("repo", main.repo_name()),
                 ("main", main.main.display().to_string()),
             ];
@@ -54,13 +67,11 @@ pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
     let options = Options {
         main: &main,
         settings: &settings,
-        name: &args.name,
+        name,
         path: fsutil::normalize(&path),
-        from: args.from.as_deref(),
+        from,
     };
-    let outcome = create::create(options, &globals.progress)?;
-    output::emit(&NewReport(outcome), globals.json);
-    Ok(Exit::Clean)
+    create::create(options, &globals.progress)
 }
 
 /// `new`'s report: apply's, read as the announcement of a new sandbox.
