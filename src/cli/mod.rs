@@ -11,7 +11,9 @@ use clap::{Parser, Subcommand};
 
 use crate::BoxError;
 use crate::output::{self, Progress, Verbosity};
-use commands::{apply, completions, env, exec, gc, hook, init, new, remove, status, trust, verify};
+use commands::{
+    apply, completions, env, exec, gc, hook, init, mcp, new, remove, status, trust, verify,
+};
 
 /// A reproducible sandbox for every git worktree: its own checkout, links to
 /// the main checkout's untracked config, env overrides, database and port.
@@ -69,6 +71,8 @@ pub enum Command {
     Init(init::Args),
     /// Handle a coding agent's worktree hook: the event's JSON arrives on stdin.
     Hook(hook::Args),
+    /// Serve provision's commands as MCP tools over stdio (new, apply, verify, status, env, remove).
+    Mcp(mcp::Args),
     /// List the recipe's commands and approve them for this repository.
     Trust(trust::Args),
     /// Print a shell completion script.
@@ -138,6 +142,7 @@ pub fn run(cli: Cli) -> Result<Exit, BoxError> {
         Some(Command::Exec(args)) => exec::run(args, &globals),
         Some(Command::Init(args)) => init::run(args, &globals),
         Some(Command::Hook(args)) => hook::run(args, &globals),
+        Some(Command::Mcp(args)) => mcp::run(args, &globals),
         Some(Command::Trust(args)) => trust::run(args, &globals),
         Some(Command::Completions(args)) => completions::run(args),
     }

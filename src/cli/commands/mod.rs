@@ -8,6 +8,7 @@ pub mod exec;
 pub mod gc;
 pub mod hook;
 pub mod init;
+pub mod mcp;
 pub mod new;
 pub mod remove;
 pub mod status;
