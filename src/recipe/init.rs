@@ -192,7 +192,25 @@ fn recipe(found: &Found) -> String {
     }
 
     out.push_str("\n[worktree]\npath = \"../worktree-{name}\"   # where `provision new NAME` puts the worktree\n");
+    env_section(found, &mut out);
+    database_section(found, &mut out);
+    out.push_str("\n[ports]\nrange = \"20000-29999\"   # each sandbox gets a port from here\n");
 
+    if let Some(install) = found.node {
+        out.push_str(&format!(
+            "\n# node_modules is linked from the main checkout (.worktreeinclude), so\n\
+             # every worktree shares one install. For an install per worktree, take\n\
+             # node_modules out of .worktreeinclude first (an install must not run\n\
+             # through the link into the main checkout's folder), then:\n\
+             # [[setup]]\n\
+             # run = \"{install}\"\n"
+        ));
+    }
+    out
+}
+
+/// `[env]` and `[env.vars]`: wrangler reads `.dev.vars`, which is also linked.
+fn env_section(found: &Found, out: &mut String) {
     out.push_str("\n[env]\n");
     if found.wrangler.is_some() {
         out.push_str(
@@ -219,7 +237,11 @@ fn recipe(found: &Found) -> String {
              # DATABASE_URL = \"postgres://postgres@127.0.0.1:54322/{db}\"\n",
         );
     }
+}
 
+/// `[database]`: SQLite unless Supabase's migrations need PostgreSQL; with
+/// wrangler, the commented command kind that keeps wrangler's own D1 state.
+fn database_section(found: &Found, out: &mut String) {
     out.push_str("\n[database]\n");
     if found.supabase && found.migrations_dir() == Some("supabase/migrations") {
         out.push_str(
@@ -261,20 +283,6 @@ fn recipe(found: &Found) -> String {
              # drop = 'rm -rf \"{{main}}/.wrangler/sandboxes/{{db}}\"'\n"
         ));
     }
-
-    out.push_str("\n[ports]\nrange = \"20000-29999\"   # each sandbox gets a port from here\n");
-
-    if let Some(install) = found.node {
-        out.push_str(&format!(
-            "\n# node_modules is linked from the main checkout (.worktreeinclude), so\n\
-             # every worktree shares one install. For an install per worktree, take\n\
-             # node_modules out of .worktreeinclude first (an install must not run\n\
-             # through the link into the main checkout's folder), then:\n\
-             # [[setup]]\n\
-             # run = \"{install}\"\n"
-        ));
-    }
-    out
 }
 
 #[cfg(test)]

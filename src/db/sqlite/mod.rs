@@ -7,13 +7,16 @@
 //! and into `provision_migrations(name, checksum)`, which keeps what
 //! wrangler does not: a checksum of each applied file.
 
-use std::path::{Path, PathBuf};
+mod prebuild;
+
+use std::path::PathBuf;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use tempfile::TempPath;
 
 use super::{Database, DbError, Ledger, LedgerRow};
 use crate::db::migrations::{Applied, Migration};
+
+pub use prebuild::{BuiltAhead, Source, prebuild, sweep_abandoned};
 
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS d1_migrations(
@@ -395,88 +398,4 @@ fn migration_failed<'a>(name: &'a str, sql: &'a str) -> impl Fn(rusqlite::Error)
         file: name.to_string(),
         message: one_line(sql, e),
     }
-}
-
-/// A migration read from git's objects rather than from a checkout.
-pub struct Source {
-    pub name: String,
-    pub checksum: String,
-    pub sql: String,
-}
-
-/// How the temporary files of databases being built start (by `create`, or
-/// ahead by `new`): `sweep_abandoned` looks for nothing else.
-const AHEAD: &str = ".provision-ahead-";
-
-/// A database built ahead under a temporary name beside the databases. Its
-/// builder holds a lock on it while it lives, which tells a sweep a live one
-/// from one a killed `new` left; dropping it unadopted deletes it.
-pub struct BuiltAhead {
-    path: TempPath,
-    _held: std::fs::File,
-}
-
-/// Builds a database from `migrations` in `dir`, unmarked and unsynced:
-/// `Database::adopt` marks it, syncs it and moves it into place.
-pub fn prebuild(dir: &Path, migrations: &[Source]) -> Result<BuiltAhead, DbError> {
-    use std::os::unix::fs::MetadataExt;
-    fs_err::create_dir_all(dir)?;
-    let (held, path) = tempfile::Builder::new()
-        .prefix(AHEAD)
-        .suffix(".sqlite")
-        .tempfile_in(dir)?
-        .into_parts();
-    held.lock()?;
-    // A sweep may have taken the file between its creation and the lock.
-    if fs_err::metadata(&path)?.ino() != held.metadata()?.ino() {
-        return Err(std::io::Error::other("a sweep took the file being built").into());
-    }
-    let fail = |source| DbError::Sqlite {
-        name: path.display().to_string(),
-        action: "create".into(),
-        source,
-    };
-    let mut conn = Connection::open(&path).map_err(fail)?;
-    conn.pragma_update(None, "synchronous", "OFF")
-        .map_err(fail)?;
-    let tx = conn.transaction().map_err(fail)?;
-    for m in migrations {
-        run_migration(&tx, &m.name, &m.checksum, &m.sql)?;
-    }
-    tx.execute_batch(SCHEMA).map_err(fail)?;
-    tx.commit().map_err(fail)?;
-    drop(conn);
-    Ok(BuiltAhead { path, _held: held })
-}
-
-/// Deletes the databases that a killed `new` was building ahead in `dir`:
-/// those whose lock nobody holds. Returns how many.
-pub fn sweep_abandoned(dir: &Path) -> std::io::Result<usize> {
-    let entries = match fs_err::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e),
-    };
-    let mut swept = 0;
-    for entry in entries {
-        let path = entry?.path();
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        if !(name.starts_with(AHEAD) && name.ends_with(".sqlite")) {
-            continue;
-        }
-        let file = fs_err::File::open(&path)?;
-        match file.file().try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => continue,
-            Err(std::fs::TryLockError::Error(e)) => return Err(e),
-        }
-        for suffix in ["", "-journal", "-wal", "-shm"] {
-            match fs_err::remove_file(format!("{}{suffix}", path.display())) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
-        }
-        swept += 1;
-    }
-    Ok(swept)
 }

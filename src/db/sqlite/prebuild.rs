@@ -1,0 +1,155 @@
+//! SQLite databases built under a temporary name beside the real ones, then
+//! marked and moved into place by `Database::adopt`: by `create`, and by
+//! `new` ahead of its worktree (`db::build_ahead`). Nothing half-built ever
+//! sits where a database belongs.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+use tempfile::TempPath;
+
+use super::{SCHEMA, run_migration};
+use crate::db::DbError;
+
+/// A migration read from git's objects rather than from a checkout.
+pub struct Source {
+    pub name: String,
+    pub checksum: String,
+    pub sql: String,
+}
+
+/// How the temporary files of databases being built start (by `create`, or
+/// ahead by `new`): `sweep_abandoned` looks for nothing else.
+const AHEAD: &str = ".provision-ahead-";
+
+/// A database built ahead under a temporary name beside the databases. Its
+/// builder holds a lock on it while it lives, which tells a sweep a live one
+/// from one a killed `new` left; dropping it unadopted deletes it.
+pub struct BuiltAhead {
+    pub(super) path: TempPath,
+    _held: std::fs::File,
+}
+
+/// Builds a database from `migrations` in `dir`, unmarked and unsynced:
+/// `Database::adopt` marks it, syncs it and moves it into place.
+pub fn prebuild(dir: &Path, migrations: &[Source]) -> Result<BuiltAhead, DbError> {
+    use std::os::unix::fs::MetadataExt;
+    fs_err::create_dir_all(dir)?;
+    let (held, path) = tempfile::Builder::new()
+        .prefix(AHEAD)
+        .suffix(".sqlite")
+        .tempfile_in(dir)?
+        .into_parts();
+    held.lock()?;
+    // A sweep may have taken the file between its creation and the lock.
+    if fs_err::metadata(&path)?.ino() != held.metadata()?.ino() {
+        return Err(std::io::Error::other("a sweep took the file being built").into());
+    }
+    let fail = |source| DbError::Sqlite {
+        name: path.display().to_string(),
+        action: "create".into(),
+        source,
+    };
+    let mut conn = Connection::open(&path).map_err(fail)?;
+    conn.pragma_update(None, "synchronous", "OFF")
+        .map_err(fail)?;
+    let tx = conn.transaction().map_err(fail)?;
+    for m in migrations {
+        run_migration(&tx, &m.name, &m.checksum, &m.sql)?;
+    }
+    tx.execute_batch(SCHEMA).map_err(fail)?;
+    tx.commit().map_err(fail)?;
+    drop(conn);
+    Ok(BuiltAhead { path, _held: held })
+}
+
+/// Deletes the databases that a killed `new` was building ahead in `dir`:
+/// those whose lock nobody holds. Returns how many.
+pub fn sweep_abandoned(dir: &Path) -> std::io::Result<usize> {
+    let entries = match fs_err::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut swept = 0;
+    for entry in entries {
+        let path = entry?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if !(name.starts_with(AHEAD) && name.ends_with(".sqlite")) {
+            continue;
+        }
+        let file = fs_err::File::open(&path)?;
+        match file.file().try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => continue,
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+        for suffix in ["", "-journal", "-wal", "-shm"] {
+            match fs_err::remove_file(format!("{}{suffix}", path.display())) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        swept += 1;
+    }
+    Ok(swept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ahead_files(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs_err::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(AHEAD))
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_sweep_takes_only_what_nobody_builds() {
+        let dir = tempfile::tempdir().unwrap();
+        let migration = Source {
+            name: "0001_a.sql".into(),
+            checksum: "c".into(),
+            sql: "CREATE TABLE a(x);".into(),
+        };
+        let live = prebuild(dir.path(), &[migration]).unwrap();
+        let abandoned = dir.path().join(format!("{AHEAD}killed.sqlite"));
+        fs_err::write(&abandoned, b"").unwrap();
+        fs_err::write(dir.path().join("app_x.sqlite"), b"").unwrap();
+
+        assert_eq!(sweep_abandoned(dir.path()).unwrap(), 1);
+        assert!(!abandoned.exists());
+        assert!(live.path.exists());
+        assert!(dir.path().join("app_x.sqlite").exists());
+        // Dropped unadopted, a build leaves nothing behind.
+        drop(live);
+        assert_eq!(ahead_files(dir.path()), Vec::<String>::new());
+        assert_eq!(sweep_abandoned(&dir.path().join("none")).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_build_holds_the_migrations_and_both_ledgers() {
+        let dir = tempfile::tempdir().unwrap();
+        let migration = Source {
+            name: "0001_a.sql".into(),
+            checksum: "c".into(),
+            sql: "CREATE TABLE a(x);".into(),
+        };
+        let built = prebuild(dir.path(), &[migration]).unwrap();
+        let conn = Connection::open(&built.path).unwrap();
+        let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+        assert_eq!(count("SELECT count(*) FROM a"), 0);
+        assert_eq!(count("SELECT count(*) FROM d1_migrations"), 1);
+        assert_eq!(
+            count("SELECT count(*) FROM provision_migrations WHERE checksum = 'c'"),
+            1
+        );
+        // Unmarked until adopted.
+        assert_eq!(count("SELECT count(*) FROM provision_meta"), 0);
+    }
+}

@@ -1,0 +1,413 @@
+//! The recipe's settings: `provision.toml` in the main checkout, every key
+//! optional. Values are checked here (unknown keys, unknown templates, bad
+//! paths) so that nothing is created from a recipe that is wrong.
+//!
+//! This module holds the settings as logic sees them (their serialized form
+//! is the recipe hash); each section's module holds its raw TOML shape and
+//! the `resolve` that checks it into them.
+
+mod database;
+mod env;
+mod links;
+mod ports;
+mod setup;
+mod worktree;
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::recipe::template::{self, TemplateError};
+
+pub const FILE_NAME: &str = "provision.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}:{line}: {message}")]
+    Invalid {
+        file: String,
+        line: usize,
+        message: String,
+    },
+    #[error("cannot read {0}")]
+    Read(String, #[source] std::io::Error),
+}
+
+/// The settings as logic sees them: defaults filled in, templates checked.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Settings {
+    pub worktree_path: String,
+    pub env_file: String,
+    pub env_vars: BTreeMap<String, String>,
+    pub database: DatabaseSettings,
+    pub ports: PortRange,
+    /// Left out of the recipe hash while empty, so a recipe without them
+    /// hashes as it did before they existed.
+    #[serde(skip_serializing_if = "Links::is_empty")]
+    pub links: Links,
+    /// `[[setup]] run = "…"`, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub setup: Vec<String>,
+    /// Where the `[links]` patterns and `[[setup]]` commands are written,
+    /// for errors found after parsing. Not part of the recipe.
+    #[serde(skip)]
+    pub lines: Lines,
+}
+
+/// Lines of `provision.toml`, one per entry of the list of the same name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Lines {
+    pub copy: Vec<usize>,
+    pub reflink: Vec<usize>,
+    pub setup: Vec<usize>,
+}
+
+/// `[links]`: gitignore-style patterns over the included paths that are
+/// copied (or reflinked) into each worktree instead of symlinked.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Links {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub copy: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reflink: Vec<String>,
+}
+
+impl Links {
+    pub fn is_empty(&self) -> bool {
+        self.copy.is_empty() && self.reflink.is_empty()
+    }
+}
+
+/// Serialized into the recipe hash; keys a kind does not use are left out,
+/// so a recipe that does not use them hashes as it did before they existed.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DatabaseSettings {
+    pub kind: DatabaseKind,
+    pub name: String,
+    pub migrations: String,
+    /// `postgres`: the server. Left out of the recipe hash: it names a host
+    /// (and may hold a password), and moving the server is not a recipe change.
+    #[serde(skip)]
+    pub url: Option<String>,
+    /// `postgres`: the database a new sandbox is copied from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// `command`: the templated shell commands.
+    #[serde(flatten)]
+    pub commands: Commands,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Commands {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub create: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migrate: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exists: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drop: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DatabaseKind {
+    Sqlite,
+    Postgres,
+    Command,
+}
+
+impl DatabaseKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatabaseKind::Sqlite => "sqlite",
+            DatabaseKind::Postgres => "postgres",
+            DatabaseKind::Command => "command",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            worktree_path: "../worktree-{name}".into(),
+            env_file: ".env.local".into(),
+            env_vars: BTreeMap::from([
+                ("DB_NAME".to_string(), "{db}".to_string()),
+                ("PORT".to_string(), "{port}".to_string()),
+            ]),
+            database: DatabaseSettings {
+                kind: DatabaseKind::Sqlite,
+                name: "{repo}_{slug}".into(),
+                migrations: "migrations".into(),
+                url: None,
+                template: None,
+                commands: Commands::default(),
+            },
+            ports: PortRange {
+                first: 20000,
+                last: 29999,
+            },
+            links: Links::default(),
+            setup: Vec::new(),
+            lines: Lines::default(),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    worktree: worktree::RawWorktree,
+    #[serde(default)]
+    env: env::RawEnv,
+    #[serde(default)]
+    database: database::RawDatabase,
+    #[serde(default)]
+    ports: ports::RawPorts,
+    #[serde(default)]
+    links: links::RawLinks,
+    #[serde(default)]
+    setup: Vec<setup::RawSetup>,
+}
+
+/// Reads `provision.toml` from `main`; a missing file means all defaults.
+pub fn load(main: &Path) -> Result<Settings, ConfigError> {
+    let path = main.join(FILE_NAME);
+    match fs_err::read_to_string(&path) {
+        Ok(text) => parse(&text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::default()),
+        Err(e) => Err(ConfigError::Read(FILE_NAME.into(), e)),
+    }
+}
+
+pub fn parse(text: &str) -> Result<Settings, ConfigError> {
+    let source = Source { text };
+    let raw: RawFile =
+        toml::from_str(text).map_err(|e| source.error(e.span(), e.message().to_string()))?;
+    let mut settings = Settings::default();
+    // This order decides which of several mistakes is reported: keep it.
+    worktree::resolve(raw.worktree, &source, &mut settings.worktree_path)?;
+    env::resolve(raw.env, &source, &mut settings)?;
+    database::resolve(raw.database, &source, &mut settings.database)?;
+    ports::resolve(raw.ports, &source, &mut settings.ports)?;
+    links::resolve(raw.links, &source, &mut settings.links, &mut settings.lines)?;
+    setup::resolve(
+        raw.setup,
+        &source,
+        &mut settings.setup,
+        &mut settings.lines.setup,
+    )?;
+    Ok(settings)
+}
+
+/// The text of `provision.toml`, for errors that name their line.
+struct Source<'a> {
+    text: &'a str,
+}
+
+impl Source<'_> {
+    /// An error at `span`, or on line 1 where there is none.
+    fn error(&self, span: Option<Range<usize>>, message: String) -> ConfigError {
+        ConfigError::Invalid {
+            file: FILE_NAME.into(),
+            line: span.map_or(1, |s| line_of(self.text, s.start)),
+            message,
+        }
+    }
+
+    fn error_at<T>(&self, value: &Spanned<T>, message: String) -> ConfigError {
+        self.error(Some(value.span()), message)
+    }
+
+    fn line<T>(&self, value: &Spanned<T>) -> usize {
+        line_of(self.text, value.span().start)
+    }
+
+    /// The templates of `value` (the key `name`) are known and `allowed`;
+    /// `why` says why another known one is not.
+    fn templates(
+        &self,
+        value: &Spanned<String>,
+        name: &str,
+        allowed: &[&str],
+        why: &'static str,
+    ) -> Result<(), ConfigError> {
+        check_template(value.get_ref(), allowed, why)
+            .map_err(|e| self.error_at(value, format!("{name}: {e}")))
+    }
+
+    /// A shell command's template the shell would never expand.
+    fn shell_quoting(&self, value: &Spanned<String>, name: &str) -> Result<(), ConfigError> {
+        match template::unexpanded_key(value.get_ref()) {
+            Some(quoted) => Err(self.error_at(
+                value,
+                format!(
+                    "{name}: `{{{quoted}}}` sits inside single quotes or a quoted here-document, where the shell does not expand it; use double quotes"
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// A path inside the worktree (see `check_relative`).
+    fn relative(&self, value: &Spanned<String>, name: &str) -> Result<(), ConfigError> {
+        check_relative(value.get_ref()).map_err(|m| self.error_at(value, format!("{name}: {m}")))
+    }
+}
+
+fn check_template(value: &str, allowed: &[&str], why: &'static str) -> Result<(), TemplateError> {
+    for key in template::keys(value)? {
+        if !allowed.contains(&key.as_str()) {
+            return Err(TemplateError::NotAvailable(key, why));
+        }
+    }
+    Ok(())
+}
+
+/// A path inside the worktree: relative, no `..`.
+pub fn check_relative(path: &str) -> Result<(), String> {
+    let p = Path::new(path);
+    if path.is_empty() {
+        return Err("empty path".into());
+    }
+    if p.is_absolute()
+        || p.components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(format!(
+            "`{path}` must be a relative path inside the repository"
+        ));
+    }
+    Ok(())
+}
+
+pub fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+pub fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        assert_eq!(parse("").unwrap(), Settings::default());
+        let empty_sections = "[worktree]\n[env]\n[database]\n[ports]\n[links]\n";
+        assert_eq!(parse(empty_sections).unwrap(), Settings::default());
+    }
+
+    /// The recipe hash is serde_json of `Settings`: the defaults hash as
+    /// they did before the keys that are left out at their default existed.
+    #[test]
+    fn default_settings_hash_as_before_the_new_keys() {
+        let json = serde_json::to_string(&Settings::default().database).unwrap();
+        assert_eq!(
+            json,
+            r#"{"kind":"sqlite","name":"{repo}_{slug}","migrations":"migrations"}"#
+        );
+        let json = serde_json::to_string(&Settings::default()).unwrap();
+        assert_eq!(
+            json,
+            r#"{"worktree_path":"../worktree-{name}","env_file":".env.local","env_vars":{"DB_NAME":"{db}","PORT":"{port}"},"database":{"kind":"sqlite","name":"{repo}_{slug}","migrations":"migrations"},"ports":{"first":20000,"last":29999}}"#
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let err = parse("[env]\nfile = \".env\"\nfiel = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("provision.toml:3:"), "{err}");
+        assert!(err.contains("fiel"), "{err}");
+    }
+
+    #[test]
+    fn unknown_template_names_template_and_line() {
+        let err = parse("[env.vars]\nA = \"x\"\nDB = \"{dbname}\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("provision.toml:3:"), "{err}");
+        assert!(err.contains("{dbname}"), "{err}");
+    }
+
+    #[test]
+    fn file_level_errors_name_their_line() {
+        for (text, want) in [
+            (
+                "[ports]\nrange = \"1-2\"\n[other]\n",
+                "provision.toml:3: unknown field `other`, expected one of `worktree`, `env`, `database`, `ports`, `links`, `setup`",
+            ),
+            (
+                "[env]\nfile = \".env\"\nfile = \".env\"\n",
+                "provision.toml:3: duplicate key",
+            ),
+            ("[env\n", "provision.toml:1: unclosed table, expected `]`"),
+        ] {
+            assert_eq!(parse(text).unwrap_err().to_string(), want, "{text:?}");
+        }
+    }
+
+    /// Sections resolve in a fixed order, so of two mistakes the same one is
+    /// reported whichever comes first in the file.
+    #[test]
+    fn sections_resolve_in_a_fixed_order() {
+        let err = parse("[ports]\nrange = \"x\"\n[worktree]\npath = \"{db}\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("provision.toml:4: worktree.path"), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_stay_inside() {
+        assert_eq!(check_relative("a/b"), Ok(()));
+        assert_eq!(check_relative(""), Err("empty path".into()));
+        for path in ["/a", "../a", "a/../../b"] {
+            assert!(check_relative(path).is_err(), "{path}");
+        }
+    }
+
+    #[test]
+    fn env_names_are_shell_names() {
+        for name in ["A", "_a1", "DB_NAME"] {
+            assert!(is_env_name(name), "{name}");
+        }
+        for name in ["", "1A", "A-B", "A B", "é"] {
+            assert!(!is_env_name(name), "{name}");
+        }
+    }
+
+    /// Every `toml` block of the README is a recipe provision accepts (other
+    /// tools' TOML files are fenced with a title).
+    #[test]
+    fn the_readme_recipes_parse() {
+        let readme = include_str!("../../../README.md");
+        let blocks: Vec<&str> = readme
+            .split("```toml\n")
+            .skip(1)
+            .map(|rest| rest.split("```").next().unwrap())
+            .collect();
+        assert!(blocks.len() >= 5, "found {} toml blocks", blocks.len());
+        for block in blocks {
+            if let Err(e) = parse(block) {
+                panic!("{e}\n{block}");
+            }
+        }
+    }
+}

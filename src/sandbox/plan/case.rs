@@ -1,0 +1,108 @@
+//! A plan's inputs built by hand, without git or a checkout: the owned
+//! values `Inputs` borrows, with a worktree named `feature` as default.
+
+use std::collections::BTreeSet;
+
+use super::{Inputs, Plan, PlanError, plan};
+use crate::db::migrations::Migration;
+use crate::hash;
+use crate::recipe::config::{self, Settings};
+use crate::recipe::include::Resolved;
+use crate::sandbox::lock;
+
+pub(super) struct Case {
+    pub settings: Settings,
+    pub include_lines: Vec<String>,
+    pub name: String,
+    pub main: String,
+    pub worktree: String,
+    pub is_main: bool,
+    pub resolved: Resolved,
+    pub tracked_in_worktree: BTreeSet<String>,
+    pub shared_env: Option<String>,
+    pub migrations: Vec<Migration>,
+}
+
+impl Case {
+    pub fn new() -> Self {
+        Case {
+            settings: Settings::default(),
+            include_lines: Vec::new(),
+            name: "feature".into(),
+            main: "/home/dev/app".into(),
+            worktree: "/home/dev/worktree-feature".into(),
+            is_main: false,
+            resolved: Resolved::default(),
+            tracked_in_worktree: BTreeSet::new(),
+            shared_env: None,
+            migrations: Vec::new(),
+        }
+    }
+
+    /// With the settings of a `provision.toml` text.
+    pub fn recipe(mut self, toml: &str) -> Self {
+        self.settings = config::parse(toml).unwrap();
+        self
+    }
+
+    /// With these `.worktreeinclude` results in the main checkout: paths
+    /// ending in `/` are folders; `absent` ones are missing there.
+    pub fn include(mut self, present: &[&str], absent: &[&str]) -> Self {
+        for path in present {
+            let dir = path.ends_with('/');
+            let path = path.trim_end_matches('/').to_string();
+            self.include_lines.push(path.clone());
+            self.resolved.present.insert((path, dir));
+        }
+        for path in absent {
+            self.include_lines.push(path.to_string());
+            self.resolved.absent.insert(path.to_string());
+        }
+        self
+    }
+
+    pub fn in_main(mut self) -> Self {
+        self.is_main = true;
+        self.worktree = self.main.clone();
+        self
+    }
+
+    /// Migration files by name; plan reads only their names and checksums.
+    pub fn migrations(mut self, names: &[&str]) -> Self {
+        self.migrations = names
+            .iter()
+            .map(|name| Migration {
+                name: name.to_string(),
+                path: format!("{}/migrations/{name}", self.worktree).into(),
+                checksum: hash::of(name.as_bytes()),
+            })
+            .collect();
+        self
+    }
+
+    pub fn inputs(&self) -> Inputs<'_> {
+        Inputs {
+            settings: &self.settings,
+            include_lines: self.include_lines.clone(),
+            name: &self.name,
+            repo: "app",
+            port: 20001,
+            main: &self.main,
+            worktree: &self.worktree,
+            is_main: self.is_main,
+            resolved: &self.resolved,
+            tracked_in_worktree: &self.tracked_in_worktree,
+            shared_env: self.shared_env.as_deref(),
+            migrations: &self.migrations,
+        }
+    }
+
+    pub fn plan(&self) -> Result<Plan, PlanError> {
+        plan(&self.inputs())
+    }
+
+    /// The lock file's text of the planned sandbox.
+    pub fn lock(&self) -> String {
+        lock::render(&self.plan().unwrap().sandbox)
+    }
+}
