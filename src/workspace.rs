@@ -129,7 +129,7 @@ impl Context {
             path: checkout.root.clone(),
             branch: checkout.branch.clone(),
             database: DatabaseRecord {
-                kind: settings.database.kind.as_str().to_string(),
+                kind: settings.database.kind,
                 location: db::location(settings.database.kind, &db_name),
                 name: db_name,
             },

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tempfile::TempPath;
 
-use super::{Database, DbError, Ledger, LedgerRow};
+use super::{Database, DatabaseKind, DbError, Ledger, LedgerRow};
 use crate::db::migrations::{Applied, Migration};
 
 const SCHEMA: &str = "
@@ -138,8 +138,8 @@ fn one_line(sql: &str, err: rusqlite::Error) -> String {
 }
 
 impl Database for Sqlite {
-    fn kind(&self) -> &'static str {
-        "sqlite"
+    fn kind(&self) -> DatabaseKind {
+        DatabaseKind::Sqlite
     }
 
     fn name(&self) -> &str {

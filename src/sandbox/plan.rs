@@ -295,7 +295,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, PlanError> {
 
     let applied: Vec<_> = inputs.migrations.iter().map(Migration::record).collect();
     let database = DatabaseLock {
-        kind: settings.database.kind.as_str().to_string(),
+        kind: settings.database.kind,
         location: crate::db::location(settings.database.kind, &db),
         name: db,
         chain: migrations::chain(&applied),

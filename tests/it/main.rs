@@ -7,6 +7,7 @@ mod support;
 mod command;
 mod crash;
 mod ecosystem;
+mod formats;
 mod hostile;
 mod lifecycle;
 mod links;
