@@ -3,6 +3,7 @@
 
 pub(crate) mod create;
 pub(crate) mod gc;
+pub(crate) mod orphans;
 pub(crate) mod registry;
 pub(crate) mod remove;
 pub(crate) mod status;

@@ -59,6 +59,7 @@ pub enum Claim {
     Missing,
 }
 
+#[derive(Clone)]
 pub struct Registry {
     dir: PathBuf,
     common_dir: PathBuf,

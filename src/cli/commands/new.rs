@@ -6,13 +6,12 @@ use std::path::PathBuf;
 use crate::BoxError;
 use crate::cli::{Exit, Globals};
 use crate::fsutil;
-use crate::git::Checkout;
 use crate::lifecycle::create::{self, Options};
 use crate::output::{self, GREEN, Report, paint};
 use crate::recipe::template;
 use crate::sandbox::apply::Outcome;
 use crate::slug;
-use crate::workspace;
+use crate::workspace::Workspace;
 
 use super::short;
 
@@ -31,31 +30,29 @@ pub struct Args {
 }
 
 pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
-    let main = Checkout::discover(&globals.cwd)?.main_of()?;
-    let (settings, _) = workspace::recipe(&main)?;
+    let workspace = Workspace::discover(&globals.cwd)?;
+    let main = &workspace.checkout.main;
     let path = match args.path {
         Some(path) => std::path::absolute(globals.cwd.join(path))?,
         None => {
             let values = [
                 ("name", args.name.clone()),
                 ("slug", slug::slug(&args.name)),
-                ("repo", main.repo_name()),
-                ("main", main.main.display().to_string()),
+                ("repo", workspace.repo.clone()),
+                ("main", main.display().to_string()),
             ];
-            main.main.join(template::expand(
-                &settings.worktree_path,
+            main.join(template::expand(
+                &workspace.settings.worktree_path,
                 &values.into_iter().collect(),
             )?)
         }
     };
     let options = Options {
-        main: &main,
-        settings: &settings,
         name: &args.name,
         path: fsutil::normalize(&path),
         from: args.from.as_deref(),
     };
-    let outcome = create::create(options, &globals.progress)?;
+    let outcome = create::create(&workspace, options, &globals.progress)?;
     output::emit(&NewReport(outcome), globals.json);
     Ok(Exit::Clean)
 }
