@@ -201,7 +201,7 @@ fn default_name(checkout: &Checkout) -> String {
 
 /// One worktree's sandbox within its workspace.
 pub struct WorktreeSandbox {
-    pub workspace: Workspace,
+    workspace: Workspace,
     pub name: String,
     pub port: u16,
     /// The database this sandbox owns, as its record (or lock) names it.

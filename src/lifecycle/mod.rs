@@ -1,5 +1,7 @@
 //! Sandboxes over time: the registry of what provision created (the roots),
-//! and taking sandboxes down again: `remove`, `gc` and the `status` of all.
+//! creating them (`create`), taking them down again (`remove`, `gc`, over
+//! `teardown`), and the `status` of all; `orphans` is the one table `gc`
+//! and `status` judge a record without a worktree by.
 
 pub(crate) mod create;
 pub(crate) mod gc;
