@@ -1,8 +1,14 @@
-//! Gathers what the plan needs for one worktree: the recipe from the main
-//! checkout, the sandbox name and port from the registry, the untracked files
-//! of the main checkout and the worktree's migration files.
+//! The repository provision runs in, resolved once per invocation: the
+//! checkout, the recipe its main checkout commits, the registry. A
+//! [`WorktreeSandbox`] is one worktree's sandbox within it: the name, port
+//! and database the registry holds for it, and what it is planned to be.
+//!
+//! Commands that must work without a readable recipe (`status`, `env`,
+//! `exec`, `init`, and `verify` until it has found a lock) work from the
+//! [`Checkout`] alone.
 
 use std::collections::BTreeSet;
+use std::ops::Deref;
 use std::path::Path;
 
 use crate::BoxError;
@@ -16,7 +22,7 @@ use crate::sandbox::lock::Sandbox;
 use crate::sandbox::plan::{self, Inputs, Plan};
 
 #[derive(Debug, thiserror::Error)]
-pub enum ContextError {
+pub enum ReserveError {
     #[error(
         "worktree id `{id}` still holds sandbox `{name}` (database `{database}`) of a worktree removed without provision; `provision gc` collects it (or, if this is that worktree, `provision remove --force {name}` lets go of it), then try again"
     )]
@@ -43,62 +49,105 @@ pub enum ContextError {
     },
 }
 
-pub struct Context {
+pub struct Workspace {
+    /// The checkout we run in; `checkout.main` is the main checkout, where
+    /// the recipe comes from.
     pub checkout: Checkout,
     pub settings: Settings,
+    /// `.worktreeinclude`, as written.
     pub includes: Vec<Entry>,
+    /// The repository's short name (`{repo}`).
     pub repo: String,
-    pub name: String,
-    pub port: u16,
-    /// The database this sandbox owns, as its record (or lock) names it.
-    pub database_name: String,
     pub registry: Registry,
 }
 
-/// The recipe, read from the main checkout.
-pub fn recipe(checkout: &Checkout) -> Result<(Settings, Vec<Entry>), BoxError> {
-    Ok((
-        config::load(&checkout.main)?,
-        include::load(&checkout.main)?,
-    ))
-}
+impl Workspace {
+    /// The workspace around `dir`: git first, then the recipe.
+    pub fn discover(dir: &Path) -> Result<Self, BoxError> {
+        Self::load(Checkout::discover(dir)?)
+    }
 
-impl Context {
-    /// For `apply`: under the registry lock, finds or creates this worktree's
-    /// record, reserving a port that no other sandbox holds. With `dry_run`
-    /// the record is worked out but not written.
-    pub fn reserve(
-        checkout: Checkout,
-        name: Option<&str>,
-        dry_run: bool,
-    ) -> Result<Self, BoxError> {
-        let (settings, includes) = recipe(&checkout)?;
-        let repo = checkout.repo_name();
-        let registry = Registry::new(&checkout.common_dir);
-        let guard = registry.lock()?;
-        let records = registry.all(&guard)?;
+    /// `checkout` with the recipe of its main checkout.
+    pub fn load(checkout: Checkout) -> Result<Self, BoxError> {
+        Ok(Workspace {
+            settings: config::load(&checkout.main)?,
+            includes: include::load(&checkout.main)?,
+            repo: checkout.repo_name(),
+            registry: Registry::new(&checkout.common_dir),
+            checkout,
+        })
+    }
+
+    /// The same repository and recipe, from another of its worktrees.
+    pub fn at(&self, checkout: Checkout) -> Self {
+        Workspace {
+            checkout,
+            settings: self.settings.clone(),
+            includes: self.includes.clone(),
+            repo: self.repo.clone(),
+            registry: self.registry.clone(),
+        }
+    }
+
+    /// The database of the sandbox `owner`, as the recipe's kind opens it.
+    pub fn open_database(&self, owner: &Owner) -> Result<Box<dyn Database>, BoxError> {
+        let checkout = &self.checkout;
+        let values = plan::values(
+            owner.name,
+            &self.repo,
+            owner.database,
+            owner.port,
+            &checkout.main.to_string_lossy(),
+            &owner.worktree.to_string_lossy(),
+        );
+        let place = db::Place {
+            common_dir: &checkout.common_dir,
+            owner: format!(
+                "repo={} worktree={}",
+                checkout.common_dir.display(),
+                owner.id
+            ),
+            worktree: owner.worktree,
+            env: plan::overrides(&self.settings, &values)?,
+            values,
+        };
+        Ok(db::open(&self.settings.database, owner.database, &place))
+    }
+
+    /// This worktree's record, if it has one. A record under its id that
+    /// it does not own is an earlier worktree's: git reuses an id once its
+    /// entry is gone, and that worktree's database is still there.
+    fn own_record<'r>(&self, records: &'r [Record]) -> Result<Option<&'r Record>, ReserveError> {
+        let checkout = &self.checkout;
         let existing = records.iter().find(|r| r.id == checkout.id);
         let branch = checkout.branch.as_deref();
-        if let Some(record) =
-            existing.filter(|r| !registry.owns_at(r, &r.id, &checkout.root, branch))
-        {
-            // git reuses a worktree id once its entry is gone; the record is
-            // that earlier worktree's, and its database is still there.
-            return Err(ContextError::IdReused {
+        match existing.filter(|r| !self.registry.owns_at(r, &r.id, &checkout.root, branch)) {
+            Some(record) => Err(ReserveError::IdReused {
                 id: checkout.id.clone(),
                 name: record.name.clone(),
                 database: record.database.name.clone(),
-            }
-            .into());
+            }),
+            None => Ok(existing),
         }
+    }
+
+    /// The record this worktree's sandbox gets: `existing` as it is, or a
+    /// new one named `name` with a port that no other sandbox holds.
+    fn record(
+        &self,
+        existing: Option<&Record>,
+        name: Option<&str>,
+        records: &[Record],
+    ) -> Result<Record, BoxError> {
+        let checkout = &self.checkout;
         let name = match (existing, name) {
             (Some(record), _) => record.name.clone(),
             (None, Some(name)) => name.to_string(),
-            (None, None) => default_name(&checkout),
+            (None, None) => default_name(checkout),
         };
-        let db_name = plan::database_name(&settings, &name, &repo)?;
+        let db_name = plan::database_name(&self.settings, &name, &self.repo)?;
         if let Some(record) = existing.filter(|r| r.database.name != db_name) {
-            return Err(ContextError::DatabaseRenamed {
+            return Err(ReserveError::DatabaseRenamed {
                 name,
                 old: record.database.name.clone(),
                 new: db_name,
@@ -109,7 +158,7 @@ impl Context {
             .iter()
             .find(|r| r.id != checkout.id && r.database.name == db_name)
         {
-            return Err(ContextError::DatabaseTaken {
+            return Err(ReserveError::DatabaseTaken {
                 database: db_name,
                 name: other.name.clone(),
                 path: other.path.display().to_string(),
@@ -120,22 +169,69 @@ impl Context {
             Some(record) => record.port,
             None => {
                 let taken: BTreeSet<u16> = records.iter().map(|r| r.port).collect();
-                registry::allocate_port(&taken, settings.ports, &format!("{repo}/{name}"))?
+                let seed = format!("{}/{name}", self.repo);
+                registry::allocate_port(&taken, self.settings.ports, &seed)?
             }
         };
-        let record = Record {
+        let kind = self.settings.database.kind;
+        Ok(Record {
             id: checkout.id.clone(),
-            name: name.clone(),
+            name,
             path: checkout.root.clone(),
             branch: checkout.branch.clone(),
             database: DatabaseRecord {
-                kind: settings.database.kind.as_str().to_string(),
-                location: db::location(settings.database.kind, &db_name),
+                kind,
+                location: db::location(kind, &db_name),
                 name: db_name,
             },
             port,
             lock_hash: existing.and_then(|r| r.lock_hash.clone()),
-        };
+        })
+    }
+}
+
+/// The name a worktree gets when it was made without `provision new`: its
+/// branch, else git's name for it.
+fn default_name(checkout: &Checkout) -> String {
+    checkout
+        .branch
+        .clone()
+        .unwrap_or_else(|| checkout.id.clone())
+}
+
+/// One worktree's sandbox within its workspace.
+pub struct WorktreeSandbox {
+    workspace: Workspace,
+    pub name: String,
+    pub port: u16,
+    /// The database this sandbox owns, as its record (or lock) names it.
+    pub database_name: String,
+}
+
+/// Code about one sandbox reads its workspace's fields as its own
+/// (`sandbox.checkout`, `sandbox.settings`), as rustc's `FnCtxt` does.
+impl Deref for WorktreeSandbox {
+    type Target = Workspace;
+
+    fn deref(&self) -> &Workspace {
+        &self.workspace
+    }
+}
+
+impl WorktreeSandbox {
+    /// For `apply`: under the registry lock, finds or creates this worktree's
+    /// record, reserving a port that no other sandbox holds. With `dry_run`
+    /// the record is worked out but not written.
+    pub fn reserve(
+        workspace: Workspace,
+        name: Option<&str>,
+        dry_run: bool,
+    ) -> Result<Self, BoxError> {
+        let registry = &workspace.registry;
+        let guard = registry.lock()?;
+        let records = registry.all(&guard)?;
+        let existing = workspace.own_record(&records)?;
+        let record = workspace.record(existing, name, &records)?;
         if !dry_run && registry.claim_of(&record) != Claim::Ours {
             registry.claim(&guard, &record.id, &record.name)?;
         }
@@ -143,46 +239,34 @@ impl Context {
             registry.put(&guard, &record)?;
         }
         drop(guard);
-        Ok(Context {
-            checkout,
-            settings,
-            includes,
-            repo,
-            name,
-            port,
+        Ok(WorktreeSandbox {
+            workspace,
+            name: record.name,
+            port: record.port,
             database_name: record.database.name,
-            registry,
         })
     }
 
     /// For `verify`: reads only, and observes the sandbox its lock
     /// describes (a recipe that now names another database is reported as
     /// stale, not the locked one as missing).
-    pub fn observe(checkout: Checkout, lock: &Sandbox) -> Result<Self, BoxError> {
-        let (settings, includes) = recipe(&checkout)?;
-        Ok(Context {
-            repo: checkout.repo_name(),
-            registry: Registry::new(&checkout.common_dir),
-            checkout,
-            settings,
-            includes,
+    pub fn observe(workspace: Workspace, lock: &Sandbox) -> Self {
+        WorktreeSandbox {
+            workspace,
             name: lock.worktree.clone(),
             port: lock.port,
             database_name: lock.database.name.clone(),
-        })
+        }
     }
 
     pub fn database(&self) -> Result<Box<dyn Database>, BoxError> {
-        let owner = Owner {
-            common_dir: &self.checkout.common_dir,
-            main: &self.checkout.main,
+        self.workspace.open_database(&Owner {
             worktree: &self.checkout.root,
             id: &self.checkout.id,
             name: &self.name,
             database: &self.database_name,
             port: self.port,
-        };
-        open_database(&self.settings, &self.repo, &owner)
+        })
     }
 
     pub fn migrations(&self) -> Result<Vec<Migration>, BoxError> {
@@ -231,47 +315,13 @@ impl Context {
     }
 }
 
-/// The name a worktree gets when it was made without `provision new`: its
-/// branch, else git's name for it.
-fn default_name(checkout: &Checkout) -> String {
-    checkout
-        .branch
-        .clone()
-        .unwrap_or_else(|| checkout.id.clone())
-}
-
 /// Who a sandbox is, as far as opening its database needs: from a live
 /// worktree, or from a record whose worktree is gone.
 pub struct Owner<'a> {
-    pub common_dir: &'a Path,
-    pub main: &'a Path,
     /// The worktree's path (`{worktree}`), even once its folder is gone.
     pub worktree: &'a Path,
     pub id: &'a str,
     pub name: &'a str,
     pub database: &'a str,
     pub port: u16,
-}
-
-pub fn open_database(
-    settings: &Settings,
-    repo: &str,
-    owner: &Owner,
-) -> Result<Box<dyn Database>, BoxError> {
-    let values = plan::values(
-        owner.name,
-        repo,
-        owner.database,
-        owner.port,
-        &owner.main.to_string_lossy(),
-        &owner.worktree.to_string_lossy(),
-    );
-    let place = db::Place {
-        common_dir: owner.common_dir,
-        owner: format!("repo={} worktree={}", owner.common_dir.display(), owner.id),
-        worktree: owner.worktree,
-        env: plan::overrides(settings, &values)?,
-        values,
-    };
-    Ok(db::open(&settings.database, owner.database, &place))
 }

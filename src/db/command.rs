@@ -209,8 +209,8 @@ fn path_text(path: &Path) -> String {
 }
 
 impl Database for CommandDb {
-    fn kind(&self) -> &'static str {
-        "command"
+    fn kind(&self) -> DatabaseKind {
+        DatabaseKind::Command
     }
 
     fn name(&self) -> &str {

@@ -13,6 +13,9 @@ mod sqlite;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use serde::de::{Error as _, IntoDeserializer};
+use serde::{Deserialize, Deserializer};
+
 use crate::db::migrations::{Applied, Migration};
 use crate::recipe::config::{DatabaseKind, DatabaseSettings};
 
@@ -105,8 +108,7 @@ impl Ledger {
 }
 
 pub trait Database {
-    /// The kind's name as the lock records it (`sqlite`).
-    fn kind(&self) -> &'static str;
+    fn kind(&self) -> DatabaseKind;
     fn name(&self) -> &str;
     /// Where the database lives, without host-specific parts (for the lock).
     fn location(&self) -> String;
@@ -183,6 +185,15 @@ pub fn location(kind: DatabaseKind, name: &str) -> String {
         DatabaseKind::Postgres => format!("postgres:{name}"),
         DatabaseKind::Command => format!("command:{name}"),
     }
+}
+
+/// Reads `database.kind` back from a file provision wrote (a lock, a registry
+/// record). Such files are untrusted input: an unknown kind is an error that
+/// names the field, where serde alone would name only the variant.
+pub(crate) fn read_kind<'de, D: Deserializer<'de>>(from: D) -> Result<DatabaseKind, D::Error> {
+    let text = String::deserialize(from)?;
+    DatabaseKind::deserialize(text.as_str().into_deserializer())
+        .map_err(|e: serde::de::value::Error| D::Error::custom(format_args!("database.kind: {e}")))
 }
 
 pub fn sqlite_path(common_dir: &Path, name: &str) -> PathBuf {

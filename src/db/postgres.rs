@@ -111,8 +111,8 @@ impl Postgres {
 }
 
 impl Database for Postgres {
-    fn kind(&self) -> &'static str {
-        "postgres"
+    fn kind(&self) -> DatabaseKind {
+        DatabaseKind::Postgres
     }
 
     fn name(&self) -> &str {

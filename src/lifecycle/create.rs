@@ -9,19 +9,13 @@ use crate::BoxError;
 use crate::db::build_ahead::{Ahead, Prebuilt};
 use crate::db::migrations::{Applied, Migration};
 use crate::git::{self, Checkout};
-use crate::lifecycle::registry::Registry;
 use crate::output::Progress;
-use crate::recipe::config::Settings;
 use crate::sandbox::apply::{self, Action, Outcome};
 use crate::sandbox::setup::SetupError;
-use crate::workspace::Context;
+use crate::workspace::{Workspace, WorktreeSandbox};
 
 /// What `provision new` was asked for, resolved.
 pub struct Options<'a> {
-    /// The main checkout.
-    pub main: &'a Checkout,
-    /// The recipe's settings, read from the main checkout.
-    pub settings: &'a Settings,
     /// The branch and sandbox name.
     pub name: &'a str,
     /// Where the worktree goes, absolute.
@@ -30,23 +24,27 @@ pub struct Options<'a> {
     pub from: Option<&'a str>,
 }
 
-pub fn create(options: Options, progress: &Progress) -> Result<Outcome, BoxError> {
-    let Options {
-        main,
-        settings,
-        name,
-        path,
-        from,
-    } = options;
+pub fn create(
+    workspace: &Workspace,
+    options: Options,
+    progress: &Progress,
+) -> Result<Outcome, BoxError> {
+    let Options { name, path, from } = options;
+    let checkout = &workspace.checkout;
     let start = from.unwrap_or("HEAD");
-    let ahead = Ahead::start(&main.main, &main.common_dir, settings, start);
+    let ahead = Ahead::start(
+        &checkout.main,
+        &checkout.common_dir,
+        &workspace.settings,
+        start,
+    );
     let added = {
         // git does not serialise concurrent `worktree add`s fully: one can
         // read another's half-written admin dir and fail ("failed to read
         // .git/worktrees/…/commondir"). Many agents at once take turns here.
-        let _turn = Registry::new(&main.common_dir).lock()?;
-        git::worktree_add(&main.main, name, &path, from)
-            .and_then(|()| git::unlock_added(&main.common_dir, &path))
+        let _turn = workspace.registry.lock()?;
+        git::worktree_add(&checkout.main, name, &path, from)
+            .and_then(|()| git::unlock_added(&checkout.common_dir, &path))
     };
     if added.is_ok() {
         progress.step(&format!(
@@ -62,7 +60,7 @@ pub fn create(options: Options, progress: &Progress) -> Result<Outcome, BoxError
     let prebuilt = ahead.finish();
     added?;
     let mut attempt = Attempt::default();
-    match build_new(&path, name, prebuilt, progress, &mut attempt) {
+    match build_new(workspace, &path, name, prebuilt, progress, &mut attempt) {
         Ok(outcome) => Ok(outcome),
         // Everything before the setup commands is built and locked: kept,
         // so that `apply` continues at the failed command.
@@ -72,7 +70,7 @@ pub fn create(options: Options, progress: &Progress) -> Result<Outcome, BoxError
         }
         .into()),
         Err(err) => {
-            let undone = undo_new(main, name, &path, &attempt, progress);
+            let undone = undo_new(workspace, name, &path, &attempt, progress);
             Err(with_step(&format!("building the sandbox ({undone})"), err))
         }
     }
@@ -82,12 +80,13 @@ pub fn create(options: Options, progress: &Progress) -> Result<Outcome, BoxError
 /// failure takes back exactly that and nothing that was there before.
 #[derive(Default)]
 struct Attempt {
-    ctx: Option<Context>,
+    sandbox: Option<WorktreeSandbox>,
     new_record: bool,
     new_database: bool,
 }
 
 fn build_new(
+    workspace: &Workspace,
     path: &Path,
     name: &str,
     prebuilt: Option<Prebuilt>,
@@ -95,18 +94,15 @@ fn build_new(
     attempt: &mut Attempt,
 ) -> Result<Outcome, BoxError> {
     let checkout = Checkout::discover(path)?;
-    attempt.new_record = Registry::new(&checkout.common_dir)
-        .get(&checkout.id)?
-        .is_none();
-    let ctx = attempt
-        .ctx
-        .insert(Context::reserve(checkout, Some(name), false)?);
-    attempt.new_database = !ctx.database()?.exists()?;
+    attempt.new_record = workspace.registry.get(&checkout.id)?.is_none();
+    let reserved = WorktreeSandbox::reserve(workspace.at(checkout), Some(name), false)?;
+    let sandbox = attempt.sandbox.insert(reserved);
+    attempt.new_database = !sandbox.database()?.exists()?;
     let made = match prebuilt {
-        Some(prebuilt) if attempt.new_database => adopt(ctx, prebuilt, progress)?,
+        Some(prebuilt) if attempt.new_database => adopt(sandbox, prebuilt, progress)?,
         _ => Vec::new(),
     };
-    let mut outcome = apply::apply(ctx, false, progress)?;
+    let mut outcome = apply::apply(sandbox, false, progress)?;
     outcome.actions.splice(0..0, made);
     Ok(outcome)
 }
@@ -114,9 +110,17 @@ fn build_new(
 /// Moves the database built during the checkout into place if it was built
 /// from exactly the migration files git checked out; returns what that
 /// did, for the report.
-fn adopt(ctx: &Context, prebuilt: Prebuilt, progress: &Progress) -> Result<Vec<Action>, BoxError> {
-    let checked_out: Vec<Applied> = ctx.migrations()?.iter().map(Migration::record).collect();
-    let mut database = ctx.database()?;
+fn adopt(
+    sandbox: &WorktreeSandbox,
+    prebuilt: Prebuilt,
+    progress: &Progress,
+) -> Result<Vec<Action>, BoxError> {
+    let checked_out: Vec<Applied> = sandbox
+        .migrations()?
+        .iter()
+        .map(Migration::record)
+        .collect();
+    let mut database = sandbox.database()?;
     if checked_out != prebuilt.applied || !database.adopt(prebuilt.file)? {
         return Ok(Vec::new());
     }
@@ -134,19 +138,19 @@ fn adopt(ctx: &Context, prebuilt: Prebuilt, progress: &Progress) -> Result<Vec<A
 
 /// Removes what a failed `new` made, and says what that was.
 fn undo_new(
-    main: &Checkout,
+    workspace: &Workspace,
     name: &str,
     path: &Path,
     attempt: &Attempt,
     progress: &Progress,
 ) -> String {
     let mut undone = Vec::new();
-    if let Some(ctx) = &attempt.ctx {
+    if let Some(sandbox) = &attempt.sandbox {
         // The record goes only once the database is known to be gone: while
         // it stays, it is the root that lets `gc` collect the database.
         let mut database_gone = true;
         if attempt.new_database {
-            database_gone = match drop_new_database(ctx) {
+            database_gone = match drop_new_database(sandbox) {
                 Ok(true) => {
                     undone.push("the database");
                     true
@@ -155,7 +159,7 @@ fn undo_new(
                 Err(e) => {
                     progress.warn(&format!(
                         "could not drop the new database `{}` again ({e}); its record stays, so `provision gc` finds it",
-                        ctx.database_name
+                        sandbox.database_name
                     ));
                     false
                 }
@@ -163,13 +167,16 @@ fn undo_new(
         }
         if attempt.new_record
             && database_gone
-            && let Ok(guard) = ctx.registry.lock()
-            && ctx.registry.delete(&guard, &ctx.checkout.id).is_ok()
+            && let Ok(guard) = sandbox.registry.lock()
+            && sandbox
+                .registry
+                .delete(&guard, &sandbox.checkout.id)
+                .is_ok()
         {
             undone.push("the registry record");
         }
     }
-    match git::worktree_undo(&main.main, name, path) {
+    match git::worktree_undo(&workspace.checkout.main, name, path) {
         Ok(()) => undone.push("the worktree and branch"),
         Err(e) => progress.warn(&format!("could not remove the new worktree again: {e}")),
     }
@@ -181,8 +188,8 @@ fn undo_new(
 }
 
 /// Drops the database a failed `new` created; `Ok(false)` when there is none.
-fn drop_new_database(ctx: &Context) -> Result<bool, BoxError> {
-    let mut db = ctx.database()?;
+fn drop_new_database(sandbox: &WorktreeSandbox) -> Result<bool, BoxError> {
+    let mut db = sandbox.database()?;
     if !db.exists()? {
         // Lets a kind forget what it kept of it (the command kind's record).
         db.drop_database()?;

@@ -6,17 +6,16 @@
 //! worktrees are never touched; `--merged` adds clean, merged worktrees
 //! under the same rules as `remove`.
 
-use std::path::Path;
-
 use serde::Serialize;
 
 use crate::BoxError;
-use crate::git::{self, Checkout};
+use crate::git::{self, Worktree};
+use crate::lifecycle::orphans::{self, Evidence, Verdict};
 use crate::lifecycle::registry::{Claim, Guard, Record, Registry};
 use crate::lifecycle::remove;
-use crate::lifecycle::teardown::{self, Options, Removal, Shared};
+use crate::lifecycle::teardown::{self, Options, Removal};
 use crate::output;
-use crate::workspace;
+use crate::workspace::Workspace;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -69,10 +68,19 @@ impl Report {
     }
 }
 
-pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
-    let main = Checkout::discover(cwd)?.main_of()?;
-    let (settings, _) = workspace::recipe(&main)?;
-    let registry = Registry::new(&main.common_dir);
+/// What `provision gc` is asked to do.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GcOptions {
+    /// Say what would be removed and kept, and change nothing.
+    pub dry_run: bool,
+    /// Also remove clean worktrees whose branch is merged.
+    pub merged: bool,
+}
+
+pub fn gc(workspace: &Workspace, options: GcOptions) -> Result<Report, BoxError> {
+    let GcOptions { dry_run, merged } = options;
+    let checkout = &workspace.checkout;
+    let registry = &workspace.registry;
     // Records first, then git's list: `new` adds the git entry before the
     // record, so every record read here already has its entry listed.
     // Holding the lock keeps `new` and `remove` out while we act; a sandbox
@@ -83,31 +91,27 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
         Some(registry.lock()?)
     };
     let records = registry.read_all()?;
-    let worktrees = git::worktrees(&main.main, &main.common_dir)?;
+    let worktrees = git::worktrees(&checkout.main, &checkout.common_dir)?;
     // Which record belongs to which listed worktree, decided before anything
     // is taken down (taking a worktree down deletes its claim).
     let owner_of = |record: &Record| worktrees.iter().position(|w| registry.owns(record, w));
     let owners: Vec<Option<usize>> = records.iter().map(owner_of).collect();
     let claims: Vec<Claim> = records.iter().map(|r| registry.claim_of(r)).collect();
-    let default = if merged {
-        Some(git::default_branch(&main.main)?)
-    } else {
-        None
-    };
-    let shared = Shared {
-        main: &main,
-        settings: &settings,
-        registry: &registry,
-    };
-    let mut report = Report {
+    let mut run = Run {
+        workspace,
+        guard: guard.as_ref(),
         dry_run,
-        removed: Vec::new(),
-        kept: Vec::new(),
-        failed: Vec::new(),
-    };
-    let orphan = Options {
-        dry_run,
-        ..Options::default()
+        merged: if merged {
+            Some(git::default_branch(&checkout.main)?)
+        } else {
+            None
+        },
+        report: Report {
+            dry_run,
+            removed: Vec::new(),
+            kept: Vec::new(),
+            failed: Vec::new(),
+        },
     };
     for (index, worktree) in worktrees.iter().enumerate() {
         let record = records
@@ -115,74 +119,7 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
             .zip(&owners)
             .find(|(_, owner)| **owner == Some(index))
             .map(|(record, _)| record);
-        let name = record
-            .map(|r| r.name.clone())
-            .or_else(|| worktree.branch.clone())
-            .unwrap_or_else(|| worktree.id.clone());
-        let keep = |reason: String| Kept {
-            name: name.clone(),
-            path: worktree.path.display().to_string(),
-            reason,
-        };
-        let (reason, options) = if worktree.is_main {
-            report.kept.push(keep("the main worktree".into()));
-            continue;
-        } else if worktree.cut_short {
-            // Under the registry lock no `new` is between its `git worktree
-            // add` and the unlock that follows it: this one was killed.
-            if !dry_run {
-                git::unlock(&main.common_dir, &worktree.id)?;
-            }
-            (
-                "a `provision new` was cut short while git made it".to_string(),
-                Options {
-                    force: true,
-                    branch: true,
-                    dry_run,
-                    ..Options::default()
-                },
-            )
-        } else if worktree.locked {
-            let gone = if worktree.path.exists() {
-                ""
-            } else {
-                ", even though its folder is gone"
-            };
-            report
-                .kept
-                .push(keep(format!("locked (`git worktree lock`){gone}")));
-            continue;
-        } else if worktree.prunable {
-            ("its folder is gone".to_string(), orphan)
-        } else if let Some((target, oid)) = &default {
-            match merged_and_clean(&main, worktree, target, *oid)? {
-                Ok(reason) => (
-                    reason,
-                    Options {
-                        branch: true,
-                        dry_run,
-                        ..Options::default()
-                    },
-                ),
-                Err(why) => {
-                    report.kept.push(keep(why));
-                    continue;
-                }
-            }
-        } else {
-            report
-                .kept
-                .push(keep(live(&registry, guard.as_ref(), record, worktree)?));
-            continue;
-        };
-        match teardown::take_down(&shared, guard.as_ref(), record, Some(worktree), options) {
-            Ok(removal) => report.removed.push(Removed { reason, removal }),
-            Err(e) => report.failed.push(Failed {
-                name,
-                path: worktree.path.display().to_string(),
-                error: output::one_line(&*e),
-            }),
-        }
+        run.worktree(worktree, record)?;
     }
     for ((record, _), claim) in records
         .iter()
@@ -190,56 +127,149 @@ pub fn gc(cwd: &Path, dry_run: bool, merged: bool) -> Result<Report, BoxError> {
         .zip(claims)
         .filter(|((r, owner), _)| r.id != git::MAIN_ID && owner.is_none())
     {
-        let listed = worktrees.iter().find(|w| w.id == record.id);
+        run.record(
+            record,
+            Evidence::gather(record, claim, &worktrees, &checkout.common_dir),
+        );
+    }
+    if !dry_run {
+        // Provision's own temporary files, named as such and unlocked:
+        // a killed `new` was building these ahead of its worktree.
+        crate::db::sweep_abandoned(&crate::db::sqlite_dir(&checkout.common_dir))?;
+    }
+    Ok(run.report)
+}
+
+/// One gc run, filling in its report.
+struct Run<'a> {
+    workspace: &'a Workspace,
+    /// The registry lock, held unless `dry_run`.
+    guard: Option<&'a Guard>,
+    dry_run: bool,
+    /// With `--merged`: the branch (or commit) the main checkout has out.
+    merged: Option<(String, git2::Oid)>,
+    report: Report,
+}
+
+/// What becomes of one listed worktree, and why.
+enum Step {
+    Keep(String),
+    TakeDown(String, Options),
+}
+
+impl Run<'_> {
+    fn worktree(&mut self, worktree: &Worktree, record: Option<&Record>) -> Result<(), BoxError> {
+        let name = record
+            .map(|r| r.name.clone())
+            .or_else(|| worktree.branch.clone())
+            .unwrap_or_else(|| worktree.id.clone());
+        let path = worktree.path.display().to_string();
+        let (reason, options) = match self.step(worktree, record)? {
+            Step::Keep(reason) => {
+                self.report.kept.push(Kept { name, path, reason });
+                return Ok(());
+            }
+            Step::TakeDown(reason, options) => (reason, options),
+        };
+        let workspace = self.workspace;
+        match teardown::take_down(workspace, self.guard, record, Some(worktree), options) {
+            Ok(removal) => self.report.removed.push(Removed { reason, removal }),
+            Err(e) => self.report.failed.push(Failed {
+                name,
+                path,
+                error: output::one_line(&*e),
+            }),
+        }
+        Ok(())
+    }
+
+    fn step(&self, worktree: &Worktree, record: Option<&Record>) -> Result<Step, BoxError> {
+        let dry_run = self.dry_run;
+        let orphan = Options {
+            dry_run,
+            ..Options::default()
+        };
+        Ok(if worktree.is_main {
+            Step::Keep("the main worktree".into())
+        } else if worktree.cut_short {
+            // Under the registry lock no `new` is between its `git worktree
+            // add` and the unlock that follows it: this one was killed.
+            if !dry_run {
+                git::unlock(&self.workspace.checkout.common_dir, &worktree.id)?;
+            }
+            let options = Options {
+                force: true,
+                branch: true,
+                ..orphan
+            };
+            Step::TakeDown(
+                "a `provision new` was cut short while git made it".into(),
+                options,
+            )
+        } else if worktree.locked {
+            let gone = if worktree.path.exists() {
+                ""
+            } else {
+                ", even though its folder is gone"
+            };
+            Step::Keep(format!("locked (`git worktree lock`){gone}"))
+        } else if worktree.prunable {
+            Step::TakeDown("its folder is gone".into(), orphan)
+        } else if let Some((target, oid)) = &self.merged {
+            match merged_and_clean(self.workspace, worktree, target, *oid)? {
+                Ok(reason) => Step::TakeDown(
+                    reason,
+                    Options {
+                        branch: true,
+                        ..orphan
+                    },
+                ),
+                Err(why) => Step::Keep(why),
+            }
+        } else {
+            let registry = &self.workspace.registry;
+            Step::Keep(live(registry, self.guard, record, worktree)?)
+        })
+    }
+
+    /// A record no listed worktree owns: taken down if it is an orphan.
+    fn record(&mut self, record: &Record, evidence: Evidence) {
         let keep = |reason: String| Kept {
             name: record.name.clone(),
             path: record.path.display().to_string(),
             reason,
         };
-        // Unclaimed, at the record's own path but on another branch: a
-        // newcomer under the reused id, or this sandbox's worktree after its
-        // claim was lost and its branch switched. Not provably an orphan.
-        if claim == Claim::Missing && listed.is_some_and(|w| git::same_path(&w.path, &record.path))
-        {
-            report.kept.push(keep(format!(
-                "the worktree at its path is on another branch and carries no claim; \
-                 `provision remove --force {}` takes this sandbox down if it is stale",
-                record.name
-            )));
-            continue;
-        }
-        // Git still has an entry under this id that its list did not match
-        // to a path: not provably gone, so not an orphan.
-        if listed.is_none() && claim != Claim::Other && git::has_entry(&main.common_dir, &record.id)
-        {
-            report.kept.push(keep(format!(
-                "git still has a worktree entry `{}` for it; run `git worktree list`",
-                record.id
-            )));
-            continue;
-        }
-        let reason = if listed.is_some() {
-            "its worktree is gone; git gave its id to another worktree"
-        } else if record.path.exists() {
-            "its git worktree entry is gone"
-        } else {
-            "its folder and git worktree entry are gone"
+        let gone = match orphans::judge(evidence) {
+            Verdict::Kept(orphans::Kept::Unclaimed) => {
+                self.report.kept.push(keep(format!(
+                    "the worktree at its path is on another branch and carries no claim; \
+                     `provision remove --force {}` takes this sandbox down if it is stale",
+                    record.name
+                )));
+                return;
+            }
+            Verdict::Kept(orphans::Kept::EntryRemains) => {
+                self.report.kept.push(keep(format!(
+                    "git still has a worktree entry `{}` for it; run `git worktree list`",
+                    record.id
+                )));
+                return;
+            }
+            Verdict::Orphan(gone) => gone,
         };
-        match teardown::take_down(&shared, guard.as_ref(), Some(record), None, orphan) {
-            Ok(removal) => report.record(reason.into(), removal),
-            Err(e) => report.failed.push(Failed {
+        let options = Options {
+            dry_run: self.dry_run,
+            ..Options::default()
+        };
+        match teardown::take_down(self.workspace, self.guard, Some(record), None, options) {
+            Ok(removal) => self.report.record(gone.reason().into(), removal),
+            Err(e) => self.report.failed.push(Failed {
                 name: record.name.clone(),
                 path: record.path.display().to_string(),
                 error: output::one_line(&*e),
             }),
         }
     }
-    if !dry_run {
-        // Provision's own temporary files, named as such and unlocked:
-        // a killed `new` was building these ahead of its worktree.
-        crate::db::sweep_abandoned(&crate::db::sqlite_dir(&main.common_dir))?;
-    }
-    Ok(report)
 }
 
 /// The reason a live worktree is kept. One moved with `git worktree move`
@@ -249,7 +279,7 @@ fn live(
     registry: &Registry,
     guard: Option<&Guard>,
     record: Option<&Record>,
-    worktree: &git::Worktree,
+    worktree: &Worktree,
 ) -> Result<String, BoxError> {
     let Some(record) = record.filter(|r| !git::same_path(&r.path, &worktree.path)) else {
         return Ok("live".into());
@@ -270,21 +300,22 @@ fn live(
 
 /// `Ok(reason)` when `--merged` may remove the worktree, else `Err(why not)`.
 fn merged_and_clean(
-    main: &Checkout,
-    worktree: &git::Worktree,
+    workspace: &Workspace,
+    worktree: &Worktree,
     target: &str,
     oid: git2::Oid,
 ) -> Result<Result<String, String>, BoxError> {
     let Some(branch) = &worktree.branch else {
         return Ok(Err("live (detached HEAD, no branch to be merged)".into()));
     };
-    if !git::is_merged(&main.main, branch, oid)? {
+    let main = &workspace.checkout.main;
+    if !git::is_merged(main, branch, oid)? {
         return Ok(Err(format!("live (branch not merged into {target})")));
     }
-    if !git::has_own_commits(&main.main, branch)? {
+    if !git::has_own_commits(main, branch)? {
         return Ok(Err("live (no commits of its own yet)".into()));
     }
-    let work = remove::unsaved(main, worktree)?;
+    let work = remove::unsaved(workspace, worktree)?;
     if !work.is_empty() {
         return Ok(Err(format!(
             "merged, but it has unsaved work: {}",

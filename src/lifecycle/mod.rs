@@ -1,8 +1,11 @@
 //! Sandboxes over time: the registry of what provision created (the roots),
-//! and taking sandboxes down again: `remove`, `gc` and the `status` of all.
+//! creating them (`create`), taking them down again (`remove`, `gc`, over
+//! `teardown`), and the `status` of all; `orphans` is the one table `gc`
+//! and `status` judge a record without a worktree by.
 
 pub(crate) mod create;
 pub(crate) mod gc;
+pub(crate) mod orphans;
 pub(crate) mod registry;
 pub(crate) mod remove;
 pub(crate) mod status;

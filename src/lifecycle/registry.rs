@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fsutil;
 use crate::git::Worktree;
-use crate::recipe::config::PortRange;
+use crate::recipe::config::{DatabaseKind, PortRange};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -43,7 +43,8 @@ pub struct Record {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DatabaseRecord {
-    pub kind: String,
+    #[serde(deserialize_with = "crate::db::read_kind")]
+    pub kind: DatabaseKind,
     pub name: String,
     pub location: String,
 }
@@ -58,6 +59,7 @@ pub enum Claim {
     Missing,
 }
 
+#[derive(Clone)]
 pub struct Registry {
     dir: PathBuf,
     common_dir: PathBuf,
@@ -295,6 +297,45 @@ mod tests {
             allocate_port(&all, range, "c"),
             Err(RegistryError::PortsExhausted { .. })
         ));
+    }
+
+    fn record() -> Record {
+        Record {
+            id: "wt".into(),
+            name: "feature".into(),
+            path: "/repo/wt".into(),
+            branch: Some("feature".into()),
+            database: DatabaseRecord {
+                kind: DatabaseKind::Postgres,
+                name: "app_feature".into(),
+                location: "postgres:app_feature".into(),
+            },
+            port: 20001,
+            lock_hash: None,
+        }
+    }
+
+    /// The kind is written as the word it always was, and an unknown word
+    /// read back is refused, naming the file and the field.
+    #[test]
+    fn a_record_keeps_its_kind_as_a_word() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::new(dir.path());
+        let guard = registry.lock().unwrap();
+        registry.put(&guard, &record()).unwrap();
+        let file = dir.path().join("provision/sandboxes/wt.json");
+        let text = fs_err::read_to_string(&file).unwrap();
+        assert!(text.contains("\"kind\": \"postgres\","), "{text}");
+        assert_eq!(registry.get("wt").unwrap(), Some(record()));
+
+        fs_err::write(&file, text.replace("\"postgres\"", "\"mysql\"")).unwrap();
+        let err = registry.get("wt").unwrap_err();
+        let cause = std::error::Error::source(&err).unwrap().to_string();
+        assert_eq!(err.to_string(), "registry record wt.json is corrupt");
+        assert!(
+            cause.starts_with("database.kind: unknown variant `mysql`, expected one of `sqlite`, `postgres`, `command`"),
+            "{cause}"
+        );
     }
 
     #[test]

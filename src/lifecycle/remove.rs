@@ -8,12 +8,12 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::BoxError;
-use crate::git::{self, Checkout, Worktree};
+use crate::git::{self, Worktree};
 use crate::hash;
 use crate::lifecycle::registry::{Record, Registry};
-use crate::lifecycle::teardown::{self, Options, Shared};
+use crate::lifecycle::teardown::{self, Options};
 use crate::sandbox::{envfile, lock};
-use crate::workspace;
+use crate::workspace::Workspace;
 
 /// What `remove` reports is what the take-down did.
 pub use crate::lifecycle::teardown::Removal;
@@ -100,21 +100,22 @@ fn first_few(items: &[String]) -> String {
 
 /// What `git worktree remove` would lose in `worktree`. A worktree whose
 /// folder is gone has no files left to lose.
-pub fn unsaved(main: &Checkout, worktree: &Worktree) -> Result<Unsaved, BoxError> {
+pub fn unsaved(workspace: &Workspace, worktree: &Worktree) -> Result<Unsaved, BoxError> {
+    let checkout = &workspace.checkout;
     if !worktree.path.is_dir() {
         return Ok(Unsaved::default());
     }
     let files = git::unsaved_files(&worktree.path)?;
-    let hidden = hidden_files(&main.common_dir, &worktree.path)?;
+    let hidden = hidden_files(&checkout.common_dir, &worktree.path)?;
     let commits = match &worktree.head {
-        Some(head) => git::unique_commits(&main.main, head, worktree.branch.as_deref())?,
+        Some(head) => git::unique_commits(&checkout.main, head, worktree.branch.as_deref())?,
         None => Vec::new(),
     };
     Ok(Unsaved {
         files,
         commits,
         hidden,
-        submodules: git::has_submodules(&main.common_dir, &worktree.id, &worktree.path)?,
+        submodules: git::has_submodules(&checkout.common_dir, &worktree.id, &worktree.path)?,
     })
 }
 
@@ -172,21 +173,33 @@ fn hidden_files(common_dir: &Path, root: &Path) -> Result<Vec<String>, BoxError>
     Ok(out)
 }
 
-/// `provision remove NAME`: NAME is a sandbox name, a worktree path, or the
-/// branch or id of a worktree provision never set up.
-pub fn remove(
-    cwd: &Path,
-    target: &str,
-    force: bool,
-    keep_branch: bool,
-) -> Result<Removal, BoxError> {
-    let main = Checkout::discover(cwd)?.main_of()?;
-    let (settings, _) = workspace::recipe(&main)?;
-    let registry = Registry::new(&main.common_dir);
+/// What `provision remove` is asked to do.
+#[derive(Debug, Clone, Copy)]
+pub struct RemoveOptions<'a> {
+    /// A sandbox name, a worktree path, or the branch or id of a worktree
+    /// provision never set up.
+    pub target: &'a str,
+    /// Where a relative path in `target` starts.
+    pub cwd: &'a Path,
+    /// Remove even with unsaved work (an unmerged branch is still kept).
+    pub force: bool,
+    /// Keep the branch even when it is merged.
+    pub keep_branch: bool,
+}
+
+pub fn remove(workspace: &Workspace, options: RemoveOptions) -> Result<Removal, BoxError> {
+    let RemoveOptions {
+        target,
+        cwd,
+        force,
+        keep_branch,
+    } = options;
+    let checkout = &workspace.checkout;
+    let registry = &workspace.registry;
     let guard = registry.lock()?;
     let records = registry.all(&guard)?;
-    let worktrees = git::worktrees(&main.main, &main.common_dir)?;
-    let (record, worktree) = resolve(cwd, target, &registry, &records, &worktrees)
+    let worktrees = git::worktrees(&checkout.main, &checkout.common_dir)?;
+    let (record, worktree) = resolve(cwd, target, registry, &records, &worktrees)
         .ok_or_else(|| RemoveError::NotFound(target.to_string()))?;
     let shown = worktree
         .map(|w| w.path.display().to_string())
@@ -199,7 +212,7 @@ pub fn remove(
         return Err(RemoveError::Locked(shown).into());
     }
     if let (false, Some(worktree)) = (force, worktree) {
-        let work = unsaved(&main, worktree)?;
+        let work = unsaved(workspace, worktree)?;
         if !work.is_empty() {
             return Err(RemoveError::Unsaved {
                 name: record.map_or(shown, |r| r.name.clone()),
@@ -208,18 +221,13 @@ pub fn remove(
             .into());
         }
     }
-    let shared = Shared {
-        main: &main,
-        settings: &settings,
-        registry: &registry,
-    };
     let options = Options {
         force,
         branch: true,
         keep_branch,
         dry_run: false,
     };
-    teardown::take_down(&shared, Some(&guard), record, worktree, options)
+    teardown::take_down(workspace, Some(&guard), record, worktree, options)
 }
 
 fn resolve<'a>(

@@ -3,13 +3,12 @@
 //! unsaved changes, and its state. Takes no lock; the one write is git's
 //! own index refresh, as `git status` makes it.
 
-use std::path::Path;
-
 use serde::Serialize;
 
 use crate::BoxError;
 use crate::git::{self, Checkout, Worktree};
-use crate::lifecycle::registry::{Claim, Record, Registry};
+use crate::lifecycle::orphans::{self, Evidence, Gone, Kept, Verdict};
+use crate::lifecycle::registry::{Record, Registry};
 use crate::sandbox::verify;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -67,11 +66,12 @@ pub struct Report {
     pub sandboxes: Vec<Row>,
 }
 
-pub fn status(cwd: &Path) -> Result<Report, BoxError> {
-    let main = Checkout::discover(cwd)?.main_of()?;
-    let registry = Registry::new(&main.common_dir);
+/// Works from the checkout alone: a bad recipe shows as each sandbox's
+/// error, not as status's own.
+pub fn status(checkout: &Checkout) -> Result<Report, BoxError> {
+    let registry = Registry::new(&checkout.common_dir);
     let records = registry.read_all()?;
-    let worktrees = git::worktrees(&main.main, &main.common_dir)?;
+    let worktrees = git::worktrees(&checkout.main, &checkout.common_dir)?;
     let mut rows: Vec<Row> = in_parallel(&worktrees, |worktree| {
         row(
             worktree,
@@ -82,22 +82,16 @@ pub fn status(cwd: &Path) -> Result<Report, BoxError> {
         .iter()
         .filter(|r| !worktrees.iter().any(|w| registry.owns(r, w)))
     {
-        // As gc decides: an entry git still has keeps the record.
-        let listed = worktrees.iter().any(|w| w.id == record.id);
-        let (state, detail) = if !listed
-            && registry.claim_of(record) != Claim::Other
-            && git::has_entry(&main.common_dir, &record.id)
-        {
-            (State::Missing, "git still has a worktree entry for it")
-        } else {
-            (
-                State::Orphan,
-                if listed {
-                    "its worktree is gone; git gave its id to another worktree"
-                } else {
-                    "its git worktree entry is gone"
-                },
-            )
+        let claim = registry.claim_of(record);
+        let evidence = Evidence::gather(record, claim, &worktrees, &checkout.common_dir);
+        let (state, detail) = match orphans::judge(evidence) {
+            Verdict::Kept(Kept::EntryRemains) => {
+                (State::Missing, "git still has a worktree entry for it")
+            }
+            // gc keeps it, not provably gone; status words it as it always has.
+            Verdict::Kept(Kept::Unclaimed) => (State::Orphan, Gone::IdReused.reason()),
+            Verdict::Orphan(Gone::FolderAndEntry) => (State::Orphan, Gone::Entry.reason()),
+            Verdict::Orphan(gone) => (State::Orphan, gone.reason()),
         };
         rows.push(Row {
             name: record.name.clone(),

@@ -7,10 +7,10 @@ use serde::Serialize;
 
 use crate::BoxError;
 use crate::db::DbError;
-use crate::git::{self, Checkout, Worktree};
+use crate::git::{self, Worktree};
 use crate::lifecycle::registry::{Guard, Record, Registry, RegistryError};
-use crate::recipe::config::{DatabaseKind, Settings};
-use crate::workspace::{self, Owner};
+use crate::recipe::config::DatabaseKind;
+use crate::workspace::{Owner, Workspace};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TeardownError {
@@ -73,9 +73,8 @@ impl DatabaseFate {
 
 /// Drops the record's database if provision created it; with `dry_run`
 /// only says what it would do.
-pub fn drop_database(
-    settings: &Settings,
-    main: &Checkout,
+fn drop_database(
+    workspace: &Workspace,
     record: &Record,
     dry_run: bool,
 ) -> Result<DatabaseFate, TeardownError> {
@@ -84,15 +83,14 @@ pub fn drop_database(
     // `{worktree}` and the env overrides meant. The command kind itself
     // decides where to run once the folder is gone.
     let owner = Owner {
-        common_dir: &main.common_dir,
-        main: &main.main,
         worktree: &record.path,
         id: &record.id,
         name: &record.name,
         database: &recorded.name,
         port: record.port,
     };
-    let mut database = workspace::open_database(settings, &main.repo_name(), &owner)
+    let mut database = workspace
+        .open_database(&owner)
         .map_err(|e| TeardownError::Open(recorded.name.clone(), e))?;
     if database.kind() != recorded.kind || database.location() != recorded.location {
         return Ok(DatabaseFate::KeptRecipeChanged);
@@ -123,7 +121,7 @@ pub fn drop_database(
 }
 
 /// Deletes the record, which frees its port for the next sandbox.
-pub fn forget(registry: &Registry, guard: &Guard, record: &Record) -> Result<(), TeardownError> {
+fn forget(registry: &Registry, guard: &Guard, record: &Record) -> Result<(), TeardownError> {
     registry
         .delete(guard, &record.id)
         .map_err(|e| TeardownError::Record(record.name.clone(), e))
@@ -144,13 +142,6 @@ pub struct Removal {
     pub done: Vec<String>,
 }
 
-/// Everything a take-down needs from the repository.
-pub struct Shared<'a> {
-    pub main: &'a Checkout,
-    pub settings: &'a Settings,
-    pub registry: &'a Registry,
-}
-
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
     /// Pass `--force` to `git worktree remove` (discards unsaved work).
@@ -161,64 +152,45 @@ pub struct Options {
     pub dry_run: bool,
 }
 
+impl Options {
+    /// "removed" or "would remove": a dry run reads the same as the real one.
+    fn did(self, done: &str, would: &str) -> String {
+        if self.dry_run {
+            format!("would {would}")
+        } else {
+            done.to_string()
+        }
+    }
+}
+
 /// Drops the database if provision made it, removes the worktree through
 /// git, deletes the record and, when asked and merged, the branch. Callers
 /// have checked for unsaved work; `guard` is held unless `dry_run`.
 pub fn take_down(
-    shared: &Shared,
+    workspace: &Workspace,
     guard: Option<&Guard>,
     record: Option<&Record>,
     worktree: Option<&Worktree>,
     options: Options,
 ) -> Result<Removal, BoxError> {
-    let path = worktree
-        .map(|w| w.path.clone())
-        .or_else(|| record.map(|r| r.path.clone()))
-        .unwrap_or_default();
-    let branch = worktree
-        .and_then(|w| w.branch.clone())
-        .or_else(|| record.and_then(|r| r.branch.clone()));
-    let name = record
-        .map(|r| r.name.clone())
-        .or_else(|| branch.clone())
-        .or_else(|| worktree.map(|w| w.id.clone()))
-        .unwrap_or_default();
-    let mut removal = Removal {
-        name,
-        path: path.display().to_string(),
-        branch: branch.clone(),
-        database: record.map(|r| r.database.name.clone()),
-        database_fate: None,
-        port: record.map(|r| r.port),
-        branch_deleted: false,
-        done: Vec::new(),
-    };
-    // "removed" or "would remove": a dry run reads the same as the real one.
-    let did = |done: &str, would: &str| {
-        if options.dry_run {
-            format!("would {would}")
-        } else {
-            done.to_string()
-        }
-    };
+    let mut removal = Removal::of(record, worktree);
     // One take-down at a time per sandbox, and never in the middle of an
     // apply: waiting here while holding the registry lock could deadlock
     // with an apply that waits for the registry, so a busy sandbox is skipped.
     let _turn = match record.filter(|_| !options.dry_run) {
         Some(record) => Some(
-            shared
+            workspace
                 .registry
                 .try_lock_sandbox(&record.id)?
                 .ok_or_else(|| TeardownError::Busy(record.name.clone()))?,
         ),
         None => None,
     };
-    let drop_database =
-        |record: &Record| drop_database(shared.settings, shared.main, record, options.dry_run);
+    let drop_database = |record: &Record| drop_database(workspace, record, options.dry_run);
     // The command kind's commands may need the worktree folder, so its
     // database goes first; every other kind's goes after git has removed
     // the worktree, the step that can still refuse.
-    let database_first = shared.settings.database.kind == DatabaseKind::Command;
+    let database_first = workspace.settings.database.kind == DatabaseKind::Command;
     let mut fate = match record {
         Some(record) if database_first => Some(drop_database(record)?),
         _ => None,
@@ -226,65 +198,114 @@ pub fn take_down(
     if let Some(worktree) = worktree {
         let folder_gone = !worktree.path.exists();
         if !options.dry_run {
-            git::worktree_remove(&shared.main.main, &worktree.path, options.force)?;
+            git::worktree_remove(&workspace.checkout.main, &worktree.path, options.force)?;
         }
+        let path = worktree.path.display();
         removal.done.push(if folder_gone {
-            format!(
-                "{} git's entry for {}",
-                did("pruned", "prune"),
-                worktree.path.display()
-            )
+            format!("{} git's entry for {path}", options.did("pruned", "prune"))
         } else {
-            format!(
-                "{} worktree {}",
-                did("removed", "remove"),
-                worktree.path.display()
-            )
+            format!("{} worktree {path}", options.did("removed", "remove"))
         });
     }
     if let Some(record) = record.filter(|_| !database_first) {
         fate = Some(drop_database(record)?);
     }
     if let (Some(record), Some(fate)) = (record, fate) {
+        let freed = release(workspace, guard, record, fate, options)?;
         removal.database_fate = Some(fate);
-        removal.done.push(fate.describe(&record.database.name));
-        // `remove --force` lets go of the record even so: the user was told
-        // where the database is and chose to keep it by hand.
-        if fate.still_ours() && !options.force {
-            // The record is the only root that leads gc back to it.
-            removal.done.push(format!(
-                "kept the record and port {} until the database is gone",
-                record.port
-            ));
-        } else {
-            if let Some(guard) = guard.filter(|_| !options.dry_run) {
-                forget(shared.registry, guard, record)?;
-            }
-            removal
-                .done
-                .push(format!("{} port {}", did("freed", "free"), record.port));
-        }
+        removal.done.extend(freed);
     }
     if let (true, Some(branch)) = (options.branch, worktree.and_then(|w| w.branch.as_ref())) {
-        let (target, oid) = git::default_branch(&shared.main.main)?;
-        if options.keep_branch {
-            removal
-                .done
-                .push(format!("kept branch {branch} (--keep-branch)"));
-        } else if git::is_merged(&shared.main.main, branch, oid)? {
-            if !options.dry_run {
-                git::branch_delete(&shared.main.main, branch)?;
-            }
-            removal.branch_deleted = true;
-            removal.done.push(format!(
-                "{} branch {branch} (merged into {target})",
-                did("deleted", "delete")
-            ));
-        } else {
-            removal.done.push(format!(
-                "kept branch {branch}: it is not merged into {target}"
-            ));
-        }
+        removal.branch_deleted = branch_fate(workspace, branch, options, &mut removal.done)?;
     }
     Ok(removal)
+}
+
+impl Removal {
+    /// Nothing done yet to the sandbox of `record` and `worktree`.
+    fn of(record: Option<&Record>, worktree: Option<&Worktree>) -> Self {
+        let path = worktree
+            .map(|w| w.path.clone())
+            .or_else(|| record.map(|r| r.path.clone()))
+            .unwrap_or_default();
+        let branch = worktree
+            .and_then(|w| w.branch.clone())
+            .or_else(|| record.and_then(|r| r.branch.clone()));
+        let name = record
+            .map(|r| r.name.clone())
+            .or_else(|| branch.clone())
+            .or_else(|| worktree.map(|w| w.id.clone()))
+            .unwrap_or_default();
+        Removal {
+            name,
+            path: path.display().to_string(),
+            branch,
+            database: record.map(|r| r.database.name.clone()),
+            database_fate: None,
+            port: record.map(|r| r.port),
+            branch_deleted: false,
+            done: Vec::new(),
+        }
+    }
+}
+
+/// Lets go of the record once its database is settled, which frees its
+/// port; returns what that did, for the report.
+fn release(
+    workspace: &Workspace,
+    guard: Option<&Guard>,
+    record: &Record,
+    fate: DatabaseFate,
+    options: Options,
+) -> Result<Vec<String>, TeardownError> {
+    let mut done = vec![fate.describe(&record.database.name)];
+    // `remove --force` lets go of the record even so: the user was told
+    // where the database is and chose to keep it by hand.
+    if fate.still_ours() && !options.force {
+        // The record is the only root that leads gc back to it.
+        done.push(format!(
+            "kept the record and port {} until the database is gone",
+            record.port
+        ));
+        return Ok(done);
+    }
+    if let Some(guard) = guard.filter(|_| !options.dry_run) {
+        forget(&workspace.registry, guard, record)?;
+    }
+    done.push(format!(
+        "{} port {}",
+        options.did("freed", "free"),
+        record.port
+    ));
+    Ok(done)
+}
+
+/// Deletes `branch` when it is merged into the main checkout's, unless
+/// asked to keep it; says which in `done`, and returns whether it went.
+fn branch_fate(
+    workspace: &Workspace,
+    branch: &str,
+    options: Options,
+    done: &mut Vec<String>,
+) -> Result<bool, BoxError> {
+    let main = &workspace.checkout.main;
+    let (target, oid) = git::default_branch(main)?;
+    if options.keep_branch {
+        done.push(format!("kept branch {branch} (--keep-branch)"));
+        return Ok(false);
+    }
+    if !git::is_merged(main, branch, oid)? {
+        done.push(format!(
+            "kept branch {branch}: it is not merged into {target}"
+        ));
+        return Ok(false);
+    }
+    if !options.dry_run {
+        git::branch_delete(main, branch)?;
+    }
+    done.push(format!(
+        "{} branch {branch} (merged into {target})",
+        options.did("deleted", "delete")
+    ));
+    Ok(true)
 }

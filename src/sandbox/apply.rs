@@ -18,7 +18,7 @@ use crate::sandbox::envfile;
 use crate::sandbox::lock::{self, Link, LinkKind, LinkMode, Sandbox};
 use crate::sandbox::observe;
 use crate::sandbox::setup::{self, Runner};
-use crate::workspace::Context;
+use crate::workspace::WorktreeSandbox;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -157,7 +157,11 @@ pub struct Outcome {
     pub lock: String,
 }
 
-pub fn apply(ctx: &Context, dry_run: bool, progress: &Progress) -> Result<Outcome, BoxError> {
+pub fn apply(
+    ctx: &WorktreeSandbox,
+    dry_run: bool,
+    progress: &Progress,
+) -> Result<Outcome, BoxError> {
     let root = &ctx.checkout.root;
     let _turn = if dry_run {
         None
@@ -612,7 +616,7 @@ impl Execution<'_> {
 
 /// Adds the lock, the env file and every link path to the shared exclude
 /// list, under the registry lock because every worktree shares that file.
-fn keep_out_of_git_status(ctx: &Context, desired: &Sandbox) -> Result<(), BoxError> {
+fn keep_out_of_git_status(ctx: &WorktreeSandbox, desired: &Sandbox) -> Result<(), BoxError> {
     let mut paths = vec![lock::FILE_NAME.to_string()];
     paths.extend(desired.env.iter().map(|e| e.file.clone()));
     paths.extend(desired.links.iter().map(|l| l.path.clone()));

@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use crate::db::migrations::Applied;
 use crate::hash;
+use crate::recipe::config::DatabaseKind;
 
 pub const FILE_NAME: &str = "provision.lock";
 pub const VERSION: u32 = 1;
@@ -136,7 +137,8 @@ pub struct EnvLock {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseLock {
-    pub kind: String,
+    #[serde(deserialize_with = "crate::db::read_kind")]
+    pub kind: DatabaseKind,
     pub name: String,
     /// Where the database lives, without host-specific parts.
     pub location: String,
@@ -244,7 +246,7 @@ mod tests {
                 content: hash::of(b"c"),
             }),
             database: DatabaseLock {
-                kind: "sqlite".into(),
+                kind: DatabaseKind::Sqlite,
                 name: "app_feature".into(),
                 location: "$GIT_COMMON_DIR/provision/sqlite/app_feature.sqlite".into(),
                 migrations: vec![],
@@ -294,6 +296,18 @@ mod tests {
         let mut sorted = keys.clone();
         sorted.sort();
         assert_eq!(keys, sorted);
+    }
+
+    #[test]
+    fn an_unknown_database_kind_names_the_file_and_the_field() {
+        let text = render(&sample()).replace("\"sqlite\"", "\"oracle\"");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "provision.lock is not a valid lock: database.kind: unknown variant `oracle`"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

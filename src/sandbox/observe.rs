@@ -51,7 +51,7 @@ pub fn observe(
         links,
         env,
         database: DatabaseLock {
-            kind: database.kind().to_string(),
+            kind: database.kind(),
             name,
             location: database.location(),
             chain: migrations::chain(&applied),

@@ -11,7 +11,7 @@ use crate::git::Checkout;
 use crate::sandbox::lock::{self, LinkKind, Sandbox};
 use crate::sandbox::observe::{self, MISSING, SYMLINK};
 use crate::sandbox::setup;
-use crate::workspace::Context;
+use crate::workspace::{Workspace, WorktreeSandbox};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Finding {
@@ -60,7 +60,7 @@ pub fn verify(checkout: Checkout) -> Result<Report, BoxError> {
             ),
         });
     }
-    let ctx = Context::observe(checkout, locked)?;
+    let ctx = WorktreeSandbox::observe(Workspace::load(checkout)?, locked);
     let files = ctx.migrations()?;
     let mut database = ctx.database()?;
     let observed = observe::observe(locked, &root, &ctx.checkout.main, database.as_mut())?;

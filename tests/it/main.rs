@@ -8,6 +8,7 @@ mod agents;
 mod command;
 mod crash;
 mod ecosystem;
+mod formats;
 mod hostile;
 mod lifecycle;
 mod links;

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use provision::migrations::Applied;
+use provision::recipe::config::DatabaseKind;
 use provision::recipe::{config, include, template};
 use provision::sandbox::lock::{
     self, DatabaseLock, EnvLock, Hook, Link, LinkKind, LinkMode, Sandbox,
@@ -61,7 +62,11 @@ fn sandbox() -> impl Strategy<Value = Sandbox> {
     );
     let applied = (text(), hash()).prop_map(|(name, checksum)| Applied { name, checksum });
     let database = (
-        text(),
+        prop_oneof![
+            Just(DatabaseKind::Sqlite),
+            Just(DatabaseKind::Postgres),
+            Just(DatabaseKind::Command)
+        ],
         text(),
         text(),
         proptest::collection::vec(applied, 0..4),

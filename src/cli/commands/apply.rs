@@ -3,11 +3,10 @@
 
 use crate::BoxError;
 use crate::cli::{Exit, Globals};
-use crate::git::Checkout;
 use crate::output::{self, BOLD, GREEN, Report, paint};
 use crate::recipe::trust;
 use crate::sandbox::apply::{self, Outcome};
-use crate::workspace::Context;
+use crate::workspace::{Workspace, WorktreeSandbox};
 
 use super::short;
 
@@ -19,10 +18,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
-    let checkout = Checkout::discover(&globals.cwd)?;
-    let ctx = Context::reserve(checkout, None, args.dry_run)?;
-    trust::check_recipe(&ctx.checkout.main, &ctx.settings)?;
-    let outcome = apply::apply(&ctx, args.dry_run, &globals.progress)?;
+    let workspace = Workspace::discover(&globals.cwd)?;
+    trust::check_recipe(&workspace.checkout.main, &workspace.settings)?;
+    let sandbox = WorktreeSandbox::reserve(workspace, None, args.dry_run)?;
+    let outcome = apply::apply(&sandbox, args.dry_run, &globals.progress)?;
     output::emit(&outcome, globals.json);
     Ok(Exit::Clean)
 }

@@ -3,8 +3,9 @@
 
 use crate::BoxError;
 use crate::cli::{Exit, Globals};
-use crate::lifecycle::gc;
+use crate::lifecycle::gc::{self, GcOptions};
 use crate::output::{self, BOLD, DIM, GREEN, RED, Report, paint};
+use crate::workspace::Workspace;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -18,7 +19,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
-    let report = gc::gc(&globals.cwd, args.dry_run, args.merged)?;
+    let options = GcOptions {
+        dry_run: args.dry_run,
+        merged: args.merged,
+    };
+    let report = gc::gc(&Workspace::discover(&globals.cwd)?, options)?;
     output::emit(&report, globals.json);
     Ok(if report.failed.is_empty() {
         Exit::Clean

@@ -8,8 +8,9 @@
 use crate::BoxError;
 use crate::agents::claude_code::{self, Event};
 use crate::cli::{Exit, Globals};
-use crate::lifecycle::remove;
+use crate::lifecycle::remove::{self, RemoveOptions};
 use crate::output;
+use crate::workspace::Workspace;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -44,7 +45,14 @@ pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
             // From inside the worktree when Claude Code gives no cwd: any
             // folder of the repository finds its main checkout.
             let cwd = cwd.unwrap_or_else(|| path.clone());
-            let removal = remove::remove(&cwd, &path.to_string_lossy(), false, false)?;
+            let target = path.to_string_lossy();
+            let options = RemoveOptions {
+                target: &target,
+                cwd: &cwd,
+                force: false,
+                keep_branch: false,
+            };
+            let removal = remove::remove(&Workspace::discover(&cwd)?, options)?;
             globals
                 .progress
                 .step(&format!("removed sandbox {}", removal.name));

@@ -6,13 +6,12 @@ use std::path::PathBuf;
 use crate::BoxError;
 use crate::cli::{Exit, Globals};
 use crate::fsutil;
-use crate::git::Checkout;
 use crate::lifecycle::create::{self, Options};
 use crate::output::{self, GREEN, Report, paint};
 use crate::recipe::{template, trust};
 use crate::sandbox::apply::Outcome;
 use crate::slug;
-use crate::workspace;
+use crate::workspace::Workspace;
 
 use super::short;
 
@@ -44,9 +43,9 @@ pub(super) fn create(
     path: Option<PathBuf>,
     from: Option<&str>,
 ) -> Result<Outcome, BoxError> {
-    let main = Checkout::discover(&globals.cwd)?.main_of()?;
-    let (settings, _) = workspace::recipe(&main)?;
-    trust::check_recipe(&main.main, &settings)?;
+    let workspace = Workspace::discover(&globals.cwd)?;
+    trust::check_recipe(&workspace.checkout.main, &workspace.settings)?;
+    let main = &workspace.checkout.main;
     let path = match path {
         Some(path) => std::path::absolute(globals.cwd.join(path))?,
         None => {
@@ -55,23 +54,21 @@ pub(super) fn create(
             let values = [
                 ("name", name.replace('/', "-")),
                 ("slug", slug::slug(name)),
-                ("repo", main.repo_name()),
-                ("main", main.main.display().to_string()),
+                ("repo", workspace.repo.clone()),
+                ("main", main.display().to_string()),
             ];
-            main.main.join(template::expand(
-                &settings.worktree_path,
+            main.join(template::expand(
+                &workspace.settings.worktree_path,
                 &values.into_iter().collect(),
             )?)
         }
     };
     let options = Options {
-        main: &main,
-        settings: &settings,
         name,
         path: fsutil::normalize(&path),
         from,
     };
-    create::create(options, &globals.progress)
+    create::create(&workspace, options, &globals.progress)
 }
 
 /// `new`'s report: apply's, read as the announcement of a new sandbox.

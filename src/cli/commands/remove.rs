@@ -3,8 +3,10 @@
 
 use crate::BoxError;
 use crate::cli::{Exit, Globals};
-use crate::lifecycle::{remove, teardown};
+use crate::lifecycle::remove::{self, RemoveOptions};
+use crate::lifecycle::teardown;
 use crate::output::{self, GREEN, Report, paint};
+use crate::workspace::Workspace;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -22,7 +24,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
-    let removal = remove::remove(&globals.cwd, &args.name, args.force, args.keep_branch)?;
+    let options = RemoveOptions {
+        target: &args.name,
+        cwd: &globals.cwd,
+        force: args.force,
+        keep_branch: args.keep_branch,
+    };
+    let removal = remove::remove(&Workspace::discover(&globals.cwd)?, options)?;
     output::emit(&removal, globals.json);
     Ok(Exit::Clean)
 }

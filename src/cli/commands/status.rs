@@ -3,6 +3,7 @@
 
 use crate::BoxError;
 use crate::cli::{Exit, Globals};
+use crate::git::Checkout;
 use crate::lifecycle::status;
 use crate::output::{self, BOLD, DIM, GREEN, RED, Report, YELLOW, paint};
 
@@ -10,7 +11,8 @@ use crate::output::{self, BOLD, DIM, GREEN, RED, Report, YELLOW, paint};
 pub struct Args {}
 
 pub fn run(_: Args, globals: &Globals) -> Result<Exit, BoxError> {
-    output::emit(&status::status(&globals.cwd)?, globals.json);
+    let report = status::status(&Checkout::discover(&globals.cwd)?)?;
+    output::emit(&report, globals.json);
     Ok(Exit::Clean)
 }
 

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::{Database, DbError, Ledger, LedgerRow};
+use super::{Database, DatabaseKind, DbError, Ledger, LedgerRow};
 use crate::db::migrations::{Applied, Migration};
 
 pub use prebuild::{BuiltAhead, Source, prebuild, sweep_abandoned};
@@ -141,8 +141,8 @@ fn one_line(sql: &str, err: rusqlite::Error) -> String {
 }
 
 impl Database for Sqlite {
-    fn kind(&self) -> &'static str {
-        "sqlite"
+    fn kind(&self) -> DatabaseKind {
+        DatabaseKind::Sqlite
     }
 
     fn name(&self) -> &str {

@@ -156,7 +156,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, PlanError> {
 fn database(settings: &Settings, name: String, migrations: &[Migration]) -> DatabaseLock {
     let applied: Vec<_> = migrations.iter().map(Migration::record).collect();
     DatabaseLock {
-        kind: settings.database.kind.as_str().to_string(),
+        kind: settings.database.kind,
         location: crate::db::location(settings.database.kind, &name),
         name,
         chain: migrations::chain(&applied),
@@ -306,7 +306,10 @@ mod tests {
             .recipe("[database]\nkind = \"postgres\"\n")
             .plan()
             .unwrap();
-        assert_eq!(plan.sandbox.database.kind, "postgres");
+        assert_eq!(
+            plan.sandbox.database.kind,
+            crate::recipe::config::DatabaseKind::Postgres
+        );
         assert_eq!(plan.sandbox.database.location, "postgres:app_feature");
         assert_eq!(plan.values["db"], "app_feature");
     }

@@ -1,0 +1,108 @@
+//! Branches and unsaved work: what removing a worktree and its branch
+//! would lose, and whether a branch is merged.
+
+use std::path::Path;
+
+use git2::Repository;
+
+use super::{GitError, run_git};
+
+/// Work in a worktree that deleting it would lose: changed and staged files
+/// and untracked files that are not ignored, as `git status --short` names
+/// them. Provision's own links, env file and lock are excluded through
+/// `info/exclude`, so they do not count.
+pub fn unsaved_files(root: &Path) -> Result<Vec<String>, GitError> {
+    // git's own status, as `git status` runs it: git stats the index in
+    // parallel and, like `git status`, writes back what it refreshed. A
+    // fresh checkout's index is racily clean (written in the same second as
+    // its files), so every file is re-read until one status refreshes it:
+    // with `--no-optional-locks`, or with libgit2, that was 3,000 reads per
+    // worktree on every `provision status` (`just bench`).
+    let args = [
+        "status",
+        "--porcelain=v1",
+        "-z",
+        "--untracked-files=normal",
+        "--ignore-submodules=all",
+    ]
+    .map(String::from);
+    let out = run_git(root, &args)?;
+    let mut files = Vec::new();
+    let mut fields = out.split('\0').filter(|f| !f.is_empty());
+    while let Some(field) = fields.next() {
+        let (code, path) = field.split_at(field.len().min(3));
+        if code.starts_with('R') || code.starts_with('C') {
+            fields.next(); // a rename's source path follows
+        }
+        files.push(format!("{} {path}", code.trim()));
+    }
+    Ok(files)
+}
+
+/// Commits reachable from `head` that no other local or remote-tracking
+/// branch holds (`git log HEAD --not --exclude=BRANCH --branches --remotes`):
+/// what deleting the worktree and its branch would lose.
+pub fn unique_commits(
+    main: &Path,
+    head: &str,
+    branch: Option<&str>,
+) -> Result<Vec<String>, GitError> {
+    let mut args: Vec<String> = vec![
+        "log".into(),
+        "--format=%h %s".into(),
+        head.into(),
+        "--not".into(),
+    ];
+    if let Some(branch) = branch {
+        args.push(format!("--exclude={branch}"));
+    }
+    args.push("--branches".into());
+    args.push("--remotes".into());
+    Ok(run_git(main, &args)?.lines().map(str::to_string).collect())
+}
+
+/// The branch (or commit) the main checkout has out: what "merged" means.
+pub fn default_branch(main: &Path) -> Result<(String, git2::Oid), GitError> {
+    let repo = Repository::open(main)?;
+    let head = repo.head()?;
+    let oid = head.peel_to_commit()?.id();
+    let name = if head.is_branch() {
+        head.shorthand().unwrap_or("HEAD").to_string()
+    } else {
+        "HEAD".to_string()
+    };
+    Ok((name, oid))
+}
+
+/// Whether `branch`'s tip is contained in `target` (equal or an ancestor).
+pub fn is_merged(main: &Path, branch: &str, target: git2::Oid) -> Result<bool, GitError> {
+    let repo = Repository::open(main)?;
+    let tip = repo
+        .find_branch(branch, git2::BranchType::Local)?
+        .get()
+        .peel_to_commit()?
+        .id();
+    Ok(tip == target || repo.graph_descendant_of(target, tip)?)
+}
+
+/// Whether `branch` has moved since it was created, by its reflog: a
+/// branch fresh from `provision new` is "merged" by ancestry, but nothing on
+/// it is finished. Without a reflog there is no telling, so: no.
+pub fn has_own_commits(main: &Path, branch: &str) -> Result<bool, GitError> {
+    let repo = Repository::open(main)?;
+    let reflog = repo.reflog(&format!("refs/heads/{branch}"))?;
+    let Some(created) = reflog.iter().next_back() else {
+        return Ok(false);
+    };
+    let tip = repo
+        .find_branch(branch, git2::BranchType::Local)?
+        .get()
+        .peel_to_commit()?
+        .id();
+    Ok(tip != created.id_new())
+}
+
+/// `git branch -D BRANCH`; callers check first that it is merged.
+pub fn branch_delete(main: &Path, branch: &str) -> Result<(), GitError> {
+    run_git(main, &["branch".into(), "-D".into(), branch.into()]).map(|_| ())
+}

@@ -1,0 +1,76 @@
+//! Everything provision asks of git: which checkout we are in and what it
+//! holds (`checkout`), the worktrees and their ids (`worktree`), the shared
+//! exclude file (`exclude`), branches and unsaved work (`history`). Callers
+//! see one flat `git::` namespace.
+
+mod checkout;
+mod exclude;
+mod history;
+mod worktree;
+
+use std::path::Path;
+use std::process::Command;
+
+pub use checkout::{Checkout, Untracked, committed, head_tree, is_tracked, untracked};
+pub use exclude::{exclude_paths, excluded_paths};
+pub use history::{
+    branch_delete, default_branch, has_own_commits, is_merged, unique_commits, unsaved_files,
+};
+pub use worktree::{
+    Worktree, has_entry, has_submodules, same_path, unlock, unlock_added, worktree_add,
+    worktree_remove, worktree_undo, worktrees,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("not inside a git repository: {0}")]
+    NotARepository(String),
+    #[error("`{0}` is not a valid branch name (see `git check-ref-format`)")]
+    BadBranchName(String),
+    #[error("bare repositories have no checkout to provision")]
+    Bare,
+    #[error("git: {0}")]
+    Git(#[from] git2::Error),
+    #[error("cannot run git")]
+    Spawn(#[source] std::io::Error),
+    #[error("`git {args}` failed: {stderr}")]
+    Command { args: String, stderr: String },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The main worktree's id. git names a linked worktree after its folder,
+/// and a folder may well be called `main`; git never starts an id with a
+/// dot (it strips leading dots), so this one cannot clash.
+pub const MAIN_ID: &str = ".main";
+
+pub fn run_git(dir: &Path, args: &[String]) -> Result<String, GitError> {
+    crate::output::command("git", args);
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .map_err(GitError::Spawn)?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        // git's own verdict; its progress and hint lines are noise here.
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let lines: Vec<&str> = stderr
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let verdict: Vec<&str> = lines
+            .iter()
+            .copied()
+            .filter(|l| l.starts_with("fatal:") || l.starts_with("error:"))
+            .collect();
+        let stderr = if verdict.is_empty() { lines } else { verdict }.join("; ");
+        Err(GitError::Command {
+            args: args.join(" "),
+            stderr,
+        })
+    }
+}
