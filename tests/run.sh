@@ -1,7 +1,8 @@
 #!/bin/sh
 # The test suite on a fresh machine: installs what the tests drive and the
 # machine may lack (PostgreSQL's binaries, sqlite3, zsh, fish, nix-bin for
-# `nix-instantiate`, `script`), then runs `cargo test --locked`. Nothing is
+# `nix-instantiate`, `script`, and the Python MCP SDK in a venv), then runs
+# `cargo test --locked`. Nothing is
 # skipped: a test whose tool is missing fails and names it.
 #
 # Usage: sh tests/run.sh [cargo test arguments…]
@@ -48,6 +49,21 @@ if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
   say "adding the system user postgres (initdb refuses to run as root)"
   useradd --system --no-create-home --shell /usr/sbin/nologin postgres
 fi
+
+# The official Python MCP SDK, the client `provision mcp` is tested with,
+# in a venv of its own (pinned: a test must not change under it).
+venv="${CARGO_TARGET_DIR:-target}/test-tools/venv"
+if ! "$venv/bin/python" -c "import mcp" 2>/dev/null; then
+  if ! python3 -m venv --help >/dev/null 2>&1; then
+    say "installing python3-venv (apt-get)"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+  fi
+  say "installing the MCP client (PyPI mcp==2.3.0) into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check mcp==2.3.0
+fi
+PROVISION_TEST_PYTHON="$(cd "$(dirname "$venv")" && pwd)/venv/bin/python"
+export PROVISION_TEST_PYTHON
 
 if [ ! -d target/debug/deps ]; then
   say "first run: cargo builds the dependencies and the tests (about 4 minutes on 2 cores), then runs about 130 tests (about 3 minutes)"

@@ -12,6 +12,7 @@ mod formats;
 mod hostile;
 mod lifecycle;
 mod links;
+mod mcp;
 mod postgres;
 mod properties;
 mod recipe;
