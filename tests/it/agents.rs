@@ -154,3 +154,22 @@ fn init_agent_merges_the_hooks_into_claude_settings() {
     );
     assert_eq!(read(&settings), "{ not json");
 }
+
+/// An orchestrator reads one object from `new --json`: where, which branch,
+/// which port, which database, which env values; nothing else on stdout.
+#[test]
+fn new_json_is_one_object_with_what_an_orchestrator_needs() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    let run = env.provision(&main, &["new", "orch", "--json"]).expect(0);
+    let json = run.json();
+    let wt = env.path("worktree-orch");
+    assert_eq!(json["path"], wt.to_str().unwrap());
+    assert_eq!(json["branch"], "orch");
+    assert_eq!(json["database"]["name"], "app_orch");
+    assert_eq!(json["database"]["kind"], "sqlite");
+    let port = json["port"].as_u64().unwrap();
+    assert_eq!(json["env"]["DB_NAME"], "app_orch");
+    assert_eq!(json["env"]["PORT"], port.to_string());
+    assert!(read(wt.join(".env.local")).contains(&format!("PORT={port}")));
+}

@@ -1,15 +1,18 @@
 //! `provision new NAME`: a worktree on a new branch, with its sandbox built
 //! (the work is `lifecycle::create`'s).
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use crate::BoxError;
 use crate::cli::{Exit, Globals};
 use crate::fsutil;
 use crate::lifecycle::create::{self, Options};
 use crate::output::{self, GREEN, Report, paint};
+use crate::recipe::config::DatabaseKind;
 use crate::recipe::{template, trust};
 use crate::sandbox::apply::Outcome;
+use crate::sandbox::lock;
 use crate::slug;
 use crate::workspace::Workspace;
 
@@ -31,7 +34,23 @@ pub struct Args {
 
 pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
     let outcome = create(globals, &args.name, args.path, args.from.as_deref())?;
-    output::emit(&NewReport(outcome), globals.json);
+    // What an orchestrator needs next, from the lock just written: one
+    // object, so nothing has to be scraped from text.
+    let locked = lock::read(Path::new(&outcome.path))?
+        .map(|read| read.sandbox)
+        .ok_or("the new sandbox has no lock")?;
+    let report = NewReport {
+        branch: args.name,
+        port: locked.port,
+        database: Database {
+            kind: locked.database.kind,
+            name: locked.database.name,
+            location: locked.database.location,
+        },
+        env: locked.env.map(|env| env.overrides).unwrap_or_default(),
+        outcome,
+    };
+    output::emit(&report, globals.json);
     Ok(Exit::Clean)
 }
 
@@ -71,10 +90,24 @@ pub(super) fn create(
     create::create(&workspace, options, &globals.progress)
 }
 
-/// `new`'s report: apply's, read as the announcement of a new sandbox.
+/// `new`'s report: apply's, read as the announcement of a new sandbox,
+/// with the sandbox's branch, port, database and env overrides.
 #[derive(serde::Serialize)]
-#[serde(transparent)]
-struct NewReport(Outcome);
+struct NewReport {
+    #[serde(flatten)]
+    outcome: Outcome,
+    branch: String,
+    port: u16,
+    database: Database,
+    env: BTreeMap<String, String>,
+}
+
+#[derive(serde::Serialize)]
+struct Database {
+    kind: DatabaseKind,
+    name: String,
+    location: String,
+}
 
 impl Report for NewReport {
     fn text(&self) -> String {
@@ -84,11 +117,11 @@ impl Report for NewReport {
                 GREEN,
                 format!(
                     "sandbox {} is ready (lock {})",
-                    self.0.worktree,
-                    short(&self.0.lock)
+                    self.outcome.worktree,
+                    short(&self.outcome.lock)
                 )
             ),
-            self.0.path
+            self.outcome.path
         )
     }
 }
