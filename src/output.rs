@@ -52,24 +52,11 @@ pub fn verbosity() -> Verbosity {
 /// With `--verbose`, the command about to run, as `$ git …` on stderr.
 pub fn command(program: &str, args: impl IntoIterator<Item = impl std::fmt::Display>) {
     if verbosity() == Verbosity::Verbose {
-        // Quoted where a shell would split or expand it, so the line can be
-        // pasted back into one.
-        let line: String = args
-            .into_iter()
-            .map(|a| {
-                let a = a.to_string();
-                let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c);
-                if !a.is_empty() && a.chars().all(plain) {
-                    format!(" {a}")
-                } else {
-                    format!(" {}", crate::shell::posix_quote(&a))
-                }
-            })
-            .collect();
+        let line = crate::shell::words(args);
         let _ = writeln!(
             anstream::stderr(),
             "    {}",
-            paint(DIM, format!("$ {program}{line}"))
+            paint(DIM, format!("$ {program} {line}").trim_end())
         );
     }
 }

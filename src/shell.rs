@@ -142,6 +142,23 @@ fn pump(
     });
 }
 
+/// `args` as one line a shell reads back as those words: each quoted where
+/// a shell would split or expand it, so the line can be pasted into one.
+pub fn words(args: impl IntoIterator<Item = impl std::fmt::Display>) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c);
+    args.into_iter()
+        .map(|a| {
+            let a = a.to_string();
+            if !a.is_empty() && a.chars().all(plain) {
+                a
+            } else {
+                posix_quote(&a)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Single quotes keep everything literal in sh, bash and zsh (newlines,
 /// `$`, backslashes, backticks); a single quote itself ends the quoting,
 /// is escaped, and reopens it.

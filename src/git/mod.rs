@@ -17,8 +17,8 @@ pub use history::{
     branch_delete, default_branch, has_own_commits, is_merged, unique_commits, unsaved_files,
 };
 pub use worktree::{
-    Worktree, has_entry, has_submodules, same_path, unlock, unlock_added, worktree_add,
-    worktree_remove, worktree_undo, worktrees,
+    Start, Worktree, branch_start, has_entry, has_submodules, same_path, unlock, unlock_added,
+    worktree_add, worktree_remove, worktree_undo, worktrees,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +27,14 @@ pub enum GitError {
     NotARepository(String),
     #[error("`{0}` is not a valid branch name (see `git check-ref-format`)")]
     BadBranchName(String),
+    #[error(
+        "branch `{branch}` exists already ({found}), so there is nothing to start at `{rev}`: drop --from to check `{branch}` out, or choose a new name"
+    )]
+    FromExisting {
+        branch: String,
+        rev: String,
+        found: String,
+    },
     #[error("bare repositories have no checkout to provision")]
     Bare,
     #[error("git: {0}")]
@@ -69,7 +77,7 @@ pub fn run_git(dir: &Path, args: &[String]) -> Result<String, GitError> {
             .collect();
         let stderr = if verdict.is_empty() { lines } else { verdict }.join("; ");
         Err(GitError::Command {
-            args: args.join(" "),
+            args: crate::shell::words(args),
             stderr,
         })
     }

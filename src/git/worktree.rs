@@ -7,17 +7,82 @@ use git2::Repository;
 
 use super::{GitError, MAIN_ID, branch_delete, run_git};
 
-/// `git worktree add -b BRANCH PATH [REV]`, run by git itself so hooks run
-/// and git's own locking guards concurrent adds.
-pub fn worktree_add(
-    main: &Path,
-    branch: &str,
-    path: &Path,
-    from: Option<&str>,
-) -> Result<(), GitError> {
+/// Where the branch of a new worktree comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// A new branch, at this revision (`HEAD` when `None`).
+    New(Option<String>),
+    /// The local branch exists: checked out as it is.
+    Existing,
+    /// Only a remote has it: a local branch tracking this remote branch
+    /// (`origin/NAME`).
+    Track(String),
+}
+
+impl Start {
+    /// Whether `new` makes the branch (and so may delete it again).
+    pub fn creates_branch(&self) -> bool {
+        !matches!(self, Start::Existing)
+    }
+
+    /// The revision the worktree's files come from.
+    pub fn revision(&self, branch: &str) -> String {
+        match self {
+            Start::New(from) => from.clone().unwrap_or_else(|| "HEAD".into()),
+            Start::Existing => format!("refs/heads/{branch}"),
+            Start::Track(remote) => format!("refs/remotes/{remote}"),
+        }
+    }
+
+    /// How progress words it: `on new branch x`, `on branch x`, …
+    pub fn describe(&self, branch: &str) -> String {
+        match self {
+            Start::New(_) => format!("on new branch {branch}"),
+            Start::Existing => format!("on branch {branch}"),
+            Start::Track(remote) => format!("on new branch {branch} tracking {remote}"),
+        }
+    }
+}
+
+/// Decides where `branch` comes from: an existing local branch is checked
+/// out, one only a remote has gets a tracking branch (`origin` first when
+/// several have it), anything else is new at `from`. `from` with an
+/// existing branch is refused: it would be ignored.
+pub fn branch_start(main: &Path, branch: &str, from: Option<&str>) -> Result<Start, GitError> {
     if !git2::Branch::name_is_valid(branch)? {
         return Err(GitError::BadBranchName(branch.into()));
     }
+    let repo = git2::Repository::open(main)?;
+    let start = if repo.find_branch(branch, git2::BranchType::Local).is_ok() {
+        Start::Existing
+    } else {
+        let mut remotes: Vec<String> = repo
+            .remotes()?
+            .iter()
+            .filter_map(|remote| Some(format!("{}/{branch}", remote.ok()??)))
+            .filter(|name| repo.find_branch(name, git2::BranchType::Remote).is_ok())
+            .collect();
+        remotes.sort_by_key(|name| !name.starts_with("origin/"));
+        match remotes.into_iter().next() {
+            Some(remote) => Start::Track(remote),
+            None => return Ok(Start::New(from.map(str::to_string))),
+        }
+    };
+    match from {
+        Some(rev) => Err(GitError::FromExisting {
+            branch: branch.into(),
+            rev: rev.into(),
+            found: match &start {
+                Start::Track(remote) => remote.clone(),
+                _ => "a local branch".into(),
+            },
+        }),
+        None => Ok(start),
+    }
+}
+
+/// `git worktree add` of `path` on `branch`, as `start` says.
+pub fn worktree_add(main: &Path, branch: &str, path: &Path, start: &Start) -> Result<(), GitError> {
     // Not git's parallel checkout (`checkout.workers`): on 2 cores it saved
     // 3–7% idle and took 1.7–2.5× as long with the other core busy, which
     // is what many agents at once look like (`just bench`). A user who sets
@@ -26,14 +91,23 @@ pub fn worktree_add(
     // provision's own: a `new` killed in between leaves a worktree that
     // `gc` knows for one no `new` will finish (`new` holds the registry
     // lock until it unlocks, and `gc` takes it).
-    let mut args: Vec<String> = [
-        "worktree", "add", "--lock", "--reason", ADDING, "-b", branch,
-    ]
-    .map(String::from)
-    .into();
-    args.push(path.to_string_lossy().into_owned());
-    if let Some(rev) = from {
-        args.push(rev.into());
+    let mut args: Vec<String> = ["worktree", "add", "--lock", "--reason", ADDING]
+        .map(String::from)
+        .into();
+    let path = path.to_string_lossy().into_owned();
+    match start {
+        Start::New(from) => {
+            args.extend(["-b".into(), branch.into(), path]);
+            args.extend(from.clone());
+        }
+        Start::Existing => args.extend([path, branch.into()]),
+        Start::Track(remote) => args.extend([
+            "--track".into(),
+            "-b".into(),
+            branch.into(),
+            path,
+            remote.clone(),
+        ]),
     }
     run_git(main, &args).map(|_| ())
 }
@@ -56,11 +130,19 @@ pub fn unlock(common_dir: &Path, id: &str) -> Result<(), GitError> {
     }
 }
 
-/// Undoes a `worktree_add` after a later step failed: the new worktree and
-/// its branch go, nothing else does.
-pub fn worktree_undo(main: &Path, branch: &str, path: &Path) -> Result<(), GitError> {
+/// Undoes a `worktree_add` after a later step failed: the new worktree
+/// goes, and its branch when `new` made it; nothing else does.
+pub fn worktree_undo(
+    main: &Path,
+    branch: &str,
+    path: &Path,
+    start: &Start,
+) -> Result<(), GitError> {
     worktree_remove(main, path, true)?;
-    branch_delete(main, branch)
+    if start.creates_branch() {
+        branch_delete(main, branch)?;
+    }
+    Ok(())
 }
 
 /// One entry of `git worktree list`.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::BoxError;
 use crate::db::build_ahead::{Ahead, Prebuilt};
 use crate::db::migrations::{Applied, Migration};
-use crate::git::{self, Checkout};
+use crate::git::{self, Checkout, Start};
 use crate::output::Progress;
 use crate::sandbox::apply::{self, Action, Outcome};
 use crate::sandbox::setup::SetupError;
@@ -31,26 +31,19 @@ pub fn create(
 ) -> Result<Outcome, BoxError> {
     let Options { name, path, from } = options;
     let checkout = &workspace.checkout;
-    let start = from.unwrap_or("HEAD");
+    let start = git::branch_start(&checkout.main, name, from)?;
     let ahead = Ahead::start(
         &checkout.main,
         &checkout.common_dir,
         &workspace.settings,
-        start,
+        &start.revision(name),
     );
-    let added = {
-        // git does not serialise concurrent `worktree add`s fully: one can
-        // read another's half-written admin dir and fail ("failed to read
-        // .git/worktrees/…/commondir"). Many agents at once take turns here.
-        let _turn = workspace.registry.lock()?;
-        git::worktree_add(&checkout.main, name, &path, from)
-            .and_then(|()| git::unlock_added(&checkout.common_dir, &path))
-    };
-    if added.is_ok() {
+    let added = add_worktree(workspace, name, &path, from, progress);
+    if let Ok(start) = &added {
         progress.step(&format!(
-            "worktree  {} on new branch {}",
+            "worktree  {} {}",
             path.display(),
-            name
+            start.describe(name)
         ));
         if ahead.is_running() {
             progress.step("database  still migrating, from git's objects");
@@ -58,7 +51,7 @@ pub fn create(
     }
     // Joined before any error returns, so an unused database is deleted.
     let prebuilt = ahead.finish();
-    added?;
+    let start = added?;
     let mut attempt = Attempt::default();
     match build_new(workspace, &path, name, prebuilt, progress, &mut attempt) {
         Ok(outcome) => Ok(outcome),
@@ -70,7 +63,7 @@ pub fn create(
         }
         .into()),
         Err(err) => {
-            let undone = undo_new(workspace, name, &path, &attempt, progress);
+            let undone = undo_new(workspace, name, &path, &start, &attempt, progress);
             Err(with_step(&format!("building the sandbox ({undone})"), err))
         }
     }
@@ -136,11 +129,52 @@ fn adopt(
     Ok(vec![create, Action::Migrate { names }])
 }
 
+/// `git worktree add` under the registry lock: git does not serialise
+/// concurrent adds fully (one can read another's half-written admin dir and
+/// fail, "failed to read .git/worktrees/…/commondir"), so many agents at
+/// once take turns here. Where the branch comes from is asked again under
+/// the lock, since another `new` may have made it meanwhile (the build
+/// ahead only guessed; it is checked against the files git writes).
+fn add_worktree(
+    workspace: &Workspace,
+    name: &str,
+    path: &Path,
+    from: Option<&str>,
+    progress: &Progress,
+) -> Result<Start, BoxError> {
+    let checkout = &workspace.checkout;
+    let _turn = workspace.registry.lock()?;
+    let start = git::branch_start(&checkout.main, name, from)?;
+    let added = git::worktree_add(&checkout.main, name, path, &start)
+        .and_then(|()| git::unlock_added(&checkout.common_dir, path));
+    if added.is_err() && start.creates_branch() {
+        forget_failed_add(checkout, name, progress);
+    }
+    added?;
+    Ok(start)
+}
+
+/// After `git worktree add` failed (the folder exists, the disk is full, a
+/// name too long for the file system): git may have made the branch before
+/// it failed, and it was not there before (asked under the same lock).
+/// `git branch -D` refuses a branch checked out anywhere, so no worktree's
+/// branch can go here.
+fn forget_failed_add(checkout: &Checkout, name: &str, progress: &Progress) {
+    let repo = git2::Repository::open(&checkout.main);
+    let made = repo.is_ok_and(|r| r.find_branch(name, git2::BranchType::Local).is_ok());
+    if made && let Err(e) = git::branch_delete(&checkout.main, name) {
+        progress.warn(&format!(
+            "could not delete the branch `{name}` git made: {e}"
+        ));
+    }
+}
+
 /// Removes what a failed `new` made, and says what that was.
 fn undo_new(
     workspace: &Workspace,
     name: &str,
     path: &Path,
+    start: &Start,
     attempt: &Attempt,
     progress: &Progress,
 ) -> String {
@@ -176,7 +210,7 @@ fn undo_new(
             undone.push("the registry record");
         }
     }
-    match git::worktree_undo(&workspace.checkout.main, name, path) {
+    match git::worktree_undo(&workspace.checkout.main, name, path, start) {
         Ok(()) => undone.push("the worktree and branch"),
         Err(e) => progress.warn(&format!("could not remove the new worktree again: {e}")),
     }

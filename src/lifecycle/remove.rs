@@ -30,10 +30,12 @@ pub enum RemoveError {
         "{0} is locked (`git worktree lock`), so provision leaves it alone; run `git worktree unlock` first"
     )]
     Locked(String),
-    #[error(
-        "{name} has unsaved work, so nothing was removed: {work}; commit it and merge or push it, or pass --force to discard it"
-    )]
-    Unsaved { name: String, work: String },
+    #[error("{name} has unsaved work, so nothing was removed: {work}; {remedy}")]
+    Unsaved {
+        name: String,
+        work: String,
+        remedy: String,
+    },
 }
 
 /// Work that deleting a worktree would lose.
@@ -86,6 +88,30 @@ impl Unsaved {
             parts.push("submodules (git removes them only with --force)".into());
         }
         parts.join(" and ")
+    }
+}
+
+impl Unsaved {
+    /// What to do about it, and what `--force` would really do: it discards
+    /// files, but an unmerged branch (and so its commits) is always kept.
+    pub fn remedy(&self, branch: Option<&str>) -> String {
+        let files = !self.files.is_empty() || !self.hidden.is_empty() || self.submodules;
+        let commits = !self.commits.is_empty();
+        match (files, commits, branch) {
+            (true, false, _) => "commit or stash them, or pass --force to discard them".into(),
+            (true, true, Some(branch)) => format!(
+                "commit or stash the files, or pass --force to discard them; the commits stay on branch `{branch}` either way"
+            ),
+            (false, true, Some(branch)) => format!(
+                "they stay on branch `{branch}`, which remove keeps: pass --force to remove the worktree and keep the branch"
+            ),
+            // Detached: no branch holds the commits, so `--force` loses them.
+            (_, _, None) => {
+                "put them on a branch (`git switch -c NAME`), or pass --force to discard them"
+                    .into()
+            }
+            (false, false, Some(_)) => String::new(),
+        }
     }
 }
 
@@ -217,6 +243,7 @@ pub fn remove(workspace: &Workspace, options: RemoveOptions) -> Result<Removal, 
             return Err(RemoveError::Unsaved {
                 name: record.map_or(shown, |r| r.name.clone()),
                 work: work.describe(),
+                remedy: work.remedy(worktree.branch.as_deref()),
             }
             .into());
         }

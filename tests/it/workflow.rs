@@ -120,3 +120,114 @@ fn env_warns_while_the_env_file_differs_from_its_lock() {
         run.stderr
     );
 }
+
+#[test]
+fn new_checks_out_an_existing_branch_and_keeps_it_on_failure() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.git(&main, &["checkout", "-q", "-b", "resume"]);
+    write(main.join("src/resumed.txt"), "work in progress\n");
+    env.commit_all(&main, "resume work");
+    env.git(&main, &["checkout", "-q", "main"]);
+
+    let run = env
+        .provision(&main, &["new", "resume", "--from", "HEAD"])
+        .expect(2);
+    assert!(
+        run.stderr.contains("branch `resume` exists already"),
+        "{}",
+        run.stderr
+    );
+    assert!(!env.path("worktree-resume").exists());
+
+    let run = env.provision(&main, &["new", "resume"]).expect(0);
+    assert!(run.stderr.contains("on branch resume"), "{}", run.stderr);
+    let wt = env.path("worktree-resume");
+    assert_eq!(
+        crate::support::read(wt.join("src/resumed.txt")),
+        "work in progress\n"
+    );
+    env.provision(&wt, &["verify"]).expect(0);
+    // Its commits are on no other branch, and remove says what --force does.
+    let run = env.provision(&main, &["remove", "resume"]).expect(2);
+    assert!(
+        run.stderr.contains("they stay on branch `resume`, which remove keeps: pass --force to remove the worktree and keep the branch"),
+        "{}",
+        run.stderr
+    );
+    env.provision(&main, &["remove", "resume", "--force"])
+        .expect(0);
+    // Unmerged: remove keeps it, as always.
+    assert!(
+        env.git(&main, &["branch", "--list", "resume"])
+            .contains("resume")
+    );
+
+    // A sandbox that fails to build takes its worktree back, but never a
+    // branch that was there before.
+    env.git(&main, &["checkout", "-q", "resume"]);
+    write(main.join("migrations/0003_broken.sql"), "CREATE TABLE;\n");
+    env.commit_all(&main, "broken migration");
+    env.git(&main, &["checkout", "-q", "main"]);
+    let run = env.provision(&main, &["new", "resume"]).expect(2);
+    assert!(run.stderr.contains("0003_broken.sql"), "{}", run.stderr);
+    assert!(!wt.exists());
+    assert!(
+        env.git(&main, &["branch", "--list", "resume"])
+            .contains("resume")
+    );
+}
+
+#[test]
+fn new_tracks_a_branch_only_a_remote_has() {
+    let env = TestEnv::new();
+    let origin = env.fixture_repo("origin");
+    env.git(&origin, &["checkout", "-q", "-b", "review"]);
+    write(origin.join("src/pr.txt"), "under review\n");
+    env.commit_all(&origin, "pull request");
+    env.git(&origin, &["checkout", "-q", "main"]);
+    let clone = env.clone_of(&origin, "clone");
+
+    let run = env.provision(&clone, &["new", "review"]).expect(0);
+    assert!(
+        run.stderr.contains("tracking origin/review"),
+        "{}",
+        run.stderr
+    );
+    let wt = env.path("worktree-review");
+    assert_eq!(
+        crate::support::read(wt.join("src/pr.txt")),
+        "under review\n"
+    );
+    assert_eq!(
+        env.git(&wt, &["rev-parse", "--abbrev-ref", "review@{upstream}"])
+            .trim(),
+        "origin/review"
+    );
+    env.provision(&wt, &["verify"]).expect(0);
+}
+
+#[test]
+fn a_failed_worktree_add_leaves_no_branch() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    fs_err::create_dir_all(env.path("worktree-taken")).unwrap();
+    write(env.path("worktree-taken/file.txt"), "someone's\n");
+    let run = env.provision(&main, &["new", "taken"]).expect(2);
+    assert!(run.stderr.contains("already exists"), "{}", run.stderr);
+    // git's command as `-v` shows it: quoted where a shell would split it.
+    assert!(
+        run.stderr
+            .contains("`git worktree add --lock --reason 'provision new: being created' -b taken "),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !env.git(&main, &["branch", "--list", "taken"])
+            .contains("taken")
+    );
+    assert_eq!(
+        crate::support::read(env.path("worktree-taken/file.txt")),
+        "someone's\n"
+    );
+}
