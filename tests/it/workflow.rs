@@ -231,3 +231,50 @@ fn a_failed_worktree_add_leaves_no_branch() {
         "someone's\n"
     );
 }
+
+#[test]
+fn apply_and_verify_all_report_every_sandbox() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["new", "one"]).expect(0);
+    env.provision(&main, &["new", "two"]).expect(0);
+    env.provision(&main, &["verify", "--all"]).expect(0);
+
+    // A recipe change leaves both stale; a foreign env file stops one.
+    write(
+        main.join("provision.toml"),
+        "[env.vars]\nDB_NAME = \"{db}\"\nPORT = \"{port}\"\nMODE = \"sandbox\"\n",
+    );
+    let two = env.path("worktree-two");
+    write(two.join(".env.local"), "MINE=1\n");
+    let json = env
+        .provision(&main, &["verify", "--all", "--json"])
+        .expect(1)
+        .json();
+    let rows = json["sandboxes"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "the main checkout has no sandbox: {json}");
+    assert!(rows.iter().all(|r| r["clean"] == false));
+
+    let run = env.provision(&main, &["apply", "--all"]).expect(2);
+    assert!(run.stdout.contains("sandbox one: "), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(&format!(
+            "error {}: .env.local exists and was not written by provision",
+            two.display()
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("2 sandbox(es), 1 failed"),
+        "{}",
+        run.stdout
+    );
+    env.provision(&env.path("worktree-one"), &["verify"])
+        .expect(0);
+    assert_eq!(crate::support::read(two.join(".env.local")), "MINE=1\n");
+
+    fs_err::remove_file(two.join(".env.local")).unwrap();
+    env.provision(&main, &["apply", "--all"]).expect(0);
+    env.provision(&main, &["verify", "--all"]).expect(0);
+}

@@ -1,6 +1,8 @@
 //! `provision apply` (and a bare `provision`): bring this worktree's sandbox
 //! to what the recipe says (the work is `sandbox::apply`'s).
 
+use std::path::Path;
+
 use crate::BoxError;
 use crate::cli::{Exit, Globals};
 use crate::output::{self, BOLD, GREEN, Report, paint};
@@ -8,22 +10,42 @@ use crate::recipe::trust;
 use crate::sandbox::apply::{self, Outcome};
 use crate::workspace::{Workspace, WorktreeSandbox};
 
-use super::short;
+use super::{all, short};
 
 #[derive(Debug, clap::Args, Default)]
 pub struct Args {
     /// Print what would be done, and do nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Apply in every worktree that has a sandbox, each reported on its own;
+    /// exit 2 if any failed.
+    #[arg(long)]
+    pub all: bool,
 }
 
 pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
-    let workspace = Workspace::discover(&globals.cwd)?;
-    trust::check_recipe(&workspace.checkout.main, &workspace.settings)?;
-    let sandbox = WorktreeSandbox::reserve(workspace, None, args.dry_run)?;
-    let outcome = apply::apply(&sandbox, args.dry_run, &globals.progress)?;
+    if args.all {
+        let report = all::run(&globals.cwd, &globals.progress, |path| {
+            apply_in(path, args.dry_run, globals)
+        })?;
+        output::emit(&report, globals.json);
+        return Ok(if report.failed() == 0 {
+            Exit::Clean
+        } else {
+            Exit::Error
+        });
+    }
+    let outcome = apply_in(&globals.cwd, args.dry_run, globals)?;
     output::emit(&outcome, globals.json);
     Ok(Exit::Clean)
+}
+
+fn apply_in(dir: &Path, dry_run: bool, globals: &Globals) -> Result<Outcome, BoxError> {
+    let workspace = Workspace::discover(dir)?;
+    trust::check_recipe(&workspace.checkout.main, &workspace.settings)?;
+    let sandbox = WorktreeSandbox::reserve(workspace, None, dry_run)?;
+    apply::apply(&sandbox, dry_run, &globals.progress)
 }
 
 impl Report for Outcome {

@@ -1,6 +1,7 @@
 //! One file per subcommand: its clap `Args`, its `run`, and how its report
 //! reads as text (the JSON form is the report's own serialization).
 
+mod all;
 pub mod apply;
 pub mod completions;
 pub mod env;

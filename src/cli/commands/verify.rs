@@ -7,10 +7,32 @@ use crate::git::Checkout;
 use crate::output::{self, CYAN, DIM, GREEN, RED, Report, YELLOW, paint};
 use crate::sandbox::verify;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use super::all;
 
-pub fn run(_: Args, globals: &Globals) -> Result<Exit, BoxError> {
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Verify every worktree that has a sandbox, each reported on its own;
+    /// exit 1 if any drifted, 2 if any could not be read.
+    #[arg(long)]
+    pub all: bool,
+}
+
+pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
+    if args.all {
+        let report = all::run(&globals.cwd, &globals.progress, |path| {
+            verify::verify(Checkout::discover(path)?)
+        })?;
+        output::emit(&report, globals.json);
+        let drifted = report
+            .sandboxes
+            .iter()
+            .any(|e| matches!(e, all::Each::Done(r) if !r.clean));
+        return Ok(match (report.failed(), drifted) {
+            (0, false) => Exit::Clean,
+            (0, true) => Exit::Drift,
+            _ => Exit::Error,
+        });
+    }
     let report = verify::verify(Checkout::discover(&globals.cwd)?)?;
     output::emit(&report, globals.json);
     Ok(if report.clean {
