@@ -249,12 +249,13 @@ impl Database for Sqlite {
         tx.commit().map_err(migration_failed(&migration.name, ""))
     }
 
-    /// One transaction with a savepoint per migration, synced once: a
-    /// migration that fails rolls back alone and the ones before it stay,
-    /// as if each had committed on its own; a killed process rolls back the
-    /// batch, which the next apply redoes, and the lock (written after this
-    /// returns) never claims it. One commit writes each page once: twenty
-    /// migrations took 80 fsyncs and 550 writes one by one.
+    /// One transaction with a savepoint per migration, committed once with
+    /// SQLite's full syncs: a migration that fails rolls back alone and the
+    /// ones before it stay, as if each had committed on its own; a killed
+    /// process (or a lost power supply) rolls back the batch, which the next
+    /// apply redoes, and the lock (written after this returns) never claims
+    /// it. One commit writes each page once: twenty migrations took 80
+    /// fsyncs and 550 writes one by one.
     fn migrate_all(
         &mut self,
         pending: &[&Migration],
@@ -267,8 +268,6 @@ impl Database for Sqlite {
             source,
         };
         let conn = self.conn()?;
-        conn.pragma_update(None, "synchronous", "OFF")
-            .map_err(fail)?;
         let mut tx = conn.transaction().map_err(fail)?;
         let mut result = Ok(());
         for migration in pending {
@@ -287,9 +286,6 @@ impl Database for Sqlite {
             }
         }
         tx.commit().map_err(fail)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(fail)?;
-        fs_err::File::open(&self.path)?.sync_all()?;
         result
     }
 
@@ -382,7 +378,10 @@ impl Database for Sqlite {
 fn run_migration(conn: &Connection, name: &str, checksum: &str, sql: &str) -> Result<(), DbError> {
     let failed = migration_failed(name, sql);
     conn.execute_batch(SCHEMA).map_err(&failed)?;
-    conn.execute_batch(sql).map_err(&failed)?;
+    // With its NUL: SQLite copies a script that does not end in one before
+    // each statement it prepares, which made a migration of many statements
+    // quadratic (80,000 INSERTs: 11.6 s; with the NUL, linear).
+    conn.execute_batch(&format!("{sql}\0")).map_err(&failed)?;
     conn.execute("INSERT INTO d1_migrations(name) VALUES(?1)", [name])
         .map_err(&failed)?;
     conn.execute(
