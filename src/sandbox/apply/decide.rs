@@ -188,33 +188,30 @@ pub fn database(
     let mut pending = Vec::new();
     for m in &state.migrations {
         let name = m.name.clone();
-        match &m.ledger {
-            _ if m.is_recorded() && m.file == MigrationFile::Gone => {
-                let dir = dir.into();
-                return Err(ApplyError::FileMissing { name, dir }.into());
-            }
+        let refusal = match &m.ledger {
+            _ if m.is_recorded() && m.file == MigrationFile::Gone => ApplyError::FileMissing {
+                name,
+                dir: dir.into(),
+            },
             // The plan wants each file as it is now.
-            Ledger::Differs { recorded, wanted } => {
-                return Err(ApplyError::Edited {
-                    name,
-                    recorded: recorded.clone(),
-                    current: wanted.clone(),
-                }
-                .into());
-            }
+            Ledger::Differs { recorded, wanted } => ApplyError::Edited {
+                name,
+                recorded: recorded.clone(),
+                current: wanted.clone(),
+            },
             Ledger::Pending {
                 before: Some(applied),
-            } => {
-                let applied = applied.clone();
-                return Err(ApplyError::OutOfOrder {
-                    pending: name,
-                    applied,
-                }
-                .into());
+            } => ApplyError::OutOfOrder {
+                pending: name,
+                applied: applied.clone(),
+            },
+            Ledger::Pending { before: None } => {
+                pending.push(name);
+                continue;
             }
-            Ledger::Pending { before: None } => pending.push(name),
-            Ledger::Applied | Ledger::Unwanted => {}
-        }
+            Ledger::Applied | Ledger::Unwanted => continue,
+        };
+        return Err(refusal.into());
     }
     if !pending.is_empty() {
         actions.push(Action::Migrate { names: pending });

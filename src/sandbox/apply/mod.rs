@@ -6,6 +6,8 @@
 
 mod decide;
 mod execute;
+#[cfg(test)]
+mod tests;
 
 use serde::Serialize;
 

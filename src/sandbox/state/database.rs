@@ -217,3 +217,203 @@ impl MigrationFile {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::db::LedgerRow;
+    use crate::sandbox::lock;
+
+    fn file(name: &str, checksum: &str) -> Migration {
+        Migration {
+            name: name.into(),
+            path: PathBuf::from(name),
+            checksum: checksum.into(),
+        }
+    }
+
+    fn applied(name: &str, checksum: &str) -> Applied {
+        Applied {
+            name: name.into(),
+            checksum: checksum.into(),
+        }
+    }
+
+    fn row(name: &str, checksum: Option<&str>, missing_from: Option<&'static str>) -> LedgerRow {
+        LedgerRow {
+            name: name.into(),
+            checksum: checksum.map(str::to_string),
+            missing_from,
+        }
+    }
+
+    fn ours(rows: Vec<LedgerRow>) -> DatabaseSeen {
+        DatabaseSeen {
+            exists: true,
+            marked: true,
+            rows,
+        }
+    }
+
+    fn files() -> Vec<Migration> {
+        vec![
+            file("1.sql", "c1"),
+            file("2.sql", "c2"),
+            file("3.sql", "c3"),
+        ]
+    }
+
+    /// As apply reads it: the files are what is wanted.
+    fn for_apply(seen: &DatabaseSeen) -> DatabaseState {
+        let files = files();
+        let wanted: Vec<Applied> = files.iter().map(Migration::record).collect();
+        database(&wanted, &files, &known_checksums(None, &files), seen)
+    }
+
+    fn ledgers(state: &DatabaseState) -> Vec<(&str, Ledger)> {
+        state
+            .migrations
+            .iter()
+            .map(|m| (m.name.as_str(), m.ledger.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_missing_database_has_every_migration_pending() {
+        let state = for_apply(&DatabaseSeen::default());
+        assert_eq!(state.presence, Presence::Missing);
+        let pending = Ledger::Pending { before: None };
+        assert_eq!(
+            ledgers(&state),
+            [
+                ("1.sql", pending.clone()),
+                ("2.sql", pending.clone()),
+                ("3.sql", pending)
+            ]
+        );
+        let unmarked = DatabaseSeen {
+            exists: true,
+            ..DatabaseSeen::default()
+        };
+        assert_eq!(for_apply(&unmarked).presence, Presence::Unmarked);
+    }
+
+    #[test]
+    fn rows_come_first_in_ledger_order_then_what_is_pending() {
+        let seen = ours(vec![
+            row("2.sql", Some("edited"), None),
+            row("9.sql", Some("c9"), None),
+        ]);
+        let state = for_apply(&seen);
+        assert_eq!(
+            ledgers(&state),
+            [
+                (
+                    "2.sql",
+                    Ledger::Differs {
+                        recorded: "edited".into(),
+                        wanted: "c2".into()
+                    }
+                ),
+                ("9.sql", Ledger::Unwanted),
+                (
+                    "1.sql",
+                    Ledger::Pending {
+                        before: Some("9.sql".into())
+                    }
+                ),
+                (
+                    "3.sql",
+                    Ledger::Pending {
+                        before: Some("9.sql".into())
+                    }
+                ),
+            ]
+        );
+        assert_eq!(state.of("9.sql").unwrap().file, MigrationFile::Gone);
+        assert_eq!(state.of("2.sql").unwrap().file, MigrationFile::Same);
+    }
+
+    #[test]
+    fn a_row_without_a_checksum_was_applied_with_the_best_known_one() {
+        let seen = ours(vec![
+            row("1.sql", None, Some("provision_migrations")),
+            row("2.sql", Some("c2"), Some("d1_migrations")),
+        ]);
+        let files = files();
+        let lock = lock_recording(vec![applied("1.sql", "locked")]);
+        let known = known_checksums(Some(&lock), &files);
+        let wanted: Vec<Applied> = files.iter().map(Migration::record).collect();
+        let state = database(&wanted, &files, &known, &seen);
+        assert_eq!(
+            state.migrations[0].ledger,
+            Ledger::Differs {
+                recorded: "locked".into(),
+                wanted: "c1".into()
+            }
+        );
+        assert_eq!(state.migrations[1].ledger, Ledger::Applied);
+        assert_eq!(
+            state.migrations[1].partial_message().unwrap(),
+            "ledger row missing from d1_migrations"
+        );
+        // Only whole rows count for the ledger's order and the diff.
+        assert_eq!(state.complete_rows().count(), 0);
+    }
+
+    #[test]
+    fn against_the_lock_files_may_be_edited_or_gone() {
+        let wanted = [
+            applied("1.sql", "c1"),
+            applied("2.sql", "old"),
+            applied("4.sql", "c4"),
+        ];
+        let seen = ours(vec![row("1.sql", Some("c1"), None)]);
+        let state = database(&wanted, &files(), &[], &seen);
+        assert_eq!(state.of("1.sql").unwrap().file, MigrationFile::Same);
+        assert_eq!(
+            state.of("2.sql").unwrap().file,
+            MigrationFile::Edited {
+                current: "c2".into()
+            }
+        );
+        assert_eq!(state.of("4.sql").unwrap().file, MigrationFile::Gone);
+        assert!(state.of("3.sql").is_none(), "nothing wants 3.sql");
+    }
+
+    #[test]
+    fn whole_rows_out_of_lexical_order_are_named_in_ledger_order() {
+        let seen = ours(vec![
+            row("2.sql", Some("c2"), None),
+            row("0.sql", Some("c0"), Some("d1_migrations")),
+            row("1.sql", Some("c1"), None),
+        ]);
+        assert_eq!(
+            for_apply(&seen).out_of_order(),
+            Some(vec!["2.sql", "1.sql"])
+        );
+        let sorted = ours(vec![row("1.sql", Some("c1"), None)]);
+        assert_eq!(for_apply(&sorted).out_of_order(), None);
+    }
+
+    fn lock_recording(migrations: Vec<Applied>) -> Sandbox {
+        Sandbox {
+            version: lock::VERSION,
+            worktree: "a".into(),
+            recipe: String::new(),
+            links: vec![],
+            env: None,
+            database: lock::DatabaseLock {
+                kind: "sqlite".into(),
+                name: "app_a".into(),
+                location: "sqlite".into(),
+                migrations,
+                chain: String::new(),
+            },
+            port: 20001,
+            setup: vec![],
+        }
+    }
+}
