@@ -1,14 +1,12 @@
-//! Apply's decisions, from states built by hand: no git, no binary.
+//! Apply's decisions, from observations built by hand: no git, no binary.
 
 use std::path::Path;
 
 use super::decide::{database, env, links, setup};
 use super::{Action, ApplyError, EnvReason};
 use crate::db::migrations::Applied;
-use crate::sandbox::lock::LinkMode;
-use crate::sandbox::lock::{EnvLock, Hook, Link, LinkKind};
-use crate::sandbox::observe::{DatabaseSeen, EnvFound, Found};
-use crate::sandbox::observe::{EnvSeen, Spot};
+use crate::sandbox::lock::{EnvLock, Hook, Link, LinkKind, LinkMode};
+use crate::sandbox::observe::{DatabaseSeen, EnvFound, EnvSeen, Found, Spot};
 use crate::sandbox::state;
 
 const ROOT: &str = "/w/wt";
