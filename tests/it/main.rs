@@ -16,4 +16,5 @@ mod recipe;
 mod sandbox;
 mod setup;
 mod snapshots;
+mod state;
 mod stress;
