@@ -25,19 +25,14 @@ pub enum FindingKind {
     Lock,
 }
 
-impl FindingKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
+/// As it serializes; padded as asked (the report aligns the kinds).
+impl std::fmt::Display for FindingKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
             FindingKind::Drift => "drift",
             FindingKind::Stale => "stale",
             FindingKind::Lock => "lock",
-        }
-    }
-}
-
-impl std::fmt::Display for FindingKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.as_str())
+        })
     }
 }
 
@@ -49,6 +44,14 @@ pub struct Finding {
 }
 
 impl Finding {
+    fn lock(message: String) -> Self {
+        Finding {
+            kind: FindingKind::Lock,
+            subject: lock::FILE_NAME.into(),
+            message,
+        }
+    }
+
     fn drift(subject: String, message: impl Into<String>) -> Self {
         Finding {
             kind: FindingKind::Drift,
@@ -79,11 +82,9 @@ pub fn verify(checkout: Checkout) -> Result<Report, BoxError> {
     let root = checkout.root.clone();
     let path = root.display().to_string();
     let Some(read) = lock::read(&root)? else {
-        let finding = Finding {
-            kind: FindingKind::Lock,
-            subject: lock::FILE_NAME.into(),
-            message: "missing: this worktree is not provisioned (run `provision apply`)".into(),
-        };
+        let finding = Finding::lock(
+            "missing: this worktree is not provisioned (run `provision apply`)".into(),
+        );
         return Ok(Report {
             worktree: None,
             path,
@@ -95,20 +96,16 @@ pub fn verify(checkout: Checkout) -> Result<Report, BoxError> {
     let locked = &read.sandbox;
     let mut findings = Vec::new();
     if !read.hash_ok {
-        findings.push(Finding {
-            kind: FindingKind::Lock,
-            subject: lock::FILE_NAME.into(),
-            message: format!(
-                "edited: its contents no longer match its hash {}",
-                read.recorded_hash
-            ),
-        });
+        findings.push(Finding::lock(format!(
+            "edited: its contents no longer match its hash {}",
+            read.recorded_hash
+        )));
     }
     let ctx = Context::observe(checkout, locked)?;
     let files = ctx.migrations()?;
     let mut database = ctx.database()?;
     let observed = observe::observe(locked, &root, &ctx.checkout.main, database.as_mut())?;
-    drift(locked, &observed, &mut findings);
+    worktree_drift(locked, &observed, &mut findings);
     database_drift(locked, &observed, &files, &mut findings);
     // Whatever the specific checks above do not name, the diff still shows:
     // verify never passes a sandbox that differs from its lock.
@@ -160,7 +157,7 @@ fn pretty(sandbox: &Sandbox) -> String {
 }
 
 /// The links, env file and setup commands against the lock.
-fn drift(locked: &Sandbox, observed: &Observed, findings: &mut Vec<Finding>) {
+fn worktree_drift(locked: &Sandbox, observed: &Observed, findings: &mut Vec<Finding>) {
     let links = locked.links.iter().zip(&observed.links);
     for ((want, found), have) in links.zip(&observed.sandbox.links) {
         // Equal as the lock records it is in place, also where a
@@ -228,11 +225,8 @@ fn database_drift(
         let message = extra.ledger.message().unwrap_or_default();
         findings.push(Finding::drift(format!("migration {}", extra.name), message));
     }
-    if let Some(names) = db.out_of_order() {
-        findings.push(Finding::drift(
-            "migrations".into(),
-            format!("applied out of order: {}", names.join(", ")),
-        ));
+    if let Some(message) = db.order_message() {
+        findings.push(Finding::drift("migrations".into(), message));
     }
     for row in &db.migrations {
         if let Some(message) = row.partial_message() {

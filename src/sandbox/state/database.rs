@@ -81,6 +81,8 @@ pub fn known_checksums(locked: Option<&Sandbox>, files: &[Migration]) -> Vec<App
         .collect()
 }
 
+/// `known`: the checksum a row that keeps none was applied with
+/// (`known_checksums`).
 pub fn database(
     wanted: &[Applied],
     files: &[Migration],
@@ -161,11 +163,11 @@ impl DatabaseState {
             .filter(|m| m.is_recorded() && m.missing_from.is_none())
     }
 
-    /// The whole rows' names when they are not in lexical order, the order
+    /// How verify words whole rows out of lexical order, the order
     /// migrations apply in. (Apply leaves the ledger as it is.)
-    pub fn out_of_order(&self) -> Option<Vec<&str>> {
+    pub fn order_message(&self) -> Option<String> {
         let names: Vec<&str> = self.complete_rows().map(|m| m.name.as_str()).collect();
-        (!names.is_sorted()).then_some(names)
+        (!names.is_sorted()).then(|| format!("applied out of order: {}", names.join(", ")))
     }
 }
 
@@ -391,11 +393,11 @@ mod tests {
             row("1.sql", Some("c1"), None),
         ]);
         assert_eq!(
-            for_apply(&seen).out_of_order(),
-            Some(vec!["2.sql", "1.sql"])
+            for_apply(&seen).order_message().unwrap(),
+            "applied out of order: 2.sql, 1.sql"
         );
         let sorted = ours(vec![row("1.sql", Some("c1"), None)]);
-        assert_eq!(for_apply(&sorted).out_of_order(), None);
+        assert_eq!(for_apply(&sorted).order_message(), None);
     }
 
     fn lock_recording(migrations: Vec<Applied>) -> Sandbox {
