@@ -1,7 +1,7 @@
 //! What is actually there: the worktree's links and env file, and the
-//! database's ledger. Reads only. `state` classifies what is found; the
-//! same findings, described in the lock's own terms (`Observed::sandbox`),
-//! are what verify diffs line by line against the lock.
+//! database's ledger. Reads only. `state` classifies what is found; what
+//! is found, described in the lock's own terms (`Observed::sandbox`), is
+//! what verify diffs line by line against the lock.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
