@@ -1,5 +1,5 @@
 //! Verify and apply read one state. On a provisioned worktree damaged at
-//! random (links, env file, database, ledger rows), `verify` is clean
+//! random (links and copies, env file, database, ledger rows), `verify` is clean
 //! exactly when `apply --dry-run` plans nothing, a dry run refuses exactly
 //! what `apply` refuses, and once an `apply` succeeds `verify` is clean.
 
@@ -49,6 +49,9 @@ enum Ledgers {
 
 #[derive(Debug, Clone)]
 struct Damage {
+    /// `node_modules` is the worktree's own copy (`[links] copy`), not a
+    /// symlink.
+    copy: bool,
     links: Vec<LinkDamage>,
     env: EnvDamage,
     drop_database: bool,
@@ -67,7 +70,6 @@ fn damage(repairable: bool) -> impl Strategy<Value = Damage> {
         EnvDamage::Symlink,
         EnvDamage::Delete,
     ];
-    // A missing row of the last migration runs it again, which fails.
     let mut missing = vec![
         Ledgers::Neither,
         Ledgers::Neither,
@@ -78,10 +80,13 @@ fn damage(repairable: bool) -> impl Strategy<Value = Damage> {
     if !repairable {
         links.extend([RealFile, RealFolder]);
         envs.push(EnvDamage::Foreign);
+        // Runs the migration again (which fails), or leaves it to sort
+        // before one still recorded (refused).
         missing.push(Ledgers::Both);
         extra.extend([Ledgers::D1, Ledgers::Ours, Ledgers::Both]);
     }
     (
+        proptest::bool::weighted(0.3),
         proptest::collection::vec(select(links), LINKS.len()),
         select(envs),
         proptest::bool::weighted(0.15),
@@ -89,7 +94,8 @@ fn damage(repairable: bool) -> impl Strategy<Value = Damage> {
         select(extra),
     )
         .prop_map(
-            |(links, env, drop_database, missing_rows, extra_row)| Damage {
+            |(copy, links, env, drop_database, missing_rows, extra_row)| Damage {
+                copy,
                 links,
                 env,
                 drop_database,
@@ -109,8 +115,10 @@ fn damage(repairable: bool) -> impl Strategy<Value = Damage> {
 
 fn damage_link(main: &Path, wt: &Path, name: &str, how: LinkDamage) {
     let at = wt.join(name);
-    if how != LinkDamage::Keep {
-        fs_err::remove_file(&at).unwrap();
+    match how {
+        LinkDamage::Keep => {}
+        _ if at.is_symlink() => fs_err::remove_file(&at).unwrap(),
+        _ => fs_err::remove_dir_all(&at).unwrap(),
     }
     let folder = main.join(name).is_dir();
     match how {
@@ -204,6 +212,13 @@ fn verify_is_clean(env: &TestEnv, wt: &Path) -> Result<bool, TestCaseError> {
 fn check(damage: &Damage, must_repair: bool) -> Result<(), TestCaseError> {
     let env = TestEnv::new();
     let main = env.fixture_repo("app");
+    if damage.copy {
+        write(
+            main.join("provision.toml"),
+            "[links]\ncopy = [\"node_modules\"]\n",
+        );
+        env.commit_all(&main, "node_modules is each worktree's own");
+    }
     env.provision(&main, &["new", "feature"]).expect(0);
     let wt = env.path("worktree-feature");
     for (name, how) in LINKS.iter().zip(&damage.links) {
