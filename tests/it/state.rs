@@ -1,7 +1,8 @@
 //! Verify and apply read one state. On a provisioned worktree damaged at
-//! random (links and copies, env file, database, ledger rows), `verify` is clean
-//! exactly when `apply --dry-run` plans nothing, a dry run refuses exactly
-//! what `apply` refuses, and once an `apply` succeeds `verify` is clean.
+//! random (links and copies, env file, database, ledger rows), `verify` is
+//! clean exactly when `apply --dry-run` plans nothing, a dry run refuses
+//! exactly what `apply` refuses, and once an `apply` succeeds `verify` is
+//! clean.
 
 use std::path::Path;
 
