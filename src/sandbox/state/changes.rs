@@ -5,12 +5,13 @@ use crate::sandbox::lock::{Hook, Link, LinkKind, LinkMode, Sandbox};
 use crate::sandbox::setup;
 
 /// A link of the recipe (or of the lock) that the other does not match.
+/// Verify reports each as stale; apply acts on what is at a wanted link's
+/// path (its `LinkState`), and on dropped links.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkChange {
-    /// Wanted by the recipe, not in the lock: apply makes it (whatever is
-    /// at its path decides how).
+    /// Wanted by the recipe, not in the lock.
     Added,
-    /// The recipe now realises it another way: apply redoes it.
+    /// The recipe now realises it another way (symlink, copy, reflink).
     ModeChanged { wanted: LinkMode, locked: LinkMode },
     /// The main checkout's entry is now of another kind (or gone).
     KindChanged { kind: LinkKind },
@@ -46,9 +47,8 @@ pub enum Change<'a> {
     Overrides {
         file: &'a str,
     },
-    /// A command that is not `Done`; `index` is its place in the recipe.
+    /// A command of the recipe that is not `Done`.
     Setup {
-        index: usize,
         run: &'a str,
         step: Step,
     },
@@ -116,10 +116,9 @@ pub fn changes<'a>(locked: &'a Sandbox, planned: &'a Sandbox) -> Vec<Change<'a>>
         out.push(Change::Overrides { file: &want.file });
     }
     let steps = steps(&planned.setup, &locked.setup);
-    for (index, (hook, step)) in planned.setup.iter().zip(steps).enumerate() {
+    for (hook, step) in planned.setup.iter().zip(steps) {
         if step != Step::Done {
             out.push(Change::Setup {
-                index,
                 run: &hook.run,
                 step,
             });
@@ -279,7 +278,6 @@ mod tests {
     #[test]
     fn a_failed_command_is_not_stale_but_drift() {
         let change = Change::Setup {
-            index: 0,
             run: "npm ci",
             step: Step::Failed,
         };
