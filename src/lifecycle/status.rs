@@ -160,7 +160,11 @@ fn verify(checkout: Checkout) -> (State, Option<String>) {
         Ok(report) if report.worktree.is_none() => (State::NotProvisioned, None),
         Ok(report) if report.clean => (State::Clean, None),
         Ok(report) => {
-            let state = if report.findings.iter().all(|f| f.kind == "stale") {
+            let state = if report
+                .findings
+                .iter()
+                .all(|f| f.kind == verify::FindingKind::Stale)
+            {
                 State::Stale
             } else {
                 State::Drift
@@ -168,7 +172,7 @@ fn verify(checkout: Checkout) -> (State, Option<String>) {
             let first = report
                 .findings
                 .iter()
-                .find(|f| state == State::Stale || f.kind != "stale")
+                .find(|f| state == State::Stale || f.kind != verify::FindingKind::Stale)
                 .map(|f| format!("{}: {}", f.subject, f.message));
             (state, first)
         }

@@ -1,23 +1,112 @@
 //! What is actually there: the worktree's links and env file, and the
-//! database's ledger, described in the lock's own terms so the two can be
-//! compared field by field and diffed line by line. Reads only.
+//! database's ledger. Reads only. `state` classifies what is found; what
+//! is found, described in the lock's own terms (`Observed::sandbox`), is
+//! what verify diffs line by line against the lock.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use crate::db::migrations;
-use crate::db::{Database, DbError, LedgerRow};
+use crate::db::{Database, DbError, Ledger, LedgerRow};
 use crate::fsutil;
 use crate::hash;
 use crate::sandbox::envfile;
 use crate::sandbox::lock::{DatabaseLock, EnvLock, Link, LinkKind, LinkMode, Sandbox};
 
-/// The observed sandbox, shaped like `reference` (a lock or a plan): the
-/// same links and keys are looked at, and what cannot be observed (name,
-/// port, recipe, which setup commands completed) is copied.
+/// What one look at a link's path finds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    Nothing,
+    /// A real file or folder (`File` or `Dir`).
+    Real(LinkKind),
+    /// A symlink whose text cannot be read.
+    Unreadable,
+    /// A symlink: its target as the lock writes it (`{main}/<path>` when it
+    /// reaches the main checkout's copy), and what is there (`File`, `Dir`,
+    /// or `Absent`).
+    Symlink {
+        target: String,
+        kind: LinkKind,
+    },
+}
+
+/// What is at the env file's path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvFound {
+    Nothing,
+    Symlink,
+    /// There, but not readable as text (a folder, or not UTF-8).
+    Unreadable,
+    Text {
+        hash: String,
+        /// Whether provision wrote it (its header), so may rewrite it.
+        ours: bool,
+        /// The values it sets for the looked-for keys.
+        values: BTreeMap<String, String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvSeen {
+    pub file: EnvFound,
+    /// The hash of the main checkout's copy (or `(missing)`), looked at
+    /// only where the lock records one.
+    pub shared: Option<String>,
+}
+
+/// What the database says of itself.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DatabaseSeen {
+    pub exists: bool,
+    pub marked: bool,
+    pub rows: Vec<LedgerRow>,
+}
+
+impl DatabaseSeen {
+    /// Everything, the ledger even of a database that is not provision's
+    /// (verify reports what it holds).
+    pub fn look(database: &mut dyn Database) -> Result<Self, DbError> {
+        if !database.exists()? {
+            return Ok(DatabaseSeen::default());
+        }
+        let rows = database.ledger()?.rows;
+        Ok(DatabaseSeen {
+            exists: true,
+            marked: database.is_marked()?,
+            rows,
+        })
+    }
+
+    /// Nothing past the mark of a database that is not provision's (apply
+    /// refuses it, and reads no further).
+    pub fn look_if_ours(database: &mut dyn Database) -> Result<Self, DbError> {
+        if !database.exists()? {
+            return Ok(DatabaseSeen::default());
+        }
+        let marked = database.is_marked()?;
+        let rows = if marked {
+            database.ledger()?.rows
+        } else {
+            Vec::new()
+        };
+        Ok(DatabaseSeen {
+            exists: true,
+            marked,
+            rows,
+        })
+    }
+}
+
+/// The observed sandbox, shaped like `reference` (a lock): the same links
+/// and keys are looked at, and what cannot be observed (name, port, recipe,
+/// which setup commands completed) is copied.
 pub struct Observed {
+    /// What is at each of the reference's links, in its order.
+    pub links: Vec<Found>,
+    pub env: Option<EnvSeen>,
+    pub database: DatabaseSeen,
+    /// All of the above in the lock's terms.
     pub sandbox: Sandbox,
-    /// Ledger rows only part of the ledger has.
-    pub partial_rows: Vec<LedgerRow>,
 }
 
 pub fn observe(
@@ -26,85 +115,59 @@ pub fn observe(
     main: &Path,
     database: &mut dyn Database,
 ) -> Result<Observed, DbError> {
-    let links = reference
+    let links: Vec<Found> = reference
         .links
         .iter()
-        .map(|link| observe_link(link, worktree, main))
+        .map(|link| look(&link.path, worktree, main))
         .collect();
     let env = reference
         .env
         .as_ref()
-        .map(|env| observe_env(env, worktree, main));
-    let database_exists = database.exists()?;
-    let (rows, marked) = if database_exists {
-        (database.ledger()?.rows, database.is_marked()?)
-    } else {
-        (Vec::new(), false)
-    };
-    let applied: Vec<_> = crate::db::Ledger { rows: rows.clone() }.complete();
-    let name = match (database_exists, marked) {
-        (false, _) => format!("{} (missing)", database.name()),
-        (true, false) => format!("{} (not marked as provision's)", database.name()),
-        (true, true) => database.name().to_string(),
-    };
+        .map(|env| look_env(env, worktree, main));
+    let seen = DatabaseSeen::look(database)?;
     let sandbox = Sandbox {
-        links,
-        env,
-        database: DatabaseLock {
-            kind: database.kind(),
-            name,
-            location: database.location(),
-            chain: migrations::chain(&applied),
-            migrations: applied,
-        },
+        links: reference
+            .links
+            .iter()
+            .zip(&links)
+            .map(|(link, found)| as_link(link, found))
+            .collect(),
+        env: reference
+            .env
+            .as_ref()
+            .zip(env.as_ref())
+            .map(|(e, s)| as_env(e, s)),
+        database: as_database(database, &seen),
         ..reference.clone()
     };
-    let partial_rows = rows
-        .into_iter()
-        .filter(|r| r.missing_from.is_some())
-        .collect();
     Ok(Observed {
+        links,
+        env,
+        database: seen,
         sandbox,
-        partial_rows,
     })
 }
 
-/// A link as it is. A copy (`[links] copy`/`reflink`) is the worktree's own:
-/// it is observed as a real file or folder of its kind, its contents never
-/// compared, and a symlink in its place is observed as a symlink.
-pub fn observe_link(link: &Link, worktree: &Path, main: &Path) -> Link {
-    let at = worktree.join(&link.path);
-    let observed = |target: String, kind, mode| Link {
-        path: link.path.clone(),
-        target,
-        kind,
-        mode,
-    };
+/// What is at `path` of the worktree. A link's target is resolved without
+/// following the folders on the way (as the kernel does when they are real).
+pub fn look(path: &str, worktree: &Path, main: &Path) -> Found {
+    let at = worktree.join(path);
     let Ok(meta) = fs_err::symlink_metadata(&at) else {
-        let kind = if link.kind == LinkKind::Absent {
-            LinkKind::Absent
-        } else {
-            LinkKind::Missing
-        };
-        return observed(link.target.clone(), kind, link.mode);
+        return Found::Nothing;
     };
     if !meta.file_type().is_symlink() {
-        if link.mode.is_symlink() {
-            return observed(String::new(), LinkKind::NotALink, link.mode);
-        }
-        let kind = if meta.is_dir() {
+        return Found::Real(if meta.is_dir() {
             LinkKind::Dir
         } else {
             LinkKind::File
-        };
-        return observed(link.target.clone(), kind, link.mode);
+        });
     }
     let Ok(text) = fs_err::read_link(&at) else {
-        return observed(String::new(), LinkKind::Missing, LinkMode::Symlink);
+        return Found::Unreadable;
     };
     let resolved = fsutil::normalize(&at.parent().unwrap_or(worktree).join(&text));
-    let target = if resolved == main.join(&link.path) {
-        format!("{{main}}/{}", link.path)
+    let target = if resolved == main.join(path) {
+        format!("{{main}}/{path}")
     } else {
         text.display().to_string()
     };
@@ -113,39 +176,111 @@ pub fn observe_link(link: &Link, worktree: &Path, main: &Path) -> Link {
         Ok(_) => LinkKind::File,
         Err(_) => LinkKind::Absent,
     };
-    observed(target, kind, LinkMode::Symlink)
+    Found::Symlink { target, kind }
 }
 
-pub const MISSING: &str = "(missing)";
-pub const SYMLINK: &str = "(a symlink, not a real file)";
+/// The first folder on the way to `path` that is a symlink or a file: a
+/// write at `path` would land where it points, or fail.
+pub fn blocker(worktree: &Path, path: &str) -> Option<(PathBuf, &'static str)> {
+    fsutil::blocked_parent(worktree, Path::new(path))
+}
 
-fn observe_env(env: &EnvLock, worktree: &Path, main: &Path) -> EnvLock {
+/// What apply looks at before it writes or deletes at a path.
+pub struct Spot {
+    pub found: Found,
+    pub blocker: Option<(PathBuf, &'static str)>,
+}
+
+pub fn spot(path: &str, worktree: &Path, main: &Path) -> Spot {
+    Spot {
+        found: look(path, worktree, main),
+        blocker: blocker(worktree, path),
+    }
+}
+
+/// `found` as a lock records a link. A copy (`[links] copy`/`reflink`) is
+/// the worktree's own: a real file or folder of its kind, its contents
+/// never compared; a symlink in its place shows as a symlink.
+pub fn as_link(link: &Link, found: &Found) -> Link {
+    let (target, kind, mode) = match found {
+        Found::Nothing if link.kind == LinkKind::Absent => {
+            (link.target.clone(), LinkKind::Absent, link.mode)
+        }
+        Found::Nothing => (link.target.clone(), LinkKind::Missing, link.mode),
+        Found::Real(_) if link.mode.is_symlink() => (String::new(), LinkKind::NotALink, link.mode),
+        Found::Real(kind) => (link.target.clone(), *kind, link.mode),
+        Found::Unreadable => (String::new(), LinkKind::Missing, LinkMode::Symlink),
+        Found::Symlink { target, kind } => (target.clone(), *kind, LinkMode::Symlink),
+    };
+    Link {
+        path: link.path.clone(),
+        target,
+        kind,
+        mode,
+    }
+}
+
+const MISSING: &str = "(missing)";
+const SYMLINK: &str = "(a symlink, not a real file)";
+
+/// The env file, and the values it sets for the keys `env` overrides.
+pub fn look_env(env: &EnvLock, worktree: &Path, main: &Path) -> EnvSeen {
     let path = worktree.join(&env.file);
     let shared = env.shared.as_ref().map(|_| {
         fs_err::read(main.join(&env.file)).map_or_else(|_| MISSING.to_string(), |b| hash::of(&b))
     });
-    let keys = env.overrides.keys().cloned();
-    let (content, overrides) = match fs_err::symlink_metadata(&path) {
-        Err(_) => (
-            MISSING.to_string(),
-            keys.map(|k| (k, MISSING.to_string())).collect(),
-        ),
-        Ok(meta) if meta.file_type().is_symlink() => (
-            SYMLINK.to_string(),
-            keys.map(|k| (k, SYMLINK.to_string())).collect(),
-        ),
+    let file = match fs_err::symlink_metadata(&path) {
+        Err(_) => EnvFound::Nothing,
+        Ok(meta) if meta.file_type().is_symlink() => EnvFound::Symlink,
         Ok(_) => match fs_err::read_to_string(&path) {
-            Ok(text) => (hash::of(text.as_bytes()), envfile::values(&text, keys)),
-            Err(_) => (
-                MISSING.to_string(),
-                keys.map(|k| (k, MISSING.to_string())).collect(),
-            ),
+            Ok(text) => EnvFound::Text {
+                hash: hash::of(text.as_bytes()),
+                ours: envfile::is_ours(&text),
+                values: envfile::values(&text, env.overrides.keys().cloned()),
+            },
+            Err(_) => EnvFound::Unreadable,
         },
+    };
+    EnvSeen { file, shared }
+}
+
+/// `seen` as a lock records the env file.
+fn as_env(env: &EnvLock, seen: &EnvSeen) -> EnvLock {
+    let all = |word: &str| {
+        let values = env.overrides.keys().map(|k| (k.clone(), word.to_string()));
+        (word.to_string(), values.collect())
+    };
+    let (content, overrides) = match &seen.file {
+        EnvFound::Nothing | EnvFound::Unreadable => all(MISSING),
+        EnvFound::Symlink => all(SYMLINK),
+        EnvFound::Text { hash, values, .. } => (hash.clone(), values.clone()),
     };
     EnvLock {
         file: env.file.clone(),
-        shared,
+        shared: seen.shared.clone(),
         overrides,
         content,
+    }
+}
+
+/// `seen` as a lock records the database: the rows the whole ledger
+/// agrees on, and the name marked when the database is missing or is
+/// not provision's.
+fn as_database(database: &dyn Database, seen: &DatabaseSeen) -> DatabaseLock {
+    let applied = Ledger {
+        rows: seen.rows.clone(),
+    }
+    .complete();
+    let name = match (seen.exists, seen.marked) {
+        (false, _) => format!("{} (missing)", database.name()),
+        (true, false) => format!("{} (not marked as provision's)", database.name()),
+        (true, true) => database.name().to_string(),
+    };
+    DatabaseLock {
+        kind: database.kind(),
+        name,
+        location: database.location(),
+        chain: migrations::chain(&applied),
+        migrations: applied,
     }
 }

@@ -19,6 +19,7 @@ mod recipe;
 mod sandbox;
 mod setup;
 mod snapshots;
+mod state;
 mod stress;
 mod trust;
 mod workflow;

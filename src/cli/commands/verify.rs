@@ -5,7 +5,7 @@ use crate::BoxError;
 use crate::cli::{Exit, Globals};
 use crate::git::Checkout;
 use crate::output::{self, CYAN, DIM, GREEN, RED, Report, YELLOW, paint};
-use crate::sandbox::verify;
+use crate::sandbox::verify::{self, FindingKind};
 
 use super::all;
 
@@ -63,7 +63,11 @@ impl Report for verify::Report {
             .unwrap_or(0);
         for f in &self.findings {
             let kind = paint(
-                if f.kind == "stale" { YELLOW } else { RED },
+                if f.kind == FindingKind::Stale {
+                    YELLOW
+                } else {
+                    RED
+                },
                 format!("{:<5}", f.kind),
             );
             out.push_str(&format!("{kind} {:<width$}  {}\n", f.subject, f.message));

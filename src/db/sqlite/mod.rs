@@ -123,7 +123,8 @@ fn one_line(sql: &str, err: rusqlite::Error) -> String {
             sql: rest,
             offset,
             ..
-        } if sql.ends_with(&rest) => {
+        } if sql.ends_with(rest.trim_end_matches('\0')) => {
+            let rest = rest.trim_end_matches('\0');
             let at = sql.len() - rest.len() + usize::try_from(offset).unwrap_or(0);
             let line = sql.as_bytes()[..at.min(sql.len())]
                 .iter()

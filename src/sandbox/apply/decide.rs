@@ -1,0 +1,234 @@
+//! Apply's reading of each state: the action that brings it to the plan,
+//! nothing, or the refusal that keeps a user's data. Pure: what is there was
+//! looked at before (`observe`), and the first refusal, in the order the
+//! parts are decided, is the one reported.
+
+use std::path::{Path, PathBuf};
+
+use crate::BoxError;
+use crate::db::DbError;
+use crate::fsutil;
+use crate::sandbox::lock::{EnvLock, Hook, Link, LinkKind};
+use crate::sandbox::observe::{EnvSeen, Spot};
+use crate::sandbox::state::{
+    self, DatabaseState, EnvFileState, Ledger, LinkState, MigrationFile, Presence, Step, kind_word,
+};
+
+use super::{Action, ApplyError, EnvReason};
+
+/// Links an earlier recipe made that this one no longer wants go first (a
+/// new path may lie inside an old folder link), then the plan's links.
+/// `dropped` are the lock's links the plan no longer has; `copies` the
+/// paths the lock records as the worktree's own copies.
+pub fn links(
+    wanted: &[(&Link, Spot)],
+    dropped: &[(&Link, Spot)],
+    copies: &[&str],
+    root: &Path,
+    main: &Path,
+) -> Result<Vec<Action>, ApplyError> {
+    let mut actions = Vec::new();
+    for (old, spot) in dropped {
+        // A copy is the worktree's own and stays.
+        if !old.mode.is_symlink() || spot.blocker.is_some() {
+            continue;
+        }
+        // Only the link provision made, still pointing where it did.
+        let made = match state::link(old, &spot.found, false) {
+            LinkState::InPlace | LinkState::KindChanged { .. } => true,
+            LinkState::Dangling { target } => target == old.target,
+            _ => false,
+        };
+        if made {
+            actions.push(Action::Unlink {
+                path: old.path.clone(),
+            });
+        }
+    }
+    // An absent link has nothing in the main checkout to link to.
+    for (link, spot) in wanted.iter().filter(|(l, _)| l.kind != LinkKind::Absent) {
+        let doing = if link.mode.is_symlink() {
+            "linked"
+        } else {
+            "copied"
+        };
+        let state = if under_old_link(&link.path, spot.blocker.as_ref(), doing, &actions)? {
+            LinkState::Missing
+        } else {
+            state::link(link, &spot.found, copies.contains(&link.path.as_str()))
+        };
+        actions.extend(link_action(link, state, root, main)?);
+    }
+    Ok(actions)
+}
+
+fn link_action(
+    link: &Link,
+    state: LinkState,
+    root: &Path,
+    main: &Path,
+) -> Result<Option<Action>, ApplyError> {
+    let path = link.path.clone();
+    match state {
+        LinkState::InPlace => Ok(None),
+        LinkState::Occupied { own_copy: true, .. } => Err(ApplyError::OwnCopy { path }),
+        LinkState::Occupied { have, .. } => Err(ApplyError::Occupied {
+            path,
+            what: kind_word(have),
+        }),
+        // The worktree's own copy, as the lock says, is never replaced; a
+        // real file the lock does not record as a copy is someone's work,
+        // never adopted (`remove` would take it along).
+        LinkState::NotOurCopy { have, wanted } => Err(ApplyError::CopyKind {
+            path,
+            what: kind_word(have),
+            wanted: kind_word(wanted),
+        }),
+        _ if link.mode.is_symlink() => Ok(Some(Action::Link {
+            target: link_text(root, main, &path),
+            path,
+        })),
+        // Nothing, or a symlink, which holds no data, is where the copy goes.
+        _ => Ok(Some(Action::Copy {
+            path,
+            mode: link.mode,
+        })),
+    }
+}
+
+/// Refuses a path whose folder in the worktree (`blocker`) is a file
+/// (tracked on this branch) or a symlink, which would carry a write or
+/// delete out of the worktree (into the main checkout), unless that symlink
+/// is an old link `actions` removes first: then the path is free (`true`).
+pub fn under_old_link(
+    path: &str,
+    blocker: Option<&(PathBuf, &'static str)>,
+    doing: &'static str,
+    actions: &[Action],
+) -> Result<bool, ApplyError> {
+    let Some((parent, what)) = blocker else {
+        return Ok(false);
+    };
+    let unlinked = |a: &Action| matches!(a, Action::Unlink { path } if Path::new(path) == parent);
+    if *what == "symlink" && actions.iter().any(unlinked) {
+        return Ok(true);
+    }
+    Err(ApplyError::Blocked {
+        path: path.to_string(),
+        doing,
+        parent: parent.display().to_string(),
+        what,
+    })
+}
+
+/// The relative text of a link from `root/path` to `main/path`.
+fn link_text(root: &Path, main: &Path, path: &str) -> String {
+    let at = root.join(path);
+    fsutil::relative_path(at.parent().unwrap_or(root), &main.join(path))
+        .display()
+        .to_string()
+}
+
+pub fn env(
+    want: &EnvLock,
+    seen: &EnvSeen,
+    blocker: Option<&(PathBuf, &'static str)>,
+    actions: &[Action],
+) -> Result<Option<Action>, ApplyError> {
+    let file = want.file.clone();
+    // An old folder link on the way is removed first.
+    let state = if under_old_link(&file, blocker, "written", actions)? {
+        EnvFileState::Missing
+    } else {
+        state::env(want, seen).file
+    };
+    let reason = match state {
+        EnvFileState::Written => return Ok(None),
+        EnvFileState::Missing => EnvReason::New,
+        EnvFileState::Symlink => EnvReason::ReplacesSymlink,
+        EnvFileState::Edited { ours: true, .. } => EnvReason::OutOfDate,
+        EnvFileState::Edited { ours: false, .. } | EnvFileState::Unreadable => {
+            return Err(ApplyError::ForeignEnvFile { file });
+        }
+    };
+    Ok(Some(Action::WriteEnv { file, reason }))
+}
+
+/// `name` and `location` are the database's; `dir` the migrations folder.
+pub fn database(
+    state: &DatabaseState,
+    name: &str,
+    location: String,
+    dir: &str,
+) -> Result<Vec<Action>, BoxError> {
+    let mut actions = Vec::new();
+    match state.presence {
+        Presence::Missing => actions.push(Action::CreateDatabase {
+            name: name.into(),
+            location,
+        }),
+        Presence::Unmarked => {
+            return Err(DbError::Unmarked {
+                name: name.into(),
+                location,
+            }
+            .into());
+        }
+        Presence::Ours => {}
+    }
+    let partial: Vec<String> = state
+        .migrations
+        .iter()
+        .filter(|m| m.missing_from.is_some() && m.file != MigrationFile::Gone)
+        .map(|m| m.name.clone())
+        .collect();
+    if !partial.is_empty() {
+        actions.push(Action::RepairLedger { rows: partial });
+    }
+    let mut pending = Vec::new();
+    for m in &state.migrations {
+        let name = m.name.clone();
+        let refusal = match &m.ledger {
+            _ if m.is_recorded() && m.file == MigrationFile::Gone => ApplyError::FileMissing {
+                name,
+                dir: dir.into(),
+            },
+            // The plan wants each file as it is now.
+            Ledger::Differs { recorded, wanted } => ApplyError::Edited {
+                name,
+                recorded: recorded.clone(),
+                current: wanted.clone(),
+            },
+            Ledger::Pending {
+                before: Some(applied),
+            } => ApplyError::OutOfOrder {
+                pending: name,
+                applied: applied.clone(),
+            },
+            Ledger::Pending { before: None } => {
+                pending.push(name);
+                continue;
+            }
+            Ledger::Applied | Ledger::Unwanted => continue,
+        };
+        return Err(refusal.into());
+    }
+    if !pending.is_empty() {
+        actions.push(Action::Migrate { names: pending });
+    }
+    Ok(actions)
+}
+
+/// Every command from the first that did not complete as the lock records.
+pub fn setup(wanted: &[Hook], locked: &[Hook]) -> Vec<Action> {
+    wanted
+        .iter()
+        .zip(state::steps(wanted, locked))
+        .enumerate()
+        .filter(|(_, (_, step))| *step != Step::Done)
+        .map(|(index, (hook, _))| Action::Setup {
+            run: hook.run.clone(),
+            index,
+        })
+        .collect()
+}

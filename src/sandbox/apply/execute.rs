@@ -1,0 +1,151 @@
+//! Carries out apply's actions in order, each path checked again right
+//! before it is written or deleted, then records the lock in the registry.
+
+use std::path::Path;
+
+use crate::BoxError;
+use crate::db::Database;
+use crate::db::migrations::{Applied, Migration};
+use crate::fsutil;
+use crate::git;
+use crate::output::Progress;
+use crate::sandbox::copy;
+use crate::sandbox::lock::{self, LinkMode, Sandbox};
+use crate::sandbox::observe;
+use crate::sandbox::setup::Runner;
+use crate::workspace::WorktreeSandbox;
+
+use super::decide::under_old_link;
+use super::{Action, ApplyError, EnvReason};
+
+/// What carrying out the actions needs.
+pub struct Execution<'a> {
+    pub root: &'a Path,
+    pub main: &'a Path,
+    pub desired: &'a Sandbox,
+    pub setup: Runner,
+    pub env_text: Option<&'a str>,
+    pub lock_text: &'a str,
+    pub database: &'a mut dyn Database,
+    pub migrations: &'a [Migration],
+    pub known: &'a [Applied],
+    pub progress: &'a Progress,
+}
+
+/// Runs `actions`, then records `lock_hash` (and the branch) in the
+/// worktree's registry record.
+pub fn all(
+    ctx: &WorktreeSandbox,
+    mut run: Execution,
+    actions: &[Action],
+    lock_hash: &str,
+) -> Result<(), BoxError> {
+    keep_out_of_git_status(ctx, run.desired)?;
+    for action in actions {
+        run.execute(action)?;
+    }
+    let guard = ctx.registry.lock()?;
+    if let Some(mut record) = ctx.registry.get(&ctx.checkout.id)?
+        && (record.lock_hash.as_deref() != Some(lock_hash) || record.branch != ctx.checkout.branch)
+    {
+        record.lock_hash = Some(lock_hash.to_string());
+        record.branch = ctx.checkout.branch.clone();
+        ctx.registry.put(&guard, &record)?;
+    }
+    Ok(())
+}
+
+/// Adds the lock, the env file and every link path to the shared exclude
+/// list, under the registry lock because every worktree shares that file.
+fn keep_out_of_git_status(ctx: &WorktreeSandbox, desired: &Sandbox) -> Result<(), BoxError> {
+    let mut paths = vec![lock::FILE_NAME.to_string()];
+    paths.extend(desired.env.iter().map(|e| e.file.clone()));
+    paths.extend(desired.links.iter().map(|l| l.path.clone()));
+    let _guard = ctx.registry.lock()?;
+    git::exclude_paths(&ctx.checkout.common_dir, &paths)?;
+    Ok(())
+}
+
+/// Checked again right before each write or delete.
+fn not_blocked(root: &Path, path: &str, doing: &'static str) -> Result<(), ApplyError> {
+    under_old_link(path, observe::blocker(root, path).as_ref(), doing, &[]).map(|_| ())
+}
+
+impl Execution<'_> {
+    fn execute(&mut self, action: &Action) -> Result<(), BoxError> {
+        let root = self.root;
+        if !matches!(action, Action::Migrate { .. }) {
+            self.progress.step(&action.to_string());
+        }
+        match action {
+            Action::Link { path, target } => {
+                not_blocked(root, path, "linked")?;
+                let at = root.join(path);
+                if let Some(parent) = at.parent() {
+                    fs_err::create_dir_all(parent)?;
+                }
+                if fs_err::symlink_metadata(&at).is_ok() {
+                    fs_err::remove_file(&at)?;
+                }
+                fs_err::os::unix::fs::symlink(target, &at)?;
+            }
+            Action::Unlink { path } => {
+                not_blocked(root, path, "unlinked")?;
+                fs_err::remove_file(root.join(path))?
+            }
+            Action::Copy { path, mode } => {
+                not_blocked(root, path, "copied")?;
+                let at = root.join(path);
+                // Only a symlink is ever in the way (the decision refuses
+                // anything else): the link goes, the data it points to stays.
+                if fs_err::symlink_metadata(&at).is_ok() {
+                    fs_err::remove_file(&at)?;
+                }
+                copy::copy(self.main, root, path, *mode == LinkMode::Reflink)?;
+            }
+            Action::Setup { run, index } => self.setup(*index, run)?,
+            Action::WriteEnv { file, reason } => {
+                not_blocked(root, file, "written")?;
+                let at = root.join(file);
+                if *reason == EnvReason::ReplacesSymlink {
+                    // Remove the link itself; writing through it would change
+                    // the main checkout's file.
+                    fs_err::remove_file(&at)?;
+                }
+                let text = self.env_text.expect("an env action has text");
+                fsutil::write_atomically(&at, text.as_bytes())?;
+            }
+            Action::CreateDatabase { .. } => self.database.create()?,
+            Action::RepairLedger { .. } => self.database.repair(self.known)?,
+            Action::Migrate { names } => {
+                let pending: Vec<&Migration> = names
+                    .iter()
+                    .filter_map(|name| self.migrations.iter().find(|f| &f.name == name))
+                    .collect();
+                let progress = self.progress;
+                self.database.migrate_all(&pending, &mut |m| {
+                    progress.step(&format!("migrate   {}", m.name))
+                })?;
+            }
+            Action::WriteLock { .. } => {
+                fsutil::write_atomically(&root.join(lock::FILE_NAME), self.lock_text.as_bytes())?
+            }
+        }
+        Ok(())
+    }
+
+    fn setup(&self, index: usize, run: &str) -> Result<(), BoxError> {
+        if let Err(err) = self.setup.run(index, run, self.progress) {
+            // What did complete is recorded, so the next `apply` starts at
+            // this command.
+            let mut partial = self.desired.clone();
+            for hook in &mut partial.setup[index..] {
+                hook.completed = false;
+            }
+            let text = lock::render(&partial);
+            fsutil::write_atomically(&self.root.join(lock::FILE_NAME), text.as_bytes())?;
+            return Err(err.into());
+        }
+        Ok(())
+    }
+}
