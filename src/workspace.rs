@@ -7,7 +7,7 @@
 //! `exec`, `init`, and `verify` until it has found a lock) work from the
 //! [`Checkout`] alone.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Deref;
 use std::path::Path;
 
@@ -18,6 +18,7 @@ use crate::git::{self, Checkout};
 use crate::lifecycle::registry::{self, Claim, DatabaseRecord, Record, Registry};
 use crate::recipe::config::{self, Settings};
 use crate::recipe::include::{self, Entry};
+use crate::sandbox::envfile;
 use crate::sandbox::lock::Sandbox;
 use crate::sandbox::plan::{self, Inputs, Plan};
 
@@ -295,6 +296,15 @@ impl WorktreeSandbox {
         } else {
             None
         };
+        let mut linked_env_keys = BTreeMap::new();
+        for (path, is_dir) in &resolved.present {
+            if !is_dir && envfile::is_dotenv(path) {
+                // Unreadable (not UTF-8, say): it sets nothing provision can see.
+                let text =
+                    fs_err::read_to_string(self.checkout.main.join(path)).unwrap_or_default();
+                linked_env_keys.insert(path.clone(), envfile::keys(&text));
+            }
+        }
         let main = self.checkout.main.to_string_lossy();
         let worktree = self.checkout.root.to_string_lossy();
         let inputs = Inputs {
@@ -309,6 +319,7 @@ impl WorktreeSandbox {
             resolved: &resolved,
             tracked_in_worktree: &tracked_in_worktree,
             shared_env: shared_env.as_deref(),
+            linked_env_keys: &linked_env_keys,
             migrations,
         };
         Ok(plan::plan(&inputs)?)

@@ -59,6 +59,9 @@ pub struct Row {
     pub locked: bool,
     /// The first finding, or why the state could not be read.
     pub detail: Option<String>,
+    /// Linked dotenv files that set a key the overrides set.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -105,6 +108,7 @@ pub fn status(checkout: &Checkout) -> Result<Report, BoxError> {
             main: false,
             locked: false,
             detail: Some(detail.into()),
+            warnings: Vec::new(),
         });
     }
     Ok(Report { sandboxes: rows })
@@ -126,6 +130,7 @@ fn row(worktree: &Worktree, record: Option<&Record>) -> Row {
         main: worktree.is_main,
         locked: worktree.locked,
         detail: None,
+        warnings: Vec::new(),
     };
     if worktree.cut_short {
         row.detail = Some(
@@ -145,20 +150,21 @@ fn row(worktree: &Worktree, record: Option<&Record>) -> Row {
     row.dirty = git::unsaved_files(&worktree.path)
         .ok()
         .map(|files| !files.is_empty());
-    let (state, detail) = match Checkout::discover(&worktree.path) {
+    let (state, detail, warnings) = match Checkout::discover(&worktree.path) {
         Ok(checkout) => verify(checkout),
-        Err(e) => (State::Error, Some(e.to_string())),
+        Err(e) => (State::Error, Some(e.to_string()), Vec::new()),
     };
     row.state = state;
     row.detail = detail;
+    row.warnings = warnings;
     row
 }
 
 /// The state `verify` reports, with its first finding.
-fn verify(checkout: Checkout) -> (State, Option<String>) {
+fn verify(checkout: Checkout) -> (State, Option<String>, Vec<String>) {
     match verify::verify(checkout) {
-        Ok(report) if report.worktree.is_none() => (State::NotProvisioned, None),
-        Ok(report) if report.clean => (State::Clean, None),
+        Ok(report) if report.worktree.is_none() => (State::NotProvisioned, None, Vec::new()),
+        Ok(report) if report.clean => (State::Clean, None, report.warnings),
         Ok(report) => {
             let state = if report
                 .findings
@@ -174,9 +180,9 @@ fn verify(checkout: Checkout) -> (State, Option<String>) {
                 .iter()
                 .find(|f| state == State::Stale || f.kind != verify::FindingKind::Stale)
                 .map(|f| format!("{}: {}", f.subject, f.message));
-            (state, first)
+            (state, first, report.warnings)
         }
-        Err(e) => (State::Error, Some(e.to_string())),
+        Err(e) => (State::Error, Some(e.to_string()), Vec::new()),
     }
 }
 

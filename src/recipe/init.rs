@@ -29,6 +29,8 @@ struct Found {
     wrangler: Option<&'static str>,
     /// The install command of the package manager whose lockfile is there.
     node: Option<&'static str>,
+    /// The env file the app loads, and which tool says so.
+    env_loader: Option<(&'static str, &'static str)>,
     supabase: bool,
     /// Untracked files to link: `.env*`, `.npmrc`, `.envrc`.
     shared_files: Vec<String>,
@@ -50,6 +52,9 @@ impl Found {
         out.extend(self.wrangler.map(String::from));
         if let Some(install) = self.node {
             out.push(format!("package.json ({install})"));
+        }
+        if let Some((file, tool)) = self.env_loader {
+            out.push(format!("{tool} (loads {file})"));
         }
         out.extend(self.shared_files.iter().cloned());
         for (dir, _, sql) in &self.migrations {
@@ -116,6 +121,7 @@ fn detect(root: &Path, index: &git2::Index) -> Result<Found, BoxError> {
             .map_or("npm ci", |(_, install)| install),
         );
     }
+    found.env_loader = env_loader(root);
     for entry in fs_err::read_dir(root)? {
         let name = entry?.file_name().to_string_lossy().into_owned();
         // `.env`, `.env.local`, `.envrc`, …, and npm's registry credentials.
@@ -140,6 +146,50 @@ fn detect(root: &Path, index: &git2::Index) -> Result<Found, BoxError> {
         found.migrations.push((dir, tool, sql));
     }
     Ok(found)
+}
+
+/// Which env file the app loads, from the tools it depends on: the
+/// overrides must go into a file the app reads, or every worktree quietly
+/// uses the main checkout's database and port. `None`: nothing known.
+fn env_loader(root: &Path) -> Option<(&'static str, &'static str)> {
+    let read = |file: &str| fs_err::read_to_string(root.join(file)).unwrap_or_default();
+    let package: serde_json::Value =
+        serde_json::from_str(&read("package.json")).unwrap_or_default();
+    let depends = |name: &str| {
+        ["dependencies", "devDependencies"]
+            .iter()
+            .any(|section| package[section].get(name).is_some())
+    };
+    // These load .env.local over .env (in development).
+    let local = [
+        "vite",
+        "next",
+        "nuxt",
+        "astro",
+        "@sveltejs/kit",
+        "@remix-run/dev",
+        "react-scripts",
+        "dotenv-flow",
+    ];
+    if let Some(tool) = local.into_iter().find(|t| depends(t)) {
+        return Some((".env.local", tool));
+    }
+    if read("Gemfile").contains("dotenv") {
+        return Some((".env.local", "dotenv-rails"));
+    }
+    // These load only .env.
+    if depends("dotenv") {
+        return Some((".env", "dotenv"));
+    }
+    if read("go.mod").contains("github.com/joho/godotenv") {
+        return Some((".env", "godotenv"));
+    }
+    if read("pyproject.toml").contains("python-dotenv")
+        || read("requirements.txt").contains("python-dotenv")
+    {
+        return Some((".env", "python-dotenv"));
+    }
+    None
 }
 
 /// The `.worktreeinclude` text.
@@ -219,9 +269,21 @@ fn env_section(found: &Found, out: &mut String) {
              # these overrides, never a write through the link into the main checkout.\n\
              file = \".dev.vars\"\n",
         );
+    } else if let Some((file, tool)) = found.env_loader {
+        out.push_str(&format!(
+            "# {tool} loads {file}, so the overrides go there{}.\n\
+             file = \"{file}\"\n",
+            if file == ".env" {
+                ": a linked .env becomes a real file of the\n# worktree with the main checkout's values and these overrides"
+            } else {
+                ""
+            }
+        ));
     } else {
         out.push_str(
-            "file = \".env.local\"   # the real per-worktree file that receives the overrides\n",
+            "file = \".env.local\"   # the real per-worktree file that receives the overrides\n\
+             # If your app loads only .env (plain dotenv), set file = \".env\": a linked\n\
+             # .env then becomes a real file with the main checkout's values and these.\n",
         );
     }
     out.push_str("\n[env.vars]   # replaces the defaults when given\nDB_NAME = \"{db}\"\nPORT = \"{port}\"\n");
@@ -291,7 +353,12 @@ mod tests {
 
     fn all_kinds() -> Vec<Found> {
         let mut out = vec![Found::default()];
-        for wrangler in [None, Some("wrangler.toml")] {
+        for (wrangler, env_loader) in [
+            (None, None),
+            (Some("wrangler.toml"), None),
+            (None, Some((".env", "dotenv"))),
+            (None, Some((".env.local", "vite"))),
+        ] {
             for node in [None, Some("npm ci")] {
                 for (supabase, migrations) in [
                     (false, vec![("migrations", "x", 2)]),
@@ -301,6 +368,7 @@ mod tests {
                     out.push(Found {
                         wrangler,
                         node,
+                        env_loader,
                         supabase,
                         shared_files: vec![".env".into()],
                         migrations,
@@ -318,6 +386,8 @@ mod tests {
             let settings = config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
             if found.wrangler.is_some() {
                 assert_eq!(settings.env_file, ".dev.vars");
+            } else if let Some((file, _)) = found.env_loader {
+                assert_eq!(settings.env_file, file);
             }
         }
     }

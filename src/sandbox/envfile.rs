@@ -109,6 +109,20 @@ fn quoted<'a>(quote: char, first: &str, rest: &'a str) -> (String, &'a str) {
     }
 }
 
+/// Whether the file at `path` is one dotenv loaders read: `.env*`, `.dev.vars`.
+pub fn is_dotenv(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.starts_with(".env") && name != ".envrc" || name == ".dev.vars"
+}
+
+/// The keys `text` assigns.
+pub fn keys(text: &str) -> std::collections::BTreeSet<String> {
+    text.lines()
+        .filter_map(key_of)
+        .map(str::to_string)
+        .collect()
+}
+
 /// The key a `KEY=value` or `export KEY=value` line assigns.
 fn key_of(line: &str) -> Option<&str> {
     let line = line.trim_start();

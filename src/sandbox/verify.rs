@@ -76,6 +76,10 @@ pub struct Report {
     pub clean: bool,
     pub findings: Vec<Finding>,
     pub diff: String,
+    /// Linked dotenv files that set a key the overrides set: an app that
+    /// loads one of them gets the main checkout's values.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 pub fn verify(checkout: Checkout) -> Result<Report, BoxError> {
@@ -91,6 +95,7 @@ pub fn verify(checkout: Checkout) -> Result<Report, BoxError> {
             clean: false,
             findings: vec![finding],
             diff: String::new(),
+            warnings: Vec::new(),
         });
     };
     let locked = &read.sandbox;
@@ -132,6 +137,7 @@ pub fn verify(checkout: Checkout) -> Result<Report, BoxError> {
         clean: findings.is_empty(),
         findings,
         diff,
+        warnings: plan.shadowed,
     })
 }
 

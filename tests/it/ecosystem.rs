@@ -402,6 +402,9 @@ fn completions_load_in_each_shell() {
 fn quiet_keeps_progress_back_and_verbose_shows_commands() {
     let env = TestEnv::new();
     let main = env.fixture_repo("app");
+    // The overrides go into the .dev.vars the fixture links, which sets
+    // DB_NAME: otherwise `new` rightly warns, and warnings pass --quiet.
+    write(main.join("provision.toml"), "[env]\nfile = \".dev.vars\"\n");
     let run = env.provision(&main, &["--quiet", "new", "one"]).expect(0);
     assert_eq!(run.stderr, "", "{}", run.stderr);
     assert!(
@@ -443,7 +446,10 @@ fn quiet_holds_back_the_command_kinds_output() {
     let main = env.fixture_repo("app");
     write(
         main.join("provision.toml"),
-        r#"[database]
+        r#"[env]
+file = ".dev.vars"
+
+[database]
 kind = "command"
 exists = 'test -f "{main}/db-{db}"'
 create = 'echo made-it; touch "{main}/db-{db}"'
@@ -522,4 +528,60 @@ fn the_template_dev_shell_loads_the_worktrees_overrides() {
         "{}",
         run.stderr
     );
+}
+
+/// The overrides must land in the file the app loads: plain dotenv reads
+/// only `.env`, Vite reads `.env.local` over it. init picks by dependency.
+#[test]
+fn init_picks_the_env_file_the_app_loads() {
+    let env = TestEnv::new();
+    let main = repo_with(
+        &env,
+        &[(
+            "package.json",
+            "{\"name\": \"api\", \"dependencies\": {\"dotenv\": \"^16.0.0\"}}\n",
+        )],
+        &[
+            (".env", "SECRET=1\nDB_NAME=main_db\n"),
+            ("node_modules/dotenv/main.js", ""),
+        ],
+    );
+    env.provision(&main, &["init"]).expect(0);
+    let recipe = read(main.join("provision.toml"));
+    assert!(
+        recipe.contains("# dotenv loads .env, so the overrides go there"),
+        "{recipe}"
+    );
+    assert!(recipe.contains("file = \".env\"\n"), "{recipe}");
+    env.commit_all(&main, "recipe");
+    let run = env.provision(&main, &["new", "feat"]).expect(0);
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+    let wt = env.path("worktree-feat");
+    let out = env
+        .command("sh", &wt)
+        .args([
+            "-c",
+            "set -a; . ./.env; printf '%s %s' \"$SECRET\" \"$DB_NAME\"",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1 app_feat");
+    assert_eq!(read(main.join(".env")), "SECRET=1\nDB_NAME=main_db\n");
+
+    let env = TestEnv::new();
+    let main = repo_with(
+        &env,
+        &[(
+            "package.json",
+            "{\"name\": \"web\", \"devDependencies\": {\"vite\": \"^6.0.0\"}}\n",
+        )],
+        &[(".env", "SECRET=1\n")],
+    );
+    env.provision(&main, &["init"]).expect(0);
+    let recipe = read(main.join("provision.toml"));
+    assert!(
+        recipe.contains("# vite loads .env.local, so the overrides go there."),
+        "{recipe}"
+    );
+    assert!(recipe.contains("file = \".env.local\"\n"), "{recipe}");
 }

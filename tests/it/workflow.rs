@@ -278,3 +278,58 @@ fn apply_and_verify_all_report_every_sandbox() {
     env.provision(&main, &["apply", "--all"]).expect(0);
     env.provision(&main, &["verify", "--all"]).expect(0);
 }
+
+/// The fixture links a `.dev.vars` that sets DB_NAME, while the overrides
+/// go into `.env.local`: an app reading only `.dev.vars` would use the
+/// main checkout's database. new, verify and status say so; apply does not
+/// repeat it on every run.
+#[test]
+fn a_linked_file_setting_an_override_is_warned_about() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    let run = env.provision(&main, &["new", "feat"]).expect(0);
+    let warning = "warning: .dev.vars (linked from the main checkout) sets DB_NAME, which this worktree overrides in .env.local";
+    assert!(run.stderr.contains(warning), "{}", run.stderr);
+    let wt = env.path("worktree-feat");
+    let run = env.provision(&wt, &["verify"]).expect(0);
+    assert!(run.stderr.contains(warning), "{}", run.stderr);
+    let json = env.provision(&wt, &["verify", "--json"]).expect(0).json();
+    assert_eq!(json["warnings"].as_array().unwrap().len(), 1);
+    let text = env.provision(&main, &["status"]).expect(0).stdout;
+    assert!(
+        text.contains("└ warning: .dev.vars (linked from the main checkout) sets DB_NAME"),
+        "{text}"
+    );
+    let run = env.provision(&wt, &["apply"]).expect(0);
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+
+    // With the overrides in .dev.vars itself, nothing is shadowed.
+    write(main.join("provision.toml"), "[env]\nfile = \".dev.vars\"\n");
+    env.provision(&wt, &["apply"]).expect(0);
+    let run = env.provision(&wt, &["verify"]).expect(0);
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+}
+
+/// Moving the overrides into a linked file (`.env`): apply replaces the
+/// link with a real file holding the shared values and the overrides, and
+/// takes away the old env file it wrote; the main checkout's `.env` stays.
+#[test]
+fn switching_the_env_file_to_a_linked_file_keeps_the_worktree_whole() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["new", "feat"]).expect(0);
+    let wt = env.path("worktree-feat");
+    let shared = crate::support::read(main.join(".env"));
+    write(main.join("provision.toml"), "[env]\nfile = \".env\"\n");
+    env.provision(&wt, &["apply"]).expect(0);
+    let meta = fs_err::symlink_metadata(wt.join(".env")).unwrap();
+    assert!(meta.file_type().is_file());
+    let text = crate::support::read(wt.join(".env"));
+    assert!(
+        text.contains("API_KEY=shared-secret\n") && text.contains("DB_NAME=app_feat\n"),
+        "{text}"
+    );
+    assert!(!wt.join(".env.local").exists());
+    assert_eq!(crate::support::read(main.join(".env")), shared);
+    env.provision(&wt, &["verify"]).expect(0);
+}

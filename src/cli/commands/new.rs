@@ -34,6 +34,9 @@ pub struct Args {
 
 pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
     let outcome = create(globals, &args.name, args.path, args.from.as_deref())?;
+    for warning in &outcome.shadowed {
+        globals.progress.warn(warning);
+    }
     // What an orchestrator needs next, from the lock just written: one
     // object, so nothing has to be scraped from text.
     let locked = lock::read(Path::new(&outcome.path))?

@@ -84,6 +84,12 @@ impl Report for status::Report {
                 };
                 out.push_str(&format!("  {}\n", paint(style, format!("└ {detail}"))));
             }
+            for warning in &data.warnings {
+                out.push_str(&format!(
+                    "  {}\n",
+                    paint(YELLOW, format!("└ warning: {warning}"))
+                ));
+            }
         }
         if self
             .sandboxes

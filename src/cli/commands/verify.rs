@@ -34,6 +34,9 @@ pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
         });
     }
     let report = verify::verify(Checkout::discover(&globals.cwd)?)?;
+    for warning in &report.warnings {
+        globals.progress.warn(warning);
+    }
     output::emit(&report, globals.json);
     Ok(if report.clean {
         Exit::Clean

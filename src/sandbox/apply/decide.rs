@@ -136,8 +136,13 @@ pub fn env(
     actions: &[Action],
 ) -> Result<Option<Action>, ApplyError> {
     let file = want.file.clone();
-    // An old folder link on the way is removed first.
-    let state = if under_old_link(&file, blocker, "written", actions)? {
+    // An old link the recipe dropped goes first: an old folder link on the
+    // way, or the file's own old link when a linked file became the env
+    // file (`[env] file = ".env"` with `.env` linked).
+    let unlinked = actions
+        .iter()
+        .any(|a| matches!(a, Action::Unlink { path } if *path == file));
+    let state = if unlinked || under_old_link(&file, blocker, "written", actions)? {
         EnvFileState::Missing
     } else {
         state::env(want, seen).file

@@ -93,6 +93,10 @@ impl Execution<'_> {
                 not_blocked(root, path, "unlinked")?;
                 fs_err::remove_file(root.join(path))?
             }
+            Action::RemoveEnv { file } => {
+                not_blocked(root, file, "removed")?;
+                fs_err::remove_file(root.join(file))?
+            }
             Action::Copy { path, mode } => {
                 not_blocked(root, path, "copied")?;
                 let at = root.join(path);

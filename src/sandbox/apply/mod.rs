@@ -89,6 +89,11 @@ pub enum Action {
     Unlink {
         path: String,
     },
+    /// The env file an earlier recipe named, as provision wrote it: the
+    /// overrides moved to another file.
+    RemoveEnv {
+        file: String,
+    },
     /// A copy (or reflink) of the main checkout's file or folder, made
     /// where nothing is, or in place of a symlink.
     Copy {
@@ -127,6 +132,7 @@ impl std::fmt::Display for Action {
         match self {
             Action::Link { path, target } => write!(f, "link      {path} -> {target}"),
             Action::Unlink { path } => write!(f, "unlink    {path}"),
+            Action::RemoveEnv { file } => write!(f, "remove    {file} (the overrides moved)"),
             Action::Copy { path, mode } => {
                 write!(f, "{:<9} {path} <- {{main}}/{path}", mode.as_str())
             }
@@ -156,6 +162,9 @@ pub struct Outcome {
     pub dry_run: bool,
     pub actions: Vec<Action>,
     pub notes: Vec<String>,
+    /// Linked dotenv files that set a key the overrides set (`new` says so).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shadowed: Vec<String>,
     pub lock: String,
 }
 
@@ -225,6 +234,7 @@ pub fn apply(
         dry_run,
         actions,
         notes: plan.notes,
+        shadowed: plan.shadowed,
         lock: lock_hash,
     })
 }
@@ -255,6 +265,21 @@ fn worktree_actions<'a>(
         let seen = observe::look_env(env, root, main);
         let blocker = observe::blocker(root, &env.file);
         actions.extend(decide::env(env, &seen, blocker.as_ref(), &actions)?);
+    }
+    // The old env file goes only as provision left it: a file edited since
+    // is someone's, and stays.
+    if let Some(old) = locked.and_then(|l| l.env.as_ref())
+        && desired.env.as_ref().is_none_or(|e| e.file != old.file)
+        && !desired.links.iter().any(|l| l.path == old.file)
+        && observe::blocker(root, &old.file).is_none()
+        && matches!(
+            observe::look_env(old, root, main).file,
+            observe::EnvFound::Text { hash, ours: true, .. } if hash == old.content
+        )
+    {
+        actions.push(Action::RemoveEnv {
+            file: old.file.clone(),
+        });
     }
     Ok(actions)
 }

@@ -1,7 +1,7 @@
 //! A plan's inputs built by hand, without git or a checkout: the owned
 //! values `Inputs` borrows, with a worktree named `feature` as default.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Inputs, Plan, PlanError, plan};
 use crate::db::migrations::Migration;
@@ -20,6 +20,7 @@ pub(super) struct Case {
     pub resolved: Resolved,
     pub tracked_in_worktree: BTreeSet<String>,
     pub shared_env: Option<String>,
+    pub linked_env_keys: BTreeMap<String, BTreeSet<String>>,
     pub migrations: Vec<Migration>,
 }
 
@@ -35,6 +36,7 @@ impl Case {
             resolved: Resolved::default(),
             tracked_in_worktree: BTreeSet::new(),
             shared_env: None,
+            linked_env_keys: BTreeMap::new(),
             migrations: Vec::new(),
         }
     }
@@ -93,6 +95,7 @@ impl Case {
             resolved: &self.resolved,
             tracked_in_worktree: &self.tracked_in_worktree,
             shared_env: self.shared_env.as_deref(),
+            linked_env_keys: &self.linked_env_keys,
             migrations: &self.migrations,
         }
     }

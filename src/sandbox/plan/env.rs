@@ -53,6 +53,38 @@ pub(super) fn env(
     Ok((Some(lock), Some(text)))
 }
 
+/// Each linked dotenv file that sets a key the overrides set: an app that
+/// loads that file (and not the env file) gets the main checkout's database
+/// and port, and isolation is gone without a word.
+pub(super) fn shadowed(
+    inputs: &Inputs,
+    values: &BTreeMap<&'static str, String>,
+) -> Result<Vec<String>, PlanError> {
+    let mut notes = Vec::new();
+    if inputs.is_main {
+        return Ok(notes);
+    }
+    let overrides = overrides(inputs.settings, values)?;
+    let env_file = inputs.settings.env_file.as_str();
+    for (path, keys) in inputs.linked_env_keys {
+        if path == env_file || inputs.tracked_in_worktree.contains(path) {
+            continue;
+        }
+        let shadowed: Vec<&str> = keys
+            .iter()
+            .filter(|k| overrides.contains_key(*k))
+            .map(String::as_str)
+            .collect();
+        if !shadowed.is_empty() {
+            notes.push(format!(
+                "{path} (linked from the main checkout) sets {}, which this worktree overrides in {env_file}: an app that loads only {path} uses the main checkout's values; make it load {env_file} too, or set `[env] file = \"{path}\"`",
+                shadowed.join(", ")
+            ));
+        }
+    }
+    Ok(notes)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -145,5 +177,25 @@ mod tests {
             let case = Case::new().recipe(recipe).include(&[present], &[]);
             assert!(case.plan().is_ok(), "{present}");
         }
+    }
+
+    #[test]
+    fn a_linked_dotenv_file_setting_an_override_is_noted() {
+        let mut case = Case::new().include(&[".env", ".npmrc"], &[]);
+        case.linked_env_keys = BTreeMap::from([(
+            ".env".to_string(),
+            ["API_KEY", "DB_NAME", "PORT"].map(String::from).into(),
+        )]);
+        let notes = case.plan().unwrap().shadowed;
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].starts_with(".env (linked from the main checkout) sets DB_NAME, PORT, which this worktree overrides in .env.local"),
+            "{}",
+            notes[0]
+        );
+        // Where the overrides go into that very file, nothing is shadowed.
+        let mut case = case.recipe("[env]\nfile = \".env\"\n");
+        case.shared_env = Some("DB_NAME=main\n".into());
+        assert!(case.plan().unwrap().shadowed.is_empty());
     }
 }

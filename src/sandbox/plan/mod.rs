@@ -37,6 +37,9 @@ pub struct Inputs<'a> {
     pub tracked_in_worktree: &'a BTreeSet<String>,
     /// The main checkout's copy of the env file, when that file is also linked.
     pub shared_env: Option<&'a str>,
+    /// The keys each other linked dotenv file (`.env*`, `.dev.vars`) of
+    /// the main checkout assigns.
+    pub linked_env_keys: &'a BTreeMap<String, BTreeSet<String>>,
     pub migrations: &'a [Migration],
 }
 
@@ -44,6 +47,10 @@ pub struct Plan {
     pub sandbox: Sandbox,
     /// The env file's text, when there is one to write.
     pub env_text: Option<String>,
+    /// Linked dotenv files that set a key the overrides set: isolation an
+    /// app may not get. Said by `new`, `verify` and `status`, not by every
+    /// `apply`.
+    pub shadowed: Vec<String>,
     /// Things the user should know that are not errors.
     pub notes: Vec<String>,
     /// The template values (`{db}`, `{port}`, …).
@@ -134,6 +141,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, PlanError> {
     let mut notes = Vec::new();
     let links = links::links(inputs, &mut notes)?;
     let (env, env_text) = env::env(inputs, &values, &mut notes)?;
+    let shadowed = env::shadowed(inputs, &values)?;
     let sandbox = Sandbox {
         version: VERSION,
         worktree: inputs.name.to_string(),
@@ -147,6 +155,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, PlanError> {
     Ok(Plan {
         sandbox,
         env_text,
+        shadowed,
         notes,
         values,
     })
