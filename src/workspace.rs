@@ -236,6 +236,12 @@ impl WorktreeSandbox {
         if !dry_run && registry.claim_of(&record) != Claim::Ours {
             registry.claim(&guard, &record.id, &record.name)?;
         }
+        // A worktree a killed `new` left locked is this sandbox's now: with
+        // git's lock gone, `gc` no longer removes it as cut short. Under the
+        // registry lock, which `gc` takes too.
+        if !dry_run && !workspace.checkout.is_main() {
+            git::take_over_added(&workspace.checkout.common_dir, &record.id)?;
+        }
         if !dry_run && existing != Some(&record) {
             registry.put(&guard, &record)?;
         }

@@ -14,11 +14,12 @@ use std::process::Command;
 pub use checkout::{Checkout, Untracked, committed, head_tree, is_tracked, untracked};
 pub use exclude::{exclude_paths, excluded_paths};
 pub use history::{
-    branch_delete, default_branch, has_own_commits, is_merged, unique_commits, unsaved_files,
+    branch_delete, default_branch, has_own_commits, is_merged, unique_commits, unlike_head,
+    unsaved_files,
 };
 pub use worktree::{
-    Start, Worktree, branch_start, has_entry, has_submodules, same_path, unlock, unlock_added,
-    worktree_add, worktree_remove, worktree_undo, worktrees,
+    Start, Worktree, branch_start, has_entry, has_submodules, same_path, take_over_added, unlock,
+    unlock_added, worktree_add, worktree_remove, worktree_undo, worktrees,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -122,6 +122,20 @@ pub fn unlock_added(common_dir: &Path, path: &Path) -> Result<(), GitError> {
     unlock(common_dir, &id)
 }
 
+/// Takes over a worktree a killed `new` left locked with [`ADDING`]: its
+/// lock goes, so that `gc` no longer counts it as cut short. Any other lock
+/// (the user's `git worktree lock`) stays. Returns whether there was one.
+pub fn take_over_added(common_dir: &Path, id: &str) -> Result<bool, GitError> {
+    let lock = common_dir.join("worktrees").join(id).join("locked");
+    match fs_err::read_to_string(&lock) {
+        Ok(reason) if reason.trim_end() == ADDING => {
+            unlock(common_dir, id)?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
 /// Removes a worktree's lock (`worktrees/<id>/locked`).
 pub fn unlock(common_dir: &Path, id: &str) -> Result<(), GitError> {
     match fs_err::remove_file(common_dir.join("worktrees").join(id).join("locked")) {

@@ -193,7 +193,24 @@ impl Run<'_> {
             Step::Keep("the main worktree".into())
         } else if worktree.cut_short {
             // Under the registry lock no `new` is between its `git worktree
-            // add` and the unlock that follows it: this one was killed.
+            // add` and the unlock that follows it: this one was killed. If
+            // someone has worked in it since, it is theirs to keep. Its
+            // index may be half written, so what counts is content HEAD
+            // does not have: what git itself wrote is no one's work.
+            let mut work = remove::unsaved(self.workspace, worktree)?;
+            let listed: Vec<String> = work
+                .files
+                .iter()
+                .filter_map(|f| f.split_once(' ').map(|(_, path)| path.to_string()))
+                .collect();
+            work.files = git::unlike_head(&worktree.path, &listed)?;
+            if !work.is_empty() {
+                return Ok(Step::Keep(format!(
+                    "a `provision new` was cut short while git made it, but it holds unsaved work ({}): `provision apply` there takes it over, `provision remove --force {}` discards it",
+                    work.describe(),
+                    worktree.path.display()
+                )));
+            }
             if !dry_run {
                 git::unlock(&self.workspace.checkout.common_dir, &worktree.id)?;
             }

@@ -334,3 +334,59 @@ fn a_new_killed_while_git_checks_out_is_taken_away_by_gc() {
     assert_eq!(record_count(&main), 0);
     assert_eq!(abandoned(&main), Vec::<String>::new());
 }
+
+/// A `new` killed inside `git worktree add` leaves a worktree git locks
+/// with provision's reason. Work done in it is never thrown away: `apply`
+/// there takes the sandbox over (git's lock goes), and `gc` keeps a cut-short
+/// worktree holding content HEAD does not have.
+#[test]
+fn work_in_a_worktree_a_killed_new_left_is_never_collected() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    write(main.join(".gitattributes"), "*.js filter=slow\n");
+    env.commit_all(&main, "a slow filter");
+    let smudge = format!(
+        "touch {0}/smudging; while test -e {0}/hold; do sleep 0.02; done; cat",
+        main.display()
+    );
+    env.git(&main, &["config", "filter.slow.smudge", &smudge]);
+    for name in ["taken", "edited"] {
+        write(main.join("hold"), "");
+        let _ = fs_err::remove_file(main.join("smudging"));
+        let mut child = env.provision_spawn(&main, &["new", name]);
+        wait_for(&mut child, "git's checkout got going", || {
+            main.join("smudging").exists()
+        });
+        kill_group(&mut child);
+        fs_err::remove_file(main.join("hold")).unwrap();
+    }
+
+    // One is taken over by apply: git's lock is gone, and it verifies.
+    // As a person finishes git's cut checkout: its index.lock goes, then
+    // a hard reset writes the files.
+    let taken = env.path("worktree-taken");
+    let _ = fs_err::remove_file(main.join(".git/worktrees/worktree-taken/index.lock"));
+    env.git(&taken, &["reset", "-q", "--hard", "HEAD"]);
+    env.provision(&taken, &["apply"]).expect(0);
+    env.provision(&taken, &["verify"]).expect(0);
+    write(taken.join("notes.txt"), "mine\n");
+    // The other is worked in without provision.
+    let edited = env.path("worktree-edited");
+    write(edited.join("draft.txt"), "unsaved\n");
+
+    let gc = env.provision(&main, &["gc", "--json"]).expect(0).json();
+    assert_eq!(gc["removed"], serde_json::json!([]), "{gc}");
+    let kept = gc["kept"].to_string();
+    assert!(
+        kept.contains("holds unsaved work") && kept.contains("draft.txt"),
+        "{gc}"
+    );
+    assert_eq!(read(taken.join("notes.txt")), "mine\n");
+    assert_eq!(read(edited.join("draft.txt")), "unsaved\n");
+    let list = env.git(&main, &["worktree", "list", "--porcelain"]);
+    let taken_entry = list
+        .split("\n\n")
+        .find(|e| e.contains("worktree-taken"))
+        .unwrap();
+    assert!(!taken_entry.contains("locked"), "{list}");
+}
