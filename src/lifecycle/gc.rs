@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::BoxError;
 use crate::git::{self, Worktree};
 use crate::lifecycle::orphans::{self, Evidence, Verdict};
-use crate::lifecycle::registry::{Claim, Guard, Record, Registry};
+use crate::lifecycle::registry::{Claim, Guard, Record, Registry, RegistryError};
 use crate::lifecycle::remove;
 use crate::lifecycle::teardown::{self, Options, Removal};
 use crate::output;
@@ -131,6 +131,20 @@ pub fn gc(workspace: &Workspace, options: GcOptions) -> Result<Report, BoxError>
             record,
             Evidence::gather(record, claim, &worktrees, &checkout.common_dir),
         );
+    }
+    // A record that cannot be read names no database gc could prove gone.
+    for corrupt in registry.corrupt()? {
+        if let RegistryError::Corrupt { path, .. } = &corrupt {
+            run.report.kept.push(Kept {
+                name: path
+                    .file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+                path: path.display().to_string(),
+                reason: corrupt.to_string(),
+            });
+        }
     }
     if !dry_run {
         // Provision's own temporary files, named as such and unlocked:

@@ -17,8 +17,11 @@ use crate::recipe::config::{DatabaseKind, PortRange};
 pub enum RegistryError {
     #[error("registry {0}")]
     Io(String, #[source] std::io::Error),
-    #[error("registry record {0} is corrupt")]
-    Corrupt(String, #[source] serde_json::Error),
+    #[error(
+        "registry record {} is corrupt: {reason}; the other sandboxes work on. `provision apply` in its worktree writes it again; if that worktree is gone, move the file away once you have dropped its database by hand",
+        .path.display()
+    )]
+    Corrupt { path: PathBuf, reason: String },
     #[error(
         "no free port in {first}-{last}: every port is taken by a sandbox or in use; widen `[ports] range`"
     )]
@@ -47,6 +50,29 @@ pub struct DatabaseRecord {
     pub kind: DatabaseKind,
     pub name: String,
     pub location: String,
+}
+
+/// A record names what `remove` and `gc` act on (a folder git removes, a
+/// database dropped): read back from disk, each field is checked first.
+fn check(record: &Record, stem: &str) -> Result<(), String> {
+    let plain_id =
+        !matches!(record.id.as_str(), "" | "." | "..") && !record.id.contains(['/', '\0']);
+    if !plain_id || record.id != stem {
+        return Err(format!(
+            "id `{}` is not its file's name, or not a worktree id",
+            record.id
+        ));
+    }
+    if !record.path.is_absolute() {
+        return Err(format!("path `{}` is not absolute", record.path.display()));
+    }
+    if !crate::slug::is_identifier(&record.database.name) {
+        return Err(format!(
+            "database.name `{}` is not a name provision makes",
+            record.database.name
+        ));
+    }
+    Ok(())
 }
 
 /// A worktree's claim on a record, as its admin dir holds it.
@@ -200,8 +226,29 @@ impl Registry {
     }
 
     /// Reads every record without taking the lock: a snapshot for reports.
-    /// Records are replaced atomically, so each one read is whole.
+    /// Records are replaced atomically, so each one read is whole. A corrupt
+    /// one is left out, so that it stops no other sandbox; [`Self::corrupt`]
+    /// names it.
     pub fn read_all(&self) -> Result<Vec<Record>, RegistryError> {
+        let mut out: Vec<Record> = self
+            .read_each()?
+            .into_iter()
+            .filter_map(Result::ok)
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// The records that cannot be read, for `status` and `gc` to name.
+    pub fn corrupt(&self) -> Result<Vec<RegistryError>, RegistryError> {
+        Ok(self
+            .read_each()?
+            .into_iter()
+            .filter_map(Result::err)
+            .collect())
+    }
+
+    fn read_each(&self) -> Result<Vec<Result<Record, RegistryError>>, RegistryError> {
         let entries = match fs_err::read_dir(self.records_dir()) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -211,10 +258,9 @@ impl Registry {
         for entry in entries {
             let path = entry.map_err(self.io("list"))?.path();
             if path.extension().is_some_and(|e| e == "json") {
-                out.push(self.read(&path)?);
+                out.push(self.read(&path));
             }
         }
-        out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }
 
@@ -227,13 +273,19 @@ impl Registry {
     }
 
     fn read(&self, path: &Path) -> Result<Record, RegistryError> {
-        let text = fs_err::read_to_string(path).map_err(self.io("read"))?;
-        let name = path
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
-        serde_json::from_str(&text).map_err(|e| RegistryError::Corrupt(name, e))
+        let corrupt = |reason: String| RegistryError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        };
+        // Never followed: a record is provision's own file.
+        if fs_err::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(corrupt("it is a symlink".into()));
+        }
+        let text = fs_err::read_to_string(path).map_err(|e| corrupt(e.to_string()))?;
+        let record: Record = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+        let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+        check(&record, &stem).map_err(corrupt)?;
+        Ok(record)
     }
 
     pub fn put(&self, _guard: &Guard, record: &Record) -> Result<(), RegistryError> {
@@ -329,12 +381,13 @@ mod tests {
         assert_eq!(registry.get("wt").unwrap(), Some(record()));
 
         fs_err::write(&file, text.replace("\"postgres\"", "\"mysql\"")).unwrap();
-        let err = registry.get("wt").unwrap_err();
-        let cause = std::error::Error::source(&err).unwrap().to_string();
-        assert_eq!(err.to_string(), "registry record wt.json is corrupt");
+        let err = registry.get("wt").unwrap_err().to_string();
         assert!(
-            cause.starts_with("database.kind: unknown variant `mysql`, expected one of `sqlite`, `postgres`, `command`"),
-            "{cause}"
+            err.starts_with(&format!(
+                "registry record {} is corrupt: database.kind: unknown variant `mysql`, expected one of `sqlite`, `postgres`, `command`",
+                file.display()
+            )),
+            "{err}"
         );
     }
 

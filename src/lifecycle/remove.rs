@@ -169,6 +169,21 @@ fn hidden_files(common_dir: &Path, root: &Path) -> Result<Vec<String>, BoxError>
     let written_env = sandbox.as_ref().and_then(|s| s.env.as_ref());
     let index = git2::Repository::open(root)?.index()?;
     let mut out = Vec::new();
+    // The lock's own path is hidden too: only a lock provision can read is
+    // provision's, never a folder or a file someone put there.
+    let at = root.join(lock::FILE_NAME);
+    if let Ok(meta) = fs_err::symlink_metadata(&at)
+        && !git::is_tracked(&index, lock::FILE_NAME)
+    {
+        if meta.is_dir() {
+            out.push(format!(
+                "{}/ (a real folder, not provision's lock)",
+                lock::FILE_NAME
+            ));
+        } else if meta.file_type().is_symlink() || !matches!(lock::read(root), Ok(Some(_))) {
+            out.push(format!("{} (not a lock provision wrote)", lock::FILE_NAME));
+        }
+    }
     for path in paths {
         // A tracked path is in git's status already.
         if git::is_tracked(&index, &path) {

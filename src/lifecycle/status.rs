@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::BoxError;
 use crate::git::{self, Checkout, Worktree};
 use crate::lifecycle::orphans::{self, Evidence, Gone, Kept, Verdict};
-use crate::lifecycle::registry::{Record, Registry};
+use crate::lifecycle::registry::{Record, Registry, RegistryError};
 use crate::sandbox::verify;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -108,6 +108,29 @@ pub fn status(checkout: &Checkout) -> Result<Report, BoxError> {
             main: false,
             locked: false,
             detail: Some(detail.into()),
+            warnings: Vec::new(),
+        });
+    }
+    for corrupt in registry.corrupt()? {
+        let RegistryError::Corrupt { path, .. } = &corrupt else {
+            continue;
+        };
+        rows.push(Row {
+            name: path
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
+            id: String::new(),
+            branch: None,
+            path: path.display().to_string(),
+            database: None,
+            port: None,
+            dirty: None,
+            state: State::Error,
+            main: false,
+            locked: false,
+            detail: Some(corrupt.to_string()),
             warnings: Vec::new(),
         });
     }

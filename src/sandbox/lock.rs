@@ -180,7 +180,15 @@ pub struct Read {
 }
 
 pub fn read(worktree: &Path) -> Result<Option<Read>, LockError> {
-    let text = match fs_err::read_to_string(worktree.join(FILE_NAME)) {
+    let path = worktree.join(FILE_NAME);
+    // Read back, so never followed: a link would carry the read (and the
+    // lock's paths) outside the worktree.
+    if fs_err::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(LockError::Parse(
+            "it is a symlink, not the file provision writes".into(),
+        ));
+    }
+    let text = match fs_err::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(LockError::Read(e)),
@@ -216,12 +224,53 @@ pub fn parse(text: &str) -> Result<Read, LockError> {
             sandbox.version
         )));
     }
+    check(&sandbox).map_err(LockError::Parse)?;
     Ok(Read {
         sandbox,
         text: text.to_string(),
         hash_ok: actual == recorded_hash,
         recorded_hash,
     })
+}
+
+/// What a lock names is acted on (linked, written, removed, opened): a lock
+/// is read back from disk, so each path must stay inside the worktree and
+/// each name be one provision makes. The hash only catches mistakes.
+fn check(sandbox: &Sandbox) -> Result<(), String> {
+    for (i, link) in sandbox.links.iter().enumerate() {
+        inside(&link.path).map_err(|why| format!("links[{i}].path `{}`: {why}", link.path))?;
+    }
+    if let Some(env) = &sandbox.env {
+        inside(&env.file).map_err(|why| format!("env.file `{}`: {why}", env.file))?;
+    }
+    let name = &sandbox.database.name;
+    if !crate::slug::is_identifier(name) {
+        return Err(format!(
+            "database.name `{name}`: not a database name provision makes ([a-z0-9_], at most {} bytes)",
+            crate::slug::MAX_IDENTIFIER
+        ));
+    }
+    Ok(())
+}
+
+/// A path provision may act on inside a worktree: relative, only plain
+/// components (no `..`, `.`, root), not in `.git`, not the lock itself.
+pub fn inside(path: &str) -> Result<(), &'static str> {
+    use std::path::Component;
+    let components: Vec<Component> = Path::new(path).components().collect();
+    if path.is_empty() || path.contains('\0') {
+        return Err("empty, or holds a NUL");
+    }
+    if !components.iter().all(|c| matches!(c, Component::Normal(_))) || path.contains("/./") {
+        return Err("must be a relative path inside the worktree, without `..`");
+    }
+    if components.first().is_some_and(|c| c.as_os_str() == ".git") {
+        return Err("lies in git's own folder");
+    }
+    if path == FILE_NAME {
+        return Err("is the lock itself");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -314,5 +363,40 @@ mod tests {
     fn an_edit_breaks_the_hash() {
         let text = render(&sample()).replace("app_feature\"", "app_other\"");
         assert!(!parse(&text).unwrap().hash_ok);
+    }
+
+    #[test]
+    fn paths_and_names_read_back_are_checked() {
+        for bad in [
+            "../victim",
+            "/etc/passwd",
+            "a/../../b",
+            ".git/config",
+            "provision.lock",
+            "",
+        ] {
+            let mut sandbox = sample();
+            sandbox.links[0].path = bad.into();
+            let text = render(&sandbox);
+            let err = parse(&text).expect_err(bad);
+            assert!(err.to_string().contains("links[0].path"), "{bad}: {err}");
+        }
+        let mut sandbox = sample();
+        sandbox.env.as_mut().unwrap().file = "../.env".into();
+        assert!(
+            parse(&render(&sandbox))
+                .unwrap_err()
+                .to_string()
+                .contains("env.file `../.env`")
+        );
+        let mut sandbox = sample();
+        sandbox.database.name = "../../x".into();
+        assert!(
+            parse(&render(&sandbox))
+                .unwrap_err()
+                .to_string()
+                .contains("database.name")
+        );
+        assert!(inside("config/dev/.env").is_ok() && inside("node_modules").is_ok());
     }
 }

@@ -186,6 +186,12 @@ pub fn apply(
     // newer provision's lock is kept: this one cannot know what it records.
     let previous = match lock::read(root) {
         Err(err @ lock::LockError::Newer(_)) => return Err(err.into()),
+        Err(err) => {
+            progress.warn(&format!(
+                "{err}; nothing in it is used, and apply writes it anew"
+            ));
+            None
+        }
         read => read.ok().flatten().filter(|read| read.hash_ok),
     };
     let mut database = ctx.database()?;
