@@ -18,8 +18,9 @@ pub use history::{
     unsaved_files,
 };
 pub use worktree::{
-    Start, Worktree, branch_start, has_entry, has_submodules, same_path, take_over_added, unlock,
-    unlock_added, worktree_add, worktree_remove, worktree_undo, worktrees,
+    Start, Worktree, branch_start, expired_entries, has_entry, has_submodules, prune_expire,
+    same_path, take_over_added, unlock, unlock_added, worktree_add, worktree_remove, worktree_undo,
+    worktrees,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,10 @@ pub enum GitError {
         rev: String,
         found: String,
     },
+    #[error(
+        "this worktree was moved without git (git still records it at {0}): run `git worktree repair` in it, then try again"
+    )]
+    Moved(String),
     #[error("bare repositories have no checkout to provision")]
     Bare,
     #[error("git: {0}")]

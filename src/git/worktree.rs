@@ -136,6 +136,50 @@ pub fn take_over_added(common_dir: &Path, id: &str) -> Result<bool, GitError> {
     }
 }
 
+/// The expiry git's own gc gives an entry whose folder is gone
+/// (`gc.worktreePruneExpire`, by default three months): until then the
+/// worktree may only have been moved, and `git worktree repair` finds it.
+pub fn prune_expire(main: &Path) -> String {
+    let args = ["config", "--get", "gc.worktreePruneExpire"].map(String::from);
+    run_git(main, &args)
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "3.months.ago".into())
+}
+
+/// The ids of entries git's gc would prune now, under `expire`: git
+/// decides, with its own date parsing, from its own records.
+pub fn expired_entries(main: &Path, expire: &str) -> Result<Vec<String>, GitError> {
+    let args = [
+        "worktree",
+        "prune",
+        "--dry-run",
+        "--verbose",
+        "--expire",
+        expire,
+    ];
+    crate::output::command("git", args);
+    // git says what it would prune on stderr.
+    let output = std::process::Command::new("git")
+        .arg("-C")
+        .arg(main)
+        .args(args)
+        .output()
+        .map_err(GitError::Spawn)?;
+    if !output.status.success() {
+        return Err(GitError::Command {
+            args: crate::shell::words(args),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .filter_map(|line| line.strip_prefix("Removing worktrees/"))
+        .filter_map(|rest| rest.split_once(':').map(|(id, _)| id.to_string()))
+        .collect())
+}
+
 /// Removes a worktree's lock (`worktrees/<id>/locked`).
 pub fn unlock(common_dir: &Path, id: &str) -> Result<(), GitError> {
     match fs_err::remove_file(common_dir.join("worktrees").join(id).join("locked")) {

@@ -92,6 +92,7 @@ pub fn gc(workspace: &Workspace, options: GcOptions) -> Result<Report, BoxError>
     };
     let records = registry.read_all()?;
     let worktrees = git::worktrees(&checkout.main, &checkout.common_dir)?;
+    let expire = git::prune_expire(&checkout.main);
     // Which record belongs to which listed worktree, decided before anything
     // is taken down (taking a worktree down deletes its claim).
     let owner_of = |record: &Record| worktrees.iter().position(|w| registry.owns(record, w));
@@ -106,6 +107,8 @@ pub fn gc(workspace: &Workspace, options: GcOptions) -> Result<Report, BoxError>
         } else {
             None
         },
+        expired: git::expired_entries(&checkout.main, &expire)?,
+        expire,
         report: Report {
             dry_run,
             removed: Vec::new(),
@@ -162,6 +165,9 @@ struct Run<'a> {
     dry_run: bool,
     /// With `--merged`: the branch (or commit) the main checkout has out.
     merged: Option<(String, git2::Oid)>,
+    /// git's expiry for entries whose folder is gone, and the ids past it.
+    expire: String,
+    expired: Vec<String>,
     report: Report,
 }
 
@@ -244,8 +250,18 @@ impl Run<'_> {
                 ", even though its folder is gone"
             };
             Step::Keep(format!("locked (`git worktree lock`){gone}"))
+        } else if worktree.prunable && !self.expired.contains(&worktree.id) {
+            // It may only have moved: git's own gc keeps its entry until
+            // it expires, and so does provision, with the sandbox.
+            Step::Keep(format!(
+                "its folder is gone, but git keeps its entry until it expires (gc.worktreePruneExpire = {}): if it was moved, `git worktree repair` in its new place reconnects it; `git worktree prune` lets it go now",
+                self.expire
+            ))
         } else if worktree.prunable {
-            Step::TakeDown("its folder is gone".into(), orphan)
+            Step::TakeDown(
+                "its folder is gone, and git's entry for it expired".into(),
+                orphan,
+            )
         } else if let Some((target, oid)) = &self.merged {
             match merged_and_clean(self.workspace, worktree, target, *oid)? {
                 Ok(reason) => Step::TakeDown(

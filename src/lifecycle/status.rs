@@ -75,10 +75,16 @@ pub fn status(checkout: &Checkout) -> Result<Report, BoxError> {
     let registry = Registry::new(&checkout.common_dir);
     let records = registry.read_all()?;
     let worktrees = git::worktrees(&checkout.main, &checkout.common_dir)?;
+    let expired = if worktrees.iter().any(|w| w.prunable) {
+        git::expired_entries(&checkout.main, &git::prune_expire(&checkout.main))?
+    } else {
+        Vec::new()
+    };
     let mut rows: Vec<Row> = in_parallel(&worktrees, |worktree| {
         row(
             worktree,
             records.iter().find(|r| registry.owns(r, worktree)),
+            expired.contains(&worktree.id),
         )
     });
     for record in records
@@ -137,7 +143,7 @@ pub fn status(checkout: &Checkout) -> Result<Report, BoxError> {
     Ok(Report { sandboxes: rows })
 }
 
-fn row(worktree: &Worktree, record: Option<&Record>) -> Row {
+fn row(worktree: &Worktree, record: Option<&Record>, expired: bool) -> Row {
     let mut row = Row {
         name: record
             .map(|r| r.name.clone())
@@ -165,6 +171,11 @@ fn row(worktree: &Worktree, record: Option<&Record>) -> Row {
         if worktree.locked {
             row.state = State::Missing;
             row.detail = Some("its folder is gone; locked, so gc keeps it".into());
+        } else if worktree.prunable && !expired {
+            row.state = State::Missing;
+            row.detail = Some(
+                "its folder is gone; git keeps its entry until it expires, and gc with it: if it was moved, `git worktree repair` there".into(),
+            );
         } else {
             row.detail = Some("its folder is gone".into());
         }

@@ -202,6 +202,9 @@ fn a_new_killed_mid_migration_is_taken_away_by_remove_or_gc() {
     }
     env.provision(&main, &["remove", "removed"]).expect(0);
     fs_err::remove_dir_all(env.path("worktree-collected")).unwrap();
+    // Past git's expiry for entries whose folder is gone (three months by
+    // default, during which a moved worktree can still be repaired).
+    env.git(&main, &["config", "gc.worktreePruneExpire", "now"]);
     env.provision(&main, &["gc"]).expect(0);
 
     for name in ["removed", "collected"] {
@@ -269,6 +272,9 @@ fn a_remove_or_gc_killed_mid_drop_is_finished_by_the_next_run() {
     env.provision(&main, &["remove", "removed"]).expect(0);
 
     fs_err::remove_dir_all(env.path("worktree-collected")).unwrap();
+    // Past git's expiry for entries whose folder is gone (three months by
+    // default, during which a moved worktree can still be repaired).
+    env.git(&main, &["config", "gc.worktreePruneExpire", "now"]);
     kill_mid_drop(&env, &main, &["gc"]);
     env.provision(&main, &["gc"]).expect(0);
 
