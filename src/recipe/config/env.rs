@@ -28,6 +28,21 @@ pub(super) fn resolve(
             "the env file is a fixed path in every worktree",
         )?;
         source.relative(&file, "env.file")?;
+        // Provision's own files, and the recipe: overrides written into one
+        // of them would break the sandbox, or the recipe, for good.
+        let own = [
+            crate::sandbox::lock::FILE_NAME,
+            super::FILE_NAME,
+            crate::recipe::include::FILE_NAME,
+        ];
+        let name = file.get_ref().trim_start_matches("./");
+        if own.contains(&name) || name == ".git" || name.starts_with(".git/") {
+            return Err(source.error_at(
+                &file,
+                format!("env.file `{name}` is one of provision's or git's own files; choose another path"),
+            ));
+        }
+        settings.lines.env_file = Some(source.line(&file));
         settings.env_file = file.into_inner();
     }
     // Given vars replace the defaults rather than adding to them.

@@ -63,6 +63,8 @@ pub struct Lines {
     pub copy: Vec<usize>,
     pub reflink: Vec<usize>,
     pub setup: Vec<usize>,
+    /// `[env] file`, when given.
+    pub env_file: Option<usize>,
 }
 
 /// `[links]`: gitignore-style patterns over the included paths that are
@@ -200,6 +202,19 @@ pub fn parse(text: &str) -> Result<Settings, ConfigError> {
     worktree::resolve(raw.worktree, &source, &mut settings.worktree_path)?;
     env::resolve(raw.env, &source, &mut settings)?;
     database::resolve(raw.database, &source, &mut settings.database)?;
+    // A migration folder is applied file by file: an env file in it would
+    // be read as a migration, or change under it.
+    let migrations = format!("{}/", settings.database.migrations.trim_end_matches('/'));
+    if settings.env_file.starts_with(&migrations) {
+        return Err(ConfigError::Invalid {
+            file: FILE_NAME.into(),
+            line: settings.lines.env_file.unwrap_or(1),
+            message: format!(
+                "env.file `{}` lies in the migrations folder `{}`; choose a path outside it",
+                settings.env_file, settings.database.migrations
+            ),
+        });
+    }
     ports::resolve(raw.ports, &source, &mut settings.ports)?;
     links::resolve(raw.links, &source, &mut settings.links, &mut settings.lines)?;
     setup::resolve(
