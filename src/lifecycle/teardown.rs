@@ -215,7 +215,14 @@ pub fn take_down(
         removal.database_fate = Some(fate);
         removal.done.extend(freed);
     }
-    if let (true, Some(branch)) = (options.branch, worktree.and_then(|w| w.branch.as_ref())) {
+    // The record's branch when git's step is already done (a `remove` cut
+    // short after it): the re-run finishes the branch too. git refuses to
+    // delete a branch some other worktree has out.
+    let branch = match worktree {
+        Some(worktree) => worktree.branch.as_ref(),
+        None => record.and_then(|r| r.branch.as_ref()),
+    };
+    if let (true, Some(branch)) = (options.branch, branch) {
         removal.branch_deleted = branch_fate(workspace, branch, options, &mut removal.done)?;
     }
     Ok(removal)
@@ -290,6 +297,12 @@ fn branch_fate(
 ) -> Result<bool, BoxError> {
     let main = &workspace.checkout.main;
     let (target, oid) = git::default_branch(main)?;
+    // Gone already (deleted by hand, say): nothing left to decide.
+    let exists = git2::Repository::open(main)
+        .is_ok_and(|r| r.find_branch(branch, git2::BranchType::Local).is_ok());
+    if !exists {
+        return Ok(false);
+    }
     if options.keep_branch {
         done.push(format!("kept branch {branch} (--keep-branch)"));
         return Ok(false);

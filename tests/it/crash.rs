@@ -396,3 +396,18 @@ fn work_in_a_worktree_a_killed_new_left_is_never_collected() {
         .unwrap();
     assert!(!taken_entry.contains("locked"), "{list}");
 }
+
+/// A `remove` cut short after git removed the worktree leaves the record
+/// (and the branch, its last step): the re-run finishes the branch too.
+#[test]
+fn a_remove_cut_short_after_gits_step_is_finished_with_its_branch() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["new", "x"]).expect(0);
+    // Where a kill after `git worktree remove` leaves things.
+    env.git(&main, &["worktree", "remove", "../worktree-x"]);
+    let run = env.provision(&main, &["remove", "x"]).expect(0);
+    assert!(run.stdout.contains("deleted branch x (merged into main)"), "{}", run.stdout);
+    assert_eq!(env.git(&main, &["branch", "--list", "x"]), "");
+    assert_eq!(record_count(&main), 0);
+}
