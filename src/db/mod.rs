@@ -32,7 +32,7 @@ pub enum DbError {
     Unmarked { name: String, location: String },
     #[error("migration {file} failed: {message}")]
     Migration { file: String, message: String },
-    #[error("database `{name}`: {action}")]
+    #[error("database `{name}`: {action}{}", busy(source))]
     Sqlite {
         name: String,
         action: String,
@@ -75,6 +75,16 @@ pub enum DbError {
     NoCommand(&'static str, &'static str),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// What a busy SQLite database means here: another provision holds it for
+/// a write that outlasted the wait (a long migration).
+fn busy(source: &rusqlite::Error) -> &'static str {
+    if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) {
+        "; another provision is changing it (a long migration?): try again once it is done"
+    } else {
+        ""
+    }
 }
 
 /// What a database says has been applied to it.

@@ -407,7 +407,37 @@ fn a_remove_cut_short_after_gits_step_is_finished_with_its_branch() {
     // Where a kill after `git worktree remove` leaves things.
     env.git(&main, &["worktree", "remove", "../worktree-x"]);
     let run = env.provision(&main, &["remove", "x"]).expect(0);
-    assert!(run.stdout.contains("deleted branch x (merged into main)"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("deleted branch x (merged into main)"),
+        "{}",
+        run.stdout
+    );
     assert_eq!(env.git(&main, &["branch", "--list", "x"]), "");
     assert_eq!(record_count(&main), 0);
+}
+
+/// A second `apply` in a sandbox whose first is still migrating says what
+/// it waits for, then finds nothing left to do.
+#[test]
+fn a_second_apply_says_what_it_waits_for() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["new", "x"]).expect(0);
+    let wt = env.path("worktree-x");
+    write(wt.join("migrations").join(SLOW_NAME), SLOW);
+    let mut first = env.provision_spawn(&wt, &["apply"]);
+    let db = db_path(&main, "app_x");
+    wait_for(&mut first, "the slow migration got going", || {
+        fs_err::metadata(&db).is_ok_and(|m| m.len() > 1 << 20)
+    });
+    let second = env.provision(&wt, &["apply"]).expect(0);
+    assert!(
+        second
+            .stderr
+            .contains("waiting for another provision that is applying sandbox x"),
+        "{}",
+        second.stderr
+    );
+    assert!(first.wait().unwrap().success());
+    env.provision(&wt, &["verify"]).expect(0);
 }

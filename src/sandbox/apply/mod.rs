@@ -177,7 +177,18 @@ pub fn apply(
     let _turn = if dry_run {
         None
     } else {
-        Some(ctx.registry.lock_sandbox(&ctx.checkout.id)?)
+        // Another `apply` here (a long migration, say) goes first: say so,
+        // rather than wait without a word.
+        match ctx.registry.try_lock_sandbox(&ctx.checkout.id)? {
+            Some(turn) => Some(turn),
+            None => {
+                progress.warn(&format!(
+                    "waiting for another provision that is applying sandbox {} (a long migration?)",
+                    ctx.name
+                ));
+                Some(ctx.registry.lock_sandbox(&ctx.checkout.id)?)
+            }
+        }
     };
     let migrations = ctx.migrations()?;
     let plan = ctx.plan(&migrations)?;
