@@ -81,6 +81,31 @@ pub struct Link {
     pub mode: LinkMode,
 }
 
+impl Link {
+    /// The entry for `path` of the main checkout, as every lock records it.
+    pub fn to_main(path: &str, kind: LinkKind, mode: LinkMode) -> Link {
+        Link {
+            path: path.to_string(),
+            target: format!("{{main}}/{path}"),
+            kind,
+            mode,
+        }
+    }
+}
+
+impl Hook {
+    /// Setup commands with whether each completed, for tests.
+    #[cfg(test)]
+    pub fn list(list: &[(&str, bool)]) -> Vec<Hook> {
+        list.iter()
+            .map(|(run, completed)| Hook {
+                run: run.to_string(),
+                completed: *completed,
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LinkMode {

@@ -13,12 +13,7 @@ const ROOT: &str = "/w/wt";
 const MAIN: &str = "/w/app";
 
 fn link(path: &str, kind: LinkKind, mode: LinkMode) -> Link {
-    Link {
-        path: path.into(),
-        target: format!("{{main}}/{path}"),
-        kind,
-        mode,
-    }
+    Link::to_main(path, kind, mode)
 }
 
 fn spot(found: Found) -> Spot {
