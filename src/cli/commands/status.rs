@@ -21,29 +21,7 @@ impl Report for status::Report {
         let header = [
             "NAME", "BRANCH", "STATE", "DIRTY", "PORT", "DATABASE", "PATH",
         ];
-        let cells: Vec<[String; 7]> = self
-            .sandboxes
-            .iter()
-            .map(|row| {
-                let mut name = row.name.clone();
-                if row.locked {
-                    name.push_str(" (locked)");
-                }
-                [
-                    name,
-                    row.branch.clone().unwrap_or_else(|| "-".into()),
-                    row.state.label().to_string(),
-                    match row.dirty {
-                        Some(true) => "yes".into(),
-                        Some(false) => "no".into(),
-                        None => "-".into(),
-                    },
-                    row.port.map_or("-".into(), |p| p.to_string()),
-                    row.database.clone().unwrap_or_else(|| "-".into()),
-                    row.path.clone(),
-                ]
-            })
-            .collect();
+        let cells: Vec<[String; 7]> = self.sandboxes.iter().map(cells).collect();
         let mut widths = header.map(str::len);
         for row in &cells {
             for (width, cell) in widths.iter_mut().zip(row) {
@@ -74,22 +52,7 @@ impl Report for status::Report {
             };
             let plain = anstyle::Style::new();
             out.push_str(&line(row, &[plain, plain, state, plain, plain, plain, DIM]));
-            // Why a row is not clean, under it: the reason an `error` row
-            // could not be read is as much the answer as the state.
-            if let Some(detail) = &data.detail {
-                let style = if data.state == status::State::Error {
-                    RED
-                } else {
-                    DIM
-                };
-                out.push_str(&format!("  {}\n", paint(style, format!("└ {detail}"))));
-            }
-            for warning in &data.warnings {
-                out.push_str(&format!(
-                    "  {}\n",
-                    paint(YELLOW, format!("└ warning: {warning}"))
-                ));
-            }
+            out.push_str(&below(data));
         }
         if self
             .sandboxes
@@ -103,4 +66,46 @@ impl Report for status::Report {
         }
         out
     }
+}
+
+/// A row's cells, in the header's order.
+fn cells(row: &status::Row) -> [String; 7] {
+    let mut name = row.name.clone();
+    if row.locked {
+        name.push_str(" (locked)");
+    }
+    [
+        name,
+        row.branch.clone().unwrap_or_else(|| "-".into()),
+        row.state.label().to_string(),
+        match row.dirty {
+            Some(true) => "yes".into(),
+            Some(false) => "no".into(),
+            None => "-".into(),
+        },
+        row.port.map_or("-".into(), |p| p.to_string()),
+        row.database.clone().unwrap_or_else(|| "-".into()),
+        row.path.clone(),
+    ]
+}
+
+/// Why a row is not clean, under it (the reason an `error` row could not be
+/// read is as much the answer as the state), and its warnings.
+fn below(row: &status::Row) -> String {
+    let mut out = String::new();
+    if let Some(detail) = &row.detail {
+        let style = if row.state == status::State::Error {
+            RED
+        } else {
+            DIM
+        };
+        out.push_str(&format!("  {}\n", paint(style, format!("└ {detail}"))));
+    }
+    for warning in &row.warnings {
+        out.push_str(&format!(
+            "  {}\n",
+            paint(YELLOW, format!("└ warning: {warning}"))
+        ));
+    }
+    out
 }

@@ -177,18 +177,7 @@ pub fn apply(
     let _turn = if dry_run {
         None
     } else {
-        // Another `apply` here (a long migration, say) goes first: say so,
-        // rather than wait without a word.
-        match ctx.registry.try_lock_sandbox(&ctx.checkout.id)? {
-            Some(turn) => Some(turn),
-            None => {
-                progress.warn(&format!(
-                    "waiting for another provision that is applying sandbox {} (a long migration?)",
-                    ctx.name
-                ));
-                Some(ctx.registry.lock_sandbox(&ctx.checkout.id)?)
-            }
-        }
+        Some(take_turn(ctx, progress)?)
     };
     let migrations = ctx.migrations()?;
     let plan = ctx.plan(&migrations)?;
@@ -254,6 +243,22 @@ pub fn apply(
         shadowed: plan.shadowed,
         lock: lock_hash,
     })
+}
+
+/// The sandbox's lock. Another `apply` here (a long migration, say) goes
+/// first: said, rather than waited for without a word.
+fn take_turn(
+    ctx: &WorktreeSandbox,
+    progress: &Progress,
+) -> Result<crate::lifecycle::registry::Guard, BoxError> {
+    if let Some(turn) = ctx.registry.try_lock_sandbox(&ctx.checkout.id)? {
+        return Ok(turn);
+    }
+    progress.warn(&format!(
+        "waiting for another provision that is applying sandbox {} (a long migration?)",
+        ctx.name
+    ));
+    Ok(ctx.registry.lock_sandbox(&ctx.checkout.id)?)
 }
 
 /// The links and the env file: looked at, then decided.
