@@ -95,7 +95,23 @@ pub fn commands(settings: &Settings) -> Vec<RecipeCommand> {
             line: settings.lines.setup.get(i).copied(),
             run: run.clone(),
         });
-    database.chain(setup).collect()
+    let mut out: Vec<RecipeCommand> = database.chain(setup).collect();
+    // The commands run with the overrides in their environment: a changed
+    // value (`NODE_OPTIONS=--require …`) changes what an approved command
+    // does, so the overrides are approved with them.
+    if !out.is_empty() {
+        let vars: Vec<String> = settings
+            .env_vars
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        out.push(RecipeCommand {
+            what: "env.vars (the commands' environment)".into(),
+            line: None,
+            run: vars.join(" "),
+        });
+    }
+    out
 }
 
 /// What this user approved: per main checkout, the hashes of the exact

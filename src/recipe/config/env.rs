@@ -55,6 +55,15 @@ pub(super) fn resolve(
                     format!("env.vars: `{}` is not a valid variable name", key.get_ref()),
                 ));
             }
+            if let Some(why) = runs_code(key.get_ref()) {
+                return Err(source.error_at(
+                    &key,
+                    format!(
+                        "env.vars: `{}` {why}: a commit could make every command and shell that loads the overrides run its code; set it outside the recipe",
+                        key.get_ref()
+                    ),
+                ));
+            }
             source.templates(
                 &value,
                 &format!("env.vars.{}", key.get_ref()),
@@ -67,6 +76,24 @@ pub(super) fn resolve(
         }
     }
     Ok(())
+}
+
+/// Variables that make a program load or run other code: the overrides
+/// reach `[[setup]]` and database commands, and every shell that loads them
+/// (`provision env --shell` under direnv), so the recipe may not set them.
+fn runs_code(key: &str) -> Option<&'static str> {
+    const EXACT: [&str; 14] = [
+        "PATH", "BASH_ENV", "ENV", "PROMPT_COMMAND", "SHELLOPTS", "BASHOPTS", "IFS",
+        "NODE_OPTIONS", "PYTHONSTARTUP", "PERL5OPT", "RUBYOPT", "JAVA_TOOL_OPTIONS",
+        "GIT_SSH_COMMAND", "GIT_EXEC_PATH",
+    ];
+    if key.starts_with("LD_") || key.starts_with("DYLD_") {
+        Some("changes which libraries every program loads")
+    } else if EXACT.contains(&key) {
+        Some("changes which code a shell or interpreter runs")
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
