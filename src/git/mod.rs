@@ -41,6 +41,8 @@ pub enum GitError {
         "this worktree was moved without git (git still records it at {0}): run `git worktree repair` in it, then try again"
     )]
     Moved(String),
+    #[error("`{0}` is not a revision of this repository")]
+    BadRevision(String),
     #[error("bare repositories have no checkout to provision")]
     Bare,
     #[error("git: {0}")]
@@ -61,6 +63,8 @@ pub const MAIN_ID: &str = ".main";
 pub fn run_git(dir: &Path, args: &[String]) -> Result<String, GitError> {
     crate::output::command("git", args);
     let output = Command::new("git")
+        // Parsed (and quoted in errors) as git words it in English.
+        .env("LC_ALL", "C")
         .arg("-C")
         .arg(dir)
         .args(args)

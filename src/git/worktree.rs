@@ -53,6 +53,13 @@ pub fn branch_start(main: &Path, branch: &str, from: Option<&str>) -> Result<Sta
         return Err(GitError::BadBranchName(branch.into()));
     }
     let repo = git2::Repository::open(main)?;
+    // A revision goes to git as a word after the path: one that reads as
+    // an option (`--force`) is refused, and only what resolves is passed.
+    if let Some(rev) = from
+        && (rev.starts_with('-') || repo.revparse_single(rev).is_err())
+    {
+        return Err(GitError::BadRevision(rev.into()));
+    }
     let start = if repo.find_branch(branch, git2::BranchType::Local).is_ok() {
         Start::Existing
     } else {
@@ -162,6 +169,7 @@ pub fn expired_entries(main: &Path, expire: &str) -> Result<Vec<String>, GitErro
     crate::output::command("git", args);
     // git says what it would prune on stderr.
     let output = std::process::Command::new("git")
+        .env("LC_ALL", "C")
         .arg("-C")
         .arg(main)
         .args(args)

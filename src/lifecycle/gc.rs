@@ -2,7 +2,8 @@
 //! worktree is gone (folder deleted, or the git entry removed with plain git)
 //! and a git entry git calls prunable are orphans: their databases are
 //! dropped (only marked ones, only ones with a record), their ports freed and
-//! their git entries pruned. The main worktree, locked worktrees and live
+//! their git entries pruned (an entry whose folder is gone only once git's
+//! own expiry for it has passed: it may have moved). The main worktree, locked worktrees and live
 //! worktrees are never touched; `--merged` adds clean, merged worktrees
 //! under the same rules as `remove`.
 
@@ -223,12 +224,16 @@ impl Run<'_> {
                 .iter()
                 .filter_map(|f| f.split_once(' ').map(|(_, path)| path.to_string()))
                 .collect();
-            work.files = git::unlike_head(&worktree.path, &listed)?;
+            work.files = if worktree.path.is_dir() {
+                git::unlike_head(&worktree.path, &listed)?
+            } else {
+                Vec::new()
+            };
             if !work.is_empty() {
                 return Ok(Step::Keep(format!(
-                    "a `provision new` was cut short while git made it, but it holds unsaved work ({}): `provision apply` there takes it over, `provision remove --force {}` discards it",
+                    "a `provision new` was cut short while git made it, but it holds unsaved work ({}): `provision apply` there takes it over; to discard it, `git worktree unlock {path}` then `provision remove --force {path}`",
                     work.describe(),
-                    worktree.path.display()
+                    path = worktree.path.display()
                 )));
             }
             if !dry_run {

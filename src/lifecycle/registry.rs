@@ -289,7 +289,10 @@ impl Registry {
     }
 
     pub fn put(&self, _guard: &Guard, record: &Record) -> Result<(), RegistryError> {
-        let mut text = serde_json::to_string_pretty(record).expect("a record always serializes");
+        // A path that is not UTF-8 has no JSON form: said, not a panic.
+        let mut text = serde_json::to_string_pretty(record).map_err(|e| {
+            self.io("write")(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        })?;
         text.push('\n');
         fsutil::write_atomically(&self.record_path(&record.id), text.as_bytes())
             .map_err(self.io("write"))

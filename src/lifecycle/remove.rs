@@ -202,6 +202,11 @@ fn hidden_files(common_dir: &Path, root: &Path) -> Result<Vec<String>, BoxError>
             out.push(format!("{path}/ (a real folder, not provision's link)"));
             continue;
         }
+        // Only a regular file is read (a FIFO would hang the read).
+        if !meta.is_file() {
+            out.push(format!("{path} (not a regular file, not provision's)"));
+            continue;
+        }
         let bytes = fs_err::read(&at)?;
         let ours = envfile::is_ours(&String::from_utf8_lossy(&bytes));
         match written_env.filter(|e| e.file == path) {

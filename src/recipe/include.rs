@@ -111,6 +111,11 @@ pub fn parse(text: &str, main: &Path) -> Result<Vec<Entry>, IncludeError> {
         if body.split('/').any(|part| part == "..") {
             return refuse("leaves the repository");
         }
+        if body.starts_with("./") || body.contains("//") {
+            return refuse(
+                "names a path in two ways; write it without `./` or `//` (a leading `/` anchors it)",
+            );
+        }
         if body.starts_with('~') {
             return refuse("is a home-relative path; entries are relative to the repository");
         }

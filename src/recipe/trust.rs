@@ -56,7 +56,7 @@ pub fn set_trust_all(on: bool) {
     TRUST_ALL.store(on, Ordering::Relaxed);
 }
 
-fn trust_all() -> bool {
+pub fn trust_all() -> bool {
     TRUST_ALL.load(Ordering::Relaxed)
 }
 

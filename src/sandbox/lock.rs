@@ -286,14 +286,21 @@ pub fn inside(path: &str) -> Result<(), &'static str> {
     if path.is_empty() || path.contains('\0') {
         return Err("empty, or holds a NUL");
     }
-    if !components.iter().all(|c| matches!(c, Component::Normal(_))) || path.contains("/./") {
-        return Err("must be a relative path inside the worktree, without `..`");
+    // `components` folds `a//b` and a trailing `/`, and skips a leading
+    // `./`: each would name one path in two ways.
+    let plain = components.iter().all(|c| matches!(c, Component::Normal(_)))
+        && !path.starts_with("./")
+        && !path.contains("//")
+        && !path.contains("/./")
+        && !path.ends_with('/');
+    if !plain {
+        return Err("must be a plain relative path inside the worktree (no `..`, `./` or `//`)");
     }
     if components.first().is_some_and(|c| c.as_os_str() == ".git") {
-        return Err("lies in git's own folder");
+        return Err("is one of provision's or git's own files: it lies in git's folder");
     }
     if path == FILE_NAME {
-        return Err("is the lock itself");
+        return Err("is one of provision's or git's own files: the lock itself");
     }
     Ok(())
 }

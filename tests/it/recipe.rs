@@ -199,6 +199,16 @@ fn recipe_paths_that_collide_with_provisions_own_files_are_refused() {
             "[env]\nfile = \"migrations/.env\"\n",
             "env.file `migrations/.env` lies in the migrations folder `migrations`",
         ),
+        (
+            "provision.toml",
+            "[env]\nfile = \"./.env.local\"\n",
+            "provision.toml:2: env.file `./.env.local` must be a plain relative path",
+        ),
+        (
+            ".worktreeinclude",
+            "./.env\n",
+            ".worktreeinclude:1: `./.env` names a path in two ways",
+        ),
     ] {
         let before = fs_err::read_to_string(main.join(file)).unwrap_or_default();
         write(main.join(file), text);

@@ -85,6 +85,14 @@ pub(super) fn create(
             )?)
         }
     };
+    // A record, a lock and git's own files name the worktree as text.
+    if path.to_str().is_none() {
+        return Err(format!(
+            "{} is not a UTF-8 path; provision needs one it can record",
+            path.display()
+        )
+        .into());
+    }
     let options = Options {
         name,
         path: fsutil::normalize(&path),

@@ -60,8 +60,8 @@ impl Sqlite {
         }
     }
 
-    /// Opens the existing file without creating it; read-only connections
-    /// are enough for everything but `create`, `migrate` and `repair`.
+    /// Opens the existing file without creating it (read-write: SQLite
+    /// rolls back a transaction a killed writer left, on the next open).
     fn conn(&mut self) -> Result<&mut Connection, DbError> {
         if self.conn.is_none() {
             let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;

@@ -28,15 +28,15 @@ pub(super) fn resolve(
             "the env file is a fixed path in every worktree",
         )?;
         source.relative(&file, "env.file")?;
-        // Provision's own files, and the recipe: overrides written into one
-        // of them would break the sandbox, or the recipe, for good.
-        let own = [
-            crate::sandbox::lock::FILE_NAME,
-            super::FILE_NAME,
-            crate::recipe::include::FILE_NAME,
-        ];
-        let name = file.get_ref().trim_start_matches("./");
-        if own.contains(&name) || name == ".git" || name.starts_with(".git/") {
+        // As the lock will name it, checked as the lock's reader checks it:
+        // plain components only, not in .git, not the lock.
+        let name = file.get_ref().as_str();
+        if let Err(why) = crate::sandbox::lock::inside(name) {
+            return Err(source.error_at(&file, format!("env.file `{name}` {why}")));
+        }
+        // The recipe's own files: overrides written into one of them would
+        // break the recipe for good.
+        if [super::FILE_NAME, crate::recipe::include::FILE_NAME].contains(&name) {
             return Err(source.error_at(
                 &file,
                 format!("env.file `{name}` is one of provision's or git's own files; choose another path"),
@@ -83,9 +83,20 @@ pub(super) fn resolve(
 /// (`provision env --shell` under direnv), so the recipe may not set them.
 fn runs_code(key: &str) -> Option<&'static str> {
     const EXACT: [&str; 14] = [
-        "PATH", "BASH_ENV", "ENV", "PROMPT_COMMAND", "SHELLOPTS", "BASHOPTS", "IFS",
-        "NODE_OPTIONS", "PYTHONSTARTUP", "PERL5OPT", "RUBYOPT", "JAVA_TOOL_OPTIONS",
-        "GIT_SSH_COMMAND", "GIT_EXEC_PATH",
+        "PATH",
+        "BASH_ENV",
+        "ENV",
+        "PROMPT_COMMAND",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "IFS",
+        "NODE_OPTIONS",
+        "PYTHONSTARTUP",
+        "PERL5OPT",
+        "RUBYOPT",
+        "JAVA_TOOL_OPTIONS",
+        "GIT_SSH_COMMAND",
+        "GIT_EXEC_PATH",
     ];
     if key.starts_with("LD_") || key.starts_with("DYLD_") {
         Some("changes which libraries every program loads")

@@ -54,6 +54,10 @@ pub enum ApplyError {
     )]
     ForeignEnvFile { file: String },
     #[error(
+        "{path} changed while apply ran: a real file or folder is there now; provision leaves it: move it away and run `provision apply`"
+    )]
+    Changed { path: String },
+    #[error(
         "migration {name} was changed after it was applied (applied {recorded}, file now {current}); restore the file and add the change as a new migration"
     )]
     Edited {
