@@ -10,6 +10,7 @@ use crate::db::DbError;
 use crate::git::{self, Worktree};
 use crate::lifecycle::registry::{Guard, Record, Registry, RegistryError};
 use crate::recipe::config::DatabaseKind;
+use crate::sandbox::lock::NamedPorts;
 use crate::workspace::{Owner, Workspace};
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +80,7 @@ fn drop_database(
     dry_run: bool,
 ) -> Result<DatabaseFate, TeardownError> {
     let recorded = &record.database;
+    let ports = record.named_ports();
     // Always the record's path, even when its folder is gone: it is what
     // `{worktree}` and the env overrides meant. The command kind itself
     // decides where to run once the folder is gone.
@@ -88,6 +90,7 @@ fn drop_database(
         name: &record.name,
         database: &recorded.name,
         port: record.port,
+        ports: &ports,
     };
     let mut database = workspace
         .open_database(&owner)
@@ -135,8 +138,11 @@ pub struct Removal {
     pub branch: Option<String>,
     pub database: Option<String>,
     pub database_fate: Option<DatabaseFate>,
-    /// The port freed with the record.
+    /// The port freed with the record (the first, with named ports).
     pub port: Option<u16>,
+    /// Every named port freed with the record.
+    #[serde(skip_serializing_if = "NamedPorts::is_empty")]
+    pub ports: NamedPorts,
     pub branch_deleted: bool,
     /// What was done, one line each, for a person.
     pub done: Vec<String>,
@@ -243,6 +249,7 @@ impl Removal {
             database: record.map(|r| r.database.name.clone()),
             database_fate: None,
             port: record.map(|r| r.port),
+            ports: record.map(Record::named_ports).unwrap_or_default(),
             branch_deleted: false,
             done: Vec::new(),
         }
@@ -264,8 +271,8 @@ fn release(
     if fate.still_ours() && !options.force {
         // The record is the only root that leads gc back to it.
         done.push(format!(
-            "kept the record and port {} until the database is gone",
-            record.port
+            "kept the record and {} until the database is gone",
+            record.ports_text()
         ));
         return Ok(done);
     }
@@ -273,9 +280,9 @@ fn release(
         forget(&workspace.registry, guard, record)?;
     }
     done.push(format!(
-        "{} port {}",
+        "{} {}",
         options.did("freed", "free"),
-        record.port
+        record.ports_text()
     ));
     Ok(done)
 }

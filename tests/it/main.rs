@@ -13,6 +13,7 @@ mod hostile;
 mod lifecycle;
 mod links;
 mod mcp;
+mod ports;
 mod postgres;
 mod properties;
 mod recipe;

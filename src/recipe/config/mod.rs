@@ -43,7 +43,7 @@ pub struct Settings {
     pub env_file: String,
     pub env_vars: BTreeMap<String, String>,
     pub database: DatabaseSettings,
-    pub ports: PortRange,
+    pub ports: Ports,
     /// Left out of the recipe hash while empty, so a recipe without them
     /// hashes as it did before they existed.
     #[serde(skip_serializing_if = "Links::is_empty")]
@@ -136,6 +136,27 @@ pub struct PortRange {
     pub last: u16,
 }
 
+/// `[ports]`: where ports come from, and the name of each port a sandbox
+/// gets (its env variable by default). Serialized into the recipe hash as
+/// the range alone while the names are the default `["PORT"]`, so a recipe
+/// without names hashes as it did before they existed.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Ports {
+    #[serde(flatten)]
+    pub range: PortRange,
+    #[serde(skip_serializing_if = "Ports::default_names")]
+    pub names: Vec<String>,
+}
+
+/// The one port every sandbox has when `[ports] names` is not given.
+pub const DEFAULT_PORT_NAME: &str = "PORT";
+
+impl Ports {
+    fn default_names(names: &[String]) -> bool {
+        names == [DEFAULT_PORT_NAME]
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -153,9 +174,12 @@ impl Default for Settings {
                 template: None,
                 commands: Commands::default(),
             },
-            ports: PortRange {
-                first: 20000,
-                last: 29999,
+            ports: Ports {
+                range: PortRange {
+                    first: 20000,
+                    last: 29999,
+                },
+                names: vec![DEFAULT_PORT_NAME.to_string()],
             },
             links: Links::default(),
             setup: Vec::new(),
@@ -192,15 +216,24 @@ pub fn load(main: &Path) -> Result<Settings, ConfigError> {
 }
 
 pub fn parse(text: &str) -> Result<Settings, ConfigError> {
-    let source = Source { text };
+    let mut source = Source {
+        text,
+        port_names: Vec::new(),
+    };
     let raw: RawFile =
         toml::from_str(text).map_err(|e| source.error(e.span(), e.message().to_string()))?;
     let mut settings = Settings::default();
+    // `{port.NAME}` is checked against the names wherever it is written;
+    // the names themselves are checked in their turn below.
+    source.port_names = raw.ports.names_as_written(&settings.ports.names);
     // This order decides which of several mistakes is reported: keep it.
     worktree::resolve(raw.worktree, &source, &mut settings.worktree_path)?;
-    env::resolve(raw.env, &source, &mut settings)?;
+    let vars_given = env::resolve(raw.env, &source, &mut settings)?;
     database::resolve(raw.database, &source, &mut settings.database)?;
     ports::resolve(raw.ports, &source, &mut settings.ports)?;
+    if !vars_given {
+        settings.env_vars = ports::default_env_vars(&settings.ports.names);
+    }
     links::resolve(raw.links, &source, &mut settings.links, &mut settings.lines)?;
     setup::resolve(
         raw.setup,
@@ -211,9 +244,11 @@ pub fn parse(text: &str) -> Result<Settings, ConfigError> {
     Ok(settings)
 }
 
-/// The text of `provision.toml`, for errors that name their line.
+/// The text of `provision.toml`, for errors that name their line, and the
+/// port names `{port.NAME}` may refer to.
 struct Source<'a> {
     text: &'a str,
+    port_names: Vec<String>,
 }
 
 impl Source<'_> {
@@ -243,7 +278,7 @@ impl Source<'_> {
         allowed: &[&str],
         why: &'static str,
     ) -> Result<(), ConfigError> {
-        check_template(value.get_ref(), allowed, why)
+        check_template(value.get_ref(), allowed, why, &self.port_names)
             .map_err(|e| self.error_at(value, format!("{name}: {e}")))
     }
 
@@ -266,10 +301,25 @@ impl Source<'_> {
     }
 }
 
-fn check_template(value: &str, allowed: &[&str], why: &'static str) -> Result<(), TemplateError> {
+/// `value`'s templates are among `allowed`; a `{port.NAME}` is allowed
+/// where `{port}` is, and names one of `port_names`.
+fn check_template(
+    value: &str,
+    allowed: &[&str],
+    why: &'static str,
+    port_names: &[String],
+) -> Result<(), TemplateError> {
     for key in template::keys(value)? {
-        if !allowed.contains(&key.as_str()) {
+        let port = template::port_name(&key);
+        let base = if port.is_some() { "port" } else { key.as_str() };
+        if !allowed.contains(&base) {
             return Err(TemplateError::NotAvailable(key, why));
+        }
+        if let Some(name) = port.filter(|name| !port_names.iter().any(|n| n == name)) {
+            return Err(TemplateError::NoSuchPort(
+                name.to_string(),
+                port_names.join(", "),
+            ));
         }
     }
     Ok(())
