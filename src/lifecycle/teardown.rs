@@ -1,6 +1,7 @@
-//! Takes a sandbox apart: the worktree through git, the database (only when
-//! it carries provision's mark), the registry record (which frees the port)
-//! and, when asked and merged, the branch. The primitive `remove` and `gc`
+//! Takes a sandbox apart: its processes (services, and anything else still
+//! working in its folder), the worktree through git, the database (only
+//! when it carries provision's mark), the registry record (which frees the
+//! ports) and, when asked and merged, the branch. The primitive `remove` and `gc`
 //! share; deciding what may go is theirs.
 
 use serde::Serialize;
@@ -11,6 +12,7 @@ use crate::git::{self, Worktree};
 use crate::lifecycle::registry::{Guard, Record, Registry, RegistryError};
 use crate::recipe::config::DatabaseKind;
 use crate::sandbox::lock::NamedPorts;
+use crate::services::{self, Stopped};
 use crate::workspace::{Owner, Workspace};
 
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +145,12 @@ pub struct Removal {
     /// Every named port freed with the record.
     #[serde(skip_serializing_if = "NamedPorts::is_empty")]
     pub ports: NamedPorts,
+    /// A dry run: nothing was done, `done` says what would be.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+    /// The processes stopped (or, in a dry run, that would be).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stopped: Vec<Stopped>,
     pub branch_deleted: bool,
     /// What was done, one line each, for a person.
     pub done: Vec<String>,
@@ -180,6 +188,7 @@ pub fn take_down(
     options: Options,
 ) -> Result<Removal, BoxError> {
     let mut removal = Removal::of(record, worktree);
+    removal.dry_run = options.dry_run;
     // One take-down at a time per sandbox, and never in the middle of an
     // apply: waiting here while holding the registry lock could deadlock
     // with an apply that waits for the registry, so a busy sandbox is skipped.
@@ -192,6 +201,12 @@ pub fn take_down(
         ),
         None => None,
     };
+    // Nothing of the sandbox is left running, and nothing writes into the
+    // worktree while it goes.
+    removal.stopped = stop_processes(workspace, record, worktree, options.dry_run)?;
+    removal
+        .done
+        .extend(services::stop::describe(&removal.stopped));
     let drop_database = |record: &Record| drop_database(workspace, record, options.dry_run);
     // The command kind's commands may need the worktree folder, so its
     // database goes first; every other kind's goes after git has removed
@@ -227,6 +242,37 @@ pub fn take_down(
     Ok(removal)
 }
 
+/// Stops the sandbox's services and every other process working in its
+/// worktree (see `services::stop`); with `dry_run`, only says which.
+fn stop_processes(
+    workspace: &Workspace,
+    record: Option<&Record>,
+    worktree: Option<&Worktree>,
+    dry_run: bool,
+) -> Result<Vec<Stopped>, BoxError> {
+    let (id, path) = match (worktree, record) {
+        (Some(w), _) => (&w.id, &w.path),
+        (None, Some(r)) => (&r.id, &r.path),
+        (None, None) => return Ok(Vec::new()),
+    };
+    let checkout = &workspace.checkout;
+    let others = git::worktrees(&checkout.main, &checkout.common_dir)?
+        .into_iter()
+        .map(|w| w.path)
+        .filter(|p| p != path)
+        .collect();
+    let sandbox = services::Sandbox {
+        common_dir: &checkout.common_dir,
+        id,
+        name: record.map_or("", |r| r.name.as_str()),
+        path,
+        // Once git's entry is gone, the path may hold something else.
+        live: worktree.is_some(),
+        others,
+    };
+    Ok(services::stop_sandbox(&sandbox, dry_run)?)
+}
+
 impl Removal {
     /// Nothing done yet to the sandbox of `record` and `worktree`.
     fn of(record: Option<&Record>, worktree: Option<&Worktree>) -> Self {
@@ -250,6 +296,8 @@ impl Removal {
             database_fate: None,
             port: record.map(|r| r.port),
             ports: record.map(Record::named_ports).unwrap_or_default(),
+            stopped: Vec::new(),
+            dry_run: false,
             branch_deleted: false,
             done: Vec::new(),
         }

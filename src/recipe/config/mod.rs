@@ -10,6 +10,7 @@ mod database;
 mod env;
 mod links;
 mod ports;
+mod services;
 mod setup;
 mod worktree;
 
@@ -51,6 +52,10 @@ pub struct Settings {
     /// `[[setup]] run = "…"`, in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub setup: Vec<String>,
+    /// `[[services]]`, in order. Not part of the recipe hash: a service
+    /// runs in a sandbox, it is not part of what a lock records.
+    #[serde(skip)]
+    pub services: Vec<Service>,
     /// Where the `[links]` patterns and `[[setup]]` commands are written,
     /// for errors found after parsing. Not part of the recipe.
     #[serde(skip)]
@@ -64,6 +69,19 @@ pub struct Lines {
     pub reflink: Vec<usize>,
     pub setup: Vec<usize>,
 }
+
+/// `[[services]]`: a command `provision up` keeps running in the sandbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    pub name: String,
+    pub run: String,
+    /// Between SIGTERM and SIGKILL when it is stopped.
+    pub grace: std::time::Duration,
+    /// The line of `run` in provision.toml.
+    pub line: usize,
+}
+
+pub use services::{DEFAULT_GRACE, is_service_name};
 
 /// `[links]`: gitignore-style patterns over the included paths that are
 /// copied (or reflinked) into each worktree instead of symlinked.
@@ -183,6 +201,7 @@ impl Default for Settings {
             },
             links: Links::default(),
             setup: Vec::new(),
+            services: Vec::new(),
             lines: Lines::default(),
         }
     }
@@ -203,6 +222,8 @@ struct RawFile {
     links: links::RawLinks,
     #[serde(default)]
     setup: Vec<setup::RawSetup>,
+    #[serde(default)]
+    services: Vec<services::RawService>,
 }
 
 /// Reads `provision.toml` from `main`; a missing file means all defaults.
@@ -241,6 +262,7 @@ pub fn parse(text: &str) -> Result<Settings, ConfigError> {
         &mut settings.setup,
         &mut settings.lines.setup,
     )?;
+    services::resolve(raw.services, &source, &mut settings.services)?;
     Ok(settings)
 }
 
@@ -402,7 +424,7 @@ mod tests {
         for (text, want) in [
             (
                 "[ports]\nrange = \"1-2\"\n[other]\n",
-                "provision.toml:3: unknown field `other`, expected one of `worktree`, `env`, `database`, `ports`, `links`, `setup`",
+                "provision.toml:3: unknown field `other`, expected one of `worktree`, `env`, `database`, `ports`, `links`, `setup`, `services`",
             ),
             (
                 "[env]\nfile = \".env\"\nfile = \".env\"\n",

@@ -1,0 +1,145 @@
+//! Nothing left running: `remove` and `gc` stop the sandbox's services and
+//! every other process working in its worktree (a process started by hand
+//! included), name them, and `--dry-run` lists them.
+
+use std::path::Path;
+use std::process::{Child, Command};
+
+use crate::services::{Fixture, free, running, wait_until};
+
+/// A process started by hand in the worktree, as a dev server left behind.
+fn stray(dir: &Path) -> Child {
+    Command::new("sleep")
+        .arg("1000")
+        .current_dir(dir)
+        .spawn()
+        .unwrap()
+}
+
+fn signal_of(child: &mut Child) -> Option<i32> {
+    std::os::unix::process::ExitStatusExt::signal(&child.wait().unwrap())
+}
+
+#[test]
+fn remove_stops_the_services_and_a_process_started_by_hand() {
+    let fx = Fixture::new(32300);
+    let port = fx.port();
+    let up = fx.provision(&["up", "web", "--json"]).expect(0).json();
+    let web = up["services"][0]["pid"].as_i64().unwrap();
+    fx.wait_serving();
+    let mut sleeper = stray(&fx.wt.join("src"));
+    let stray_pid = i64::from(sleeper.id());
+
+    let dry = fx
+        .env
+        .provision(&fx.main, &["remove", "feature", "--dry-run", "--json"])
+        .expect(0)
+        .json();
+    let would: Vec<i64> = dry["stopped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["pid"].as_i64().unwrap())
+        .collect();
+    assert!(would.contains(&web) && would.contains(&stray_pid), "{dry}");
+    let text = fx
+        .env
+        .provision(&fx.main, &["remove", "feature", "--dry-run"])
+        .expect(0)
+        .stdout;
+    let line = format!(
+        "would stop a process working in {}: pid {stray_pid} (sleep 1000)",
+        fx.wt.join("src").display()
+    );
+    assert!(
+        text.contains(&line) && text.contains("would stop service web: pid"),
+        "{text}"
+    );
+    assert!(running(web) && sleeper.try_wait().unwrap().is_none() && fx.wt.is_dir());
+
+    let run = fx
+        .env
+        .provision(&fx.main, &["remove", "feature", "--force"])
+        .expect(0);
+    assert!(
+        run.stdout.contains(&line.replace("would stop", "stopped")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("stopped service web: pid"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(signal_of(&mut sleeper), Some(15));
+    assert!(!running(web));
+    wait_until("the port is free", || free(port));
+    assert!(
+        !fx.main
+            .join(".git/provision/services/worktree-feature")
+            .exists()
+    );
+    assert!(!fx.wt.exists());
+}
+
+#[test]
+fn gc_stops_what_still_runs_in_a_deleted_worktree() {
+    let fx = Fixture::new(32350);
+    let up = fx
+        .provision(&["up", "web", "stubborn", "--json"])
+        .expect(0)
+        .json();
+    let pids: Vec<i64> = up["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["pid"].as_i64().unwrap())
+        .collect();
+    wait_until("stubborn is ready", || {
+        fx.provision(&["logs", "stubborn"]).stdout.contains("ready")
+    });
+    let port = fx.port();
+    fx.wait_serving();
+    let mut sleeper = stray(&fx.wt);
+    // The folder deleted by hand: its processes keep running, in a deleted folder.
+    fs_err::remove_dir_all(&fx.wt).unwrap();
+
+    let dry = fx
+        .env
+        .provision(&fx.main, &["gc", "--dry-run"])
+        .expect(0)
+        .stdout;
+    let line = format!(
+        "would stop a process working in {} (deleted): pid {} (sleep 1000)",
+        fx.wt.display(),
+        sleeper.id()
+    );
+    assert!(dry.contains(&line), "{dry}");
+    assert!(
+        dry.contains("would stop service web: pid")
+            && dry.contains("would stop service stubborn: pid"),
+        "{dry}"
+    );
+    assert!(pids.iter().all(|p| running(*p)));
+
+    let run = fx
+        .env
+        .provision(&fx.main, &["gc", "--json"])
+        .expect(0)
+        .json();
+    let removed = &run["removed"][0];
+    let stopped = removed["stopped"].as_array().unwrap();
+    assert!(
+        stopped
+            .iter()
+            .any(|s| s["how"] == "killed" && s["why"]["name"] == "stubborn"),
+        "{run}"
+    );
+    assert!(
+        stopped.iter().any(|s| s["pid"] == i64::from(sleeper.id())),
+        "{run}"
+    );
+    assert_eq!(signal_of(&mut sleeper), Some(15));
+    assert!(pids.iter().all(|p| !running(*p)));
+    wait_until("the port is free", || free(port));
+}
