@@ -50,6 +50,10 @@ pub enum ServiceError {
         "service `{name}` ended, but processes it started still run (pids {pids}); `provision down {name}` stops them, then `provision up {name}` starts it again"
     )]
     LeftRunning { name: String, pids: String },
+    #[error(
+        "cannot tell whether service `{0}` runs: its record cannot be read; `provision down {0}` forgets it (and signals nothing by it)"
+    )]
+    Unreadable(String, #[source] RecordError),
     #[error("no log of service `{0}` in this sandbox: `provision up {0}` starts it")]
     NoLog(String),
     #[error("cannot start service `{0}`")]

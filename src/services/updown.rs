@@ -30,7 +30,9 @@ pub fn up(here: &Here, services: &[&Service]) -> Result<Vec<Up>, BoxError> {
     let mut out = Vec::new();
     for service in services {
         let log = here.dir.log(&service.name).display().to_string();
-        if let Some(record) = here.dir.read(&service.name).unwrap_or(None) {
+        let recorded = (here.dir.read(&service.name))
+            .map_err(|e| ServiceError::Unreadable(service.name.clone(), e))?;
+        if let Some(record) = recorded {
             if let Some(leader) = record.leader() {
                 out.push(Up {
                     name: service.name.clone(),

@@ -394,3 +394,65 @@ fn services_run_only_once_approved_and_name_what_they_are() {
         run.stderr
     );
 }
+
+/// Field 22 of `/proc/PID/stat`: when the process started.
+fn start_time(pid: u32) -> u64 {
+    let text = read(format!("/proc/{pid}/stat"));
+    let fields: Vec<&str> = text[text.rfind(')').unwrap() + 2..].split(' ').collect();
+    fields[19].parse().unwrap()
+}
+
+/// Records are read back: one that names a process `up` did not start
+/// (a recycled pid, the right start time even) gets nothing signalled, and
+/// one that does not read is refused by `up` until `down` forgets it.
+#[test]
+fn a_record_naming_another_process_never_gets_it_signalled() {
+    let fx = Fixture::new(32400);
+    fx.provision(&["up", "short"]).expect(0);
+    wait_until("short has exited", || {
+        fx.service("short").is_some_and(|s| s["state"] == "exited")
+    });
+    let record_path = fx
+        .main
+        .join(".git/provision/services/worktree-feature/short.json");
+    let mut record: Value = serde_json::from_str(&read(&record_path)).unwrap();
+    // Someone else's process, not in the worktree, under the record's pid.
+    let mut other = Command::new("sleep")
+        .arg("1000")
+        .current_dir(fx.env.dir.path())
+        .spawn()
+        .unwrap();
+    record["pid"] = other.id().into();
+    record["start"] = start_time(other.id()).into();
+    write(&record_path, &record.to_string());
+    let short = fx.service("short").unwrap();
+    assert_eq!(short["state"], "exited", "{short}");
+    let down = fx.provision(&["down", "short", "--json"]).expect(0).json();
+    assert_eq!(
+        down["services"][0]["stopped"],
+        serde_json::json!([]),
+        "{down}"
+    );
+    assert!(
+        other.try_wait().unwrap().is_none(),
+        "the other process was signalled"
+    );
+    other.kill().unwrap();
+    other.wait().unwrap();
+
+    fx.provision(&["up", "short"]).expect(0);
+    write(&record_path, "{\"pid\": 1}");
+    let run = fx.provision(&["up", "short"]).expect(2);
+    assert!(
+        run.stderr.starts_with(
+            "error: cannot tell whether service `short` runs: its record cannot be read; `provision down short` forgets it (and signals nothing by it)\n\nCaused by:\n    service record "
+        ),
+        "{}",
+        run.stderr
+    );
+    let text = fx.provision(&["down", "short"]).expect(0).stdout;
+    assert!(text.contains("nothing was signalled by it"), "{text}");
+    assert!(
+        fx.provision(&["up", "short", "--json"]).expect(0).json()["services"][0]["started"] == true
+    );
+}
