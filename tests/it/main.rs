@@ -6,6 +6,7 @@ mod support;
 
 mod agents;
 mod command;
+mod compose;
 mod crash;
 mod ecosystem;
 mod formats;

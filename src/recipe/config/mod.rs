@@ -6,6 +6,7 @@
 //! is the recipe hash); each section's module holds its raw TOML shape and
 //! the `resolve` that checks it into them.
 
+mod compose;
 mod database;
 mod env;
 mod links;
@@ -70,34 +71,9 @@ pub struct Lines {
     pub setup: Vec<usize>,
 }
 
-/// `[[services]]`: a command `provision up` keeps running in the sandbox.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Service {
-    pub name: String,
-    pub run: String,
-    /// Between SIGTERM and SIGKILL when it is stopped.
-    pub grace: std::time::Duration,
-    /// The line of `run` in provision.toml.
-    pub line: usize,
-}
-
-pub use services::{DEFAULT_GRACE, is_service_name};
-
-/// `[links]`: gitignore-style patterns over the included paths that are
-/// copied (or reflinked) into each worktree instead of symlinked.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct Links {
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub copy: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub reflink: Vec<String>,
-}
-
-impl Links {
-    pub fn is_empty(&self) -> bool {
-        self.copy.is_empty() && self.reflink.is_empty()
-    }
-}
+pub use links::Links;
+pub use ports::{DEFAULT_PORT_NAME, PortRange, Ports};
+pub use services::{DEFAULT_GRACE, Service, is_service_name};
 
 /// Serialized into the recipe hash; keys a kind does not use are left out,
 /// so a recipe that does not use them hashes as it did before they existed.
@@ -145,33 +121,6 @@ impl DatabaseKind {
             DatabaseKind::Postgres => "postgres",
             DatabaseKind::Command => "command",
         }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-pub struct PortRange {
-    pub first: u16,
-    pub last: u16,
-}
-
-/// `[ports]`: where ports come from, and the name of each port a sandbox
-/// gets (its env variable by default). Serialized into the recipe hash as
-/// the range alone while the names are the default `["PORT"]`, so a recipe
-/// without names hashes as it did before they existed.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Ports {
-    #[serde(flatten)]
-    pub range: PortRange,
-    #[serde(skip_serializing_if = "Ports::default_names")]
-    pub names: Vec<String>,
-}
-
-/// The one port every sandbox has when `[ports] names` is not given.
-pub const DEFAULT_PORT_NAME: &str = "PORT";
-
-impl Ports {
-    fn default_names(names: &[String]) -> bool {
-        names == [DEFAULT_PORT_NAME]
     }
 }
 
@@ -227,16 +176,27 @@ struct RawFile {
 }
 
 /// Reads `provision.toml` from `main`; a missing file means all defaults.
+/// A compose file beside it adds `COMPOSE_PROJECT_NAME` to the default
+/// overrides.
 pub fn load(main: &Path) -> Result<Settings, ConfigError> {
     let path = main.join(FILE_NAME);
-    match fs_err::read_to_string(&path) {
-        Ok(text) => parse(&text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::default()),
-        Err(e) => Err(ConfigError::Read(FILE_NAME.into(), e)),
-    }
+    let text = match fs_err::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(ConfigError::Read(FILE_NAME.into(), e)),
+    };
+    parse_for(&text, compose::present(main))
 }
 
+/// The settings of a `provision.toml` text, in a repository without a
+/// compose file.
 pub fn parse(text: &str) -> Result<Settings, ConfigError> {
+    parse_for(text, false)
+}
+
+/// The settings of a `provision.toml` text; `compose`: the repository has
+/// a compose file.
+fn parse_for(text: &str, compose: bool) -> Result<Settings, ConfigError> {
     let mut source = Source {
         text,
         port_names: Vec::new(),
@@ -254,6 +214,9 @@ pub fn parse(text: &str) -> Result<Settings, ConfigError> {
     ports::resolve(raw.ports, &source, &mut settings.ports)?;
     if !vars_given {
         settings.env_vars = ports::default_env_vars(&settings.ports.names);
+        if compose {
+            compose::add_default(&mut settings.env_vars);
+        }
     }
     links::resolve(raw.links, &source, &mut settings.links, &mut settings.lines)?;
     setup::resolve(

@@ -2,10 +2,37 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use super::{ConfigError, PortRange, Ports, Source, is_env_name};
+use super::{ConfigError, Source, is_env_name};
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+/// `[ports]`: where ports come from, and the name of each port a sandbox
+/// gets (its env variable by default). Serialized into the recipe hash as
+/// the range alone while the names are the default `["PORT"]`, so a recipe
+/// without names hashes as it did before they existed.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Ports {
+    #[serde(flatten)]
+    pub range: PortRange,
+    #[serde(skip_serializing_if = "Ports::default_names")]
+    pub names: Vec<String>,
+}
+
+/// The one port every sandbox has when `[ports] names` is not given.
+pub const DEFAULT_PORT_NAME: &str = "PORT";
+
+impl Ports {
+    fn default_names(names: &[String]) -> bool {
+        names == [DEFAULT_PORT_NAME]
+    }
+}
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, expecting = "a table")]

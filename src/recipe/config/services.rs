@@ -6,8 +6,19 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{ConfigError, Service, Source};
+use super::{ConfigError, Source};
 use crate::recipe::template;
+
+/// `[[services]]`: a command `provision up` keeps running in the sandbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    pub name: String,
+    pub run: String,
+    /// Between SIGTERM and SIGKILL when it is stopped.
+    pub grace: Duration,
+    /// The line of `run` in provision.toml.
+    pub line: usize,
+}
 
 /// How long a service has between SIGTERM and SIGKILL unless it says.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
