@@ -106,16 +106,17 @@ pub fn env_var(pid: i32, key: &str) -> Option<String> {
 }
 
 /// Waits (up to a second) until a process just spawned shows `key=value`
-/// in its environment. The kernel lets a spawning parent go on before the
-/// new program's environment is in place: until then `/proc/PID/environ`
-/// reads empty, and a check made then would not know the process.
-pub fn await_env(pid: i32, key: &str, value: &str) -> bool {
+/// in its environment; false if it does not, or ends first. The kernel
+/// lets a spawning parent go on before the new program's environment is in
+/// place: until then `/proc/PID/environ` reads empty, and a check made
+/// then would not know the process.
+pub fn await_env(id: Id, key: &str, value: &str) -> bool {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
     loop {
-        if env_var(pid, key).as_deref() == Some(value) {
+        if env_var(id.pid, key).as_deref() == Some(value) {
             return true;
         }
-        if std::time::Instant::now() > deadline {
+        if !running(id) || std::time::Instant::now() > deadline {
             return false;
         }
         std::thread::sleep(std::time::Duration::from_millis(1));

@@ -265,11 +265,7 @@ mod tests {
             .spawn()
             .unwrap();
         let id = procs::stat(child.id() as i32).unwrap().id;
-        assert!(procs::await_env(
-            id.pid,
-            super::super::TOKEN_VAR,
-            &record.token
-        ));
+        assert!(procs::await_env(id, super::super::TOKEN_VAR, &record.token));
         let record = Record {
             pid: id.pid,
             start: id.start,

@@ -106,7 +106,7 @@ fn start(here: &Here, service: &Service) -> std::io::Result<Record> {
     // Not yet reaped, so its pid names it until provision exits. Its record
     // is written once its token shows, so every later look proves it.
     let stat = procs::stat(pid).ok_or_else(|| std::io::Error::other("it vanished at once"))?;
-    if !procs::await_env(pid, TOKEN_VAR, &token) && procs::running(stat.id) {
+    if !procs::await_env(stat.id, TOKEN_VAR, &token) && procs::running(stat.id) {
         // Unprovable later, so it is not left running.
         let _ = procs::signal(stat.id, procs::Signal::Kill);
         return Err(std::io::Error::other(format!(
