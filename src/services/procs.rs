@@ -73,13 +73,23 @@ pub fn boot_id() -> String {
         .unwrap_or_default()
 }
 
-/// Every pid `/proc` lists.
-pub fn pids() -> Vec<i32> {
+/// Every pid `/proc` lists of a process that runs as the same user as
+/// provision (`/proc/PID` belongs to the process's user): even as root,
+/// provision never stops another user's work.
+pub fn own_pids() -> Vec<i32> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(me) = fs_err::metadata("/proc/self").map(|m| m.uid()) else {
+        return Vec::new();
+    };
     let Ok(entries) = fs_err::read_dir("/proc") else {
         return Vec::new();
     };
     entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter_map(|e| {
+            let entry = e.ok()?;
+            let pid = entry.file_name().to_str()?.parse().ok()?;
+            (entry.metadata().ok()?.uid() == me).then_some(pid)
+        })
         .collect()
 }
 
@@ -240,6 +250,7 @@ mod tests {
         assert_eq!(dir, std::env::current_dir().unwrap());
         assert!(!deleted);
         assert!(self_and_ancestors().starts_with(&[me, stat.ppid]));
+        assert!(own_pids().contains(&me));
         assert!(!boot_id().is_empty());
     }
 

@@ -135,9 +135,9 @@ fn folder_text(process: &Seen) -> String {
     }
 }
 
-/// Every process `/proc` lists that the calling user may look into.
+/// Every process of the calling user, as `/proc` shows it.
 pub fn scan() -> Vec<Seen> {
-    procs::pids()
+    procs::own_pids()
         .into_iter()
         .filter_map(|pid| {
             let stat = procs::stat(pid).filter(|s| !s.ended())?;

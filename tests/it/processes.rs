@@ -143,3 +143,63 @@ fn gc_stops_what_still_runs_in_a_deleted_worktree() {
     assert!(pids.iter().all(|p| !running(*p)));
     wait_until("the port is free", || free(port));
 }
+
+/// Even run as root, provision stops only its own user's processes: a
+/// process of another user working in the worktree is left alone (and not
+/// named, since provision does not look at it).
+#[test]
+fn another_users_process_in_the_worktree_is_left_alone() {
+    if !fs_err::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+    {
+        eprintln!("skipped: starting a process as another user needs root");
+        return;
+    }
+    let fx = Fixture::new(32450);
+    // setpriv changes user and execs: the pid is the other user's sleep.
+    let mut theirs = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "sleep",
+            "1000",
+        ])
+        .current_dir(&fx.wt)
+        .spawn()
+        .unwrap();
+    let mut mine = stray(&fx.wt);
+    let uid_of = |pid: u32| {
+        let status = fs_err::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("Uid:"))
+            .map(str::to_string);
+        line.and_then(|l| l.split_whitespace().nth(2).map(str::to_string))
+    };
+    wait_until("the other user's sleep runs", || {
+        uid_of(theirs.id()).as_deref() == Some("65534")
+    });
+
+    let run = fx
+        .env
+        .provision(&fx.main, &["remove", "feature", "--force", "--json"])
+        .expect(0)
+        .json();
+    let stopped: Vec<i64> = run["stopped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["pid"].as_i64().unwrap())
+        .collect();
+    assert_eq!(stopped, [i64::from(mine.id())], "{run}");
+    assert_eq!(signal_of(&mut mine), Some(15));
+    assert!(
+        theirs.try_wait().unwrap().is_none(),
+        "another user's process was stopped"
+    );
+    theirs.kill().unwrap();
+    theirs.wait().unwrap();
+}
