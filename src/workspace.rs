@@ -15,7 +15,8 @@ use crate::BoxError;
 use crate::db::migrations::{self, Migration};
 use crate::db::{self, Database};
 use crate::git::{self, Checkout};
-use crate::lifecycle::registry::{self, Claim, DatabaseRecord, Record, Registry};
+use crate::lifecycle::ports;
+use crate::lifecycle::registry::{Claim, DatabaseRecord, Record, Registry};
 use crate::recipe::config::{self, Settings};
 use crate::recipe::include::{self, Entry};
 use crate::sandbox::envfile;
@@ -174,13 +175,13 @@ impl Workspace {
             .flat_map(|r| r.named_ports().into_values())
             .collect();
         let seed = format!("{}/{name}", self.repo);
-        let named = registry::allocate_ports(
+        let named = ports::allocate_ports(
             &ports.names,
             &kept,
             &taken,
             ports.range,
             &seed,
-            registry::is_free,
+            ports::is_free,
         )?;
         let kind = self.settings.database.kind;
         Ok(Record {

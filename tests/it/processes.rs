@@ -1,11 +1,16 @@
-//! Nothing left running: `remove` and `gc` stop the sandbox's services and
-//! every other process working in its worktree (a process started by hand
-//! included), name them, and `--dry-run` lists them.
+//! Which processes provision stops. Nothing is left running: `remove` and
+//! `gc` stop the sandbox's services and every other process working in its
+//! worktree (a process started by hand included), name them, and
+//! `--dry-run` lists them. Nothing else is touched: not another user's
+//! process, not one a forged service record names.
 
 use std::path::Path;
 use std::process::{Child, Command};
 
+use serde_json::Value;
+
 use crate::services::{Fixture, free, running, wait_until};
+use crate::support::{read, write};
 
 /// A process started by hand in the worktree, as a dev server left behind.
 fn stray(dir: &Path) -> Child {
@@ -202,4 +207,66 @@ fn another_users_process_in_the_worktree_is_left_alone() {
     );
     theirs.kill().unwrap();
     theirs.wait().unwrap();
+}
+
+/// Field 22 of `/proc/PID/stat`: when the process started.
+fn start_time(pid: u32) -> u64 {
+    let text = read(format!("/proc/{pid}/stat"));
+    let fields: Vec<&str> = text[text.rfind(')').unwrap() + 2..].split(' ').collect();
+    fields[19].parse().unwrap()
+}
+
+/// Records are read back: one that names a process `up` did not start
+/// (a recycled pid, the right start time even) gets nothing signalled, and
+/// one that does not read is refused by `up` until `down` forgets it.
+#[test]
+fn a_record_naming_another_process_never_gets_it_signalled() {
+    let fx = Fixture::new(32400);
+    fx.provision(&["up", "short"]).expect(0);
+    wait_until("short has exited", || {
+        fx.service("short").is_some_and(|s| s["state"] == "exited")
+    });
+    let record_path = fx
+        .main
+        .join(".git/provision/services/worktree-feature/short.json");
+    let mut record: Value = serde_json::from_str(&read(&record_path)).unwrap();
+    // Someone else's process, not in the worktree, under the record's pid.
+    let mut other = Command::new("sleep")
+        .arg("1000")
+        .current_dir(fx.env.dir.path())
+        .spawn()
+        .unwrap();
+    record["pid"] = other.id().into();
+    record["start"] = start_time(other.id()).into();
+    write(&record_path, &record.to_string());
+    let short = fx.service("short").unwrap();
+    assert_eq!(short["state"], "exited", "{short}");
+    let down = fx.provision(&["down", "short", "--json"]).expect(0).json();
+    assert_eq!(
+        down["services"][0]["stopped"],
+        serde_json::json!([]),
+        "{down}"
+    );
+    assert!(
+        other.try_wait().unwrap().is_none(),
+        "the other process was signalled"
+    );
+    other.kill().unwrap();
+    other.wait().unwrap();
+
+    fx.provision(&["up", "short"]).expect(0);
+    write(&record_path, "{\"pid\": 1}");
+    let run = fx.provision(&["up", "short"]).expect(2);
+    assert!(
+        run.stderr.starts_with(
+            "error: cannot tell whether service `short` runs: its record cannot be read; `provision down short` forgets it (and signals nothing by it)\n\nCaused by:\n    service record "
+        ),
+        "{}",
+        run.stderr
+    );
+    let text = fx.provision(&["down", "short"]).expect(0).stdout;
+    assert!(text.contains("nothing was signalled by it"), "{text}");
+    assert!(
+        fx.provision(&["up", "short", "--json"]).expect(0).json()["services"][0]["started"] == true
+    );
 }

@@ -4,7 +4,7 @@
 use crate::BoxError;
 use crate::cli::{Exit, Globals};
 use crate::git::Checkout;
-use crate::lifecycle::registry;
+use crate::lifecycle::ports;
 use crate::lifecycle::status;
 use crate::output::{self, BOLD, DIM, GREEN, RED, Report, YELLOW, paint};
 use crate::sandbox::lock;
@@ -58,7 +58,7 @@ impl Report for status::Report {
             out.push_str(&line(row, &styles));
             // More than the one default port: each by name, under the row.
             if !lock::stored_ports(&data.ports).is_empty() {
-                let text = registry::ports_text(&data.ports);
+                let text = ports::text(&data.ports);
                 out.push_str(&format!("  {}\n", paint(DIM, format!("└ {text}"))));
             }
             // Why a row is not clean, under it: the reason an `error` row
