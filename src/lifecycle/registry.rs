@@ -3,15 +3,15 @@
 //! records are the roots `gc` works from and the ledger ports are handed
 //! out from. Every change happens under one file lock, with atomic writes.
 
-use std::collections::BTreeSet;
-use std::net::TcpListener;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil;
 use crate::git::Worktree;
-use crate::recipe::config::{DatabaseKind, PortRange};
+use crate::recipe::config::DatabaseKind;
+use crate::sandbox::lock::{self, NamedPorts};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -39,9 +39,26 @@ pub struct Record {
     pub path: PathBuf,
     pub branch: Option<String>,
     pub database: DatabaseRecord,
+    /// The first named port.
     pub port: u16,
+    /// Every named port, left out while there is only the default `PORT`
+    /// (see [`lock::stored_ports`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ports: NamedPorts,
     /// Hash of the last lock written; `None` until the first apply finished.
     pub lock_hash: Option<String>,
+}
+
+impl Record {
+    /// Every port the sandbox holds, by name.
+    pub fn named_ports(&self) -> NamedPorts {
+        lock::named_ports(self.port, &self.ports)
+    }
+
+    /// The ports as one phrase: `port 20001`, or `ports API=20002, WEB=20001`.
+    pub fn ports_text(&self) -> String {
+        super::ports::text(&self.named_ports())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -307,52 +324,9 @@ impl Registry {
     }
 }
 
-/// A port for sandbox `seed` that no other record holds and nothing listens
-/// on. The search starts at a point derived from `seed`, so the same
-/// sandbox name tends to get the same port in every clone, and walks up from
-/// there: collisions are resolved against the registry, never left to chance.
-pub fn allocate_port(
-    taken: &BTreeSet<u16>,
-    range: PortRange,
-    seed: &str,
-) -> Result<u16, RegistryError> {
-    let size = u32::from(range.last - range.first) + 1;
-    let start = u32::from_str_radix(&crate::hash::short(seed, 8), 16).expect("hex") % size;
-    (0..size)
-        .map(|step| range.first + ((start + step) % size) as u16)
-        .find(|port| !taken.contains(port) && is_free(*port))
-        .ok_or(RegistryError::PortsExhausted {
-            first: range.first,
-            last: range.last,
-        })
-}
-
-fn is_free(port: u16) -> bool {
-    TcpListener::bind(("127.0.0.1", port)).is_ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ports_skip_taken_and_wrap() {
-        let range = PortRange {
-            first: 41000,
-            last: 41002,
-        };
-        let first = allocate_port(&BTreeSet::new(), range, "a").unwrap();
-        let taken: BTreeSet<u16> = [41000, 41001, 41002]
-            .into_iter()
-            .filter(|p| *p != first)
-            .collect();
-        assert_eq!(allocate_port(&taken, range, "b").unwrap(), first);
-        let all: BTreeSet<u16> = [41000, 41001, 41002].into();
-        assert!(matches!(
-            allocate_port(&all, range, "c"),
-            Err(RegistryError::PortsExhausted { .. })
-        ));
-    }
 
     fn record() -> Record {
         Record {
@@ -366,6 +340,7 @@ mod tests {
                 location: "postgres:app_feature".into(),
             },
             port: 20001,
+            ports: NamedPorts::new(),
             lock_hash: None,
         }
     }
@@ -392,16 +367,5 @@ mod tests {
             )),
             "{err}"
         );
-    }
-
-    #[test]
-    fn a_listening_port_is_skipped() {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
-        let busy = listener.local_addr().unwrap().port();
-        let range = PortRange {
-            first: busy,
-            last: busy,
-        };
-        assert!(allocate_port(&BTreeSet::new(), range, "x").is_err());
     }
 }

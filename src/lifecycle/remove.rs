@@ -1,5 +1,5 @@
-//! `provision remove`: a worktree, its database, its port and its record go
-//! together. Without `--force` nothing happens while the worktree holds work
+//! `provision remove`: a worktree, its processes, its database, its ports and
+//! its record go together. Without `--force` nothing happens while the worktree holds work
 //! that would be lost; the branch is deleted only when it is merged.
 
 use std::collections::BTreeSet;
@@ -231,6 +231,8 @@ pub struct RemoveOptions<'a> {
     pub force: bool,
     /// Keep the branch even when it is merged.
     pub keep_branch: bool,
+    /// Say what would be done (and stopped), and change nothing.
+    pub dry_run: bool,
 }
 
 pub fn remove(workspace: &Workspace, options: RemoveOptions) -> Result<Removal, BoxError> {
@@ -239,6 +241,7 @@ pub fn remove(workspace: &Workspace, options: RemoveOptions) -> Result<Removal, 
         cwd,
         force,
         keep_branch,
+        dry_run,
     } = options;
     let checkout = &workspace.checkout;
     let registry = &workspace.registry;
@@ -272,7 +275,7 @@ pub fn remove(workspace: &Workspace, options: RemoveOptions) -> Result<Removal, 
         force,
         branch: true,
         keep_branch,
-        dry_run: false,
+        dry_run,
     };
     teardown::take_down(workspace, Some(&guard), record, worktree, options)
 }

@@ -9,7 +9,9 @@ use crate::BoxError;
 use crate::git::{self, Checkout, Worktree};
 use crate::lifecycle::orphans::{self, Evidence, Gone, Kept, Verdict};
 use crate::lifecycle::registry::{Record, Registry, RegistryError};
+use crate::sandbox::lock::NamedPorts;
 use crate::sandbox::verify;
+use crate::services::{self, ServiceStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -52,6 +54,10 @@ pub struct Row {
     pub path: String,
     pub database: Option<String>,
     pub port: Option<u16>,
+    /// Every named port (`[ports] names`), the first among them.
+    pub ports: NamedPorts,
+    /// The sandbox's services, as `provision up` left them.
+    pub services: Vec<ServiceStatus>,
     /// Uncommitted or untracked (not ignored) files; `None` when the folder is gone.
     pub dirty: Option<bool>,
     pub state: State,
@@ -109,6 +115,8 @@ pub fn status(checkout: &Checkout) -> Result<Report, BoxError> {
             path: record.path.display().to_string(),
             database: Some(record.database.name.clone()),
             port: Some(record.port),
+            ports: record.named_ports(),
+            services: Vec::new(),
             dirty: None,
             state,
             main: false,
@@ -138,7 +146,12 @@ pub fn status(checkout: &Checkout) -> Result<Report, BoxError> {
             locked: false,
             detail: Some(corrupt.to_string()),
             warnings: Vec::new(),
+            ports: NamedPorts::default(),
+            services: Vec::new(),
         });
+    }
+    for row in &mut rows {
+        row.services = services::statuses(&checkout.common_dir, &row.id, &row.name);
     }
     Ok(Report { sandboxes: rows })
 }
@@ -154,6 +167,8 @@ fn row(worktree: &Worktree, record: Option<&Record>, expired: bool) -> Row {
         path: worktree.path.display().to_string(),
         database: record.map(|r| r.database.name.clone()),
         port: record.map(|r| r.port),
+        ports: record.map(Record::named_ports).unwrap_or_default(),
+        services: Vec::new(),
         dirty: None,
         state: State::Orphan,
         main: worktree.is_main,

@@ -244,7 +244,10 @@ fn recipe(found: &Found) -> String {
     out.push_str("\n[worktree]\npath = \"../worktree-{name}\"   # where `provision new NAME` puts the worktree\n");
     env_section(found, &mut out);
     database_section(found, &mut out);
-    out.push_str("\n[ports]\nrange = \"20000-29999\"   # each sandbox gets a port from here\n");
+    out.push_str(
+        "\n[ports]\nrange = \"20000-29999\"   # each sandbox gets its ports from here\n\
+         # names = [\"PORT\", \"API_PORT\"]   # one port per name, each an override of that name\n",
+    );
 
     if let Some(install) = found.node {
         out.push_str(&format!(

@@ -7,9 +7,9 @@
 //! timestamps, host names or absolute paths: the same recipe and worktree name
 //! give the same bytes in any clone at any path.
 //!
-//! Fields added since version 1 (a link's `mode`, `setup`) are left out at
-//! their default, so every lock written before them still reads, and hashes,
-//! byte for byte the same: no version bump. An older provision refuses a lock
+//! Fields added since version 1 (a link's `mode`, `setup`, `ports`) are left
+//! out at their default, so every lock written before them still reads, and
+//! hashes, byte for byte the same: no version bump. An older provision refuses a lock
 //! that uses them as an unknown field, rather than misreading it.
 
 use std::collections::BTreeMap;
@@ -51,7 +51,12 @@ pub struct Sandbox {
     /// env file is itself the shared source.
     pub env: Option<EnvLock>,
     pub database: DatabaseLock,
+    /// The first named port (`{port}`).
     pub port: u16,
+    /// Every named port, as [`stored_ports`] keeps them: left out while
+    /// the sandbox has only the default `PORT`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ports: NamedPorts,
     /// The `[[setup]]` commands, in order, and whether each completed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub setup: Vec<Hook>,
@@ -172,6 +177,38 @@ pub struct DatabaseLock {
     pub chain: String,
 }
 
+/// A sandbox's ports by name (`[ports] names`).
+pub type NamedPorts = BTreeMap<String, u16>;
+
+/// How a lock or registry record keeps its named ports: nothing while they
+/// are exactly the default `{"PORT": port}`, which the `port` field says
+/// alone, so locks and records from before named ports read and hash as
+/// they did.
+pub fn stored_ports(ports: &NamedPorts) -> NamedPorts {
+    let default = crate::recipe::config::DEFAULT_PORT_NAME;
+    if ports.len() == 1 && ports.contains_key(default) {
+        NamedPorts::new()
+    } else {
+        ports.clone()
+    }
+}
+
+/// The named ports a lock or record keeps as `port` and `stored`.
+pub fn named_ports(port: u16, stored: &NamedPorts) -> NamedPorts {
+    if stored.is_empty() {
+        NamedPorts::from([(crate::recipe::config::DEFAULT_PORT_NAME.to_string(), port)])
+    } else {
+        stored.clone()
+    }
+}
+
+impl Sandbox {
+    /// Every named port of the sandbox.
+    pub fn named_ports(&self) -> NamedPorts {
+        named_ports(self.port, &self.ports)
+    }
+}
+
 /// Canonical bytes: compact JSON with sorted keys.
 pub fn canonical(sandbox: &Sandbox) -> Vec<u8> {
     let value = serde_json::to_value(sandbox).expect("a sandbox always serializes");
@@ -250,6 +287,16 @@ pub fn parse(text: &str) -> Result<Read, LockError> {
         )));
     }
     check(&sandbox).map_err(LockError::Parse)?;
+    // Port names become variable names (`PROVISION_PORT_<NAME>`).
+    if let Some(name) = sandbox
+        .ports
+        .keys()
+        .find(|name| !crate::recipe::config::is_env_name(name))
+    {
+        return Err(LockError::Parse(format!(
+            "ports: `{name}` is not a variable name"
+        )));
+    }
     Ok(Read {
         sandbox,
         text: text.to_string(),
@@ -334,6 +381,7 @@ mod tests {
                 chain: hash::of(b""),
             },
             port: 20001,
+            ports: NamedPorts::new(),
             setup: vec![],
         }
     }
@@ -355,6 +403,30 @@ mod tests {
         let read = parse(&text).unwrap();
         assert!(read.hash_ok);
         assert_eq!(read.sandbox, sandbox);
+    }
+
+    /// The default single `PORT` is the `port` field alone; named ports
+    /// are kept all together, and a name that is not a variable is refused.
+    #[test]
+    fn named_ports_are_left_out_while_they_are_the_default() {
+        let default = NamedPorts::from([("PORT".to_string(), 20001)]);
+        assert!(stored_ports(&default).is_empty());
+        assert_eq!(named_ports(20001, &NamedPorts::new()), default);
+        let named = NamedPorts::from([("WEB".to_string(), 20001), ("API".to_string(), 20002)]);
+        assert_eq!(stored_ports(&named), named);
+        assert_eq!(named_ports(20001, &named), named);
+
+        let mut sandbox = sample();
+        assert!(!render(&sandbox).contains("\"ports\""));
+        sandbox.ports = named;
+        let text = render(&sandbox);
+        assert!(text.contains("\"API\": 20002"), "{text}");
+        assert_eq!(parse(&text).unwrap().sandbox, sandbox);
+        let err = parse(&text.replace("\"API\"", "\"A-B\"")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "provision.lock is not a valid lock: ports: `A-B` is not a variable name"
+        );
     }
 
     #[test]

@@ -93,10 +93,11 @@ fn sandbox() -> impl Strategy<Value = Sandbox> {
         env,
         database,
         any::<u16>(),
+        proptest::collection::btree_map("[A-Z][A-Z0-9_]{0,8}", any::<u16>(), 0..3),
         proptest::collection::vec(hook, 0..3),
     )
         .prop_map(
-            |(worktree, recipe, links, env, database, port, setup)| Sandbox {
+            |(worktree, recipe, links, env, database, port, ports, setup)| Sandbox {
                 version: lock::VERSION,
                 worktree,
                 recipe,
@@ -104,6 +105,7 @@ fn sandbox() -> impl Strategy<Value = Sandbox> {
                 env,
                 database,
                 port,
+                ports,
                 setup,
             },
         )

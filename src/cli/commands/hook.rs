@@ -59,6 +59,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
                 cwd: &cwd,
                 force: false,
                 keep_branch: false,
+                dry_run: false,
             };
             let removal = remove::remove(&Workspace::discover(&cwd)?, options)?;
             globals

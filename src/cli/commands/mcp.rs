@@ -151,7 +151,7 @@ impl Server {
     }
 
     #[tool(
-        description = "Remove a worktree with its database, port and record; its branch goes only when merged. Refuses a worktree holding unsaved work unless force. Returns `provision remove --json`."
+        description = "Remove a worktree with its processes, database, ports and record; its branch goes only when merged. Refuses a worktree holding unsaved work unless force. Returns `provision remove --json`."
     )]
     async fn remove(
         &self,

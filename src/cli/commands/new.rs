@@ -45,6 +45,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
     let report = NewReport {
         branch: args.name,
         port: locked.port,
+        ports: locked.named_ports(),
         database: Database {
             kind: locked.database.kind,
             name: locked.database.name,
@@ -108,7 +109,10 @@ struct NewReport {
     #[serde(flatten)]
     outcome: Outcome,
     branch: String,
+    /// The first named port.
     port: u16,
+    /// Every named port (`[ports] names`), the first among them.
+    ports: BTreeMap<String, u16>,
     database: Database,
     env: BTreeMap<String, String>,
 }

@@ -4,8 +4,11 @@
 use crate::BoxError;
 use crate::cli::{Exit, Globals};
 use crate::git::Checkout;
+use crate::lifecycle::ports;
 use crate::lifecycle::status;
 use crate::output::{self, BOLD, DIM, GREEN, RED, Report, YELLOW, paint};
+use crate::sandbox::lock;
+use crate::services::ServiceStatus;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
@@ -19,9 +22,9 @@ pub fn run(_: Args, globals: &Globals) -> Result<Exit, BoxError> {
 impl Report for status::Report {
     fn text(&self) -> String {
         let header = [
-            "NAME", "BRANCH", "STATE", "DIRTY", "PORT", "DATABASE", "PATH",
+            "NAME", "BRANCH", "STATE", "DIRTY", "PORT", "SERVICES", "DATABASE", "PATH",
         ];
-        let cells: Vec<[String; 7]> = self.sandboxes.iter().map(cells).collect();
+        let cells: Vec<[String; 8]> = self.sandboxes.iter().map(cells).collect();
         let mut widths = header.map(str::len);
         for row in &cells {
             for (width, cell) in widths.iter_mut().zip(row) {
@@ -42,7 +45,7 @@ impl Report for status::Report {
             text.trim_end().to_string() + "\n"
         };
         let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
-        let mut out = line(&header, &[BOLD; 7]);
+        let mut out = line(&header, &[BOLD; 8]);
         for (row, data) in cells.iter().zip(&self.sandboxes) {
             let state = match data.state {
                 status::State::Clean => GREEN,
@@ -51,7 +54,8 @@ impl Report for status::Report {
                 status::State::NotProvisioned | status::State::Missing => DIM,
             };
             let plain = anstyle::Style::new();
-            out.push_str(&line(row, &[plain, plain, state, plain, plain, plain, DIM]));
+            let styles = [plain, plain, state, plain, plain, plain, plain, DIM];
+            out.push_str(&line(row, &styles));
             out.push_str(&below(data));
         }
         if self
@@ -68,8 +72,17 @@ impl Report for status::Report {
     }
 }
 
-/// A row's cells, in the header's order.
-fn cells(row: &status::Row) -> [String; 7] {
+/// The SERVICES cell: each service by name, with how it ended if it did.
+fn services(services: &[ServiceStatus]) -> String {
+    if services.is_empty() {
+        return "-".into();
+    }
+    let labels: Vec<String> = services.iter().map(ServiceStatus::label).collect();
+    labels.join(", ")
+}
+
+/// One row's cells, in the header's order.
+fn cells(row: &status::Row) -> [String; 8] {
     let mut name = row.name.clone();
     if row.locked {
         name.push_str(" (locked)");
@@ -84,15 +97,21 @@ fn cells(row: &status::Row) -> [String; 7] {
             None => "-".into(),
         },
         row.port.map_or("-".into(), |p| p.to_string()),
+        services(&row.services),
         row.database.clone().unwrap_or_else(|| "-".into()),
         row.path.clone(),
     ]
 }
 
-/// Why a row is not clean, under it (the reason an `error` row could not be
-/// read is as much the answer as the state), and its warnings.
+/// Under a row: its named ports, why it is not clean (the reason an `error`
+/// row could not be read is as much the answer as the state), its warnings.
 fn below(row: &status::Row) -> String {
     let mut out = String::new();
+    // More than the one default port: each by name.
+    if !lock::stored_ports(&row.ports).is_empty() {
+        let text = ports::text(&row.ports);
+        out.push_str(&format!("  {}\n", paint(DIM, format!("└ {text}"))));
+    }
     if let Some(detail) = &row.detail {
         let style = if row.state == status::State::Error {
             RED

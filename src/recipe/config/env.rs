@@ -15,11 +15,13 @@ pub(super) struct RawEnv {
     vars: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
 }
 
+/// Returns whether `[env.vars]` was given (else the defaults follow the
+/// port names, once they are known).
 pub(super) fn resolve(
     raw: RawEnv,
     source: &Source,
     settings: &mut Settings,
-) -> Result<(), ConfigError> {
+) -> Result<bool, ConfigError> {
     if let Some(file) = raw.file {
         source.templates(
             &file,
@@ -46,6 +48,7 @@ pub(super) fn resolve(
         settings.env_file = file.into_inner();
     }
     // Given vars replace the defaults rather than adding to them.
+    let given = raw.vars.is_some();
     if let Some(vars) = raw.vars {
         settings.env_vars.clear();
         for (key, value) in vars {
@@ -75,7 +78,7 @@ pub(super) fn resolve(
                 .insert(key.into_inner(), value.into_inner());
         }
     }
-    Ok(())
+    Ok(given)
 }
 
 /// Variables that make a program load or run other code: the overrides

@@ -415,6 +415,7 @@ mod tests {
                 chain: String::new(),
             },
             port: 20001,
+            ports: Default::default(),
             setup: vec![],
         }
     }
