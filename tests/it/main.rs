@@ -4,6 +4,7 @@
 mod pg_server;
 mod support;
 
+mod chaos;
 mod command;
 mod crash;
 mod ecosystem;
