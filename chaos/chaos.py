@@ -607,6 +607,23 @@ class World:
         return not (s["dir"] or s["entry"] or s["records"] or s["db"] or s["admin"]
                     or (branch and s["branch"]))
 
+    def signature(self, s, want, branch=True):
+        """A short name for how a state falls short, to class violations by."""
+        short = dict(dir="folder", entry="git-entry", records="record", db="database", admin="admin-dir",
+                     branch="branch")
+        if want == "A":
+            missing = [short[k] for k in ("dir", "entry", "records", "db", "branch") if not s[k]]
+            v = s["verify"]
+            if v is not None and v.rc != 0:
+                missing.append(f"verify-exit-{v.rc}")
+            if s.get("checkout"):
+                missing.append("checkout-incomplete")
+            return "missing " + "+".join(missing) if missing else "not clean"
+        left = [short[k] for k in ("dir", "entry", "records", "db", "admin") if s[k]]
+        if branch and s["branch"]:
+            left.append("branch")
+        return "left " + "+".join(left)
+
     def describe(self, s, branch=True):
         have = [k for k, label in [("dir", "worktree folder"), ("entry", "git worktree entry"),
                                    ("records", "registry record"), ("db", "database file"),
@@ -962,7 +979,9 @@ def kill_mode(h, rounds, agents):
             want = {"A": "a sandbox that verifies clean", "B": "nothing left",
                     "AB": "a clean sandbox or nothing"}[expect or "AB"]
             temp = re.search(r"\?\? (\S*\.provision-\S+)", rec_text)
-            cls = "kill/temp-file-blocks-remove" if temp else "kill/not-converged"
+            want_ = "A" if expect == "A" else "B"
+            cls = ("kill/temp-file-blocks-remove" if temp
+                   else f"kill/not-converged/{op}: {w.signature(s, want_)}")
             h.tally.add(kind, cls, f"sandbox {name}: after {rec_text}, wanted {want}: {w.describe(s)}", repro)
         if ok_a and s["locked"] == ADDING:
             h.tally.add(kind, "kill/apply-left-git-lock",
@@ -1212,13 +1231,22 @@ def one_fault(h, w, cmd, res, hits, repro):
         if res.rc == 0:
             expect = "A"
         else:
-            s = w.state(name, verify=False)
-            if not w.gone(s):
-                cls = ("syscall/failed-new-left-branch" if w.gone(s, branch=False)
-                       else "syscall/failed-new-left-residue")
-                h.tally.add(kind, cls, f"`provision new sx` failed ({res.brief()}) and left: {w.describe(s)}", repro)
-            recovered.append(("gc", w.prov(["gc"])))
-            expect = "B"
+            s = w.state(name)
+            if w.present(s):
+                # Complete and clean, yet reported as failed: the README says
+                # a failed `new` takes back what it made.
+                h.tally.add(kind, "syscall/failed-new-kept-complete-sandbox",
+                            f"`provision new sx` exited {res.rc} ({res.brief()}) but left a complete sandbox "
+                            f"that verifies clean", repro)
+                expect = "A"
+            else:
+                if not w.gone(s):
+                    cls = ("syscall/failed-new-left-branch" if w.gone(s, branch=False)
+                           else f"syscall/failed-new-left-residue: {w.signature(s, 'B')}")
+                    h.tally.add(kind, cls, f"`provision new sx` failed ({res.brief()}) and left: {w.describe(s)}",
+                                repro)
+                recovered.append(("gc", w.prov(["gc"])))
+                expect = "B"
     elif cmd == "apply":
         name, expect = "sa", "A"
         if res.rc != 0:
@@ -1243,11 +1271,12 @@ def one_fault(h, w, cmd, res, hits, repro):
         s = w.state(name)
         if expect == "A" and not w.present(s):
             converged = False
-            h.tally.add(kind, "syscall/not-converged",
+            h.tally.add(kind, f"syscall/not-converged/{cmd}: {w.signature(s, 'A')}",
                         f"sandbox {name}: after {rec_text}, wanted a sandbox that verifies clean: {w.describe(s)}", repro)
         elif expect == "B" and not w.gone(s):
             converged = False
-            cls = "syscall/branch-left" if w.gone(s, branch=False) else "syscall/not-converged"
+            cls = ("syscall/branch-left" if w.gone(s, branch=False)
+                   else f"syscall/not-converged/{cmd}: {w.signature(s, 'B')}")
             h.tally.add(kind, cls, f"sandbox {name}: after {rec_text}, wanted nothing left: {w.describe(s)}", repro)
         if expect == "A" and converged:
             w.add_work(name)
@@ -1268,11 +1297,14 @@ def one_fault(h, w, cmd, res, hits, repro):
             s = w.state(orphan, verify=False)
             if not w.gone(s, branch=branch):
                 converged = False
-                h.tally.add(kind, "syscall/not-converged",
+                cls = ("syscall/branch-left" if w.gone(s, branch=False)
+                       else f"syscall/not-converged/gc: {orphan} {w.signature(s, 'B', branch)}")
+                h.tally.add(kind, cls,
                             f"orphan {orphan}: after {rec_text}, wanted nothing left: {w.describe(s, branch)}", repro)
         for live in ["sa", "sr"]:
             s = w.state(live, verify=False)
-            if not (s["dir"] and s["entry"] and s["records"]):
+            # sa's database was deleted on purpose (for `apply`); sr has one.
+            if not (s["dir"] and s["entry"] and s["records"] and (s["db"] or live == "sa")):
                 converged = False
                 h.tally.add(kind, "syscall/gc-broke-live-sandbox",
                             f"live sandbox {live}: after {rec_text}: {w.describe(s)}", repro)
@@ -1357,7 +1389,7 @@ class Case:
         if w.present(s):
             self.h.tally.count("hostile", "recoveries converged")
             return True
-        self.bad("not-converged", f"sandbox {name}: recovery {', '.join(steps)}: {w.describe(s)}")
+        self.bad(f"not-converged ({w.signature(s, 'A')})", f"sandbox {name}: recovery {', '.join(steps)}: {w.describe(s)}")
         return False
 
     def finish(self):
@@ -1393,6 +1425,12 @@ def hostile_cases():
         forge_lock(w, "sa", add)
         c.step(["verify"], cwd=w.wt("sa"))
         c.step(["apply"], cwd=w.wt("sa"))
+        wt = w.wt("sa")
+        changed = [l for l in w.git_status(wt) if l not in w.status0.get(wt, [])]
+        if changed:
+            c.bad("tracked-file-deleted", f"sandbox sa: git status after apply: {changed}")
+            # The user restores it from git, then the recovery runs.
+            w.git(["checkout", "--", "."], cwd=wt, check=False)
         # What it deletes shows in the invariants (outside, main checkout,
         # precious sandboxes) or, inside sa, in sa's git status.
         c.converge("sa")
@@ -1421,17 +1459,16 @@ def hostile_cases():
     @case
     def lock_link_through_user_symlink(c):
         """A lock link under the user's own symlink to a folder outside."""
-        os.symlink("../victims", os.path.join(c.w.wt("sa"), "ext"))
-        c.w.work[c.w.wt("sa")] = {"ext": entry(os.path.join(c.w.wt("sa"), "ext"))}
+        wt = c.w.wt("sa")
+        os.symlink("../victims", os.path.join(wt, "ext"))
+        c.w.work[wt] = {"ext": entry(os.path.join(wt, "ext"))}
+        c.w.status0[wt] = c.w.git_status(wt)
         escape(c, "ext/inner-link", "data.txt")
 
     @case
     def lock_link_tracked_symlink(c):
         """A lock link naming a symlink git tracks (docs/current)."""
         escape(c, "docs/current", "v1.md")
-        st = c.w.git_status(c.w.wt("sa"))
-        if st:
-            c.bad("tracked-file-deleted", f"sandbox sa: git status after apply: {st}")
 
     @case
     def lock_env_file_other_worktree(c):
@@ -1797,12 +1834,12 @@ def main():
     p.add_argument("--binary", default=os.path.join(target, "release", "provision"),
                    help="the provision binary (default: the release build)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
-    p.add_argument("--rounds", type=int, default=None, help="kill rounds (default 30; --quick 2)")
+    p.add_argument("--rounds", type=int, default=None, help="kill rounds (default 100; --quick 6)")
     p.add_argument("--agents", type=int, default=8, help="agents at once in the kill kind (default 8)")
     p.add_argument("--kinds", default="kill,syscall,hostile", help="comma-separated: kill,syscall,hostile")
     p.add_argument("--quick", action="store_true",
-                   help="a bounded subset (2 kill rounds, a sample of syscall faults, every hostile case)")
-    p.add_argument("--quick-faults", type=int, default=24, help="syscall faults in --quick (default 24)")
+                   help="a bounded subset (6 kill rounds, 60 syscall faults, every hostile case)")
+    p.add_argument("--quick-faults", type=int, default=60, help="syscall faults in --quick (default 60)")
     p.add_argument("--max-faults", type=int, default=0, help="stop the syscall kind after this many runs")
     p.add_argument("--only", default=None,
                    help="only matching cases: `hostile:NAME`, `syscall:CMD/SYSCALL/ERRNO/K` (prefixes match)")
@@ -1817,7 +1854,7 @@ def main():
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1 << 31)
     if args.rounds is None:
-        args.rounds = 2 if args.quick else 30
+        args.rounds = 6 if args.quick else 100
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     only = {}
     if args.only:
