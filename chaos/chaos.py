@@ -196,7 +196,14 @@ def run(argv, cwd, env, timeout, kill_after=None):
     """Runs argv in a process group of its own; kills the whole group after
     `kill_after` seconds (a fault) or `timeout` (a hang)."""
     start = time.monotonic()
-    proc = spawn(argv, cwd, env)
+    try:
+        proc = spawn(argv, cwd, env)
+    except FileNotFoundError as e:
+        if os.path.isdir(cwd):
+            raise
+        # The folder to run in vanished (another agent's gc): as a user
+        # would see it, the command cannot start there.
+        return Res(argv, cwd, 2, "", f"error: harness: {cwd} is gone ({e.strerror})", 0.0)
     killed = False
     if kill_after is not None:
         try:
@@ -612,13 +619,16 @@ class World:
         short = dict(dir="folder", entry="git-entry", records="record", db="database", admin="admin-dir",
                      branch="branch")
         if want == "A":
-            missing = [short[k] for k in ("dir", "entry", "records", "db", "branch") if not s[k]]
+            parts = ["no-" + short[k] for k in ("dir", "entry", "records", "db", "branch") if not s[k]]
             v = s["verify"]
             if v is not None and v.rc != 0:
-                missing.append(f"verify-exit-{v.rc}")
-            if s.get("checkout"):
-                missing.append("checkout-incomplete")
-            return "missing " + "+".join(missing) if missing else "not clean"
+                parts.append(f"verify-exit-{v.rc}")
+            status = s.get("checkout") or []
+            if status and all(re.match(r"\?\? (.*/)?\.provision-", l) for l in status):
+                parts.append("provision-temp-file-in-git-status")
+            elif status:
+                parts.append("git-status-not-clean")
+            return "+".join(parts) or "not clean"
         left = [short[k] for k in ("dir", "entry", "records", "db", "admin") if s[k]]
         if branch and s["branch"]:
             left.append("branch")
@@ -1090,6 +1100,11 @@ SYSCALLS = [
     ("link", "link,linkat"),
 ]
 ERRNOS = ["EIO", "ENOSPC"]
+# Besides failing a call, strace can SIGKILL the process at it: a kill at an
+# exact point (inside an atomic write, between git's step and provision's),
+# reproducible where a timed kill is not. Only the process making the K-th
+# call dies (its children live on), as when provision alone is killed.
+KILL_GROUPS = {"fsync", "rename", "mkdir", "symlink", "unlink", "link"}
 SYS_COMMANDS = ["new", "apply", "remove", "gc"]
 
 
@@ -1121,8 +1136,10 @@ def sys_args(w, cmd):
 
 
 def strace_argv(w, trace, group, errno, k, args):
-    argv = ["strace", "-f", "-qq", "-y", "-s", "60", "-o", trace, "-e", f"trace={group}"]
-    if errno:
+    argv = ["strace", "-f", "-q", "-y", "-s", "60", "-o", trace, "-e", f"trace={group}"]
+    if errno == "KILL":
+        argv += ["-e", f"inject={group}:signal=KILL:when={k}"]
+    elif errno:
         argv += ["-e", f"inject={group}:error={errno}:when={k}"]
     return argv + ["--", w.h.binary] + args
 
@@ -1140,8 +1157,20 @@ def count_calls(trace, group):
 
 
 def injected(trace):
+    """The calls strace failed (`(INJECTED)`), or the calls at which it
+    killed a process (that process's last line before `killed by SIGKILL`)."""
+    hits, last = [], {}
     with open(trace, errors="replace") as f:
-        return [re.sub(r"\s+", " ", line.strip()) for line in f if "(INJECTED)" in line]
+        for line in f:
+            line = re.sub(r"\s+", " ", line.strip())
+            pid = line.split(" ", 1)[0]
+            if "(INJECTED)" in line:
+                hits.append(line)
+            elif "+++ killed by SIGKILL" in line and pid in last:
+                hits.append(last[pid] + " -> SIGKILL")
+            elif re.match(r"\d+ \w+\(", line):
+                last[pid] = line
+    return hits
 
 
 def syscall_mode(h, plan_filter=None):
@@ -1178,7 +1207,7 @@ def syscall_mode(h, plan_filter=None):
             if h.quick:
                 ks = sorted(rng.sample(ks, min(len(ks), 1)))
             for k in ks:
-                for errno in ERRNOS:
+                for errno in ERRNOS + (["KILL"] if label in KILL_GROUPS else []):
                     plan.append((cmd, label, group, errno, k))
     if h.quick:
         rng.shuffle(plan)
@@ -1207,9 +1236,12 @@ def syscall_mode(h, plan_filter=None):
         h.tally.count(kind, "faults injected")
         h.tally.count(kind, f"faults injected in {cmd}")
         hit = hits[0][:160] + (f" (+{len(hits) - 1} more)" if len(hits) > 1 else "")
-        repro = (f"`strace -f -e inject={group}:error={errno}:when={k} provision {' '.join(args)}` "
+        how = "signal=KILL" if errno == "KILL" else f"error={errno}"
+        repro = (f"`strace -f -e inject={group}:{how}:when={k} provision {' '.join(args)}` "
                  f"in the syscall world (`--only syscall:{cmd}/{label}/{errno}/{k}`); injected: {hit}")
-        one_fault(h, w, cmd, res, hits, repro)
+        if errno == "KILL":
+            h.tally.count(kind, "of which SIGKILL at the call")
+        one_fault(h, w, cmd, res, hits, repro, killed=errno == "KILL")
         if done % 50 == 0:
             c = h.tally.counts[kind]
             say(f"syscall: {done}/{len(plan)} runs, {c['faults injected']} faults injected, "
@@ -1217,16 +1249,28 @@ def syscall_mode(h, plan_filter=None):
     h.tally.seconds[kind] = time.monotonic() - t0
 
 
-def one_fault(h, w, cmd, res, hits, repro):
+def one_fault(h, w, cmd, res, hits, repro, killed=False):
     kind = "syscall"
     label = f"the faulted `provision {cmd}`"
-    if any(re.search(r"\bwrite\([12]<", hit) for hit in hits) and not res.panicked() and not res.hung:
+    if killed:
+        pass  # a killed process says nothing
+    elif any(re.search(r"\bwrite\([12]<", hit) for hit in hits) and not res.panicked() and not res.hung:
         # The failed write may be the error message itself.
         h.tally.count(kind, "faulted runs whose stdout/stderr write failed (exit not judged)")
     else:
         h.judge(kind, res, label, repro, "faulted-")
     recovered = []
-    if cmd == "new":
+    if cmd == "new" and killed and res.rc != 0:
+        # A killed `new`: `apply` in its worktree finishes it, or, with no
+        # worktree to run in, `gc` takes away what is left.
+        name = "sx"
+        if os.path.exists(os.path.join(w.wt(name), ".git")):
+            recovered.append(("apply", w.prov(["apply"], cwd=w.wt(name))))
+            expect = "A"
+        else:
+            recovered.append(("gc", w.prov(["gc"])))
+            expect = "B"
+    elif cmd == "new":
         name, expect = "sx", None
         if res.rc == 0:
             expect = "A"
