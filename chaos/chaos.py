@@ -343,6 +343,9 @@ KNOWN = {
     "hostile/lock-is-a-folder-with-user-files": ("listed", "issue 12 #4: remove deletes a folder at provision.lock"),
     "hostile/record-truncated": ("listed", "issue 12 #8: one corrupt record stops everything"),
     "kill/gc-removed-worktree-with-work": ("listed", "issue 12 #2: killed new, apply, then gc loses work"),
+    "kill/apply-left-git-lock": ("listed", "issue 12 #2: apply completes a killed new but leaves git's lock"),
+    "syscall/apply-left-git-lock": ("listed", "issue 12 #2: apply completes a killed new but leaves git's lock"),
+    "syscall/gc-removed-worktree-with-work": ("listed", "issue 12 #2: killed new, apply, then gc loses work"),
     "kill/branch-left": ("listed", "issue 12 #5: killed runs leave branches"),
     "syscall/failed-new-left-branch": ("listed", "issue 12 #5: a failed new leaves its branch"),
     "syscall/branch-left": ("listed", "issue 12 #5: failed runs leave branches"),
@@ -980,8 +983,17 @@ def kill_mode(h, rounds, agents):
         s = w.state(name)
         ok_a, ok_b = w.present(s), w.gone(s)
         converged = (expect == "A" and ok_a) or (expect == "B" and ok_b) or (expect == "AB" and (ok_a or ok_b))
+        applied = any(what == "apply" and r.rc == 0 for what, r in recovered)
+        if applied and s["locked"] == ADDING:
+            # The root cause of what may follow (any gc takes the sandbox
+            # for a `new` cut short): reported once, as such.
+            h.tally.add(kind, "kill/apply-left-git-lock",
+                        f"sandbox {name}: after {rec_text}, git still has it locked with {ADDING!r}, "
+                        f"which `gc` takes for a `new` cut short: {w.describe(s)}", repro)
         if converged:
             h.tally.count(kind, "steps converged")
+        elif applied and s["locked"] == ADDING:
+            pass
         elif expect == "B" and w.gone(s, branch=False):
             h.tally.add(kind, "kill/branch-left",
                         f"sandbox {name}: after {rec_text}, everything is gone but branch {name}", repro)
@@ -993,10 +1005,6 @@ def kill_mode(h, rounds, agents):
             cls = ("kill/temp-file-blocks-remove" if temp
                    else f"kill/not-converged/{op}: {w.signature(s, want_)}")
             h.tally.add(kind, cls, f"sandbox {name}: after {rec_text}, wanted {want}: {w.describe(s)}", repro)
-        if ok_a and s["locked"] == ADDING:
-            h.tally.add(kind, "kill/apply-left-git-lock",
-                        f"sandbox {name}: after {rec_text}, it verifies clean but git still has it locked "
-                        f"with {ADDING!r}, which `gc` takes for a `new` cut short", repro)
         if ok_a and converged:
             # The user starts working in it; a gc (this agent's, or any
             # other's meanwhile) must leave it and the work alone.
@@ -1265,8 +1273,12 @@ def one_fault(h, w, cmd, res, hits, repro, killed=False):
         # worktree to run in, `gc` takes away what is left.
         name = "sx"
         if os.path.exists(os.path.join(w.wt(name), ".git")):
-            recovered.append(("apply", w.prov(["apply"], cwd=w.wt(name))))
+            r = w.prov(["apply"], cwd=w.wt(name))
+            recovered.append(("apply", r))
             expect = "A"
+            if r.rc != 0:
+                recovered.append(("gc", w.prov(["gc"])))
+                expect = "B"
         else:
             recovered.append(("gc", w.prov(["gc"])))
             expect = "B"
@@ -1322,6 +1334,10 @@ def one_fault(h, w, cmd, res, hits, repro, killed=False):
             cls = ("syscall/branch-left" if w.gone(s, branch=False)
                    else f"syscall/not-converged/{cmd}: {w.signature(s, 'B')}")
             h.tally.add(kind, cls, f"sandbox {name}: after {rec_text}, wanted nothing left: {w.describe(s)}", repro)
+        if expect == "A" and s["locked"] == ADDING:
+            h.tally.add(kind, "syscall/apply-left-git-lock",
+                        f"sandbox {name}: after {rec_text}, git still has it locked with {ADDING!r}, "
+                        f"which `gc` takes for a `new` cut short", repro)
         if expect == "A" and converged:
             w.add_work(name)
             g = w.prov(["gc"])
@@ -1329,7 +1345,8 @@ def one_fault(h, w, cmd, res, hits, repro, killed=False):
             lost = w.work_lost(name)
             if lost or not w.present(s2):
                 converged = False
-                h.tally.add(kind, "syscall/gc-broke-live-sandbox",
+                h.tally.add(kind, "syscall/gc-removed-worktree-with-work" if not s2["dir"]
+                            else "syscall/gc-broke-live-sandbox",
                             f"sandbox {name}: the user edited files in it and ran `provision gc` (exit {g.rc}): "
                             f"{w.describe(s2)}" + (f"; lost: {', '.join(lost)}" if lost else ""), repro)
             w.work.pop(w.wt(name), None)
@@ -1350,7 +1367,7 @@ def one_fault(h, w, cmd, res, hits, repro, killed=False):
             # sa's database was deleted on purpose (for `apply`); sr has one.
             if not (s["dir"] and s["entry"] and s["records"] and (s["db"] or live == "sa")):
                 converged = False
-                h.tally.add(kind, "syscall/gc-broke-live-sandbox",
+                h.tally.add(kind, "syscall/gc-dropped-live-sandbox",
                             f"live sandbox {live}: after {rec_text}: {w.describe(s)}", repro)
     if recovered or res.rc != 0:
         if converged:
