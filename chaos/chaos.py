@@ -19,7 +19,8 @@ to the repository. Three kinds of fault:
   syscall  each state-changing syscall of `new`, `apply`, `remove` and `gc`
            (provision and the git it runs alike: `strace -f`) failed in turn
            with EIO and ENOSPC, K = 1, 2, ... until the command no longer
-           reaches a K-th call;
+           reaches a K-th call; and, for fsync, rename, mkdir, symlink,
+           unlink and link, the process SIGKILLed at its K-th call;
   hostile  forged (hash recomputed), truncated and symlinked locks, registry
            records and claims, a real folder where the lock belongs, a
            cut-short worktree, a moved worktree, a squatting database.
@@ -36,6 +37,10 @@ every run ends in exit 0 or a clear `error:` line, never a panic or a hang.
 Prints a tally and every violation with what reproduces it, marks the ones
 issue 12 already lists as KNOWN, and exits 1 if there was any violation.
 Python 3 standard library only, plus git, and strace for the syscall kind.
+Work files go to /dev/shm when it has room (restoring a world before each
+fault is 20x faster there than on a virtual disk), else to $TMPDIR.
+The kill kind depends on timing: the same --seed draws the same steps and
+kill delays, but where a kill lands can differ from run to run.
 """
 
 import argparse
