@@ -20,6 +20,8 @@ need fish fish
 need nix-instantiate nix-bin
 need script bsdutils
 need runuser util-linux
+need strace strace
+need python3 python3
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   missing="$missing postgresql"
 fi

@@ -5,6 +5,7 @@ mod pg_server;
 mod support;
 
 mod agents;
+mod chaos;
 mod command;
 mod compose;
 mod crash;
