@@ -123,7 +123,19 @@ impl Workspace {
         let checkout = &self.checkout;
         let existing = records.iter().find(|r| r.id == checkout.id);
         let branch = checkout.branch.as_deref();
-        match existing.filter(|r| !self.registry.owns_at(r, &r.id, &checkout.root, branch)) {
+        // This worktree's own lock naming the record's sandbox settles it,
+        // whatever a lost or forged claim says: the claim is written again.
+        let locked_here = |r: &Record| {
+            lock::read(&checkout.root)
+                .ok()
+                .flatten()
+                .is_some_and(|read| {
+                    read.sandbox.worktree == r.name && read.sandbox.database.name == r.database.name
+                })
+        };
+        match existing
+            .filter(|r| !self.registry.owns_at(r, &r.id, &checkout.root, branch) && !locked_here(r))
+        {
             Some(record) => Err(ReserveError::IdReused {
                 id: checkout.id.clone(),
                 name: record.name.clone(),

@@ -131,6 +131,22 @@ pub fn gc(workspace: &Workspace, options: GcOptions) -> Result<Report, BoxError>
         .zip(claims)
         .filter(|((r, owner), _)| r.id != git::MAIN_ID && owner.is_none())
     {
+        // A database two records name is dropped for neither: one of them
+        // was forged or copied, and provision cannot tell which.
+        if let Some(other) = records
+            .iter()
+            .find(|o| o.id != record.id && o.database.name == record.database.name)
+        {
+            run.report.kept.push(Kept {
+                name: record.name.clone(),
+                path: record.path.display().to_string(),
+                reason: format!(
+                    "its database `{}` is named by sandbox {}'s record too: provision drops it for neither; move the wrong record away by hand",
+                    record.database.name, other.name
+                ),
+            });
+            continue;
+        }
         run.record(
             record,
             Evidence::gather(record, claim, &worktrees, &checkout.common_dir),
@@ -298,6 +314,12 @@ impl Run<'_> {
                      `provision remove --force {}` takes this sandbox down if it is stale",
                     record.name
                 )));
+                return;
+            }
+            Verdict::Kept(orphans::Kept::ClaimBroken) => {
+                self.report.kept.push(keep(
+                    "the worktree at its path holds its lock, but its claim is missing or names another sandbox: `provision apply` there writes it again".into(),
+                ));
                 return;
             }
             Verdict::Kept(orphans::Kept::EntryRemains) => {

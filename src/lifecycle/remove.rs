@@ -30,6 +30,14 @@ pub enum RemoveError {
         "{0} is locked (`git worktree lock`), so provision leaves it alone; run `git worktree unlock` first"
     )]
     Locked(String),
+    #[error(
+        "sandbox {name}'s database `{database}` is named by sandbox {other}'s record too: provision drops it for neither, and removed nothing; move the wrong record (under .git/provision/sandboxes/) away by hand"
+    )]
+    SharedDatabase {
+        name: String,
+        database: String,
+        other: String,
+    },
     #[error("{name} has unsaved work, so nothing was removed: {work}; {remedy}")]
     Unsaved {
         name: String,
@@ -259,6 +267,21 @@ pub fn remove(workspace: &Workspace, options: RemoveOptions) -> Result<Removal, 
     }
     if worktree.is_some_and(|w| w.locked) {
         return Err(RemoveError::Locked(shown).into());
+    }
+    // A database two records name is dropped for neither: one of them was
+    // forged or copied, and provision cannot tell which.
+    if let Some((record, other)) = record.and_then(|r| {
+        records
+            .iter()
+            .find(|o| o.id != r.id && o.database.name == r.database.name)
+            .map(|o| (r, o))
+    }) {
+        return Err(RemoveError::SharedDatabase {
+            name: record.name.clone(),
+            database: record.database.name.clone(),
+            other: other.name.clone(),
+        }
+        .into());
     }
     if let (false, Some(worktree)) = (force, worktree) {
         let work = unsaved(workspace, worktree)?;

@@ -105,6 +105,10 @@ pub fn status(checkout: &Checkout) -> Result<Report, BoxError> {
             }
             // gc keeps it, not provably gone; status words it as it always has.
             Verdict::Kept(Kept::Unclaimed) => (State::Orphan, Gone::IdReused.reason()),
+            Verdict::Kept(Kept::ClaimBroken) => (
+                State::Error,
+                "its worktree holds its lock, but the claim there is missing or names another sandbox: `provision apply` there writes it again",
+            ),
             Verdict::Orphan(Gone::FolderAndEntry) => (State::Orphan, Gone::Entry.reason()),
             Verdict::Orphan(gone) => (State::Orphan, gone.reason()),
         };

@@ -577,3 +577,46 @@ fn a_corrupt_registry_record_stops_no_other_sandbox() {
         "{status}"
     );
 }
+
+/// A claim (in git's admin dir) is read back too: one forged to name
+/// another sandbox, or emptied, never makes gc drop the live sandbox whose
+/// lock says it is this one; a record naming another sandbox's database
+/// gets it dropped by neither gc nor remove.
+#[test]
+fn forged_claims_and_ghost_records_drop_no_live_database() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["new", "keep"]).expect(0);
+    let claim = main.join(".git/worktrees/worktree-keep/provision-sandbox");
+    for forged in ["intruder\n", ""] {
+        write(&claim, forged);
+        let gc = env.provision(&main, &["gc", "--json"]).expect(0).json();
+        assert_eq!(gc["removed"], serde_json::json!([]), "{gc}");
+        assert!(main.join(".git/provision/sqlite/app_keep.sqlite").is_file());
+    }
+    env.provision(&env.path("worktree-keep"), &["apply"])
+        .expect(0);
+    assert_eq!(read(&claim), "keep\n");
+
+    let record = read(main.join(".git/provision/sandboxes/worktree-keep.json"));
+    let ghost = record
+        .replace("\"worktree-keep\"", "\"ghost\"")
+        .replace("\"name\": \"keep\"", "\"name\": \"ghost\"");
+    write(main.join(".git/provision/sandboxes/ghost.json"), &ghost);
+    let gc = env.provision(&main, &["gc", "--json"]).expect(0).json();
+    assert!(
+        gc["kept"]
+            .to_string()
+            .contains("is named by sandbox keep's record too"),
+        "{gc}"
+    );
+    let run = env.provision(&main, &["remove", "ghost"]).expect(2);
+    assert!(
+        run.stderr.contains("provision drops it for neither"),
+        "{}",
+        run.stderr
+    );
+    assert!(main.join(".git/provision/sqlite/app_keep.sqlite").is_file());
+    env.provision(&env.path("worktree-keep"), &["verify"])
+        .expect(0);
+}

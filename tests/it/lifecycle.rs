@@ -652,13 +652,18 @@ fn a_lost_claim_does_not_orphan_a_live_sandbox() {
     assert!(claim.is_file());
     env.provision(&wt, &["verify"]).expect(0);
 
-    // Lost again, and the branch switched: it could be a newcomer under a
-    // reused id, or this sandbox. gc keeps it and says how to let go.
+    // Lost again, and the branch switched: its lock there still names this
+    // sandbox, so gc keeps it and says apply writes the claim again.
     fs_err::remove_file(&claim).unwrap();
     env.git(&wt, &["switch", "-q", "-c", "elsewhere"]);
     let report = env.provision(&main, &["gc", "--json"]).expect(0).json();
     assert_eq!(report["removed"], serde_json::json!([]), "{report}");
-    assert!(report.to_string().contains("carries no claim"), "{report}");
+    assert!(
+        report
+            .to_string()
+            .contains("holds its lock, but its claim is missing"),
+        "{report}"
+    );
     assert!(db_file(&main, "app_feat").is_file());
 }
 

@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::BoxError;
 use crate::db::Database;
 use crate::db::migrations::{Applied, Migration};
+use crate::git;
 use crate::output::Progress;
 use crate::sandbox::lock::{self, Link, LinkMode};
 use crate::sandbox::observe::{self, DatabaseSeen};
@@ -276,9 +277,15 @@ fn worktree_actions<'a>(
     let old = locked.map(|l| l.links.as_slice()).unwrap_or_default();
     let spot = |link: &'a Link| (link, observe::spot(&link.path, root, main));
     let wanted: Vec<_> = desired.links.iter().map(spot).collect();
+    // Only provision's own links go: a path git tracks on this branch (a
+    // lock read back may name one) is the branch's file, never unlinked.
+    let repo = ctx.checkout.open().ok();
+    let head = repo.as_ref().and_then(|r| git::head_tree(r).ok().flatten());
     let dropped: Vec<_> = state::link_changes(&desired.links, old)
         .into_iter()
-        .filter(|(_, change)| *change == LinkChange::Dropped)
+        .filter(|(link, change)| {
+            *change == LinkChange::Dropped && !git::committed(head.as_ref(), &link.path)
+        })
         .map(|(link, _)| spot(link))
         .collect();
     let copies: Vec<&str> = old
