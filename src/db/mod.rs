@@ -118,21 +118,15 @@ pub trait Database {
     /// Creates the database and marks it as provision's.
     fn create(&mut self) -> Result<(), DbError>;
     fn ledger(&mut self) -> Result<Ledger, DbError>;
-    /// Applies one migration in its own transaction and records it.
-    fn migrate(&mut self, migration: &Migration) -> Result<(), DbError>;
     /// Applies the pending migrations in order, calling `starting` before
-    /// each. Kinds whose tool applies a whole folder at once override this.
+    /// each, and records each atomically with its changes (or, for one run
+    /// outside a transaction, once it has succeeded). Whatever fails, the
+    /// ones before it stay applied and recorded.
     fn migrate_all(
         &mut self,
         pending: &[&Migration],
         starting: &mut dyn FnMut(&Migration),
-    ) -> Result<(), DbError> {
-        for migration in pending {
-            starting(migration);
-            self.migrate(migration)?;
-        }
-        Ok(())
-    }
+    ) -> Result<(), DbError>;
     /// Completes ledger rows that only part of the ledger has, taking
     /// checksums from `known` (the lock's record, else the files).
     fn repair(&mut self, known: &[Applied]) -> Result<(), DbError> {

@@ -320,9 +320,9 @@ fn database_section(found: &Found, out: &mut String) {
         Some(dir) => out.push_str(&format!(
             "migrations = \"{dir}\"   # *.sql files, applied in name order\n"
         )),
-        None => {
-            out.push_str("migrations = \"migrations\"   # *.sql files, applied in name order\n")
-        }
+        // Commented: a folder the recipe names must exist.
+        None => out
+            .push_str("# migrations = \"migrations\"   # the default; no migrations folder yet\n"),
     }
     for (dir, tool, sql) in &found.migrations {
         if *sql == 0 {

@@ -7,11 +7,11 @@ use serde::Serialize;
 use similar::TextDiff;
 
 use crate::BoxError;
-use crate::db::migrations::Migration;
+use crate::db::migrations::Migrations;
 use crate::git::Checkout;
 use crate::sandbox::lock::{self, Sandbox};
 use crate::sandbox::observe::{self, Observed};
-use crate::sandbox::state::{self, Ledger, Presence, Step};
+use crate::sandbox::state::{self, Ledger, MigrationFile, Presence, Step};
 use crate::workspace::{Workspace, WorktreeSandbox};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -111,7 +111,8 @@ pub fn verify(checkout: Checkout) -> Result<Report, BoxError> {
     let mut database = ctx.database()?;
     let observed = observe::observe(locked, &root, &ctx.checkout.main, database.as_mut())?;
     worktree_drift(locked, &observed, &mut findings);
-    database_drift(locked, &observed, &files, &mut findings);
+    let dir = &ctx.settings.database.migrations;
+    database_drift(locked, &observed, &files, dir, &mut findings);
     // Whatever the specific checks above do not name, the diff still shows:
     // verify never passes a sandbox that differs from its lock.
     if findings.iter().all(|f| f.kind == FindingKind::Lock) && observed.sandbox != *locked {
@@ -198,12 +199,31 @@ fn worktree_drift(locked: &Sandbox, observed: &Observed, findings: &mut Vec<Find
 fn database_drift(
     locked: &Sandbox,
     observed: &Observed,
-    files: &[Migration],
+    files: &Migrations,
+    dir: &str,
     findings: &mut Vec<Finding>,
 ) {
     let want = &locked.database;
     let known = state::known_checksums(Some(locked), files);
-    let db = state::database(&want.migrations, files, &known, &observed.database);
+    let db = state::database(
+        files.format,
+        &want.migrations,
+        files,
+        &known,
+        &observed.database,
+    );
+    // A folder that is gone (renamed, or `[database] migrations` changed)
+    // is one finding, not one per migration it held.
+    let folder_gone = files.missing && !want.migrations.is_empty();
+    if folder_gone {
+        findings.push(Finding::drift(
+            format!("migrations folder {dir}/"),
+            format!(
+                "missing: the lock records {} migration(s) from it",
+                want.migrations.len()
+            ),
+        ));
+    }
     if let Some(message) = db.presence.message() {
         findings.push(Finding::drift(format!("database {}", want.name), message));
     }
@@ -217,7 +237,9 @@ fn database_drift(
         let Some(migration) = db.of(&applied.name) else {
             continue;
         };
-        if let Some(message) = migration.file.message() {
+        if let Some(message) = migration.file.message()
+            && !(folder_gone && migration.file == MigrationFile::Gone)
+        {
             findings.push(Finding::drift(subject(), message));
         }
         // Not in the ledger of a database that is missing or not

@@ -10,6 +10,7 @@ mod crash;
 mod ecosystem;
 mod formats;
 mod hostile;
+mod layouts;
 mod lifecycle;
 mod links;
 mod mcp;

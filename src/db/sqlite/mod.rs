@@ -7,6 +7,7 @@
 //! and into `provision_migrations(name, checksum)`, which keeps what
 //! wrangler does not: a checksum of each applied file.
 
+mod migrate;
 mod prebuild;
 
 use std::path::PathBuf;
@@ -236,58 +237,16 @@ impl Database for Sqlite {
         Ok(Ledger { rows })
     }
 
-    fn migrate(&mut self, migration: &Migration) -> Result<(), DbError> {
-        let name = self.name.clone();
-        let tx = self
-            .conn()?
-            .transaction()
-            .map_err(|source| DbError::Sqlite {
-                name,
-                action: "begin".into(),
-                source,
-            })?;
-        run_migration(&tx, &migration.name, &migration.checksum, &migration.sql()?)?;
-        tx.commit().map_err(migration_failed(&migration.name, ""))
-    }
-
-    /// One transaction with a savepoint per migration, committed once with
-    /// SQLite's full syncs: a migration that fails rolls back alone and the
-    /// ones before it stay, as if each had committed on its own; a killed
-    /// process (or a lost power supply) rolls back the batch, which the next
-    /// apply redoes, and the lock (written after this returns) never claims
-    /// it. One commit writes each page once: twenty migrations took 80
-    /// fsyncs and 550 writes one by one.
+    /// See `migrate`: each migration atomic with its ledger rows.
     fn migrate_all(
         &mut self,
         pending: &[&Migration],
         starting: &mut dyn FnMut(&Migration),
     ) -> Result<(), DbError> {
-        let name = self.name.clone();
-        let fail = |source| DbError::Sqlite {
-            name: name.clone(),
-            action: "apply migrations".into(),
-            source,
-        };
         let conn = self.conn()?;
-        let mut tx = conn.transaction().map_err(fail)?;
-        let mut result = Ok(());
-        for migration in pending {
-            starting(migration);
-            // Whatever fails, the ones before it are kept: an error ends the
-            // loop, never the transaction. Dropping a savepoint rolls it back.
-            result = (|| {
-                let sql = migration.sql()?;
-                let failed = migration_failed(&migration.name, "");
-                let savepoint = tx.savepoint().map_err(&failed)?;
-                run_migration(&savepoint, &migration.name, &migration.checksum, &sql)?;
-                savepoint.commit().map_err(&failed)
-            })();
-            if result.is_err() {
-                break;
-            }
-        }
-        tx.commit().map_err(fail)?;
-        result
+        migrate::all(conn, pending, starting, &|conn, m| {
+            record(conn, &m.name, &m.checksum)
+        })
     }
 
     fn repair(&mut self, known: &[Applied]) -> Result<(), DbError> {
@@ -374,28 +333,28 @@ impl Database for Sqlite {
     }
 }
 
-/// The migration's SQL and its two ledger rows, inside the caller's
-/// transaction or savepoint.
-fn run_migration(conn: &Connection, name: &str, checksum: &str, sql: &str) -> Result<(), DbError> {
-    let failed = migration_failed(name, sql);
-    conn.execute_batch(SCHEMA).map_err(&failed)?;
-    // With its NUL: SQLite copies a script that does not end in one before
-    // each statement it prepares, which made a migration of many statements
-    // quadratic (80,000 INSERTs: 11.6 s; with the NUL, linear).
-    conn.execute_batch(&format!("{sql}\0")).map_err(&failed)?;
-    conn.execute("INSERT INTO d1_migrations(name) VALUES(?1)", [name])
-        .map_err(&failed)?;
+/// A migration's ledger rows, in the caller's transaction.
+fn record(conn: &Connection, name: &str, checksum: &str) -> rusqlite::Result<()> {
+    conn.execute_batch(SCHEMA)?;
+    conn.execute("INSERT INTO d1_migrations(name) VALUES(?1)", [name])?;
     conn.execute(
         "INSERT INTO provision_migrations(name, checksum) VALUES(?1, ?2)",
         params![name, checksum],
-    )
-    .map_err(&failed)?;
+    )?;
     Ok(())
 }
 
-fn migration_failed<'a>(name: &'a str, sql: &'a str) -> impl Fn(rusqlite::Error) -> DbError + 'a {
-    move |e| DbError::Migration {
+/// The migration's SQL and its ledger rows, inside the caller's
+/// transaction (a build ahead, of migrations that need nothing else).
+fn run_migration(conn: &Connection, name: &str, checksum: &str, sql: &str) -> Result<(), DbError> {
+    let failed = |e| DbError::Migration {
         file: name.to_string(),
         message: one_line(sql, e),
-    }
+    };
+    conn.execute_batch(SCHEMA).map_err(failed)?;
+    // With its NUL: SQLite copies a script that does not end in one before
+    // each statement it prepares, which made a migration of many statements
+    // quadratic (80,000 INSERTs: 11.6 s; with the NUL, linear).
+    conn.execute_batch(&format!("{sql}\0")).map_err(failed)?;
+    record(conn, name, checksum).map_err(failed)
 }

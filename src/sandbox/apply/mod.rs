@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::BoxError;
 use crate::db::Database;
-use crate::db::migrations::{Applied, Migration};
+use crate::db::migrations::{Applied, Migrations, ScanError};
 use crate::output::Progress;
 use crate::sandbox::lock::{self, Link, LinkMode};
 use crate::sandbox::observe::{self, DatabaseSeen};
@@ -180,7 +180,12 @@ pub fn apply(
         Some(ctx.registry.lock_sandbox(&ctx.checkout.id)?)
     };
     let migrations = ctx.migrations()?;
-    let plan = ctx.plan(&migrations)?;
+    let dir = &ctx.settings.database.migrations;
+    if migrations.missing && ctx.settings.database.migrations_set {
+        return Err(ScanError::Missing { dir: dir.clone() }.into());
+    }
+    let mut plan = ctx.plan(&migrations)?;
+    plan.notes.extend(migrations.note(dir));
     // A lock that fails its own hash was edited, one that does not parse is
     // broken: nothing in either is trusted, and the new lock replaces it. A
     // newer provision's lock is kept: this one cannot know what it records.
@@ -289,12 +294,12 @@ fn database_actions(
     ctx: &WorktreeSandbox,
     plan: &Plan,
     database: &mut dyn Database,
-    files: &[Migration],
+    files: &Migrations,
     known: &[Applied],
 ) -> Result<Vec<Action>, BoxError> {
     let seen = DatabaseSeen::look_if_ours(database)?;
     let wanted = &plan.sandbox.database.migrations;
-    let state = state::database(wanted, files, known, &seen);
+    let state = state::database(files.format, wanted, files, known, &seen);
     let dir = &ctx.settings.database.migrations;
     decide::database(&state, database.name(), database.location(), dir)
 }

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use super::decide::{database, env, links, setup};
 use super::{Action, ApplyError, EnvReason};
-use crate::db::migrations::Applied;
+use crate::db::migrations::{Applied, Format};
 use crate::sandbox::lock::{EnvLock, Hook, Link, LinkKind, LinkMode};
 use crate::sandbox::observe::{DatabaseSeen, EnvFound, EnvSeen, Found, Spot};
 use crate::sandbox::state;
@@ -160,12 +160,11 @@ fn database_for(seen: DatabaseSeen) -> Result<Vec<String>, String> {
     let files: Vec<_> = wanted
         .iter()
         .map(|a| crate::db::migrations::Migration {
-            name: a.name.clone(),
-            path: a.name.clone().into(),
             checksum: a.checksum.clone(),
+            ..crate::db::migrations::Migration::flat(&a.name, a.name.clone().into(), "")
         })
         .collect();
-    let state = state::database(&wanted, &files, &wanted, &seen);
+    let state = state::database(Format::Flat, &wanted, &files, &wanted, &seen);
     database(&state, "app_a", "sqlite:app_a".into(), "migrations")
         .map(|actions| actions.iter().map(ToString::to_string).collect())
         .map_err(|e| e.to_string())

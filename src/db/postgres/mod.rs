@@ -12,6 +12,8 @@ use postgres::config::Host;
 use postgres::error::SqlState;
 use postgres::{Client, Config, NoTls};
 
+mod migrate;
+
 use super::{Database, DbError, Ledger, LedgerRow};
 use crate::db::migrations::Migration;
 use crate::recipe::config::{DatabaseKind, DatabaseSettings};
@@ -20,8 +22,10 @@ const MARK: &str = "provision:v1";
 /// Long enough for a loaded server, short enough that a stopped one is
 /// reported while the user still waits for it.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Schema-qualified, as every name provision uses inside a sandbox: a
+/// migration may empty `search_path` (pg_dump's files start so).
 const LEDGER: &str = "
-    CREATE TABLE IF NOT EXISTS provision_migrations(
+    CREATE TABLE IF NOT EXISTS public.provision_migrations(
         id         bigint GENERATED ALWAYS AS IDENTITY,
         name       text PRIMARY KEY,
         checksum   text NOT NULL,
@@ -193,7 +197,7 @@ impl Database for Postgres {
         let client = self.sandbox()?;
         let has_table = client
             .query_one(
-                "SELECT to_regclass('provision_migrations') IS NOT NULL",
+                "SELECT to_regclass('public.provision_migrations') IS NOT NULL",
                 &[],
             )
             .map_err(self.fail("read schema"))?
@@ -204,7 +208,7 @@ impl Database for Postgres {
         let rows = self
             .sandbox()?
             .query(
-                "SELECT name, checksum FROM provision_migrations ORDER BY id",
+                "SELECT name, checksum FROM public.provision_migrations ORDER BY id",
                 &[],
             )
             .map_err(fail)?;
@@ -220,46 +224,27 @@ impl Database for Postgres {
         })
     }
 
-    fn migrate(&mut self, migration: &Migration) -> Result<(), DbError> {
-        let sql = migration.sql()?;
+    /// Under a session-level advisory lock: a second `apply` on this
+    /// database waits, then finds the migrations recorded.
+    fn migrate_all(
+        &mut self,
+        pending: &[&Migration],
+        starting: &mut dyn FnMut(&Migration),
+    ) -> Result<(), DbError> {
         let key = self.lock_key();
-        let failed = |e: postgres::Error| DbError::Migration {
-            file: migration.name.clone(),
-            message: server_message(&e),
-        };
-        let begin = self.fail("begin");
-        let mut tx = self.sandbox()?.transaction().map_err(begin)?;
-        // Held to the end of the transaction: a second `apply` on this
-        // database waits here, then finds the migration already recorded.
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&key])
-            .map_err(failed)?;
-        tx.batch_execute(LEDGER).map_err(failed)?;
-        let recorded = tx
-            .query_opt(
-                "SELECT checksum FROM provision_migrations WHERE name = $1",
-                &[&migration.name],
-            )
-            .map_err(failed)?;
-        if let Some(row) = recorded {
-            let checksum: String = row.get(0);
-            if checksum == migration.checksum {
-                return tx.commit().map_err(failed);
-            }
-            return Err(DbError::Migration {
-                file: migration.name.clone(),
-                message: format!(
-                    "another run recorded it with checksum {checksum}, the file has {}",
-                    migration.checksum
-                ),
-            });
-        }
-        tx.batch_execute(&sql).map_err(failed)?;
-        tx.execute(
-            "INSERT INTO provision_migrations(name, checksum) VALUES($1, $2)",
-            &[&migration.name, &migration.checksum],
-        )
-        .map_err(failed)?;
-        tx.commit().map_err(failed)
+        let fail = self.fail("lock for migrating");
+        let client = self.sandbox()?;
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&key])
+            .map_err(&fail)?;
+        let result = migrate::all(client, pending, starting);
+        // A failed statement may leave the session in a failed
+        // transaction; unlocking needs it gone.
+        let _ = client.batch_execute("ROLLBACK; RESET ALL");
+        client
+            .execute("SELECT pg_advisory_unlock($1)", &[&key])
+            .map_err(fail)?;
+        result
     }
 
     fn drop_database(&mut self) -> Result<(), DbError> {
