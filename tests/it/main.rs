@@ -14,6 +14,7 @@ mod layouts;
 mod lifecycle;
 mod links;
 mod mcp;
+mod migration_runs;
 mod postgres;
 mod properties;
 mod recipe;
