@@ -1,8 +1,9 @@
 #!/bin/sh
 # The test suite on a fresh machine: installs what the tests drive and the
 # machine may lack (PostgreSQL's binaries, sqlite3, zsh, fish, nix-bin for
-# `nix-instantiate`, `script`, and the Python MCP SDK in a venv), then runs
-# `cargo test --locked`. Nothing is
+# `nix-instantiate`, `script`, npm, the Python MCP SDK in a venv, and the
+# migration tools dbmate, sqlx-cli and diesel_cli under
+# target/test-tools), then runs `cargo test --locked`. Nothing is
 # skipped: a test whose tool is missing fails and names it.
 #
 # Usage: sh tests/run.sh [cargo test arguments…]
@@ -20,6 +21,8 @@ need fish fish
 need nix-instantiate nix-bin
 need script bsdutils
 need runuser util-linux
+need python3 python3
+need npm npm
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   missing="$missing postgresql"
 fi
@@ -64,6 +67,18 @@ if ! "$venv/bin/python" -c "import mcp" 2>/dev/null; then
 fi
 PROVISION_TEST_PYTHON="$(cd "$(dirname "$venv")" && pwd)/venv/bin/python"
 export PROVISION_TEST_PYTHON
+
+# The migration tools whose ledgers provision writes, run against its
+# sandboxes (tests/it/tools.rs): dbmate from npm, which ships its binary.
+tools="${CARGO_TARGET_DIR:-target}/test-tools"
+mkdir -p "$tools/bin"
+if ! "$tools/bin/dbmate" --version 2>/dev/null | grep -q " 2.36.0"; then
+  say "installing dbmate (npm dbmate@2.36.0) into $tools"
+  npm install --no-audit --no-fund --silent --prefix "$tools/npm" dbmate@2.36.0
+  ln -sf ../npm/node_modules/.bin/dbmate "$tools/bin/dbmate"
+fi
+PROVISION_TEST_TOOLS="$(cd "$tools" && pwd)"
+export PROVISION_TEST_TOOLS
 
 if [ ! -d target/debug/deps ]; then
   say "first run: cargo builds the dependencies and the tests (about 4 minutes on 2 cores), then runs about 130 tests (about 3 minutes)"

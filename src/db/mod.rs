@@ -6,8 +6,9 @@
 
 pub(crate) mod build_ahead;
 mod command;
+pub mod ledgers;
 pub mod migrations;
-mod postgres;
+pub(crate) mod postgres;
 mod sqlite;
 
 use std::collections::BTreeMap;
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::de::{Error as _, IntoDeserializer};
 use serde::{Deserialize, Deserializer};
 
-use crate::db::migrations::{Applied, Migration};
+use crate::db::migrations::{Applied, Format, Migration};
 use crate::recipe::config::{DatabaseKind, DatabaseSettings};
 
 pub use command::CommandDb;
@@ -133,6 +134,12 @@ pub trait Database {
         // A kind with a single ledger has no partial rows to complete.
         let _ = known;
         Ok(())
+    }
+    /// Keeps the ledger of the tool whose layout `files` are in beside
+    /// provision's (writing it with each migration, reading it back);
+    /// kinds whose tool keeps its own ledger ignore it.
+    fn tool_ledger(&mut self, format: Format, files: &[Migration]) {
+        let _ = (format, files);
     }
     /// Moves a database built ahead of time (`sqlite::prebuild`) into place
     /// as this one, marked; false where this one already exists or the kind

@@ -109,6 +109,7 @@ pub fn verify(checkout: Checkout) -> Result<Report, BoxError> {
     let ctx = WorktreeSandbox::observe(Workspace::load(checkout)?, locked);
     let files = ctx.migrations()?;
     let mut database = ctx.database()?;
+    database.tool_ledger(files.format, &files);
     let observed = observe::observe(locked, &root, &ctx.checkout.main, database.as_mut())?;
     worktree_drift(locked, &observed, &mut findings);
     let dir = &ctx.settings.database.migrations;
@@ -123,8 +124,15 @@ pub fn verify(checkout: Checkout) -> Result<Report, BoxError> {
     }
     let plan = ctx.plan(&files)?;
     for change in state::changes(locked, &plan.sandbox) {
-        if let Some(message) = change.message() {
-            findings.push(Finding::stale(change.subject(), message));
+        let subject = change.subject();
+        // A migration its tool applied is already named as stale.
+        let named = findings
+            .iter()
+            .any(|f| f.kind == FindingKind::Stale && f.subject == subject);
+        if let Some(message) = change.message()
+            && !named
+        {
+            findings.push(Finding::stale(subject, message));
         }
     }
 
@@ -257,8 +265,15 @@ fn database_drift(
         findings.push(Finding::drift("migrations".into(), message));
     }
     for row in &db.migrations {
-        if let Some(message) = row.partial_message() {
-            findings.push(Finding::drift(format!("migration {}", row.name), message));
+        let subject = format!("migration {}", row.name);
+        if row.is_adoptable() {
+            // Its tool applied it, in a sandbox that is the tool's own.
+            findings.push(Finding::stale(
+                subject,
+                "applied by its own tool, not yet in provision's ledger: `provision apply` adopts it",
+            ));
+        } else if let Some(message) = row.partial_message() {
+            findings.push(Finding::drift(subject, message));
         }
     }
 }

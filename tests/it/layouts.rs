@@ -118,11 +118,11 @@ fn concurrent(i: usize) -> bool {
     i > 0 && i.is_multiple_of(4)
 }
 
-type Files = Vec<(String, String)>;
+pub type Files = Vec<(String, String)>;
 
 /// The folder as `format`'s tool writes it, under `dir`; and the name of
 /// the first migration in provision's ledger.
-fn layout(db: Db, format: &str, dir: &str) -> (Files, String) {
+pub fn layout(db: Db, format: &str, dir: &str) -> (Files, String) {
     let mut files = Files::new();
     let mut add = |path: String, text: String| files.push((format!("{dir}/{path}"), text));
     for i in 0..COUNT {
@@ -241,6 +241,8 @@ fn applies(format: &str, db: Db) {
     );
     assert_eq!(first_row, first, "{format}: applied first");
     assert_eq!(query(db, &main, &tag, "SELECT count(*) FROM t29"), "0");
+    let (sql, want) = tool_ledger(format);
+    assert_eq!(query(db, &main, &tag, sql), want, "{format}: {sql}");
     env.provision(&wt, &["verify"]).expect(0);
     let run = env.provision(&wt, &["apply", "--json"]).expect(0);
     assert_eq!(run.json()["actions"], serde_json::json!([]), "{format}");
@@ -274,6 +276,36 @@ fn applies(format: &str, db: Db) {
         "{format}: {}",
         run.stderr
     );
+}
+
+/// A query of the tool's own ledger, and what it gives once all 32
+/// migrations are applied, as the tool would have recorded them.
+fn tool_ledger(format: &str) -> (&'static str, &'static str) {
+    match format {
+        // One row: the last version, clean.
+        "golang-migrate" => (
+            "SELECT version FROM schema_migrations WHERE NOT dirty",
+            "32",
+        ),
+        "sqlx" => ("SELECT count(*) FROM _sqlx_migrations WHERE success", "32"),
+        "diesel" => ("SELECT count(*) FROM __diesel_schema_migrations", "32"),
+        "prisma" => (
+            "SELECT count(*) FROM _prisma_migrations WHERE finished_at IS NOT NULL \
+             AND rolled_back_at IS NULL AND applied_steps_count = 1",
+            "32",
+        ),
+        "dbmate" => ("SELECT count(*) FROM schema_migrations", "32"),
+        // Goose's first row is version 0.
+        "goose" => (
+            "SELECT count(*) FROM goose_db_version WHERE is_applied",
+            "33",
+        ),
+        // And Flyway's repeatable view.
+        _ => (
+            "SELECT count(*) FROM flyway_schema_history WHERE success",
+            "33",
+        ),
+    }
 }
 
 macro_rules! layout_tests {

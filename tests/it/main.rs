@@ -23,5 +23,6 @@ mod setup;
 mod snapshots;
 mod state;
 mod stress;
+mod tools;
 mod trust;
 mod workflow;

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::Migration;
 use super::order::{self, OrderKey};
 use super::sections::{self, Up};
+use super::tools;
 use crate::hash;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -332,6 +333,7 @@ fn migration(format: Format, entry: &Entry, all: &[&Entry]) -> Result<Migration,
     } else {
         hash::of_text(up.sql.as_bytes())
     };
+    let (description, tool_checksum) = tools::identity(format, &entry.path, text);
     Ok(Migration {
         name: entry.path.clone(),
         path: entry.path.clone().into(),
@@ -339,6 +341,8 @@ fn migration(format: Format, entry: &Entry, all: &[&Entry]) -> Result<Migration,
         up: up.sql,
         no_transaction: up.no_transaction,
         version,
+        description,
+        tool_checksum,
     })
 }
 

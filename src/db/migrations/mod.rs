@@ -11,6 +11,7 @@ pub mod layout;
 pub mod order;
 pub mod sections;
 pub mod statements;
+pub mod tools;
 
 use std::path::{Path, PathBuf};
 
@@ -35,6 +36,9 @@ pub struct Migration {
     pub no_transaction: Option<String>,
     /// How its tool names it in its own ledger.
     pub version: String,
+    /// What its tool records of it besides (see `tools`).
+    pub description: String,
+    pub tool_checksum: String,
 }
 
 impl Migration {
@@ -47,6 +51,8 @@ impl Migration {
             up: sql.to_string(),
             no_transaction: None,
             version: name.to_string(),
+            description: String::new(),
+            tool_checksum: String::new(),
         }
     }
 

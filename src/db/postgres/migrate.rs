@@ -13,16 +13,18 @@ use postgres::{Client, GenericClient};
 
 use super::{LEDGER, server_message};
 use crate::db::DbError;
+use crate::db::ledgers::ToolLedger;
 use crate::db::migrations::{Migration, Mode, statements};
 
 pub(super) fn all(
     client: &mut Client,
+    tool: Option<&ToolLedger>,
     pending: &[&Migration],
     starting: &mut dyn FnMut(&Migration),
 ) -> Result<(), DbError> {
     for migration in pending {
         starting(migration);
-        one(client, migration)?;
+        one(client, tool, migration)?;
     }
     Ok(())
 }
@@ -34,7 +36,11 @@ fn failed(migration: &Migration) -> impl Fn(postgres::Error) -> DbError + '_ {
     }
 }
 
-fn one(client: &mut Client, migration: &Migration) -> Result<(), DbError> {
+fn one(
+    client: &mut Client,
+    tool: Option<&ToolLedger>,
+    migration: &Migration,
+) -> Result<(), DbError> {
     let failed = failed(migration);
     client.batch_execute("RESET ALL").map_err(&failed)?;
     client.batch_execute(LEDGER).map_err(&failed)?;
@@ -46,7 +52,7 @@ fn one(client: &mut Client, migration: &Migration) -> Result<(), DbError> {
         Mode::Wrapped => {
             let mut tx = client.transaction().map_err(&failed)?;
             tx.batch_execute(sql).map_err(&failed)?;
-            record(&mut tx, migration)?;
+            record(&mut tx, tool, migration)?;
             tx.commit().map_err(&failed)
         }
         Mode::Outside { why } => {
@@ -63,7 +69,7 @@ fn one(client: &mut Client, migration: &Migration) -> Result<(), DbError> {
             }
             client.batch_execute("RESET ALL").map_err(&failed)?;
             let mut tx = client.transaction().map_err(&failed)?;
-            record(&mut tx, migration)?;
+            record(&mut tx, tool, migration)?;
             tx.commit().map_err(&failed)
         }
         Mode::Own { commit_at } => {
@@ -73,7 +79,7 @@ fn one(client: &mut Client, migration: &Migration) -> Result<(), DbError> {
             let run = client
                 .batch_execute(body)
                 .map_err(&failed)
-                .and_then(|()| record(client, migration))
+                .and_then(|()| record(client, tool, migration))
                 .and_then(|()| client.batch_execute(commit).map_err(&failed));
             if run.is_err() {
                 let _ = client.batch_execute("ROLLBACK");
@@ -107,12 +113,21 @@ fn recorded(client: &mut Client, migration: &Migration) -> Result<bool, DbError>
     })
 }
 
-fn record(client: &mut impl GenericClient, migration: &Migration) -> Result<(), DbError> {
+/// Its rows in provision's ledger and its tool's, in the caller's transaction.
+fn record(
+    client: &mut impl GenericClient,
+    tool: Option<&ToolLedger>,
+    migration: &Migration,
+) -> Result<(), DbError> {
     client
         .execute(
             "INSERT INTO public.provision_migrations(name, checksum) VALUES($1, $2)",
             &[&migration.name, &migration.checksum],
         )
         .map_err(failed(migration))?;
+    if let Some(tool) = tool {
+        let sql = format!("{};\n{}", tool.create(), tool.record(migration));
+        client.batch_execute(&sql).map_err(failed(migration))?;
+    }
     Ok(())
 }

@@ -12,10 +12,12 @@ use postgres::config::Host;
 use postgres::error::SqlState;
 use postgres::{Client, Config, NoTls};
 
+mod ledger;
 mod migrate;
 
-use super::{Database, DbError, Ledger, LedgerRow};
-use crate::db::migrations::Migration;
+use super::ledgers::{Dialect, ToolLedger};
+use super::{Database, DbError, Ledger};
+use crate::db::migrations::{Applied, Format, Migration};
 use crate::recipe::config::{DatabaseKind, DatabaseSettings};
 
 const MARK: &str = "provision:v1";
@@ -41,6 +43,9 @@ pub struct Postgres {
     config: Result<Config, (&'static str, String)>,
     admin: Option<Client>,
     sandbox: Option<Client>,
+    /// The migration tool's ledger kept beside provision's, once
+    /// `tool_ledger` names the layout (flat folders have none here).
+    tool: Option<ToolLedger>,
 }
 
 impl Postgres {
@@ -52,6 +57,7 @@ impl Postgres {
             config: server_config(settings.url.as_deref()),
             admin: None,
             sandbox: None,
+            tool: None,
         }
     }
 
@@ -193,35 +199,17 @@ impl Database for Postgres {
     }
 
     fn ledger(&mut self) -> Result<Ledger, DbError> {
-        let fail = self.fail("read provision_migrations");
-        let client = self.sandbox()?;
-        let has_table = client
-            .query_one(
-                "SELECT to_regclass('public.provision_migrations') IS NOT NULL",
-                &[],
-            )
-            .map_err(self.fail("read schema"))?
-            .get::<_, bool>(0);
-        if !has_table {
-            return Ok(Ledger::default());
-        }
-        let rows = self
-            .sandbox()?
-            .query(
-                "SELECT name, checksum FROM public.provision_migrations ORDER BY id",
-                &[],
-            )
-            .map_err(fail)?;
-        Ok(Ledger {
-            rows: rows
-                .into_iter()
-                .map(|r| LedgerRow {
-                    name: r.get(0),
-                    checksum: Some(r.get(1)),
-                    missing_from: None,
-                })
-                .collect(),
-        })
+        let (name, tool) = (self.name.clone(), self.tool.clone());
+        ledger::read(self.sandbox()?, &name, tool.as_ref())
+    }
+
+    fn tool_ledger(&mut self, format: Format, files: &[Migration]) {
+        self.tool = ToolLedger::new(format, Dialect::Postgres, files);
+    }
+
+    fn repair(&mut self, known: &[Applied]) -> Result<(), DbError> {
+        let (name, tool) = (self.name.clone(), self.tool.clone());
+        ledger::repair(self.sandbox()?, &name, tool.as_ref(), known)
     }
 
     /// Under a session-level advisory lock: a second `apply` on this
@@ -233,11 +221,12 @@ impl Database for Postgres {
     ) -> Result<(), DbError> {
         let key = self.lock_key();
         let fail = self.fail("lock for migrating");
+        let tool = self.tool.clone();
         let client = self.sandbox()?;
         client
             .execute("SELECT pg_advisory_lock($1)", &[&key])
             .map_err(&fail)?;
-        let result = migrate::all(client, pending, starting);
+        let result = migrate::all(client, tool.as_ref(), pending, starting);
         // A failed statement may leave the session in a failed
         // transaction; unlocking needs it gone.
         let _ = client.batch_execute("ROLLBACK; RESET ALL");

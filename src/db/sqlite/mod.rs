@@ -14,8 +14,9 @@ use std::path::PathBuf;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::{Database, DatabaseKind, DbError, Ledger, LedgerRow};
-use crate::db::migrations::{Applied, Migration};
+use super::ledgers::{self, Dialect, OURS, ToolLedger};
+use super::{Database, DatabaseKind, DbError, Ledger};
+use crate::db::migrations::{Applied, Format, Migration};
 
 pub use prebuild::{BuiltAhead, Source, prebuild, sweep_abandoned};
 
@@ -32,14 +33,15 @@ const SCHEMA: &str = "
     );
     CREATE TABLE IF NOT EXISTS provision_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ";
-const D1: &str = "d1_migrations";
-const OURS: &str = "provision_migrations";
 
 pub struct Sqlite {
     path: PathBuf,
     name: String,
     owner: String,
     conn: Option<Connection>,
+    /// The migration tool's ledger kept beside provision's: wrangler's
+    /// until `tool_ledger` names the layout.
+    tool: Option<ToolLedger>,
 }
 
 impl Sqlite {
@@ -49,6 +51,7 @@ impl Sqlite {
             name: name.to_string(),
             owner,
             conn: None,
+            tool: ToolLedger::new(Format::Flat, Dialect::Sqlite, &[]),
         }
     }
 
@@ -203,38 +206,27 @@ impl Database for Sqlite {
     }
 
     fn ledger(&mut self) -> Result<Ledger, DbError> {
-        let names = self.rows(D1, "SELECT name FROM d1_migrations ORDER BY id", |r| {
-            r.get(0)
-        })?;
-        let mut rows: Vec<LedgerRow> = names
-            .into_iter()
-            .map(|name| LedgerRow {
-                name,
-                checksum: None,
-                missing_from: Some(OURS),
-            })
-            .collect();
         let ours: Vec<(String, String)> = self.rows(
             OURS,
             "SELECT name, checksum FROM provision_migrations ORDER BY rowid",
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        for (name, checksum) in ours {
-            match rows.iter_mut().find(|r| r.name == name) {
-                Some(row) => {
-                    row.checksum = Some(checksum);
-                    row.missing_from = None;
-                }
-                None => rows.push(LedgerRow {
-                    name,
-                    checksum: Some(checksum),
-                    missing_from: Some(D1),
-                }),
+        let tool = match self.tool.clone() {
+            Some(tool) => {
+                let rows = self.rows(tool.table(), &tool.select(), |r| {
+                    (0..r.as_ref().column_count()).map(|i| r.get(i)).collect()
+                })?;
+                Some((tool.table(), tool.applied(&rows)))
             }
-        }
-        // Lexical order is application order; a row that sorts out of place
-        // stays where the ledger put it, for verify to report.
-        Ok(Ledger { rows })
+            None => None,
+        };
+        // A row that sorts out of place stays where the ledger put it, for
+        // verify to report.
+        Ok(ledgers::merge(ours, tool))
+    }
+
+    fn tool_ledger(&mut self, format: Format, files: &[Migration]) {
+        self.tool = ToolLedger::new(format, Dialect::Sqlite, files);
     }
 
     /// See `migrate`: each migration atomic with its ledger rows.
@@ -243,14 +235,16 @@ impl Database for Sqlite {
         pending: &[&Migration],
         starting: &mut dyn FnMut(&Migration),
     ) -> Result<(), DbError> {
+        let tool = self.tool.clone();
         let conn = self.conn()?;
         migrate::all(conn, pending, starting, &|conn, m| {
-            record(conn, &m.name, &m.checksum)
+            record(conn, tool.as_ref(), m)
         })
     }
 
     fn repair(&mut self, known: &[Applied]) -> Result<(), DbError> {
         let ledger = self.ledger()?;
+        let tool = self.tool.clone();
         let name = self.name.clone();
         let conn = self.conn()?;
         let fail = |source| DbError::Sqlite {
@@ -260,15 +254,12 @@ impl Database for Sqlite {
         };
         let tx = conn.transaction().map_err(fail)?;
         for row in &ledger.rows {
-            match row.missing_from {
-                Some(D1) => {
-                    tx.execute("INSERT INTO d1_migrations(name) VALUES(?1)", [&row.name])
-                        .map_err(fail)?;
-                }
-                None => {}
-                Some(_) => {
-                    // Only wrangler's ledger has it: take the checksum from the
-                    // best record there is (the lock, else the file).
+            match (row.missing_from, &tool) {
+                (None, _) => {}
+                // Only the tool's ledger has it (the tool applied it, or
+                // wrangler did): take the checksum from the best record
+                // there is (the lock, else the file).
+                (Some(OURS), _) => {
                     let Some(known) = known.iter().find(|k| k.name == row.name) else {
                         continue;
                     };
@@ -278,6 +269,13 @@ impl Database for Sqlite {
                     )
                     .map_err(fail)?;
                 }
+                (Some(_), Some(tool)) => {
+                    if let Some(sql) = tool.record_name(&row.name) {
+                        tx.execute_batch(&tool.create()).map_err(fail)?;
+                        tx.execute_batch(&sql).map_err(fail)?;
+                    }
+                }
+                (Some(_), None) => {}
             }
         }
         tx.commit().map_err(fail)?;
@@ -333,13 +331,17 @@ impl Database for Sqlite {
     }
 }
 
-/// A migration's ledger rows, in the caller's transaction.
-fn record(conn: &Connection, name: &str, checksum: &str) -> rusqlite::Result<()> {
+/// A migration's ledger rows, provision's and its tool's, in the
+/// caller's transaction.
+fn record(conn: &Connection, tool: Option<&ToolLedger>, m: &Migration) -> rusqlite::Result<()> {
     conn.execute_batch(SCHEMA)?;
-    conn.execute("INSERT INTO d1_migrations(name) VALUES(?1)", [name])?;
+    if let Some(tool) = tool {
+        conn.execute_batch(&tool.create())?;
+        conn.execute_batch(&tool.record(m))?;
+    }
     conn.execute(
         "INSERT INTO provision_migrations(name, checksum) VALUES(?1, ?2)",
-        params![name, checksum],
+        params![m.name, m.checksum],
     )?;
     Ok(())
 }
@@ -356,5 +358,11 @@ fn run_migration(conn: &Connection, name: &str, checksum: &str, sql: &str) -> Re
     // each statement it prepares, which made a migration of many statements
     // quadratic (80,000 INSERTs: 11.6 s; with the NUL, linear).
     conn.execute_batch(&format!("{sql}\0")).map_err(failed)?;
-    record(conn, name, checksum).map_err(failed)
+    // Built ahead only from flat folders: wrangler's ledger.
+    let wrangler = ToolLedger::new(Format::Flat, Dialect::Sqlite, &[]);
+    let migration = Migration {
+        checksum: checksum.to_string(),
+        ..Migration::flat(name, name.into(), "")
+    };
+    record(conn, wrangler.as_ref(), &migration).map_err(failed)
 }

@@ -194,6 +194,7 @@ pub fn apply(
         read => read.ok().flatten().filter(|read| read.hash_ok),
     };
     let mut database = ctx.database()?;
+    database.tool_ledger(migrations.format, &migrations);
     for note in &plan.notes {
         progress.warn(note);
     }

@@ -200,6 +200,12 @@ impl MigrationState {
         !matches!(self.ledger, Ledger::Pending { .. })
     }
 
+    /// Only the tool's ledger has it, and its file is here: the tool
+    /// applied it itself; apply records it, verify calls it stale.
+    pub fn is_adoptable(&self) -> bool {
+        self.missing_from == Some(crate::db::ledgers::OURS) && self.file != MigrationFile::Gone
+    }
+
     /// How verify words a row only part of the ledger has.
     pub fn partial_message(&self) -> Option<String> {
         self.missing_from
