@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::layouts::{Db, query, repo};
-use crate::support::{TestEnv, write};
+use crate::support::{TestEnv, read, write};
 
 fn files(list: &[(&str, &str)]) -> Vec<(String, String)> {
     list.iter()
@@ -242,5 +242,53 @@ fn verify_names_a_missing_folder_once() {
         }]),
         "{}",
         run.stdout
+    );
+}
+
+/// `init` reads the folder as apply will: diesel.toml's folder, in the
+/// diesel layout; `new` then applies it and keeps diesel's ledger.
+#[test]
+fn init_writes_the_layout_it_finds_and_new_applies_it() {
+    let env = TestEnv::new();
+    let main = env.path("app");
+    fs_err::create_dir_all(&main).unwrap();
+    env.git(&main, &["init", "-q", "-b", "main"]);
+    write(
+        main.join("diesel.toml"),
+        "[migrations_directory]\ndir = \"db/schema\"\n",
+    );
+    for (folder, sql) in [
+        (
+            "2024-01-01-000000_users",
+            "CREATE TABLE users (id INTEGER PRIMARY KEY);\n",
+        ),
+        (
+            "2024-01-02-000000_posts",
+            "CREATE TABLE posts (id INTEGER PRIMARY KEY);\n",
+        ),
+    ] {
+        fs_err::create_dir_all(main.join("db/schema").join(folder)).unwrap();
+        write(main.join("db/schema").join(folder).join("up.sql"), sql);
+        write(
+            main.join("db/schema").join(folder).join("down.sql"),
+            "DROP TABLE nothing;\n",
+        );
+    }
+    env.provision(&main, &["init"]).expect(0);
+    let recipe = read(main.join("provision.toml"));
+    assert!(
+        recipe.contains("migrations = \"db/schema\"   # 2 migration(s), found as diesel (diesel.toml) keeps them\nformat = \"diesel\""),
+        "{recipe}"
+    );
+    env.commit_all(&main, "app");
+    env.provision(&main, &["new", "feature"]).expect(0);
+    assert_eq!(
+        query(
+            Db::Sqlite,
+            &main,
+            "",
+            "SELECT group_concat(version, ',') FROM __diesel_schema_migrations"
+        ),
+        "20240101000000,20240102000000"
     );
 }
