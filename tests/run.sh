@@ -23,6 +23,7 @@ need script bsdutils
 need runuser util-linux
 need python3 python3
 need npm npm
+need pg_config libpq-dev
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   missing="$missing postgresql"
 fi
@@ -77,6 +78,16 @@ if ! "$tools/bin/dbmate" --version 2>/dev/null | grep -q " 2.36.0"; then
   npm install --no-audit --no-fund --silent --prefix "$tools/npm" dbmate@2.36.0
   ln -sf ../npm/node_modules/.bin/dbmate "$tools/bin/dbmate"
 fi
+# sqlx-cli and diesel_cli from crates.io, built once (pinned, only the
+# features the tests use).
+cargo_tool() { # binary crate version features
+  if ! "$tools/bin/$1" --version 2>/dev/null | grep -q " $3"; then
+    say "installing $2 $3 into $tools (cargo install, once: a few minutes on 2 cores)"
+    cargo install --locked --quiet --root "$tools" "$2" --version "$3" \
+      --no-default-features --features "$4"
+  fi
+}
+cargo_tool sqlx sqlx-cli 0.8.6 rustls,postgres,sqlite
 PROVISION_TEST_TOOLS="$(cd "$tools" && pwd)"
 export PROVISION_TEST_TOOLS
 

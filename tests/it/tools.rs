@@ -121,6 +121,52 @@ fn dbmate_finds_nothing_pending_and_what_it_applies_is_adopted_on_postgres() {
     dbmate(Db::Postgres, "dbmate_p");
 }
 
+fn sqlx(db: Db, tag: &str) {
+    let env = TestEnv::new();
+    let (main, wt) = sandbox(&env, db, "sqlx", tag);
+    let url = url(db, &main, tag, "sqlite://");
+    let sqlx = tool("sqlx");
+    let args = ["--source", DIR, "--database-url", &url];
+    let info = run(
+        &env,
+        &wt,
+        &sqlx,
+        &[&["migrate", "info"][..], &args].concat(),
+    )
+    .expect(0);
+    assert_eq!(
+        info.stdout.matches("installed").count(),
+        32,
+        "{}",
+        info.stdout
+    );
+    assert!(
+        !info.stdout.contains("pending") && !info.stdout.contains("checksum"),
+        "{}",
+        info.stdout
+    );
+
+    let later = "33_later.up.sql";
+    write(wt.join(DIR).join(later), "CREATE TABLE later (x int);\n");
+    write(
+        wt.join(DIR).join("33_later.down.sql"),
+        "DROP TABLE later;\n",
+    );
+    // sqlx checks every applied migration's checksum before it runs one.
+    run(&env, &wt, &sqlx, &[&["migrate", "run"][..], &args].concat()).expect(0);
+    adopts(&env, db, &main, &wt, tag, later);
+}
+
+#[test]
+fn sqlx_finds_nothing_pending_and_what_it_applies_is_adopted_on_sqlite() {
+    sqlx(Db::Sqlite, "sqlx_s");
+}
+
+#[test]
+fn sqlx_finds_nothing_pending_and_what_it_applies_is_adopted_on_postgres() {
+    sqlx(Db::Postgres, "sqlx_p");
+}
+
 /// A command's standard output, trimmed.
 fn output(env: &TestEnv, cwd: &Path, program: &str, args: &[&str]) -> String {
     let run = Run::from(env.command(program, cwd).args(args).output().unwrap()).expect(0);
