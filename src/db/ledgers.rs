@@ -275,13 +275,23 @@ impl ToolLedger {
                 applied.reverse();
                 by_version(applied)
             }
-            Format::Flyway => rows
-                .iter()
-                .filter_map(|r| match cell(r, 0).filter(|v| !v.is_empty()) {
-                    Some(version) => by_version(vec![version]).pop(),
-                    None => cell(r, 1).filter(|s| self.files.iter().any(|f| &f.name == s)),
-                })
-                .collect(),
+            // Versions in the order they were installed; repeatables, which
+            // may have run many times, after them by name (Flyway's order).
+            Format::Flyway => {
+                let (mut versioned, mut repeatable) = (Vec::new(), Vec::new());
+                for row in rows {
+                    match cell(row, 0).filter(|v| !v.is_empty()) {
+                        Some(version) => versioned.extend(by_version(vec![version])),
+                        None => repeatable.extend(
+                            cell(row, 1).filter(|s| self.files.iter().any(|f| &f.name == s)),
+                        ),
+                    }
+                }
+                repeatable.sort();
+                repeatable.dedup();
+                versioned.extend(repeatable);
+                versioned
+            }
         }
     }
 

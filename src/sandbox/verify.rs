@@ -245,7 +245,13 @@ fn database_drift(
         let Some(migration) = db.of(&applied.name) else {
             continue;
         };
-        if let Some(message) = migration.file.message()
+        if matches!(migration.file, MigrationFile::Edited { .. }) && db.is_repeatable(&applied.name)
+        {
+            findings.push(Finding::stale(
+                subject(),
+                "changed since it was applied: `provision apply` applies it again (a repeatable migration)",
+            ));
+        } else if let Some(message) = migration.file.message()
             && !(folder_gone && migration.file == MigrationFile::Gone)
         {
             findings.push(Finding::drift(subject(), message));

@@ -292,3 +292,62 @@ fn init_writes_the_layout_it_finds_and_new_applies_it() {
         "20240101000000,20240102000000"
     );
 }
+
+/// Flyway's repeatable migrations run after the versioned ones, and again
+/// whenever they change: verify calls a changed one stale, not edited.
+#[test]
+fn a_changed_flyway_repeatable_runs_again_after_the_versioned_ones() {
+    for (db, tag) in [(Db::Sqlite, "repeat_s"), (Db::Postgres, "repeat_p")] {
+        let env = TestEnv::new();
+        let view = |columns: &str| {
+            format!("DROP VIEW IF EXISTS v;\nCREATE VIEW v AS SELECT {columns} FROM t;\n")
+        };
+        let main = repo(
+            &env,
+            db,
+            tag,
+            "",
+            &files(&[
+                ("V1__t.sql", "CREATE TABLE t (a int, b int);\n"),
+                ("R__v.sql", &view("a")),
+            ]),
+        );
+        env.provision(&main, &["new", "feature"]).expect(0);
+        let wt = env.path("worktree-feature");
+        write(
+            wt.join("migrations/V2__c.sql"),
+            "ALTER TABLE t ADD COLUMN c int;\n",
+        );
+        write(wt.join("migrations/R__v.sql"), &view("a, b, c"));
+        let run = env.provision(&wt, &["verify"]).expect(1);
+        assert!(
+            run.stdout.lines().any(|l| l.starts_with("stale migration R__v.sql ")
+                && l.ends_with("changed since it was applied: `provision apply` applies it again (a repeatable migration)")),
+            "{}",
+            run.stdout
+        );
+        let run = env.provision(&wt, &["apply", "--json"]).expect(0);
+        assert_eq!(
+            run.json()["actions"][0],
+            serde_json::json!({"action": "migrate", "names": ["V2__c.sql", "R__v.sql"]}),
+            "{}",
+            run.stdout
+        );
+        env.provision(&wt, &["verify"]).expect(0);
+        assert_eq!(
+            query(
+                db,
+                &main,
+                tag,
+                "SELECT count(*) FROM flyway_schema_history WHERE script = 'R__v.sql'"
+            ),
+            "2"
+        );
+        assert_eq!(
+            query(db, &main, tag, "SELECT count(*) FROM provision_migrations"),
+            "3"
+        );
+        // The view has c: it ran after V2.
+        query(db, &main, tag, "SELECT count(c) FROM v");
+    }
+}

@@ -36,6 +36,8 @@ pub struct Migration {
     pub no_transaction: Option<String>,
     /// How its tool names it in its own ledger.
     pub version: String,
+    /// Flyway's `R__` files: applied again whenever their checksum changes.
+    pub repeatable: bool,
     /// What its tool records of it besides (see `tools`).
     pub description: String,
     pub tool_checksum: String,
@@ -51,6 +53,7 @@ impl Migration {
             up: sql.to_string(),
             no_transaction: None,
             version: name.to_string(),
+            repeatable: false,
             description: String::new(),
             tool_checksum: String::new(),
         }

@@ -104,6 +104,9 @@ fn recorded(client: &mut Client, migration: &Migration) -> Result<bool, DbError>
     if checksum == migration.checksum {
         return Ok(true);
     }
+    if migration.repeatable {
+        return Ok(false);
+    }
     Err(DbError::Migration {
         file: migration.name.clone(),
         message: format!(
@@ -121,7 +124,8 @@ fn record(
 ) -> Result<(), DbError> {
     client
         .execute(
-            "INSERT INTO public.provision_migrations(name, checksum) VALUES($1, $2)",
+            "INSERT INTO public.provision_migrations(name, checksum) VALUES($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET checksum = excluded.checksum, applied_at = now()",
             &[&migration.name, &migration.checksum],
         )
         .map_err(failed(migration))?;

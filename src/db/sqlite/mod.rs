@@ -339,8 +339,10 @@ fn record(conn: &Connection, tool: Option<&ToolLedger>, m: &Migration) -> rusqli
         conn.execute_batch(&tool.create())?;
         conn.execute_batch(&tool.record(m))?;
     }
+    // A repeatable migration applied again keeps its row, newly checksummed.
     conn.execute(
-        "INSERT INTO provision_migrations(name, checksum) VALUES(?1, ?2)",
+        "INSERT INTO provision_migrations(name, checksum) VALUES(?1, ?2) \
+         ON CONFLICT(name) DO UPDATE SET checksum = excluded.checksum, applied_at = CURRENT_TIMESTAMP",
         params![m.name, m.checksum],
     )?;
     Ok(())

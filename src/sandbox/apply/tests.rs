@@ -214,6 +214,41 @@ fn the_database_is_created_repaired_and_migrated_in_order() {
 }
 
 #[test]
+fn a_changed_repeatable_runs_again_after_the_versioned_ones() {
+    let applied = |name: &str, checksum: &str| Applied {
+        name: name.into(),
+        checksum: checksum.into(),
+    };
+    let wanted = [
+        applied("V1__a.sql", "c1"),
+        applied("V2__b.sql", "c2"),
+        applied("R__v.sql", "new"),
+    ];
+    let files: Vec<_> = wanted
+        .iter()
+        .map(|a| crate::db::migrations::Migration {
+            checksum: a.checksum.clone(),
+            ..crate::db::migrations::Migration::flat(&a.name, a.name.clone().into(), "")
+        })
+        .collect();
+    let mut seen = ours(&[("V1__a.sql", None), ("R__v.sql", None)]);
+    seen.rows[0].checksum = Some("c1".into());
+    seen.rows[1].checksum = Some("old".into());
+    let state = state::database(Format::Flyway, &wanted, &files, &wanted, &seen);
+    let actions = database(&state, "app_a", "sqlite:app_a".into(), "migrations").unwrap();
+    assert_eq!(actions[0].to_string(), "migrate   V2__b.sql, R__v.sql");
+    // Anywhere else, a changed migration is refused.
+    let state = state::database(Format::Flat, &wanted, &files, &wanted, &seen);
+    let refused = database(&state, "app_a", "sqlite:app_a".into(), "migrations").unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .starts_with("migration R__v.sql was changed"),
+        "{refused}"
+    );
+}
+
+#[test]
 fn setup_runs_from_the_first_command_not_done() {
     let hooks = |list: &[(&str, bool)]| -> Vec<Hook> {
         list.iter()

@@ -166,6 +166,12 @@ pub fn database(
 }
 
 impl DatabaseState {
+    /// Whether `name` is a Flyway repeatable migration: applied again
+    /// whenever its checksum changes, after every versioned one.
+    pub fn is_repeatable(&self, name: &str) -> bool {
+        order::key(self.format, name).is_repeatable()
+    }
+
     /// The first state of migration `name`.
     pub fn of(&self, name: &str) -> Option<&MigrationState> {
         self.migrations.iter().find(|m| m.name == name)
