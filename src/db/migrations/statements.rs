@@ -37,6 +37,8 @@ pub fn split(sql: &str) -> Vec<Statement> {
     let mut out = Vec::new();
     let mut current: Option<Statement> = None;
     let (mut depth, mut body, mut last_end) = (0usize, false, false);
+    // `CASE … END` inside a body: its END ends no body.
+    let mut cases = 0usize;
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
@@ -72,7 +74,13 @@ pub fn split(sql: &str) -> Vec<Statement> {
             if depth == 0 && word == "BEGIN" && defines_body(&stmt.words) {
                 body = true;
             }
-            last_end = word == "END";
+            last_end = false;
+            match word.as_str() {
+                "CASE" => cases += 1,
+                "END" if cases > 0 => cases -= 1,
+                "END" => last_end = true,
+                _ => {}
+            }
             if stmt.words.len() < 8 {
                 stmt.words.push(word);
             }
@@ -93,7 +101,7 @@ pub fn split(sql: &str) -> Vec<Statement> {
                 let mut done = current.take().expect("a statement is open");
                 done.end = i + 1;
                 out.push(done);
-                (body, last_end) = (false, false);
+                (body, last_end, cases) = (false, false, 0);
                 i += 1;
                 continue;
             }
@@ -322,6 +330,9 @@ mod tests {
         assert_eq!(got.len(), 7, "{got:#?}");
         assert!(got[1].starts_with("INSERT INTO t VALUES(E'\\';', 1);"));
         assert!(got[4].ends_with("DELETE FROM t; END;"));
+        // A CASE's END inside a trigger body ends neither.
+        let case = "CREATE TRIGGER t AFTER INSERT ON a BEGIN UPDATE a SET x = CASE WHEN 1 THEN 2 END; END;\nSELECT 1;";
+        assert_eq!(heads(case).len(), 2, "{:#?}", heads(case));
         assert_eq!(got[6], "SELECT $1, a$b$ FROM t");
         // A column named begin is no body.
         assert_eq!(heads("CREATE TABLE begin(begin int); SELECT 1;").len(), 2);
