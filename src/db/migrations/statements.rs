@@ -31,14 +31,47 @@ pub enum Mode {
     Own { commit_at: usize },
 }
 
+/// Where the split is within the statement being read.
+#[derive(Default)]
+struct Nesting {
+    /// Open parentheses.
+    depth: usize,
+    /// Inside a trigger's or function's `BEGIN … END` body.
+    body: bool,
+    /// The last word was an END that may close the body.
+    last_end: bool,
+    /// Open `CASE … END`s: their END closes no body.
+    cases: usize,
+}
+
+impl Nesting {
+    fn word(&mut self, stmt: &mut Statement, word: String) {
+        if self.depth == 0 && word == "BEGIN" && defines_body(&stmt.words) {
+            self.body = true;
+        }
+        self.last_end = false;
+        match word.as_str() {
+            "CASE" => self.cases += 1,
+            "END" if self.cases > 0 => self.cases -= 1,
+            "END" => self.last_end = true,
+            _ => {}
+        }
+        if stmt.words.len() < 8 {
+            stmt.words.push(word);
+        }
+    }
+
+    fn ends_at_semicolon(&self) -> bool {
+        self.depth == 0 && (!self.body || self.last_end)
+    }
+}
+
 /// The statements of `sql`, in order; comment-only stretches are none.
 pub fn split(sql: &str) -> Vec<Statement> {
     let b = sql.as_bytes();
     let mut out = Vec::new();
     let mut current: Option<Statement> = None;
-    let (mut depth, mut body, mut last_end) = (0usize, false, false);
-    // `CASE … END` inside a body: its END ends no body.
-    let mut cases = 0usize;
+    let mut at = Nesting::default();
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
@@ -68,21 +101,9 @@ pub fn split(sql: &str) -> Vec<Statement> {
             let word = sql[start..i].to_ascii_uppercase();
             if b.get(i) == Some(&b'\'') && (word == "E" || word == "X" || word == "B") {
                 i = skip_quoted(b, i, b'\'', word == "E");
-                last_end = false;
-                continue;
-            }
-            if depth == 0 && word == "BEGIN" && defines_body(&stmt.words) {
-                body = true;
-            }
-            last_end = false;
-            match word.as_str() {
-                "CASE" => cases += 1,
-                "END" if cases > 0 => cases -= 1,
-                "END" => last_end = true,
-                _ => {}
-            }
-            if stmt.words.len() < 8 {
-                stmt.words.push(word);
+                at.last_end = false;
+            } else {
+                at.word(stmt, word);
             }
             continue;
         }
@@ -90,24 +111,24 @@ pub fn split(sql: &str) -> Vec<Statement> {
             b'\'' | b'"' | b'`' => i = skip_quoted(b, i, c, false),
             b'$' => i = skip_dollar(b, i),
             b'(' => {
-                depth += 1;
+                at.depth += 1;
                 i += 1;
             }
             b')' => {
-                depth = depth.saturating_sub(1);
+                at.depth = at.depth.saturating_sub(1);
                 i += 1;
             }
-            b';' if depth == 0 && (!body || last_end) => {
+            b';' if at.ends_at_semicolon() => {
                 let mut done = current.take().expect("a statement is open");
                 done.end = i + 1;
                 out.push(done);
-                (body, last_end, cases) = (false, false, 0);
+                at = Nesting::default();
                 i += 1;
                 continue;
             }
             _ => i += 1,
         }
-        last_end = false;
+        at.last_end = false;
     }
     if let Some(mut rest) = current {
         rest.end = b.len();
