@@ -167,6 +167,54 @@ fn sqlx_finds_nothing_pending_and_what_it_applies_is_adopted_on_postgres() {
     sqlx(Db::Postgres, "sqlx_p");
 }
 
+fn diesel(db: Db, tag: &str) {
+    let env = TestEnv::new();
+    let (main, wt) = sandbox(&env, db, "diesel", tag);
+    let url = url(db, &main, tag, "");
+    let diesel = tool("diesel");
+    let args = ["--migration-dir", DIR, "--database-url", &url];
+    let pending = run(
+        &env,
+        &wt,
+        &diesel,
+        &[&["migration", "pending"][..], &args].concat(),
+    )
+    .expect(0);
+    assert_eq!(
+        pending.stdout.trim(),
+        "false",
+        "{}{}",
+        pending.stdout,
+        pending.stderr
+    );
+
+    let later = "2025-01-01-000000_later/up.sql";
+    fs_err::create_dir_all(wt.join(DIR).join("2025-01-01-000000_later")).unwrap();
+    write(wt.join(DIR).join(later), "CREATE TABLE later (x int);\n");
+    write(
+        wt.join(DIR).join("2025-01-01-000000_later/down.sql"),
+        "DROP TABLE later;\n",
+    );
+    run(
+        &env,
+        &wt,
+        &diesel,
+        &[&["migration", "run"][..], &args].concat(),
+    )
+    .expect(0);
+    adopts(&env, db, &main, &wt, tag, later);
+}
+
+#[test]
+fn diesel_finds_nothing_pending_and_what_it_applies_is_adopted_on_sqlite() {
+    diesel(Db::Sqlite, "diesel_s");
+}
+
+#[test]
+fn diesel_finds_nothing_pending_and_what_it_applies_is_adopted_on_postgres() {
+    diesel(Db::Postgres, "diesel_p");
+}
+
 /// A command's standard output, trimmed.
 fn output(env: &TestEnv, cwd: &Path, program: &str, args: &[&str]) -> String {
     let run = Run::from(env.command(program, cwd).args(args).output().unwrap()).expect(0);
