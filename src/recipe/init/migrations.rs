@@ -27,6 +27,8 @@ pub(super) struct Folder {
     pub tool: &'static str,
     /// Its layout and how many migrations it holds, or why it reads as none.
     pub read: Result<(Format, usize), String>,
+    /// What says its SQL is PostgreSQL's, if anything does.
+    pub postgres: Option<&'static str>,
 }
 
 impl Folder {
@@ -68,9 +70,29 @@ pub(super) fn find(root: &Path) -> Vec<Folder> {
                     (format, m.len())
                 })
                 .map_err(|e| e.to_string());
-            Folder { dir, tool, read }
+            let postgres = says_postgres(root, &dir);
+            Folder {
+                dir,
+                tool,
+                read,
+                postgres,
+            }
         })
         .collect()
+}
+
+/// Prisma's lock file names its database; diesel's setup migration is
+/// PostgreSQL's.
+fn says_postgres(root: &Path, dir: &str) -> Option<&'static str> {
+    let lock =
+        fs_err::read_to_string(root.join(dir).join("migration_lock.toml")).unwrap_or_default();
+    if lock.contains("\"postgresql\"") {
+        return Some("migration_lock.toml names postgresql");
+    }
+    root.join(dir)
+        .join("00000000000000_diesel_initial_setup")
+        .is_dir()
+        .then_some("diesel's initial setup migration is PostgreSQL's")
 }
 
 /// diesel.toml's `[migrations_directory] dir`, else diesel's default.
@@ -120,6 +142,7 @@ pub(super) fn lines(folders: &[Folder], out: &mut String) {
             dir,
             tool,
             read: Ok((format, n)),
+            ..
         }) => out.push_str(&format!(
             "migrations = \"{dir}\"   # {n} migration(s), found as {tool} keeps them\n\
              format = \"{}\"   # {}\n",
@@ -216,6 +239,14 @@ mod tests {
             assert_eq!(found(&files), Some((dir.to_string(), format)), "{files:?}");
         }
         assert_eq!(found(&[("db/migrate/1_a.rb", "")]), None);
+        let dir = repo(&[
+            ("prisma/migrations/1_a/migration.sql", "A"),
+            (
+                "prisma/migrations/migration_lock.toml",
+                "provider = \"postgresql\"\n",
+            ),
+        ]);
+        assert!(find(dir.path())[0].postgres.is_some());
     }
 
     #[test]

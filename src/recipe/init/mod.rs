@@ -277,7 +277,8 @@ fn env_section(found: &Found, out: &mut String) {
     }
 }
 
-/// `[database]`: SQLite unless Supabase's migrations need PostgreSQL; with
+/// `[database]`: SQLite unless the migrations are PostgreSQL's (Supabase's,
+/// or a Prisma or diesel folder that says so); with
 /// wrangler, the commented command kind that keeps wrangler's own D1 state.
 fn database_section(found: &Found, out: &mut String) {
     out.push_str("\n[database]\n");
@@ -288,6 +289,12 @@ fn database_section(found: &Found, out: &mut String) {
              # export DATABASE_URL=postgres://postgres:postgres@127.0.0.1:54322/postgres\n\
              kind = \"postgres\"\n",
         );
+    } else if let Some(said) = migrations::chosen(&found.migrations).and_then(|f| f.postgres) {
+        out.push_str(&format!(
+            "# {said}: PostgreSQL's SQL. The server comes from DATABASE_URL or\n\
+             # PGHOST/PGPORT/PGUSER/PGPASSWORD, or set url below.\n\
+             kind = \"postgres\"\n"
+        ));
     } else {
         out.push_str("kind = \"sqlite\"   # sqlite (default), postgres or command\n");
     }
@@ -326,6 +333,7 @@ mod tests {
                     dir: dir.into(),
                     tool: "x",
                     read: Ok((format, n)),
+                    postgres: (format == Format::Prisma).then_some("it says so"),
                 };
                 for (supabase, migrations) in [
                     (false, vec![folder("migrations", Format::Flat, 2)]),
