@@ -205,10 +205,8 @@ fn role(format: Format, shape: Shape) -> Role {
         S::FlywayVersioned | S::FlywayRepeatable | S::FlywayUndo
     );
     match (format, shape) {
-        (_, S::Other | S::Hidden | S::PrismaLock | S::DieselMeta) => match (format, shape) {
-            (Format::Prisma, S::PrismaLock) | (Format::Diesel, S::DieselMeta) => Role::Companion,
-            _ => Role::Ignored,
-        },
+        (Format::Prisma, S::PrismaLock) | (Format::Diesel, S::DieselMeta) => Role::Companion,
+        (_, S::Other | S::Hidden | S::PrismaLock | S::DieselMeta) => Role::Ignored,
         (Format::Flat | Format::Sqlx, S::Flat) => Role::Migration,
         (Format::Flat | Format::Sqlx, _) if flyway_named => Role::Migration,
         (Format::Sqlx | Format::GolangMigrate, S::Up) => Role::Migration,
