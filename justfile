@@ -22,6 +22,7 @@ bench *ARGS:
     cargo build --release --locked
     python3 bench/bench.py {{ARGS}}
     sh bench/postgres.sh
+    sh bench/migrations.sh
 
 # What CI runs on a fresh machine.
 ci:
