@@ -33,6 +33,11 @@ pub enum DbError {
     Unmarked { name: String, location: String },
     #[error("migration {file} failed: {message}")]
     Migration { file: String, message: String },
+    #[error(
+        "database `{name}` keeps provision's ledger in schema `{schema}`, and provision now keeps it in `public`; \
+         provision will not migrate it until it is moved: run `ALTER TABLE \"{schema}\".provision_migrations SET SCHEMA public` in it"
+    )]
+    LedgerElsewhere { name: String, schema: String },
     #[error("database `{name}`: {action}")]
     Sqlite {
         name: String,

@@ -351,3 +351,35 @@ fn a_changed_flyway_repeatable_runs_again_after_the_versioned_ones() {
         query(db, &main, tag, "SELECT count(c) FROM v");
     }
 }
+
+/// An older provision left its ledger in the first schema of
+/// `search_path`: read as none, every migration would run again.
+#[test]
+fn a_ledger_outside_public_is_named_never_read_as_empty() {
+    let env = TestEnv::new();
+    let tag = "elsewhere";
+    let main = repo(
+        &env,
+        Db::Postgres,
+        tag,
+        "",
+        &files(&[("0001_a.sql", "CREATE TABLE a (x int);\n")]),
+    );
+    env.provision(&main, &["new", "feature"]).expect(0);
+    crate::pg_server::server()
+        .client(&format!("t_{tag}_feature"))
+        .batch_execute("CREATE SCHEMA old; ALTER TABLE provision_migrations SET SCHEMA old;")
+        .unwrap();
+    let wt = env.path("worktree-feature");
+    for args in [&["apply"][..], &["verify"]] {
+        let run = env.provision(&wt, args).expect(2);
+        assert!(
+            run.stderr.contains(
+                "database `t_elsewhere_feature` keeps provision's ledger in schema `old`"
+            ),
+            "{}",
+            run.stderr
+        );
+    }
+    assert_eq!(tables(Db::Postgres, &main, tag, "a"), "1");
+}

@@ -24,6 +24,19 @@ fn has_table(client: &mut impl GenericClient, table: &str) -> Result<bool, postg
     Ok(row.get(0))
 }
 
+/// The schema of a ledger an older provision made outside `public` (the
+/// first of `search_path`, where it did not name one): read as none, it
+/// would have every migration applied again.
+fn elsewhere(client: &mut Client) -> Result<Option<String>, postgres::Error> {
+    let row = client.query_opt(
+        "SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relname = 'provision_migrations' AND n.nspname <> 'public' \
+         AND to_regclass('public.provision_migrations') IS NULL LIMIT 1",
+        &[],
+    )?;
+    Ok(row.map(|r| r.get(0)))
+}
+
 /// Both ledgers of database `name`, merged (see `ledgers::merge`).
 pub(super) fn read(
     client: &mut Client,
@@ -31,6 +44,12 @@ pub(super) fn read(
     tool: Option<&ToolLedger>,
 ) -> Result<Ledger, DbError> {
     let fail = failed(name, &format!("read {OURS}"));
+    if let Some(schema) = elsewhere(client).map_err(&fail)? {
+        return Err(DbError::LedgerElsewhere {
+            name: name.to_string(),
+            schema,
+        });
+    }
     let ours = if has_table(client, OURS).map_err(&fail)? {
         client
             .query(
