@@ -22,6 +22,7 @@ bench *ARGS:
     cargo build --release --locked
     python3 bench/bench.py {{ARGS}}
     sh bench/postgres.sh
+    sh bench/migrations.sh
 
 # kill -9, syscall faults and hostile state, then the documented recovery
 # and the data-safety invariants: `just chaos` (all of it, ~30 minutes on

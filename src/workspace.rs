@@ -12,7 +12,7 @@ use std::ops::Deref;
 use std::path::Path;
 
 use crate::BoxError;
-use crate::db::migrations::{self, Migration};
+use crate::db::migrations::{self, Migration, Migrations};
 use crate::db::{self, Database};
 use crate::git::{self, Checkout};
 use crate::lifecycle::ports;
@@ -311,9 +311,14 @@ impl WorktreeSandbox {
         })
     }
 
-    pub fn migrations(&self) -> Result<Vec<Migration>, BoxError> {
+    /// The migrations folder as read. A folder the recipe names that does
+    /// not exist is for the caller to refuse (`apply`) or report (`verify`).
+    pub fn migrations(&self) -> Result<Migrations, BoxError> {
+        let database = &self.settings.database;
         Ok(migrations::scan(
-            &self.checkout.root.join(&self.settings.database.migrations),
+            &self.checkout.root,
+            &database.migrations,
+            database.format,
         )?)
     }
 

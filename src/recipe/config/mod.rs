@@ -22,6 +22,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use crate::db::migrations::Format;
 use crate::recipe::template::{self, TemplateError};
 
 pub const FILE_NAME: &str = "provision.toml";
@@ -84,6 +85,13 @@ pub struct DatabaseSettings {
     pub kind: DatabaseKind,
     pub name: String,
     pub migrations: String,
+    /// `format`: the migrations' layout, when the recipe forces one (else
+    /// it is read from the folder). Left out of the recipe hash unless set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<Format>,
+    /// Whether the recipe names the migrations folder: then it must exist.
+    #[serde(skip)]
+    pub migrations_set: bool,
     /// `postgres`: the server. Left out of the recipe hash: it names a host
     /// (and may hold a password), and moving the server is not a recipe change.
     #[serde(skip)]
@@ -139,6 +147,8 @@ impl Default for Settings {
                 kind: DatabaseKind::Sqlite,
                 name: "{repo}_{slug}".into(),
                 migrations: "migrations".into(),
+                format: None,
+                migrations_set: false,
                 url: None,
                 template: None,
                 commands: Commands::default(),

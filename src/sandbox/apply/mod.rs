@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::BoxError;
 use crate::db::Database;
-use crate::db::migrations::{Applied, Migration};
+use crate::db::migrations::{Applied, Migrations, ScanError};
 use crate::git;
 use crate::output::Progress;
 use crate::sandbox::lock::{self, Link, LinkMode};
@@ -185,7 +185,12 @@ pub fn apply(
         Some(take_turn(ctx, progress)?)
     };
     let migrations = ctx.migrations()?;
-    let plan = ctx.plan(&migrations)?;
+    let dir = &ctx.settings.database.migrations;
+    if migrations.missing && ctx.settings.database.migrations_set {
+        return Err(ScanError::Missing { dir: dir.clone() }.into());
+    }
+    let mut plan = ctx.plan(&migrations)?;
+    plan.notes.extend(migrations.note(dir));
     // A lock that fails its own hash was edited, one that does not parse is
     // broken: nothing in either is trusted, and the new lock replaces it. A
     // newer provision's lock is kept: this one cannot know what it records.
@@ -200,6 +205,7 @@ pub fn apply(
         read => read.ok().flatten().filter(|read| read.hash_ok),
     };
     let mut database = ctx.database()?;
+    database.tool_ledger(migrations.format, &migrations);
     for note in &plan.notes {
         progress.warn(note);
     }
@@ -322,12 +328,12 @@ fn database_actions(
     ctx: &WorktreeSandbox,
     plan: &Plan,
     database: &mut dyn Database,
-    files: &[Migration],
+    files: &Migrations,
     known: &[Applied],
 ) -> Result<Vec<Action>, BoxError> {
     let seen = DatabaseSeen::look_if_ours(database)?;
     let wanted = &plan.sandbox.database.migrations;
-    let state = state::database(wanted, files, known, &seen);
+    let state = state::database(files.format, wanted, files, known, &seen);
     let dir = &ctx.settings.database.migrations;
     decide::database(&state, database.name(), database.location(), dir)
 }

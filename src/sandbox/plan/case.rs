@@ -81,9 +81,12 @@ impl Case {
         self.migrations = names
             .iter()
             .map(|name| Migration {
-                name: name.to_string(),
-                path: format!("{}/migrations/{name}", self.worktree).into(),
                 checksum: hash::of(name.as_bytes()),
+                ..Migration::flat(
+                    name,
+                    format!("{}/migrations/{name}", self.worktree).into(),
+                    "",
+                )
             })
             .collect();
         self
