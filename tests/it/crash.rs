@@ -117,6 +117,21 @@ fn slow_app(env: &TestEnv) -> PathBuf {
     main
 }
 
+/// The fixture app whose `*.js` files git checks out through a filter
+/// that waits while `hold` exists in the main checkout, touching
+/// `smudging` first: a kill can land inside git's checkout.
+fn slow_checkout_app(env: &TestEnv) -> PathBuf {
+    let main = env.fixture_repo("app");
+    write(main.join(".gitattributes"), "*.js filter=slow\n");
+    env.commit_all(&main, "a slow filter");
+    let smudge = format!(
+        "touch {0}/smudging; while test -e {0}/hold; do sleep 0.02; done; cat",
+        main.display()
+    );
+    env.git(&main, &["config", "filter.slow.smudge", &smudge]);
+    main
+}
+
 /// A migration still running when git is done is said to be, so `new` is
 /// not silent while it waits.
 #[test]
@@ -298,14 +313,7 @@ fn a_remove_or_gc_killed_mid_drop_is_finished_by_the_next_run() {
 #[test]
 fn a_new_killed_while_git_checks_out_is_taken_away_by_gc() {
     let env = TestEnv::new();
-    let main = env.fixture_repo("app");
-    write(main.join(".gitattributes"), "*.js filter=slow\n");
-    env.commit_all(&main, "a slow filter");
-    let smudge = format!(
-        "touch {0}/smudging; while test -e {0}/hold; do sleep 0.02; done; cat",
-        main.display()
-    );
-    env.git(&main, &["config", "filter.slow.smudge", &smudge]);
+    let main = slow_checkout_app(&env);
     write(main.join("hold"), "");
 
     let mut child = env.provision_spawn(&main, &["new", "x"]);
@@ -348,14 +356,7 @@ fn a_new_killed_while_git_checks_out_is_taken_away_by_gc() {
 #[test]
 fn work_in_a_worktree_a_killed_new_left_is_never_collected() {
     let env = TestEnv::new();
-    let main = env.fixture_repo("app");
-    write(main.join(".gitattributes"), "*.js filter=slow\n");
-    env.commit_all(&main, "a slow filter");
-    let smudge = format!(
-        "touch {0}/smudging; while test -e {0}/hold; do sleep 0.02; done; cat",
-        main.display()
-    );
-    env.git(&main, &["config", "filter.slow.smudge", &smudge]);
+    let main = slow_checkout_app(&env);
     for name in ["taken", "edited"] {
         write(main.join("hold"), "");
         let _ = fs_err::remove_file(main.join("smudging"));
