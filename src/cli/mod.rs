@@ -52,7 +52,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create a worktree on a new branch and build its sandbox.
+    /// Create a worktree (on a new branch, or one that exists) and build its sandbox.
     New(new::Args),
     /// Bring this worktree's sandbox to what the recipe says (the default command).
     Apply(apply::Args),

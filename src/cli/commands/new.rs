@@ -20,7 +20,7 @@ use super::short;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Name of the new branch and sandbox (`feature-auth`).
+    /// Name of the branch (new, or one that exists) and of the sandbox (`feature-auth`).
     pub name: String,
 
     /// Start the branch at REV instead of the main checkout's HEAD.
