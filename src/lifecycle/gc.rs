@@ -131,41 +131,10 @@ pub fn gc(workspace: &Workspace, options: GcOptions) -> Result<Report, BoxError>
         .zip(claims)
         .filter(|((r, owner), _)| r.id != git::MAIN_ID && owner.is_none())
     {
-        // A database two records name is dropped for neither: one of them
-        // was forged or copied, and provision cannot tell which.
-        if let Some(other) = records
-            .iter()
-            .find(|o| o.id != record.id && o.database.name == record.database.name)
-        {
-            run.report.kept.push(Kept {
-                name: record.name.clone(),
-                path: record.path.display().to_string(),
-                reason: format!(
-                    "its database `{}` is named by sandbox {}'s record too: provision drops it for neither; move the wrong record away by hand",
-                    record.database.name, other.name
-                ),
-            });
-            continue;
-        }
-        run.record(
-            record,
-            Evidence::gather(record, claim, &worktrees, &checkout.common_dir),
-        );
+        let evidence = Evidence::gather(record, claim, &worktrees, &checkout.common_dir);
+        run.record(record, evidence, &records);
     }
-    // A record that cannot be read names no database gc could prove gone.
-    for corrupt in registry.corrupt()? {
-        if let RegistryError::Corrupt { path, .. } = &corrupt {
-            run.report.kept.push(Kept {
-                name: path
-                    .file_stem()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned(),
-                path: path.display().to_string(),
-                reason: corrupt.to_string(),
-            });
-        }
-    }
+    run.corrupt(registry)?;
     if !dry_run {
         // Provision's own temporary files, named as such and unlocked:
         // a killed `new` was building these ahead of its worktree.
@@ -301,12 +270,40 @@ impl Run<'_> {
     }
 
     /// A record no listed worktree owns: taken down if it is an orphan.
-    fn record(&mut self, record: &Record, evidence: Evidence) {
+    /// A record that cannot be read names no database gc could prove gone:
+    /// kept, and named with its path.
+    fn corrupt(&mut self, registry: &Registry) -> Result<(), BoxError> {
+        for corrupt in registry.corrupt()? {
+            if let RegistryError::Corrupt { path, .. } = &corrupt {
+                let name = path.file_stem().unwrap_or_default().to_string_lossy();
+                self.report.kept.push(Kept {
+                    name: name.into_owned(),
+                    path: path.display().to_string(),
+                    reason: corrupt.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, record: &Record, evidence: Evidence, records: &[Record]) {
         let keep = |reason: String| Kept {
             name: record.name.clone(),
             path: record.path.display().to_string(),
             reason,
         };
+        // A database two records name is dropped for neither: one of them
+        // was forged or copied, and provision cannot tell which.
+        if let Some(other) = records
+            .iter()
+            .find(|o| o.id != record.id && o.database.name == record.database.name)
+        {
+            self.report.kept.push(keep(format!(
+                "its database `{}` is named by sandbox {}'s record too: provision drops it for neither; move the wrong record away by hand",
+                record.database.name, other.name
+            )));
+            return;
+        }
         let gone = match orphans::judge(evidence) {
             Verdict::Kept(orphans::Kept::Unclaimed) => {
                 self.report.kept.push(keep(format!(

@@ -129,6 +129,16 @@ pub fn status(checkout: &Checkout) -> Result<Report, BoxError> {
             warnings: Vec::new(),
         });
     }
+    rows.extend(corrupt_rows(&registry)?);
+    for row in &mut rows {
+        row.services = services::statuses(&checkout.common_dir, &row.id, &row.name);
+    }
+    Ok(Report { sandboxes: rows })
+}
+
+/// A row for each record that cannot be read, named with its path.
+fn corrupt_rows(registry: &Registry) -> Result<Vec<Row>, BoxError> {
+    let mut rows = Vec::new();
     for corrupt in registry.corrupt()? {
         let RegistryError::Corrupt { path, .. } = &corrupt else {
             continue;
@@ -154,10 +164,7 @@ pub fn status(checkout: &Checkout) -> Result<Report, BoxError> {
             services: Vec::new(),
         });
     }
-    for row in &mut rows {
-        row.services = services::statuses(&checkout.common_dir, &row.id, &row.name);
-    }
-    Ok(Report { sandboxes: rows })
+    Ok(rows)
 }
 
 fn row(worktree: &Worktree, record: Option<&Record>, expired: bool) -> Row {
