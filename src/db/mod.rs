@@ -4,6 +4,7 @@
 //! drop anything without that mark: provision never touches a database it did
 //! not create.
 
+pub mod aside;
 pub(crate) mod build_ahead;
 mod command;
 pub mod ledgers;
@@ -79,6 +80,10 @@ pub enum DbError {
     WorktreeGone { command: String, worktree: String },
     #[error("no `{0}` command in [database] of provision.toml; the command kind needs one to {1}")]
     NoCommand(&'static str, &'static str),
+    #[error(
+        "the {0} kind cannot keep a database aside: `provision db reset --discard` drops it and builds it anew"
+    )]
+    NoAside(&'static str),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -165,6 +170,12 @@ pub trait Database {
     }
     /// Drops the database; only ever called on a marked one.
     fn drop_database(&mut self) -> Result<(), DbError>;
+    /// Moves this (marked) database to the name `aside`, mark and all,
+    /// never over anything there; this name is then free.
+    fn set_aside(&mut self, aside: &str) -> Result<(), DbError> {
+        let _ = aside;
+        Err(DbError::NoAside(self.kind().as_str()))
+    }
 }
 
 /// Where things live that a database kind needs to know of.

@@ -95,7 +95,7 @@ fn build_new(
         Some(prebuilt) if attempt.new_database => adopt(sandbox, prebuilt, progress)?,
         _ => Vec::new(),
     };
-    let mut outcome = apply::apply(sandbox, false, progress)?;
+    let mut outcome = apply::apply(sandbox, apply::Options::default(), progress)?;
     outcome.actions.splice(0..0, made);
     Ok(outcome)
 }

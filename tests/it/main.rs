@@ -9,6 +9,7 @@ mod chaos;
 mod command;
 mod compose;
 mod crash;
+mod divergence;
 mod ecosystem;
 mod formats;
 mod hostile;

@@ -73,6 +73,15 @@ impl Report for gc::Report {
                 failed.error
             ));
         }
+        if !self.set_aside.is_empty() {
+            out.push_str(&paint(BOLD, "set aside by rebuilds\n"));
+        }
+        for aside in &self.set_aside {
+            out.push_str(&format!(
+                "  {}  (of {})  {}\n",
+                aside.database, aside.sandbox, aside.done
+            ));
+        }
         if self.dry_run {
             out.push_str("dry run: nothing was changed\n");
         }

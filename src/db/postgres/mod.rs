@@ -113,6 +113,32 @@ impl Postgres {
         }
     }
 
+    /// Runs `sql` (a drop or a rename of this database) once no other
+    /// session is connected to it; one may connect between the two
+    /// statements, so it is tried twice.
+    fn end_sessions_then(&mut self, sql: &str, action: &str) -> Result<(), DbError> {
+        let name = self.name.clone();
+        let fail = self.fail(action);
+        let end_sessions = self.fail("end its sessions");
+        let admin = self.admin()?;
+        let mut result = Ok(());
+        for _ in 0..2 {
+            admin
+                .execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    &[&name],
+                )
+                .map_err(&end_sessions)?;
+            result = admin.batch_execute(sql);
+            match &result {
+                Err(e) if e.code() == Some(&SqlState::OBJECT_IN_USE) => continue,
+                _ => break,
+            }
+        }
+        result.map_err(fail)
+    }
+
     /// Keys the advisory lock that serialises migrations on this database.
     fn lock_key(&self) -> i64 {
         let hash = blake3::hash(format!("provision:migrate:{}", self.name).as_bytes());
@@ -236,6 +262,22 @@ impl Database for Postgres {
         result
     }
 
+    /// Renamed, its comment (the mark) kept: PostgreSQL renames only a
+    /// database nobody is connected to, so its sessions are ended first.
+    fn set_aside(&mut self, aside: &str) -> Result<(), DbError> {
+        if !self.is_marked()? {
+            return Err(self.unmarked());
+        }
+        self.sandbox = None;
+        let name = self.name.clone();
+        let rename = format!(
+            "ALTER DATABASE {} RENAME TO {}",
+            quote_ident(&name),
+            quote_ident(aside)
+        );
+        self.end_sessions_then(&rename, "set aside")
+    }
+
     fn drop_database(&mut self) -> Result<(), DbError> {
         if !self.exists()? {
             return Ok(());
@@ -244,29 +286,8 @@ impl Database for Postgres {
             return Err(self.unmarked());
         }
         self.sandbox = None;
-        let name = self.name.clone();
-        let drop = format!("DROP DATABASE {}", quote_ident(&name));
-        let fail = self.fail("drop");
-        let end_sessions = self.fail("end its sessions");
-        let admin = self.admin()?;
-        // Other sessions keep a database from being dropped; a new one may
-        // connect between the two statements, so try twice.
-        let mut result = Ok(());
-        for _ in 0..2 {
-            admin
-                .execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                     WHERE datname = $1 AND pid <> pg_backend_pid()",
-                    &[&name],
-                )
-                .map_err(&end_sessions)?;
-            result = admin.batch_execute(&drop);
-            match &result {
-                Err(e) if e.code() == Some(&SqlState::OBJECT_IN_USE) => continue,
-                _ => break,
-            }
-        }
-        result.map_err(fail)
+        let drop = format!("DROP DATABASE {}", quote_ident(&self.name));
+        self.end_sessions_then(&drop, "drop")
     }
 }
 

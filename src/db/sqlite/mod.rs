@@ -308,6 +308,30 @@ impl Database for Sqlite {
         }
     }
 
+    /// A hard link under the new name, then the old name removed: never
+    /// over a file that is there. The journal (a killed writer's, which
+    /// SQLite rolls back on the next open) goes along first.
+    fn set_aside(&mut self, aside: &str) -> Result<(), DbError> {
+        if !self.is_marked()? {
+            return Err(DbError::Unmarked {
+                name: self.name.clone(),
+                location: self.path.display().to_string(),
+            });
+        }
+        self.conn = None;
+        let to = self.path.with_file_name(format!("{aside}.sqlite"));
+        for suffix in SIDE_FILES.iter().rev() {
+            let from = PathBuf::from(format!("{}{suffix}", self.path.display()));
+            let into = PathBuf::from(format!("{}{suffix}", to.display()));
+            match fs_err::hard_link(&from, &into) {
+                Ok(()) => fs_err::remove_file(&from)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !suffix.is_empty() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
     fn drop_database(&mut self) -> Result<(), DbError> {
         if !self.exists()? {
             return Ok(());
@@ -319,7 +343,7 @@ impl Database for Sqlite {
             });
         }
         self.conn = None;
-        for suffix in ["", "-wal", "-shm", "-journal"] {
+        for suffix in SIDE_FILES {
             let path = PathBuf::from(format!("{}{suffix}", self.path.display()));
             match fs_err::remove_file(&path) {
                 Ok(()) => {}
@@ -330,6 +354,9 @@ impl Database for Sqlite {
         Ok(())
     }
 }
+
+/// The database file and those SQLite keeps beside it.
+const SIDE_FILES: [&str; 4] = ["", "-wal", "-shm", "-journal"];
 
 /// A migration's ledger rows, provision's and its tool's, in the
 /// caller's transaction.

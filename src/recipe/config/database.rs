@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Commands, ConfigError, DatabaseKind, DatabaseSettings, Source};
+use super::{Commands, ConfigError, DatabaseKind, DatabaseSettings, OnDivergence, Source};
 use crate::db::migrations::Format;
 use crate::recipe::template;
 
@@ -21,6 +21,7 @@ pub(super) struct RawDatabase {
     migrate: Option<Spanned<String>>,
     exists: Option<Spanned<String>>,
     drop: Option<Spanned<String>>,
+    on_divergence: Option<Spanned<String>>,
 }
 
 pub(super) fn resolve(
@@ -54,6 +55,9 @@ pub(super) fn resolve(
         database.migrations = dir.into_inner();
         database.migrations_set = true;
     }
+    if let Some(value) = &raw.on_divergence {
+        database.on_divergence = on_divergence(value, source, database.kind)?;
+    }
     if let Some(format) = &raw.format {
         database.format = Some(Format::parse(format.get_ref()).ok_or_else(|| {
             let known: Vec<&str> = Format::ALL.iter().map(|f| f.as_str()).collect();
@@ -78,6 +82,29 @@ fn kind_of(kind: &Spanned<String>, source: &Source) -> Result<DatabaseKind, Conf
         other => Err(source.error_at(
             kind,
             format!("database.kind: unknown kind `{other}`; known: sqlite, postgres, command"),
+        )),
+    }
+}
+
+fn on_divergence(
+    value: &Spanned<String>,
+    source: &Source,
+    kind: DatabaseKind,
+) -> Result<OnDivergence, ConfigError> {
+    match value.get_ref().as_str() {
+        "refuse" => Ok(OnDivergence::Refuse),
+        // The command kind has no way to keep a database aside, and a
+        // rebuild must never lose the old one without being asked.
+        "rebuild" if kind == DatabaseKind::Command => Err(source.error_at(
+            value,
+            "database.on_divergence: \"rebuild\" keeps the old database aside, which the command kind cannot do; \
+             use \"refuse\" (`provision db reset --discard` rebuilds it by hand)"
+                .into(),
+        )),
+        "rebuild" => Ok(OnDivergence::Rebuild),
+        other => Err(source.error_at(
+            value,
+            format!("database.on_divergence: unknown value `{other}`; known: refuse, rebuild"),
         )),
     }
 }
@@ -263,6 +290,35 @@ mod tests {
     }
 
     #[test]
+    fn on_divergence_is_refuse_unless_asked_and_never_rebuilds_the_command_kind() {
+        use crate::recipe::config::OnDivergence;
+        assert_eq!(
+            parse("").unwrap().database.on_divergence,
+            OnDivergence::Refuse
+        );
+        let s = parse("[database]\non_divergence = \"rebuild\"\n").unwrap();
+        assert_eq!(s.database.on_divergence, OnDivergence::Rebuild);
+        // Part of the recipe hash only when set.
+        let json = serde_json::to_string(&s.database).unwrap();
+        assert!(json.contains(r#""on_divergence":"rebuild""#), "{json}");
+        let plain = serde_json::to_string(&parse("").unwrap().database).unwrap();
+        assert!(!plain.contains("on_divergence"), "{plain}");
+        for (text, want) in [
+            (
+                "[database]\non_divergence = \"drop\"\n",
+                "provision.toml:2: database.on_divergence: unknown value `drop`; known: refuse, rebuild",
+            ),
+            (
+                "[database]\nkind = \"command\"\nmigrate = \"m\"\non_divergence = \"rebuild\"\n",
+                "provision.toml:4: database.on_divergence: \"rebuild\" keeps the old database aside",
+            ),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.starts_with(want), "{err}");
+        }
+    }
+
+    #[test]
     fn create_and_drop_need_exists() {
         for key in ["create", "drop"] {
             let err = parse(&format!(
@@ -352,7 +408,7 @@ mod tests {
             ),
             (
                 "[database]\nkind = \"sqlite\"\nkinds = 1\n",
-                "provision.toml:3: unknown field `kinds`, expected one of `kind`, `name`, `migrations`, `format`, `url`, `template`, `create`, `migrate`, `exists`, `drop`",
+                "provision.toml:3: unknown field `kinds`, expected one of `kind`, `name`, `migrations`, `format`, `url`, `template`, `create`, `migrate`, `exists`, `drop`, `on_divergence`",
             ),
         ] {
             assert_eq!(parse(text).unwrap_err().to_string(), want, "{text:?}");

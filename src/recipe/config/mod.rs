@@ -102,6 +102,32 @@ pub struct DatabaseSettings {
     /// `command`: the templated shell commands.
     #[serde(flatten)]
     pub commands: Commands,
+    /// `on_divergence`: what `apply` does with a database whose applied
+    /// migrations the branch's no longer extend. Left out of the recipe
+    /// hash at its default.
+    #[serde(skip_serializing_if = "OnDivergence::is_refuse")]
+    pub on_divergence: OnDivergence,
+}
+
+/// What `apply` does with a database that has diverged from the branch's
+/// migrations (an applied one edited or gone, or a new one sorting before
+/// an applied one).
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDivergence {
+    /// Bring everything else up to date, leave the database, and say so:
+    /// `provision db reset` rebuilds it.
+    #[default]
+    Refuse,
+    /// Rebuild it from the migrations, keeping the old one aside until
+    /// the next `gc` (for agents' sandboxes).
+    Rebuild,
+}
+
+impl OnDivergence {
+    pub fn is_refuse(&self) -> bool {
+        *self == OnDivergence::Refuse
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -152,6 +178,7 @@ impl Default for Settings {
                 url: None,
                 template: None,
                 commands: Commands::default(),
+                on_divergence: OnDivergence::Refuse,
             },
             ports: Ports {
                 range: PortRange {

@@ -5,9 +5,11 @@ use std::path::Path;
 
 use crate::BoxError;
 use crate::db::Database;
+use crate::db::aside::{self, Aside};
 use crate::db::migrations::{Applied, Migration};
 use crate::fsutil;
 use crate::git;
+use crate::lifecycle::registry::Registry;
 use crate::output::Progress;
 use crate::sandbox::copy;
 use crate::sandbox::lock::{self, LinkMode, Sandbox};
@@ -27,6 +29,9 @@ pub struct Execution<'a> {
     pub env_text: Option<&'a str>,
     pub lock_text: &'a str,
     pub database: &'a mut dyn Database,
+    /// The record of the database a rebuild sets aside.
+    pub aside: Option<&'a Aside>,
+    pub common_dir: &'a Path,
     pub migrations: &'a [Migration],
     pub known: &'a [Applied],
     pub progress: &'a Progress,
@@ -147,6 +152,20 @@ impl Execution<'_> {
                 fsutil::write_atomically(&at, text.as_bytes())?;
             }
             Action::CreateDatabase { .. } => self.database.create()?,
+            Action::SetAside { .. } => {
+                let record = self.aside.expect("a set-aside action has its record");
+                // Recorded first: a crash after the move leaves a record
+                // that leads `gc` to it, never a database nothing names.
+                // Under the registry lock, which `gc` holds: it never reads
+                // the record between the two.
+                let _guard = Registry::new(self.common_dir).lock()?;
+                aside::record(self.common_dir, record)?;
+                if let Err(e) = self.database.set_aside(&record.database) {
+                    aside::forget(self.common_dir, &record.database)?;
+                    return Err(e.into());
+                }
+            }
+            Action::DropDatabase { .. } => self.database.drop_database()?,
             Action::RepairLedger { .. } => self.database.repair(self.known)?,
             Action::Migrate { names } => {
                 let pending: Vec<&Migration> = names
