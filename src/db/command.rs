@@ -319,6 +319,14 @@ impl Database for CommandDb {
         Ok(())
     }
 
+    fn can_drop(&self) -> bool {
+        self.commands.drop.is_some()
+    }
+
+    fn forget(&mut self) -> Result<(), DbError> {
+        self.remove_record()
+    }
+
     fn drop_database(&mut self) -> Result<(), DbError> {
         if !self.exists()? {
             // Gone already; its record must go too, or it would vouch for

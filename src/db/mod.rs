@@ -170,6 +170,16 @@ pub trait Database {
     }
     /// Drops the database; only ever called on a marked one.
     fn drop_database(&mut self) -> Result<(), DbError>;
+    /// Whether the recipe gives a way to drop it (the command kind may
+    /// have no `drop` command).
+    fn can_drop(&self) -> bool {
+        true
+    }
+    /// Lets go of a database provision cannot drop: forgets what it kept
+    /// of it, so its name is never mistaken for provision's later.
+    fn forget(&mut self) -> Result<(), DbError> {
+        Ok(())
+    }
     /// Moves this (marked) database to the name `aside`, mark and all,
     /// never over anything there; this name is then free.
     fn set_aside(&mut self, aside: &str) -> Result<(), DbError> {
