@@ -104,16 +104,30 @@ impl Workspace {
         );
         let place = db::Place {
             common_dir: &checkout.common_dir,
-            owner: format!(
-                "repo={} worktree={}",
-                checkout.common_dir.display(),
-                owner.id
-            ),
+            owner: self.owner(owner.id),
             worktree: owner.worktree,
             env: plan::overrides(&self.settings, &values)?,
             values,
         };
         Ok(db::open(&self.settings.database, owner.database, &place))
+    }
+
+    /// Who a database of worktree `id` belongs to, as its mark names it.
+    pub fn owner(&self, id: &str) -> String {
+        format!(
+            "repo={} worktree={}",
+            self.checkout.common_dir.display(),
+            id
+        )
+    }
+
+    /// Every port name of the recipe, at 0: for opening a database that
+    /// is no sandbox's (the store's, one set aside), whose kind runs no
+    /// commands, while the env templates still expand.
+    pub fn no_ports(&self) -> NamedPorts {
+        (self.settings.ports.names.iter())
+            .map(|name| (name.clone(), 0))
+            .collect()
     }
 
     /// This worktree's record, if it has one. A record under its id that

@@ -33,12 +33,13 @@ pub struct Aside {
     pub sandbox: String,
     pub id: String,
     pub path: PathBuf,
-    /// When, in seconds since the epoch.
+    /// When, in milliseconds since the epoch.
     pub at: u64,
 }
 
-/// The name a database `from` is set aside under: `{from}_aside_{seconds}`,
-/// cut to an identifier (with a hash of the whole when cut).
+/// The name a database `from` is set aside under at `at` (milliseconds):
+/// `{from}_aside_{at}`, cut to an identifier (with a hash of the whole when
+/// cut).
 pub fn name(from: &str, at: u64) -> String {
     slug::identifier(&format!("{from}_aside_{at}"))
 }
@@ -46,7 +47,7 @@ pub fn name(from: &str, at: u64) -> String {
 pub fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn dir(common_dir: &Path) -> PathBuf {
@@ -170,7 +171,10 @@ mod tests {
 
     #[test]
     fn names_are_identifiers_even_when_cut() {
-        assert_eq!(name("app_feat", 1700000000), "app_feat_aside_1700000000");
+        assert_eq!(
+            name("app_feat", 1700000000123),
+            "app_feat_aside_1700000000123"
+        );
         let long = name(&"x".repeat(63), 1);
         assert!(slug::is_identifier(&long), "{long}");
         assert_ne!(long, name(&"x".repeat(63), 2));

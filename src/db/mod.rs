@@ -11,6 +11,7 @@ pub mod ledgers;
 pub mod migrations;
 pub(crate) mod postgres;
 mod sqlite;
+pub mod store;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,7 +24,7 @@ use crate::recipe::config::{DatabaseKind, DatabaseSettings};
 
 pub use command::CommandDb;
 pub use postgres::Postgres;
-pub use sqlite::{BuiltAhead, Source, Sqlite, prebuild, sweep_abandoned};
+pub use sqlite::{BuiltAhead, Source, Sqlite, prebuild_stored, sweep_abandoned};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -179,6 +180,25 @@ pub trait Database {
     /// of it, so its name is never mistaken for provision's later.
     fn forget(&mut self) -> Result<(), DbError> {
         Ok(())
+    }
+    /// Builds this (missing) database as a copy of the store's `entry`,
+    /// marked as this one's; false where the kind keeps no store, or the
+    /// entry is not there or not the store's.
+    fn create_from(&mut self, entry: &store::Entry) -> Result<bool, DbError> {
+        let _ = entry;
+        Ok(false)
+    }
+    /// Copies this database into the store as `entry`, marked as the
+    /// store's, unless it is there already.
+    fn save_as(&mut self, entry: &store::Entry) -> Result<(), DbError> {
+        let _ = entry;
+        Ok(())
+    }
+    /// The store's entries beside this database that carry the mark of
+    /// `owner` (the store's).
+    fn store_entries(&mut self, owner: &str) -> Result<Vec<store::Stored>, DbError> {
+        let _ = owner;
+        Ok(Vec::new())
     }
     /// Moves this (marked) database to the name `aside`, mark and all,
     /// never over anything there; this name is then free.

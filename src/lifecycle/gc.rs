@@ -15,6 +15,7 @@ use crate::git::{self, Worktree};
 use crate::lifecycle::orphans::{self, Evidence, Verdict};
 use crate::lifecycle::registry::{Claim, Guard, Record, Registry, RegistryError};
 use crate::lifecycle::remove;
+use crate::lifecycle::store;
 use crate::lifecycle::teardown::{self, Options, Removal};
 use crate::output;
 use crate::workspace::{Owner, Workspace};
@@ -29,6 +30,8 @@ pub struct Report {
     /// The databases rebuilds set aside (`provision db reset`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub set_aside: Vec<AsideFate>,
+    /// The store of migrated states, each entry with what became of it.
+    pub store: store::Contents,
 }
 
 /// What became of one database a rebuild set aside.
@@ -129,6 +132,7 @@ pub fn gc(workspace: &Workspace, options: GcOptions) -> Result<Report, BoxError>
             kept: Vec::new(),
             failed: Vec::new(),
             set_aside: Vec::new(),
+            store: store::Contents::default(),
         },
     };
     for (index, worktree) in worktrees.iter().enumerate() {
@@ -150,6 +154,8 @@ pub fn gc(workspace: &Workspace, options: GcOptions) -> Result<Report, BoxError>
     }
     run.corrupt(registry)?;
     run.report.set_aside = set_aside(workspace, dry_run)?;
+    // After the take-downs: a sandbox just removed needs nothing.
+    run.report.store = store::collect(workspace, dry_run)?;
     if !dry_run {
         // Provision's own temporary files, named as such and unlocked:
         // a killed `new` was building these ahead of its worktree.
@@ -172,7 +178,7 @@ fn set_aside(workspace: &Workspace, dry_run: bool) -> Result<Vec<AsideFate>, Box
             done: format!("kept: its record cannot be used ({why}); remove it by hand"),
         })
         .collect();
-    let ports = Default::default();
+    let ports = workspace.no_ports();
     for aside in records {
         let owner = Owner {
             worktree: &aside.path,

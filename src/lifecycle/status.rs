@@ -73,6 +73,10 @@ pub struct Row {
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub sandboxes: Vec<Row>,
+    /// The store of migrated states; `None` where the recipe cannot be
+    /// read (or its server reached).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<crate::lifecycle::store::Contents>,
 }
 
 /// Works from the checkout alone: a bad recipe shows as each sandbox's
@@ -133,7 +137,14 @@ pub fn status(checkout: &Checkout) -> Result<Report, BoxError> {
     for row in &mut rows {
         row.services = services::statuses(&checkout.common_dir, &row.id, &row.name);
     }
-    Ok(Report { sandboxes: rows })
+    let store = crate::workspace::Workspace::load(checkout.clone())
+        .ok()
+        .and_then(|workspace| crate::lifecycle::store::contents(&workspace).ok())
+        .filter(|contents| !contents.entries.is_empty());
+    Ok(Report {
+        sandboxes: rows,
+        store,
+    })
 }
 
 /// A row for each record that cannot be read, named with its path.

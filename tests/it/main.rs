@@ -28,6 +28,7 @@ mod services;
 mod setup;
 mod snapshots;
 mod state;
+mod store;
 mod stress;
 mod tools;
 mod trust;

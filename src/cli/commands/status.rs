@@ -58,6 +58,12 @@ impl Report for status::Report {
             out.push_str(&line(row, &styles));
             out.push_str(&below(data));
         }
+        if let Some(store) = &self.store {
+            out.push_str(&paint(
+                DIM,
+                format!("store of migrated states: {}\n", store.summary()),
+            ));
+        }
         if self
             .sandboxes
             .iter()

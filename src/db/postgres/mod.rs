@@ -16,6 +16,7 @@ mod ledger;
 mod migrate;
 
 use super::ledgers::{Dialect, ToolLedger};
+use super::store::{self, Entry, Stored};
 use super::{Database, DbError, Ledger};
 use crate::db::migrations::{Applied, Format, Migration};
 use crate::recipe::config::{DatabaseKind, DatabaseSettings};
@@ -139,6 +140,38 @@ impl Postgres {
         result.map_err(fail)
     }
 
+    /// Marks `name`, made a moment ago, as `owner`'s. Never leaves an
+    /// unmarked database behind: nothing else would ever be allowed to
+    /// drop it, so one whose mark fails is dropped.
+    fn mark_new(&mut self, name: &str, owner: &str) -> Result<(), DbError> {
+        let mark = format!("{MARK} {owner}");
+        let comment = format!(
+            "COMMENT ON DATABASE {} IS {}",
+            quote_ident(name),
+            quote_literal(&mark)
+        );
+        let fail = self.fail("mark");
+        if let Err(e) = self.admin()?.batch_execute(&comment) {
+            let drop = format!("DROP DATABASE {}", quote_ident(name));
+            let _ = self.admin()?.batch_execute(&drop);
+            return Err(fail(e));
+        }
+        Ok(())
+    }
+
+    /// The mark of database `name`, if it has one.
+    fn mark_of(&mut self, name: &str) -> Result<Option<String>, DbError> {
+        let fail = self.fail("read mark");
+        let row = self
+            .admin()?
+            .query_opt(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+                &[&name],
+            )
+            .map_err(fail)?;
+        Ok(row.and_then(|r| r.get(0)))
+    }
+
     /// Keys the advisory lock that serialises migrations on this database.
     fn lock_key(&self) -> i64 {
         let hash = blake3::hash(format!("provision:migrate:{}", self.name).as_bytes());
@@ -170,18 +203,10 @@ impl Database for Postgres {
     }
 
     fn is_marked(&mut self) -> Result<bool, DbError> {
-        let fail = self.fail("read mark");
         let name = self.name.clone();
-        let row = self
-            .admin()?
-            .query_opt(
-                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
-                &[&name],
-            )
-            .map_err(fail)?;
         // The whole mark, owner included: another clone of this repository
         // on the same server makes databases of the same names.
-        let mark: Option<String> = row.and_then(|r| r.get(0));
+        let mark = self.mark_of(&name)?;
         Ok(mark.is_some_and(|m| m == format!("{MARK} {}", self.owner)))
     }
 
@@ -207,21 +232,8 @@ impl Database for Postgres {
             }
             return Err(fail(e));
         }
-        let mark = format!("{MARK} {}", self.owner);
-        let comment = format!(
-            "COMMENT ON DATABASE {} IS {}",
-            quote_ident(&self.name),
-            quote_literal(&mark)
-        );
-        let fail = self.fail("mark");
-        if let Err(e) = self.admin()?.batch_execute(&comment) {
-            // Never leave an unmarked database behind: nothing else would
-            // ever be allowed to drop it. It is ours, made a moment ago.
-            let drop = format!("DROP DATABASE {}", quote_ident(&self.name));
-            let _ = self.admin()?.batch_execute(&drop);
-            return Err(fail(e));
-        }
-        Ok(())
+        let (name, owner) = (self.name.clone(), self.owner.clone());
+        self.mark_new(&name, &owner)
     }
 
     fn ledger(&mut self) -> Result<Ledger, DbError> {
@@ -260,6 +272,76 @@ impl Database for Postgres {
             .execute("SELECT pg_advisory_unlock($1)", &[&key])
             .map_err(fail)?;
         result
+    }
+
+    /// `CREATE DATABASE … TEMPLATE` the entry. PostgreSQL copies a
+    /// template only while nobody is connected to it, and another `new`
+    /// may be copying the same entry: tried again for a while.
+    fn create_from(&mut self, entry: &Entry) -> Result<bool, DbError> {
+        if self.mark_of(&entry.name)? != Some(format!("{MARK} {}", entry.owner)) || self.exists()? {
+            return Ok(false);
+        }
+        let sql = format!(
+            "CREATE DATABASE {} TEMPLATE {}",
+            quote_ident(&self.name),
+            quote_ident(&entry.name)
+        );
+        let fail = self.fail("create from the store");
+        let mut tries = 0;
+        loop {
+            match self.admin()?.batch_execute(&sql) {
+                Ok(()) => break,
+                Err(e) if e.code() == Some(&SqlState::OBJECT_IN_USE) && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => return Err(fail(e)),
+            }
+        }
+        let (name, owner) = (self.name.clone(), self.owner.clone());
+        self.mark_new(&name, &owner)?;
+        Ok(true)
+    }
+
+    /// This database as the template of the entry: nobody may be connected
+    /// to it meanwhile, so provision's own session ends first, and an
+    /// entry another `new` made first is left as it is.
+    fn save_as(&mut self, entry: &Entry) -> Result<(), DbError> {
+        self.sandbox = None;
+        let sql = format!(
+            "CREATE DATABASE {} TEMPLATE {}",
+            quote_ident(&entry.name),
+            quote_ident(&self.name)
+        );
+        let fail = self.fail("copy into the store");
+        match self.admin()?.batch_execute(&sql) {
+            Ok(()) => self.mark_new(&entry.name, &entry.owner),
+            Err(e) if e.code() == Some(&SqlState::DUPLICATE_DATABASE) => Ok(()),
+            Err(e) => Err(fail(e)),
+        }
+    }
+
+    fn store_entries(&mut self, owner: &str) -> Result<Vec<Stored>, DbError> {
+        let fail = self.fail("list the store");
+        let pattern = format!("{}%", store::PREFIX.replace('_', "\\_"));
+        let mark = format!("{MARK} {owner}");
+        let rows = self
+            .admin()?
+            .query(
+                "SELECT datname, pg_database_size(oid), oid::bigint FROM pg_database \
+                 WHERE datname LIKE $1 AND shobj_description(oid, 'pg_database') = $2",
+                &[&pattern, &mark],
+            )
+            .map_err(fail)?;
+        Ok(rows
+            .iter()
+            .map(|r| Stored {
+                name: r.get(0),
+                bytes: u64::try_from(r.get::<_, i64>(1)).unwrap_or(0),
+                newness: u64::try_from(r.get::<_, i64>(2)).unwrap_or(0),
+            })
+            .filter(|s| store::is_entry(&s.name))
+            .collect())
     }
 
     /// Renamed, its comment (the mark) kept: PostgreSQL renames only a

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use tempfile::TempPath;
 
 use super::{SCHEMA, run_migration};
-use crate::db::DbError;
+use crate::db::{DbError, store};
 
 /// A migration read from git's objects rather than from a checkout.
 pub struct Source {
@@ -33,6 +33,44 @@ pub struct BuiltAhead {
 /// Builds a database from `migrations` in `dir`, unmarked and unsynced:
 /// `Database::adopt` marks it, syncs it and moves it into place.
 pub fn prebuild(dir: &Path, migrations: &[Source]) -> Result<BuiltAhead, DbError> {
+    let built = empty(dir)?;
+    migrate(&built, migrations)?;
+    Ok(built)
+}
+
+/// As `prebuild`, from the store's entry of the longest prefix of
+/// `migrations` (`keys`: the entry of each prefix) that it has, marked as
+/// `store_owner`'s; the result goes into the store. Returns the database and
+/// the entry it started from, with how many migrations that had applied.
+pub fn prebuild_stored(
+    dir: &Path,
+    migrations: &[Source],
+    keys: &[String],
+    store_owner: &str,
+) -> Result<(BuiltAhead, Option<(String, usize)>), DbError> {
+    let store_mark = &format!("{} {store_owner}", super::MARK);
+    let entry = |name: &str| dir.join(format!("{name}.sqlite"));
+    let stored = super::list_entries(dir, store_mark)?;
+    let hit = store::longest(keys, &stored);
+    let built = match hit {
+        Some((cached, name)) => {
+            let built = copied(dir, &entry(name))?;
+            migrate(&built, &migrations[cached..])?;
+            built
+        }
+        None => prebuild(dir, migrations)?,
+    };
+    if let Some(full) = keys
+        .last()
+        .filter(|_| hit.is_none_or(|(n, _)| n < keys.len()))
+    {
+        super::save_marked(&copied(dir, &built.path)?, &entry(full), store_mark)?;
+    }
+    Ok((built, hit.map(|(n, name)| (name.to_string(), n))))
+}
+
+/// An empty file under a temporary name in `dir`, locked while it lives.
+pub(super) fn empty(dir: &Path) -> Result<BuiltAhead, DbError> {
     use std::os::unix::fs::MetadataExt;
     fs_err::create_dir_all(dir)?;
     let (held, path) = tempfile::Builder::new()
@@ -45,12 +83,30 @@ pub fn prebuild(dir: &Path, migrations: &[Source]) -> Result<BuiltAhead, DbError
     if fs_err::metadata(&path)?.ino() != held.metadata()?.ino() {
         return Err(std::io::Error::other("a sweep took the file being built").into());
     }
+    Ok(BuiltAhead { path, _held: held })
+}
+
+/// A copy of the database `from` (a store entry) under a temporary name
+/// in `dir`, as `prebuild` makes one; a reflink where the file system can.
+pub fn copied(dir: &Path, from: &Path) -> Result<BuiltAhead, DbError> {
+    let built = empty(dir)?;
+    let source = fs_err::File::open(from)?;
+    let target = fs_err::OpenOptions::new().write(true).open(&built.path)?;
+    if crate::sandbox::copy::clone_into(source.file(), target.file()).is_err() {
+        std::io::copy(&mut &source, &mut &target)?;
+    }
+    Ok(built)
+}
+
+/// Applies `migrations` to the database `built` in one transaction.
+pub fn migrate(built: &BuiltAhead, migrations: &[Source]) -> Result<(), DbError> {
+    let path = &built.path;
     let fail = |source| DbError::Sqlite {
         name: path.display().to_string(),
         action: "create".into(),
         source,
     };
-    let mut conn = Connection::open(&path).map_err(fail)?;
+    let mut conn = Connection::open(path).map_err(fail)?;
     conn.pragma_update(None, "synchronous", "OFF")
         .map_err(fail)?;
     let tx = conn.transaction().map_err(fail)?;
@@ -59,8 +115,7 @@ pub fn prebuild(dir: &Path, migrations: &[Source]) -> Result<BuiltAhead, DbError
     }
     tx.execute_batch(SCHEMA).map_err(fail)?;
     tx.commit().map_err(fail)?;
-    drop(conn);
-    Ok(BuiltAhead { path, _held: held })
+    Ok(())
 }
 
 /// Deletes the databases that a killed `new` was building ahead in `dir`:

@@ -199,6 +199,8 @@ pub fn database(
         Presence::Missing => actions.push(Action::CreateDatabase {
             name: name.into(),
             location,
+            from_store: None,
+            cached: Vec::new(),
         }),
         Presence::Unmarked => {
             return Err(DbError::Unmarked {
@@ -228,6 +230,8 @@ pub fn database(
                 actions.push(Action::CreateDatabase {
                     name: name.into(),
                     location,
+                    from_store: None,
+                    cached: Vec::new(),
                 });
                 if !all.is_empty() {
                     actions.push(Action::Migrate {

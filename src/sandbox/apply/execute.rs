@@ -7,6 +7,7 @@ use crate::BoxError;
 use crate::db::Database;
 use crate::db::aside::{self, Aside};
 use crate::db::migrations::{Applied, Migration};
+use crate::db::store::Entry;
 use crate::fsutil;
 use crate::git;
 use crate::lifecycle::registry::Registry;
@@ -32,6 +33,8 @@ pub struct Execution<'a> {
     /// The record of the database a rebuild sets aside.
     pub aside: Option<&'a Aside>,
     pub common_dir: &'a Path,
+    /// Who the store's entries belong to, as their mark names it.
+    pub store_owner: String,
     pub migrations: &'a [Migration],
     pub known: &'a [Applied],
     pub progress: &'a Progress,
@@ -151,7 +154,39 @@ impl Execution<'_> {
                 let text = self.env_text.expect("an env action has text");
                 fsutil::write_atomically(&at, text.as_bytes())?;
             }
-            Action::CreateDatabase { .. } => self.database.create()?,
+            Action::CreateDatabase {
+                from_store, cached, ..
+            } => {
+                let entry = from_store.as_ref().map(|name| Entry {
+                    name: name.clone(),
+                    owner: self.store_owner.clone(),
+                });
+                // Gone meanwhile (a `gc`), or not the store's: built as
+                // any other, the cached migrations too.
+                let made = entry.is_some_and(|e| {
+                    self.database.create_from(&e).unwrap_or_else(|err| {
+                        let warning = format!("the store's {} is passed over: {err}", e.name);
+                        self.progress.warn(&warning);
+                        false
+                    })
+                });
+                if !made {
+                    self.database.create()?;
+                    self.migrate(cached)?;
+                }
+            }
+            Action::Store { entry } => {
+                let entry = Entry {
+                    name: entry.clone(),
+                    owner: self.store_owner.clone(),
+                };
+                // The store only saves time: a failure to fill it is said,
+                // and the sandbox is whole without it.
+                if let Err(e) = self.database.save_as(&entry) {
+                    self.progress
+                        .warn(&format!("the store keeps no copy of this database: {e}"));
+                }
+            }
             Action::SetAside { .. } => {
                 let record = self.aside.expect("a set-aside action has its record");
                 // Recorded first: a crash after the move leaves a record
@@ -167,20 +202,23 @@ impl Execution<'_> {
             }
             Action::DropDatabase { .. } => self.database.drop_database()?,
             Action::RepairLedger { .. } => self.database.repair(self.known)?,
-            Action::Migrate { names } => {
-                let pending: Vec<&Migration> = names
-                    .iter()
-                    .filter_map(|name| self.migrations.iter().find(|f| &f.name == name))
-                    .collect();
-                let progress = self.progress;
-                self.database.migrate_all(&pending, &mut |m| {
-                    progress.step(&format!("migrate   {}", m.name))
-                })?;
-            }
+            Action::Migrate { names } => self.migrate(names)?,
             Action::WriteLock { .. } => {
                 fsutil::write_atomically(&root.join(lock::FILE_NAME), self.lock_text.as_bytes())?
             }
         }
+        Ok(())
+    }
+
+    fn migrate(&mut self, names: &[String]) -> Result<(), BoxError> {
+        let pending: Vec<&Migration> = names
+            .iter()
+            .filter_map(|name| self.migrations.iter().find(|f| &f.name == name))
+            .collect();
+        let progress = self.progress;
+        self.database.migrate_all(&pending, &mut |m| {
+            progress.step(&format!("migrate   {}", m.name))
+        })?;
         Ok(())
     }
 

@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::BoxError;
 use crate::db::aside::{self, Aside};
 use crate::db::migrations::{Applied, Migrations, ScanError};
+use crate::db::store;
 use crate::db::{Database, DbError};
 use crate::git;
 use crate::output::Progress;
@@ -105,6 +106,16 @@ pub enum Action {
     CreateDatabase {
         name: String,
         location: String,
+        /// The store's entry it is made from (a copy of a migrated state).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        from_store: Option<String>,
+        /// The migrations that entry has applied.
+        #[serde(skip)]
+        cached: Vec<String>,
+    },
+    /// The database, just migrated, copied into the store as `entry`.
+    Store {
+        entry: String,
     },
     /// The database moved to the name `aside` (kept until the next `gc`),
     /// to be built anew.
@@ -153,9 +164,19 @@ impl std::fmt::Display for Action {
                 };
                 write!(f, "write     {file} ({why})")
             }
-            Action::CreateDatabase { name, location } => {
-                write!(f, "create    database {name} at {location}")
+            Action::CreateDatabase {
+                name,
+                location,
+                from_store,
+                cached,
+            } => {
+                write!(f, "create    database {name} at {location}")?;
+                match from_store {
+                    Some(_) => write!(f, " from the store ({} migration(s) cached)", cached.len()),
+                    None => Ok(()),
+                }
             }
+            Action::Store { entry } => write!(f, "store     the migrated database as {entry}"),
             Action::SetAside { name, aside } => write!(
                 f,
                 "set aside database {name} as {aside} (kept until the next `provision gc`)"
@@ -247,14 +268,15 @@ pub fn apply(
     let known = state::known_checksums(locked, &migrations);
     let mut actions = worktree_actions(ctx, &plan, locked)?;
     let settings = &ctx.settings.database;
+    let now = aside::now();
     let aside = (options.reset || !settings.on_divergence.is_refuse()).then(|| Aside {
-        database: aside::name(database.name(), aside::now()),
+        database: aside::name(database.name(), now),
         from: database.name().to_string(),
         kind: database.kind(),
         sandbox: ctx.name.clone(),
         id: ctx.checkout.id.clone(),
         path: root.clone(),
-        at: aside::now(),
+        at: now,
     });
     if options.reset && !options.discard && database.kind() == DatabaseKind::Command {
         return Err(DbError::NoAside(database.kind().as_str()).into());
@@ -273,6 +295,20 @@ pub fn apply(
         rebuild,
     )?;
     actions.extend(db.actions);
+    let store_owner = ctx.owner(store::STORE_ID);
+    if store::usable(settings) {
+        let wanted = &plan.sandbox.database.migrations;
+        let format = migrations.format;
+        let database = database.as_mut();
+        from_store(
+            database,
+            &store_owner,
+            format,
+            wanted,
+            &mut actions,
+            progress,
+        );
+    }
     // Left as it is, the database is locked as it is: the lock never
     // claims migrations the database does not have.
     let diverged = db.left.then(|| ApplyError::Diverged {
@@ -319,6 +355,7 @@ pub fn apply(
             database: database.as_mut(),
             aside: aside.as_ref(),
             common_dir: &ctx.checkout.common_dir,
+            store_owner,
             migrations: &migrations,
             known: &known,
             progress,
@@ -413,6 +450,65 @@ fn worktree_actions<'a>(
         });
     }
     Ok(actions)
+}
+
+/// A database about to be made and migrated starts from the store's entry
+/// of the longest prefix of its chain that the store has, and applies only
+/// the rest; what it then is goes into the store. The store only ever
+/// saves time: one that cannot be read is passed over, with a warning.
+fn from_store(
+    database: &mut dyn Database,
+    owner: &str,
+    format: crate::db::migrations::Format,
+    wanted: &[Applied],
+    actions: &mut Vec<Action>,
+    progress: &Progress,
+) {
+    let Some(at) = actions
+        .iter()
+        .position(|a| matches!(a, Action::CreateDatabase { .. }))
+    else {
+        return;
+    };
+    let Some(Action::Migrate { names }) = actions.get(at + 1).cloned() else {
+        return;
+    };
+    let chain: Vec<Applied> = names
+        .iter()
+        .filter_map(|n| wanted.iter().find(|w| &w.name == n).cloned())
+        .collect();
+    if chain.len() != names.len() {
+        return;
+    }
+    let keys = store::keys(owner, database.kind(), format, "empty", &chain);
+    let stored = match database.store_entries(owner) {
+        Ok(stored) => stored,
+        Err(e) => {
+            progress.warn(&format!("the store is passed over: {e}"));
+            return;
+        }
+    };
+    let full = keys.last().cloned();
+    if let Some((cached, entry)) = store::longest(&keys, &stored) {
+        let rest = names[cached..].to_vec();
+        if let Action::CreateDatabase {
+            from_store,
+            cached: covered,
+            ..
+        } = &mut actions[at]
+        {
+            *from_store = Some(entry.to_string());
+            *covered = names[..cached].to_vec();
+        }
+        if rest.is_empty() {
+            actions.remove(at + 1);
+            return;
+        }
+        actions[at + 1] = Action::Migrate { names: rest };
+    }
+    if let Some(entry) = full {
+        actions.insert(at + 2, Action::Store { entry });
+    }
 }
 
 /// The database: looked at only now, after the worktree's refusals; and
