@@ -37,7 +37,8 @@ impl Ahead {
         rev: &str,
         store_owner: String,
     ) -> Self {
-        if settings.database.kind != DatabaseKind::Sqlite {
+        // A seeded database starts as its seed's copy, which `apply` makes.
+        if settings.database.kind != DatabaseKind::Sqlite || settings.database.seed.is_some() {
             return Ahead(None);
         }
         let main = main.to_path_buf();

@@ -24,7 +24,7 @@ use crate::recipe::config::{DatabaseKind, DatabaseSettings};
 
 pub use command::CommandDb;
 pub use postgres::Postgres;
-pub use sqlite::{BuiltAhead, Source, Sqlite, prebuild_stored, sweep_abandoned};
+pub use sqlite::{BuiltAhead, Source, Sqlite, prebuild_stored, snapshot, sweep_abandoned};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {

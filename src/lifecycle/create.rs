@@ -126,6 +126,7 @@ fn adopt(
         location: database.location(),
         from_store: prebuilt.from_store.map(|(entry, _)| entry),
         cached: names[..cached].to_vec(),
+        seed: None,
     };
     progress.step(&create.to_string());
     let rest = names[cached..].to_vec();

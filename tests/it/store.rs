@@ -183,3 +183,98 @@ fn two_news_building_one_entry_at_once_are_safe() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// `[database] seed`: a SQLite sandbox starts as a copy of the seed (its
+/// data and the migrations its ledger has), applies the rest, and stores
+/// that under the seed's identity: a changed seed is never served stale.
+#[test]
+fn a_seed_starts_each_sandbox_and_a_changed_seed_is_never_stale() {
+    let env = TestEnv::new();
+    let main = app(&env, None);
+    env.provision(&main, &["apply"]).expect(0);
+    let main_db = main.join(".git/provision/sqlite/app_main.sqlite");
+    let seed = main.join("seed.sqlite");
+    fs_err::copy(&main_db, &seed).unwrap();
+    let people = |db: &Path, sql: &str| {
+        rusqlite::Connection::open(db)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap()
+    };
+    people(
+        &seed,
+        "CREATE TABLE people(name TEXT); INSERT INTO people VALUES ('ann');",
+    );
+    write(
+        main.join("provision.toml"),
+        "[database]\nseed = \"seed.sqlite\"\n",
+    );
+    write(
+        main.join(".gitignore"),
+        "seed.sqlite\n.env\n.dev.vars\n.npmrc\nnode_modules\n",
+    );
+    add_migration(&env, &main, "0003_more.sql");
+
+    let count = |name: &str| -> i64 {
+        let db = main.join(format!(".git/provision/sqlite/app_{name}.sqlite"));
+        rusqlite::Connection::open(db)
+            .unwrap()
+            .query_row("SELECT count(*) FROM people", [], |r| r.get(0))
+            .unwrap()
+    };
+    let report = env
+        .provision(&main, &["new", "a", "--json"])
+        .expect(0)
+        .json();
+    let actions = report["actions"].as_array().unwrap();
+    let create = actions
+        .iter()
+        .find(|a| a["action"] == "create-database")
+        .unwrap();
+    assert!(create["seed"].is_string(), "{report}");
+    let (_, migrated) = new(&env, &main, "b");
+    assert!(migrated.is_empty(), "the seed's state with 0003 was stored");
+    assert_eq!((count("a"), count("b")), (1, 1));
+    env.provision(&env.path("worktree-a"), &["verify"])
+        .expect(0);
+
+    // A changed seed is another start: nothing stored for it yet.
+    people(&seed, "INSERT INTO people VALUES ('bob');");
+    let (from, migrated) = new(&env, &main, "c");
+    assert_eq!(from, None);
+    assert_eq!(migrated, ["0003_more.sql"]);
+    assert_eq!(count("c"), 2);
+    assert_eq!(read_seed_rows(&seed), 2, "the seed itself is only read");
+
+    // `seed = "main"`: the main checkout's own sandbox database.
+    people(
+        &main_db,
+        "CREATE TABLE people(name TEXT); INSERT INTO people VALUES ('main');",
+    );
+    write(main.join("provision.toml"), "[database]\nseed = \"main\"\n");
+    env.provision(&main, &["apply"]).expect(0);
+    new(&env, &main, "d");
+    assert_eq!(count("d"), 1);
+
+    // A seed that no longer matches the branch is named.
+    write(
+        main.join("migrations/0003_more.sql"),
+        "CREATE TABLE t_changed(x int);\n",
+    );
+    env.commit_all(&main, "edit 0003");
+    let run = env.provision(&main, &["new", "e"]).expect(2);
+    assert!(
+        run.stderr
+            .contains("no longer matches this branch's migrations")
+            && run.stderr.contains("0003_more.sql was edited"),
+        "{}",
+        run.stderr
+    );
+}
+
+fn read_seed_rows(seed: &Path) -> i64 {
+    rusqlite::Connection::open(seed)
+        .unwrap()
+        .query_row("SELECT count(*) FROM people", [], |r| r.get(0))
+        .unwrap()
+}

@@ -19,7 +19,7 @@ use super::store::{self, Entry, Stored};
 use super::{Database, DatabaseKind, DbError, Ledger};
 use crate::db::migrations::{Applied, Format, Migration};
 
-pub use prebuild::{BuiltAhead, Source, prebuild, prebuild_stored, sweep_abandoned};
+pub use prebuild::{BuiltAhead, Source, prebuild, prebuild_stored, snapshot, sweep_abandoned};
 
 const MARK: &str = "provision:v1";
 

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 use tempfile::TempPath;
 
 use super::{SCHEMA, run_migration};
@@ -67,6 +67,40 @@ pub fn prebuild_stored(
         super::save_marked(&copied(dir, &built.path)?, &entry(full), store_mark)?;
     }
     Ok((built, hit.map(|(n, name)| (name.to_string(), n))))
+}
+
+/// A consistent copy of the database `from` (a seed, which someone may be
+/// writing), under a temporary name in `dir`: `VACUUM INTO` through a
+/// read-only connection, so the seed itself is never written. Returns it
+/// with its identity, the hash of its bytes.
+pub fn snapshot(dir: &Path, from: &Path) -> Result<(BuiltAhead, String), DbError> {
+    if !from.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("the seed {} is not a file", from.display()),
+        )
+        .into());
+    }
+    let built = empty(dir)?;
+    let fail = |source| DbError::Sqlite {
+        name: from.display().to_string(),
+        action: "copy the seed".into(),
+        source,
+    };
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(from, flags).map_err(fail)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(fail)?;
+    let target = built.path.to_string_lossy().into_owned();
+    conn.execute("VACUUM INTO ?1", [target]).map_err(fail)?;
+    let identity = crate::hash::of(&fs_err::read(&built.path)?);
+    Ok((built, identity))
+}
+
+impl BuiltAhead {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
 }
 
 /// An empty file under a temporary name in `dir`, locked while it lives.

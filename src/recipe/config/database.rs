@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Commands, ConfigError, DatabaseKind, DatabaseSettings, OnDivergence, Source};
+use super::{Commands, ConfigError, DatabaseKind, DatabaseSettings, OnDivergence, Seed, Source};
 use crate::db::migrations::Format;
 use crate::recipe::template;
 
@@ -22,6 +22,7 @@ pub(super) struct RawDatabase {
     exists: Option<Spanned<String>>,
     drop: Option<Spanned<String>>,
     on_divergence: Option<Spanned<String>>,
+    seed: Option<Spanned<String>>,
 }
 
 pub(super) fn resolve(
@@ -57,6 +58,20 @@ pub(super) fn resolve(
     }
     if let Some(value) = &raw.on_divergence {
         database.on_divergence = on_divergence(value, source, database.kind)?;
+    }
+    if let Some(seed) = &raw.seed {
+        source.templates(
+            seed,
+            "database.seed",
+            &[],
+            "the seed is one database every sandbox copies",
+        )?;
+        database.seed = Some(if seed.get_ref() == "main" {
+            Seed::Main
+        } else {
+            source.relative(seed, "database.seed")?;
+            Seed::File(seed.get_ref().clone())
+        });
     }
     if let Some(format) = &raw.format {
         database.format = Some(Format::parse(format.get_ref()).ok_or_else(|| {
@@ -119,6 +134,7 @@ fn only_for_their_kind(
     for (key, value, wanted) in [
         ("url", &raw.url, Postgres),
         ("template", &raw.template, Postgres),
+        ("seed", &raw.seed, DatabaseKind::Sqlite),
         ("create", &raw.create, Command),
         ("migrate", &raw.migrate, Command),
         ("exists", &raw.exists, Command),
@@ -319,6 +335,28 @@ mod tests {
     }
 
     #[test]
+    fn a_seed_is_main_or_a_path_inside_the_repository() {
+        use crate::recipe::config::Seed;
+        let seed = |text: &str| parse(&format!("[database]\nseed = \"{text}\"\n"));
+        assert_eq!(seed("main").unwrap().database.seed, Some(Seed::Main));
+        assert_eq!(
+            seed("db/seed.sqlite").unwrap().database.seed,
+            Some(Seed::File("db/seed.sqlite".into()))
+        );
+        let json = serde_json::to_string(&seed("main").unwrap().database).unwrap();
+        assert!(json.contains(r#""seed":"main""#), "{json}");
+        let err = seed("../x.sqlite").unwrap_err().to_string();
+        assert!(err.starts_with("provision.toml:2: database.seed:"), "{err}");
+        let err = parse("[database]\nkind = \"postgres\"\nseed = \"main\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("provision.toml:3: database.seed: only used with kind = \"sqlite\""),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn create_and_drop_need_exists() {
         for key in ["create", "drop"] {
             let err = parse(&format!(
@@ -408,7 +446,7 @@ mod tests {
             ),
             (
                 "[database]\nkind = \"sqlite\"\nkinds = 1\n",
-                "provision.toml:3: unknown field `kinds`, expected one of `kind`, `name`, `migrations`, `format`, `url`, `template`, `create`, `migrate`, `exists`, `drop`, `on_divergence`",
+                "provision.toml:3: unknown field `kinds`, expected one of `kind`, `name`, `migrations`, `format`, `url`, `template`, `create`, `migrate`, `exists`, `drop`, `on_divergence`, `seed`",
             ),
         ] {
             assert_eq!(parse(text).unwrap_err().to_string(), want, "{text:?}");

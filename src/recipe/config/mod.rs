@@ -107,6 +107,19 @@ pub struct DatabaseSettings {
     /// hash at its default.
     #[serde(skip_serializing_if = "OnDivergence::is_refuse")]
     pub on_divergence: OnDivergence,
+    /// `sqlite`: the database a new sandbox's starts as a copy of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<Seed>,
+}
+
+/// Where a SQLite sandbox's database starts (`[database] seed`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Seed {
+    /// `"main"`: the main checkout's sandbox database.
+    Main,
+    /// A database file, relative to the main checkout.
+    File(String),
 }
 
 /// What `apply` does with a database that has diverged from the branch's
@@ -179,6 +192,7 @@ impl Default for Settings {
                 template: None,
                 commands: Commands::default(),
                 on_divergence: OnDivergence::Refuse,
+                seed: None,
             },
             ports: Ports {
                 range: PortRange {

@@ -201,6 +201,7 @@ pub fn database(
             location,
             from_store: None,
             cached: Vec::new(),
+            seed: None,
         }),
         Presence::Unmarked => {
             return Err(DbError::Unmarked {
@@ -232,6 +233,7 @@ pub fn database(
                     location,
                     from_store: None,
                     cached: Vec::new(),
+                    seed: None,
                 });
                 if !all.is_empty() {
                     actions.push(Action::Migrate {

@@ -4,10 +4,10 @@
 use std::path::Path;
 
 use crate::BoxError;
-use crate::db::Database;
 use crate::db::aside::{self, Aside};
 use crate::db::migrations::{Applied, Migration};
 use crate::db::store::Entry;
+use crate::db::{BuiltAhead, Database};
 use crate::fsutil;
 use crate::git;
 use crate::lifecycle::registry::Registry;
@@ -35,6 +35,8 @@ pub struct Execution<'a> {
     pub common_dir: &'a Path,
     /// Who the store's entries belong to, as their mark names it.
     pub store_owner: String,
+    /// The seed's copy a new database starts as (`[database] seed`).
+    pub seed: Option<BuiltAhead>,
     pub migrations: &'a [Migration],
     pub known: &'a [Applied],
     pub progress: &'a Progress,
@@ -171,7 +173,16 @@ impl Execution<'_> {
                     })
                 });
                 if !made {
-                    self.database.create()?;
+                    match self.seed.take() {
+                        // Something got there first: theirs stays.
+                        Some(copy) => {
+                            if !self.database.adopt(copy)? {
+                                let path = self.database.location();
+                                return Err(ApplyError::Changed { path }.into());
+                            }
+                        }
+                        None => self.database.create()?,
+                    }
                     self.migrate(cached)?;
                 }
             }

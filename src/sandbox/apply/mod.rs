@@ -8,6 +8,7 @@ mod decide;
 use decide::DatabaseActions;
 pub use decide::Rebuild;
 mod execute;
+mod start;
 #[cfg(test)]
 mod tests;
 
@@ -112,6 +113,10 @@ pub enum Action {
         /// The migrations that entry has applied.
         #[serde(skip)]
         cached: Vec<String>,
+        /// `[database] seed`: the seed's identity (a hash of its contents),
+        /// where the database starts as its copy.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seed: Option<String>,
     },
     /// The database, just migrated, copied into the store as `entry`.
     Store {
@@ -169,8 +174,12 @@ impl std::fmt::Display for Action {
                 location,
                 from_store,
                 cached,
+                seed,
             } => {
                 write!(f, "create    database {name} at {location}")?;
+                if seed.is_some() {
+                    write!(f, " from the seed")?;
+                }
                 match from_store {
                     Some(_) => write!(f, " from the store ({} migration(s) cached)", cached.len()),
                     None => Ok(()),
@@ -296,19 +305,15 @@ pub fn apply(
     )?;
     actions.extend(db.actions);
     let store_owner = ctx.owner(store::STORE_ID);
-    if store::usable(settings) {
-        let wanted = &plan.sandbox.database.migrations;
-        let format = migrations.format;
-        let database = database.as_mut();
-        from_store(
-            database,
-            &store_owner,
-            format,
-            wanted,
-            &mut actions,
-            progress,
-        );
-    }
+    let starts = start::Starts {
+        ctx,
+        wanted: &plan.sandbox.database.migrations,
+        files: &migrations,
+        known: &known,
+        store_owner: &store_owner,
+        progress,
+    };
+    let seed = starts.plan(database.as_mut(), &mut actions)?;
     // Left as it is, the database is locked as it is: the lock never
     // claims migrations the database does not have.
     let diverged = db.left.then(|| ApplyError::Diverged {
@@ -356,6 +361,7 @@ pub fn apply(
             aside: aside.as_ref(),
             common_dir: &ctx.checkout.common_dir,
             store_owner,
+            seed,
             migrations: &migrations,
             known: &known,
             progress,
@@ -450,65 +456,6 @@ fn worktree_actions<'a>(
         });
     }
     Ok(actions)
-}
-
-/// A database about to be made and migrated starts from the store's entry
-/// of the longest prefix of its chain that the store has, and applies only
-/// the rest; what it then is goes into the store. The store only ever
-/// saves time: one that cannot be read is passed over, with a warning.
-fn from_store(
-    database: &mut dyn Database,
-    owner: &str,
-    format: crate::db::migrations::Format,
-    wanted: &[Applied],
-    actions: &mut Vec<Action>,
-    progress: &Progress,
-) {
-    let Some(at) = actions
-        .iter()
-        .position(|a| matches!(a, Action::CreateDatabase { .. }))
-    else {
-        return;
-    };
-    let Some(Action::Migrate { names }) = actions.get(at + 1).cloned() else {
-        return;
-    };
-    let chain: Vec<Applied> = names
-        .iter()
-        .filter_map(|n| wanted.iter().find(|w| &w.name == n).cloned())
-        .collect();
-    if chain.len() != names.len() {
-        return;
-    }
-    let keys = store::keys(owner, database.kind(), format, "empty", &chain);
-    let stored = match database.store_entries(owner) {
-        Ok(stored) => stored,
-        Err(e) => {
-            progress.warn(&format!("the store is passed over: {e}"));
-            return;
-        }
-    };
-    let full = keys.last().cloned();
-    if let Some((cached, entry)) = store::longest(&keys, &stored) {
-        let rest = names[cached..].to_vec();
-        if let Action::CreateDatabase {
-            from_store,
-            cached: covered,
-            ..
-        } = &mut actions[at]
-        {
-            *from_store = Some(entry.to_string());
-            *covered = names[..cached].to_vec();
-        }
-        if rest.is_empty() {
-            actions.remove(at + 1);
-            return;
-        }
-        actions[at + 1] = Action::Migrate { names: rest };
-    }
-    if let Some(entry) = full {
-        actions.insert(at + 2, Action::Store { entry });
-    }
 }
 
 /// The database: looked at only now, after the worktree's refusals; and
