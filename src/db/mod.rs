@@ -194,6 +194,18 @@ pub trait Database {
         let _ = entry;
         Ok(())
     }
+    /// Becomes a spare copy of the store's `entry` made ahead (marked as
+    /// its own first, then renamed: an instant); false where there is none
+    /// (or the kind makes none).
+    fn take_spare(&mut self, entry: &store::Entry) -> Result<bool, DbError> {
+        let _ = entry;
+        Ok(false)
+    }
+    /// Makes a spare copy of this database, a store entry, unless one is
+    /// there (see `store::SPARE`).
+    fn make_spare(&mut self) -> Result<(), DbError> {
+        Ok(())
+    }
     /// The store's entries beside this database that carry the mark of
     /// `owner` (the store's).
     fn store_entries(&mut self, owner: &str) -> Result<Vec<store::Stored>, DbError> {

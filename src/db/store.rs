@@ -21,6 +21,11 @@ use crate::recipe::config::{DatabaseKind, DatabaseSettings};
 
 /// How every entry's name starts.
 pub const PREFIX: &str = "provision_store_";
+/// How a spare copy of an entry is named: `provision_spare_<entry's
+/// hash>_<8 hex>`. A server kind makes one ahead (`provision db refill`,
+/// started in the background after a sandbox is made from the entry), so
+/// the next sandbox is a rename away rather than a copy away.
+pub const SPARE: &str = "provision_spare_";
 /// The worktree id the store's mark names: git makes no worktree id with a
 /// `:` (it is not allowed in a ref name), so no sandbox shares the mark.
 pub const STORE_ID: &str = "store:v1";
@@ -94,22 +99,44 @@ pub fn longest<'a>(keys: &'a [String], stored: &[Stored]) -> Option<(usize, &'a 
 
 /// Which entries `gc` drops: those no chain in `needed` (the keys of every
 /// live sandbox's chain) has, but for the newest `KEEP_NEWEST`.
+/// A spare copy goes with its entry.
 pub fn collectable<'a>(stored: &'a [Stored], needed: &[String]) -> Vec<&'a Stored> {
-    let mut by_age: Vec<&Stored> = stored.iter().collect();
+    let mut by_age: Vec<&Stored> = stored.iter().filter(|s| is_entry(&s.name)).collect();
     by_age.sort_by_key(|s| std::cmp::Reverse(s.newness));
-    by_age
+    let gone: Vec<&Stored> = by_age
         .into_iter()
         .skip(KEEP_NEWEST)
         .filter(|s| !needed.contains(&s.name))
-        .collect()
+        .collect();
+    let kept = |entry: &str| stored.iter().any(|s| s.name == entry) && !gone.iter().any(|g| g.name == entry);
+    let spares = stored
+        .iter()
+        .filter(|s| spare_of(&s.name).is_some_and(|entry| !kept(&entry)));
+    gone.iter().copied().chain(spares).collect()
 }
 
 /// Whether `name` is an entry's (read back from a listing: it names a
 /// file or a database, so it must be one provision makes).
 pub fn is_entry(name: &str) -> bool {
-    name.strip_prefix(PREFIX)
-        .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-        && !name.bytes().any(|b| b.is_ascii_uppercase())
+    name.strip_prefix(PREFIX).is_some_and(|hex| is_hex(hex, 32))
+}
+
+/// The entry `name` is a spare copy of, if it is one.
+pub fn spare_of(name: &str) -> Option<String> {
+    let rest = name.strip_prefix(SPARE)?;
+    let (hash, tag) = rest.split_once('_')?;
+    (is_hex(hash, 32) && is_hex(tag, 8)).then(|| format!("{PREFIX}{hash}"))
+}
+
+/// A new name for a spare copy of `entry`.
+pub fn spare_name(entry: &str) -> String {
+    let hash = entry.strip_prefix(PREFIX).unwrap_or(entry);
+    let seed = format!("{entry}{:?}{}", std::time::SystemTime::now(), std::process::id());
+    format!("{SPARE}{hash}_{}", &blake3::hash(seed.as_bytes()).to_hex()[..8])
+}
+
+fn is_hex(text: &str, len: usize) -> bool {
+    text.len() == len && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[cfg(test)]
@@ -207,7 +234,21 @@ mod tests {
             .map(|s| s.newness)
             .collect();
         assert_eq!(gone, [2, 1]);
+        // A spare copy goes with its entry, or without one.
+        let mut with_spares = all.clone();
+        with_spares.push(stored(&spare_name(&all[1].name), 9));
+        with_spares.push(stored(&spare_name(&all[5].name), 9));
+        with_spares.push(stored(&spare_name(&format!("{PREFIX}{:032x}", 99)), 9));
+        let gone = collectable(&with_spares, &needed);
+        assert_eq!(gone.len(), 4);
+        assert!(!gone.iter().any(|g| g.name == with_spares[7].name));
         assert!(!is_entry("provision_store_../x"));
         assert!(!is_entry("app_feature"));
+        let entry = format!("{PREFIX}{:032x}", 7);
+        let spare = spare_name(&entry);
+        assert!(spare.len() <= 63, "{spare}");
+        assert_eq!(spare_of(&spare), Some(entry.clone()));
+        assert_eq!(spare_of(&entry), None);
+        assert_eq!(spare_of("provision_spare_x_y"), None);
     }
 }

@@ -154,8 +154,16 @@ pub fn gc(workspace: &Workspace, options: GcOptions) -> Result<Report, BoxError>
     }
     run.corrupt(registry)?;
     run.report.set_aside = set_aside(workspace, dry_run)?;
-    // After the take-downs: a sandbox just removed needs nothing.
-    run.report.store = store::collect(workspace, dry_run)?;
+    // After the take-downs: a sandbox just removed needs nothing. A store
+    // that cannot be read is a failure of its own, not gc's.
+    match store::collect(workspace, dry_run) {
+        Ok(contents) => run.report.store = contents,
+        Err(e) => run.report.failed.push(Failed {
+            name: "store of migrated states".into(),
+            path: String::new(),
+            error: output::one_line(&*e),
+        }),
+    }
     if !dry_run {
         // Provision's own temporary files, named as such and unlocked:
         // a killed `new` was building these ahead of its worktree.

@@ -136,7 +136,9 @@ pub fn collect(workspace: &Workspace, dry_run: bool) -> Result<Contents, BoxErro
     let mut lines = Vec::new();
     for entry in &stored {
         let done = if !gone.iter().any(|g| g.name == entry.name) {
-            if needed.contains(&entry.name) {
+            if store::spare_of(&entry.name).is_some() {
+                "kept: a spare copy of a kept entry".to_string()
+            } else if needed.contains(&entry.name) {
                 "kept: a live sandbox's chain needs it".to_string()
             } else {
                 format!("kept: one of the newest {}", store::KEEP_NEWEST)
@@ -149,6 +151,15 @@ pub fn collect(workspace: &Workspace, dry_run: bool) -> Result<Contents, BoxErro
         lines.push(line(workspace, entry, Some(done)));
     }
     Ok(Contents::of(lines))
+}
+
+/// Makes a spare copy of `entry` (a name read from the command line: only
+/// an entry's name is taken).
+pub fn refill(workspace: &Workspace, entry: &str) -> Result<(), BoxError> {
+    if !store::is_entry(entry) || !store::usable(&workspace.settings.database) {
+        return Ok(());
+    }
+    Ok(open_entry(workspace, entry)?.make_spare()?)
 }
 
 /// Drops one entry, only while it carries the store's mark.

@@ -44,6 +44,8 @@ fn new(env: &TestEnv, main: &Path, name: &str) -> (Option<String>, Vec<String>) 
     (from, migrated)
 }
 
+/// The store's entries (not the spare copies PostgreSQL's are given in
+/// the background).
 fn store_entries(env: &TestEnv, main: &Path) -> Vec<String> {
     let status = env.provision(main, &["status", "--json"]).expect(0).json();
     status["store"]["entries"]
@@ -52,9 +54,38 @@ fn store_entries(env: &TestEnv, main: &Path) -> Vec<String> {
             entries
                 .iter()
                 .map(|e| e["name"].as_str().unwrap().to_string())
+                .filter(|name| name.starts_with("provision_store_"))
                 .collect()
         })
         .unwrap_or_default()
+}
+
+fn database_exists(name: &str) -> bool {
+    server()
+        .client("postgres")
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .unwrap()
+        .is_some()
+}
+
+/// The spare copy of `entry` that `new` has a background process make.
+fn wait_for_spare(entry: &str) -> String {
+    let hash = entry.trim_start_matches("provision_store_");
+    for _ in 0..600 {
+        let row = server()
+            .client("postgres")
+            .query_opt(
+                "SELECT datname FROM pg_database WHERE datname LIKE $1 \
+                 AND shobj_description(oid, 'pg_database') IS NOT NULL",
+                &[&format!("provision\\_spare\\_{hash}\\_%")],
+            )
+            .unwrap();
+        if let Some(row) = row {
+            return row.get(0);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("no spare copy of {entry} was made");
 }
 
 fn add_migration(env: &TestEnv, main: &Path, name: &str) {
@@ -74,8 +105,14 @@ fn reuse_then_extend(pg: Option<&str>) {
     let entries = store_entries(&env, &main);
     assert_eq!(entries.len(), 1, "the result is stored");
 
+    // On PostgreSQL a spare copy of the entry is made in the background,
+    // and the next sandbox takes it by a rename.
+    let spare = pg.map(|_| wait_for_spare(&entries[0]));
     // The second `new` applies nothing new.
     let (from, migrated) = new(&env, &main, "b");
+    if let Some(spare) = spare {
+        assert!(!database_exists(&spare), "{spare} was taken");
+    }
     assert_eq!(from.as_ref(), Some(&entries[0]));
     assert!(migrated.is_empty(), "{migrated:?}");
     env.provision(&env.path("worktree-b"), &["verify"])
@@ -112,6 +149,7 @@ fn reuse_then_extend(pg: Option<&str>) {
             .as_array()
             .unwrap()
             .iter()
+            .filter(|e| e["name"].as_str().unwrap().starts_with("provision_store_"))
             .filter(|e| e["done"].as_str().unwrap().starts_with(word))
             .count()
     };
@@ -127,10 +165,12 @@ fn reuse_then_extend(pg: Option<&str>) {
     env.provision(&main, &["remove", "y", "--force"]).expect(0);
     if pg.is_some() {
         // The test server is shared: the store goes with the test.
+        let status = env.provision(&main, &["status", "--json"]).expect(0).json();
         let mut admin = server().client("postgres");
-        for entry in store_entries(&env, &main) {
+        for entry in status["store"]["entries"].as_array().unwrap() {
+            let name = entry["name"].as_str().unwrap();
             admin
-                .batch_execute(&format!("DROP DATABASE \"{entry}\""))
+                .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
                 .unwrap();
         }
     }

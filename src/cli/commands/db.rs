@@ -28,6 +28,13 @@ pub enum DbCommand {
     /// (after a merge). The links, env file and setup are brought up to
     /// date as `provision apply` does.
     Reset(ResetArgs),
+    /// Make a spare copy of a store entry ahead of the next sandbox (run in
+    /// the background by `new` and `db reset` on PostgreSQL).
+    #[command(hide = true)]
+    Refill {
+        /// The store entry (`provision_store_<hash>`).
+        entry: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -62,6 +69,10 @@ pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
             };
             let outcome = apply::apply(&sandbox, options, &globals.progress)?;
             output::emit(&Reset { outcome }, globals.json);
+            Ok(Exit::Clean)
+        }
+        DbCommand::Refill { entry } => {
+            crate::lifecycle::store::refill(&Workspace::discover(&globals.cwd)?, &entry)?;
             Ok(Exit::Clean)
         }
     }

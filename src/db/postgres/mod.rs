@@ -321,16 +321,89 @@ impl Database for Postgres {
         }
     }
 
+    fn take_spare(&mut self, entry: &Entry) -> Result<bool, DbError> {
+        let Some(hash) = entry.name.strip_prefix(store::PREFIX) else {
+            return Ok(false);
+        };
+        let pattern = format!("{}{hash}\\_%", store::SPARE.replace('_', "\\_"));
+        let store_mark = format!("{MARK} {}", entry.owner);
+        let fail = self.fail("look for a spare copy");
+        let spares: Vec<String> = self
+            .admin()?
+            .query(
+                "SELECT datname FROM pg_database WHERE datname LIKE $1 \
+                 AND shobj_description(oid, 'pg_database') = $2 ORDER BY oid",
+                &[&pattern, &store_mark],
+            )
+            .map_err(fail)?
+            .iter()
+            .map(|r| r.get(0))
+            .filter(|name: &String| store::spare_of(name).as_deref() == Some(entry.name.as_str()))
+            .collect();
+        let mark = format!("{MARK} {}", self.owner);
+        for spare in spares {
+            // Marked as this sandbox's before it takes the name: a crash in
+            // between leaves a spare nothing uses, never a sandbox's
+            // database marked as someone else's. Another `new` may take
+            // the same spare meanwhile: whoever renames it first has it.
+            let comment = format!(
+                "COMMENT ON DATABASE {} IS {}",
+                quote_ident(&spare),
+                quote_literal(&mark)
+            );
+            let rename = format!(
+                "ALTER DATABASE {} RENAME TO {}",
+                quote_ident(&spare),
+                quote_ident(&self.name)
+            );
+            let admin = self.admin()?;
+            if admin.batch_execute(&comment).is_ok() && admin.batch_execute(&rename).is_ok() {
+                // Another `new` may have marked the spare between the two:
+                // marked again, under its new name, which only this has.
+                let (name, owner) = (self.name.clone(), self.owner.clone());
+                self.mark_new(&name, &owner)?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn make_spare(&mut self) -> Result<(), DbError> {
+        let Some(hash) = self.name.strip_prefix(store::PREFIX) else {
+            return Ok(());
+        };
+        let pattern = format!("{}{hash}\\_%", store::SPARE.replace('_', "\\_"));
+        let fail = self.fail("make a spare copy");
+        let there = self
+            .admin()?
+            .query_opt("SELECT 1 FROM pg_database WHERE datname LIKE $1", &[&pattern])
+            .map_err(&fail)?;
+        if there.is_some() || !self.is_marked()? {
+            return Ok(());
+        }
+        let spare = store::spare_name(&self.name);
+        let sql = format!(
+            "CREATE DATABASE {} TEMPLATE {}",
+            quote_ident(&spare),
+            quote_ident(&self.name)
+        );
+        self.admin()?.batch_execute(&sql).map_err(fail)?;
+        let owner = self.owner.clone();
+        self.mark_new(&spare, &owner)
+    }
+
     fn store_entries(&mut self, owner: &str) -> Result<Vec<Stored>, DbError> {
         let fail = self.fail("list the store");
-        let pattern = format!("{}%", store::PREFIX.replace('_', "\\_"));
+        let like = |prefix: &str| format!("{}%", prefix.replace('_', "\\_"));
+        let (entries, spares) = (like(store::PREFIX), like(store::SPARE));
         let mark = format!("{MARK} {owner}");
         let rows = self
             .admin()?
             .query(
                 "SELECT datname, pg_database_size(oid), oid::bigint FROM pg_database \
-                 WHERE datname LIKE $1 AND shobj_description(oid, 'pg_database') = $2",
-                &[&pattern, &mark],
+                 WHERE (datname LIKE $1 OR datname LIKE $2) \
+                 AND shobj_description(oid, 'pg_database') = $3",
+                &[&entries, &spares, &mark],
             )
             .map_err(fail)?;
         Ok(rows
@@ -340,7 +413,7 @@ impl Database for Postgres {
                 bytes: u64::try_from(r.get::<_, i64>(1)).unwrap_or(0),
                 newness: u64::try_from(r.get::<_, i64>(2)).unwrap_or(0),
             })
-            .filter(|s| store::is_entry(&s.name))
+            .filter(|s| store::is_entry(&s.name) || store::spare_of(&s.name).is_some())
             .collect())
     }
 

@@ -166,6 +166,10 @@ impl Execution<'_> {
                 // Gone meanwhile (a `gc`), or not the store's: built as
                 // any other, the cached migrations too.
                 let made = entry.is_some_and(|e| {
+                    let spare = self.database.take_spare(&e);
+                    if let Ok(true) = spare {
+                        return true;
+                    }
                     self.database.create_from(&e).unwrap_or_else(|err| {
                         let warning = format!("the store's {} is passed over: {err}", e.name);
                         self.progress.warn(&warning);

@@ -367,6 +367,7 @@ pub fn apply(
             progress,
         };
         execute::all(ctx, run, &actions, &lock_hash)?;
+        start::refill_spare(ctx, database.kind(), &actions);
         if let Some(diverged) = diverged {
             return Err(diverged.into());
         }

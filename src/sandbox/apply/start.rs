@@ -11,7 +11,7 @@ use crate::db::migrations::{Applied, Migrations};
 use crate::db::{self, BuiltAhead, Database, Sqlite, store};
 use crate::git::MAIN_ID;
 use crate::output::Progress;
-use crate::recipe::config::Seed;
+use crate::recipe::config::{DatabaseKind, Seed};
 use crate::sandbox::observe::DatabaseSeen;
 use crate::sandbox::state;
 use crate::workspace::WorktreeSandbox;
@@ -195,4 +195,37 @@ impl Starts<'_> {
             actions.insert(at + 2, Action::Store { entry });
         }
     }
+}
+
+/// After a PostgreSQL sandbox was made from the store, a spare copy of
+/// its entry is made in the background (`provision db refill`, a process
+/// of its own that outlives this one), so that the next sandbox takes it
+/// by a rename instead of waiting for a copy. Best effort: it is only ever
+/// a head start.
+pub fn refill_spare(ctx: &WorktreeSandbox, kind: DatabaseKind, actions: &[Action]) {
+    if kind != DatabaseKind::Postgres {
+        return;
+    }
+    let migrated = actions.iter().any(|a| matches!(a, Action::Migrate { .. }));
+    let entry = actions.iter().find_map(|a| match a {
+        Action::Store { entry } => Some(entry.clone()),
+        Action::CreateDatabase {
+            from_store: Some(entry),
+            ..
+        } if !migrated => Some(entry.clone()),
+        _ => None,
+    });
+    let (Some(entry), Ok(exe)) = (entry, std::env::current_exe()) else {
+        return;
+    };
+    use std::os::unix::process::CommandExt;
+    let _ = std::process::Command::new(exe)
+        .arg("-C")
+        .arg(&ctx.checkout.root)
+        .args(["--quiet", "db", "refill", &entry])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn();
 }
