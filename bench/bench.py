@@ -46,6 +46,7 @@ def main():
         bench = Bench(app, env, provision)
         results = []
         results += bench.new_against_git(args.runs)
+        results += bench.sqlite_migrations(args.runs, args.many, args.files, work)
         results += bench.verify_against_git_status(args.runs)
         results += bench.listing_growth(args.sizes, args.runs)
         report = render(results, args, machine())
@@ -66,6 +67,8 @@ def parse_args():
     p.add_argument("--runs", type=int, default=15, help="rounds per group (default 15)")
     p.add_argument("--files", type=int, default=3000, help="tracked files (default 3000)")
     p.add_argument("--migrations", type=int, default=20, help="migrations (default 20)")
+    p.add_argument("--many", type=int, default=200,
+                   help="migrations of the SQLite `new` compared with none (default 200)")
     p.add_argument("--sizes", default="10,100,300",
                    help="sandbox counts for status and gc (default 10,100,300)")
     p.add_argument("--out", default=os.path.join(target, "bench", "results.md"),
@@ -224,6 +227,31 @@ class Bench:
             # wait4 reports the largest of provision and the git it runs.
             Result("new", "provision new X: peak memory", [kib / 1024 for kib in memory],
                    unit="MiB", limit=64),
+        ]
+
+    def sqlite_migrations(self, runs, many, files, work):
+        """`provision new` (SQLite) in two repositories alike but for their
+        migrations: none, and MANY. In each, a first `new` (not timed)
+        fills the store of migrated states, as any earlier sandbox would."""
+        none_app = os.path.join(work, "none", "app")
+        many_app = os.path.join(work, "many", "app")
+        generate_repo(none_app, files, 0, self.env)
+        generate_repo(many_app, files, many, self.env)
+        for app in (none_app, many_app):
+            self.quiet([self.provision, "new", "warm"], cwd=app)
+        def timed(app):
+            return lambda name: self.run([self.provision, "new", name], cwd=app)[0]
+        def remove(app):
+            return lambda name: self.quiet([self.provision, "remove", "--force", name], cwd=app)
+        none = "provision new X (sqlite, no migrations)"
+        with_many = f"provision new X (sqlite, {many} migrations)"
+        samples = self.rounds(runs, {
+            none: (lambda: self.fresh("none"), timed(none_app), remove(none_app)),
+            with_many: (lambda: self.fresh("many"), timed(many_app), remove(many_app)),
+        })
+        return [
+            Result("migrations", none, samples[none]),
+            Result("migrations", with_many, samples[with_many], baseline=none, target=1.05),
         ]
 
     def verify_against_git_status(self, runs):
