@@ -278,34 +278,33 @@ impl WorktreeSandbox {
 
     /// Observes the main checkout and worktree, then plans.
     pub fn plan(&self, migrations: &[Migration]) -> Result<Plan, BoxError> {
-        let main_repo = git2::Repository::open(&self.checkout.main)?;
-        let resolved = include::resolve(&self.includes, &main_repo, &self.checkout.main)?;
+        let main = self.main_view()?;
+        if self.checkout.is_main() {
+            return self.plan_with(&main, None, migrations);
+        }
+        let worktree = self.checkout.open()?;
+        let head = git::head_tree(&worktree)?;
+        self.plan_with(&main, head.as_ref(), migrations)
+    }
+
+    /// Plans against `main` (read once for many worktrees) and the tree of
+    /// this worktree's HEAD commit (`None` before its first commit, and
+    /// unused in the main checkout).
+    pub fn plan_with(
+        &self,
+        main: &MainView,
+        head: Option<&git2::Tree>,
+        migrations: &[Migration],
+    ) -> Result<Plan, BoxError> {
         let mut tracked_in_worktree = BTreeSet::new();
         if !self.checkout.is_main() {
-            let worktree = self.checkout.open()?;
-            let head = git::head_tree(&worktree)?;
-            for (path, _) in &resolved.present {
-                if git::committed(head.as_ref(), path) {
+            for (path, _) in &main.resolved.present {
+                if git::committed(head, path) {
                     tracked_in_worktree.insert(path.clone());
                 }
             }
         }
-        let env_file = &self.settings.env_file;
-        let shared_env = if resolved.present.iter().any(|(p, _)| p == env_file) {
-            Some(fs_err::read_to_string(self.checkout.main.join(env_file))?)
-        } else {
-            None
-        };
-        let mut linked_env_keys = BTreeMap::new();
-        for (path, is_dir) in &resolved.present {
-            if !is_dir && envfile::is_dotenv(path) {
-                // Unreadable (not UTF-8, say): it sets nothing provision can see.
-                let text =
-                    fs_err::read_to_string(self.checkout.main.join(path)).unwrap_or_default();
-                linked_env_keys.insert(path.clone(), envfile::keys(&text));
-            }
-        }
-        let main = self.checkout.main.to_string_lossy();
+        let main_path = self.checkout.main.to_string_lossy();
         let worktree = self.checkout.root.to_string_lossy();
         let inputs = Inputs {
             settings: &self.settings,
@@ -313,16 +312,52 @@ impl WorktreeSandbox {
             name: &self.name,
             repo: &self.repo,
             port: self.port,
-            main: &main,
+            main: &main_path,
             worktree: &worktree,
             is_main: self.checkout.is_main(),
-            resolved: &resolved,
+            resolved: &main.resolved,
             tracked_in_worktree: &tracked_in_worktree,
-            shared_env: shared_env.as_deref(),
-            linked_env_keys: &linked_env_keys,
+            shared_env: main.shared_env.as_deref(),
+            linked_env_keys: &main.linked_env_keys,
             migrations,
         };
         Ok(plan::plan(&inputs)?)
+    }
+}
+
+/// What a plan reads from the main checkout: the includes resolved against
+/// its files, and the linked env files' contents. The same for every
+/// worktree, so `status` reads it once for all of them.
+pub struct MainView {
+    resolved: include::Resolved,
+    shared_env: Option<String>,
+    linked_env_keys: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Workspace {
+    pub fn main_view(&self) -> Result<MainView, BoxError> {
+        let main = &self.checkout.main;
+        let main_repo = git2::Repository::open(main)?;
+        let resolved = include::resolve(&self.includes, &main_repo, main)?;
+        let env_file = &self.settings.env_file;
+        let shared_env = if resolved.present.iter().any(|(p, _)| p == env_file) {
+            Some(fs_err::read_to_string(main.join(env_file))?)
+        } else {
+            None
+        };
+        let mut linked_env_keys = BTreeMap::new();
+        for (path, is_dir) in &resolved.present {
+            if !is_dir && envfile::is_dotenv(path) {
+                // Unreadable (not UTF-8, say): it sets nothing provision can see.
+                let text = fs_err::read_to_string(main.join(path)).unwrap_or_default();
+                linked_env_keys.insert(path.clone(), envfile::keys(&text));
+            }
+        }
+        Ok(MainView {
+            resolved,
+            shared_env,
+            linked_env_keys,
+        })
     }
 }
 

@@ -11,6 +11,7 @@ use crate::db::migrations::Migration;
 use crate::git::Checkout;
 use crate::sandbox::lock::{self, Sandbox};
 use crate::sandbox::observe::{self, Observed};
+use crate::sandbox::plan::Plan;
 use crate::sandbox::state::{self, Ledger, Presence, Step};
 use crate::workspace::{Workspace, WorktreeSandbox};
 
@@ -98,6 +99,43 @@ pub fn verify(checkout: Checkout) -> Result<Report, BoxError> {
             warnings: Vec::new(),
         });
     };
+    let ctx = WorktreeSandbox::observe(Workspace::load(checkout)?, &read.sandbox);
+    let checked = check(&ctx, &read, |files| ctx.plan(files))?;
+    let locked = &read.sandbox;
+    let mut diff = unified(locked, &checked.observed, "observed");
+    if checked
+        .findings
+        .iter()
+        .any(|f| f.kind == FindingKind::Stale)
+    {
+        diff.push_str(&unified(locked, &checked.plan.sandbox, "recipe"));
+    }
+    Ok(Report {
+        worktree: Some(locked.worktree.clone()),
+        path,
+        clean: checked.findings.is_empty(),
+        findings: checked.findings,
+        diff,
+        warnings: checked.plan.shadowed,
+    })
+}
+
+/// What `verify` finds, before its report is worded: the findings, the
+/// sandbox as observed, and what the recipe now plans.
+pub struct Checked {
+    pub findings: Vec<Finding>,
+    pub observed: Sandbox,
+    pub plan: Plan,
+}
+
+/// Checks the sandbox `ctx` against its lock `read`; `plan` plans from the
+/// migration files found (`status` plans many worktrees from one read of
+/// the main checkout).
+pub fn check(
+    ctx: &WorktreeSandbox,
+    read: &lock::Read,
+    plan: impl FnOnce(&[Migration]) -> Result<Plan, BoxError>,
+) -> Result<Checked, BoxError> {
     let locked = &read.sandbox;
     let mut findings = Vec::new();
     if !read.hash_ok {
@@ -106,10 +144,14 @@ pub fn verify(checkout: Checkout) -> Result<Report, BoxError> {
             read.recorded_hash
         )));
     }
-    let ctx = WorktreeSandbox::observe(Workspace::load(checkout)?, locked);
     let files = ctx.migrations()?;
     let mut database = ctx.database()?;
-    let observed = observe::observe(locked, &root, &ctx.checkout.main, database.as_mut())?;
+    let observed = observe::observe(
+        locked,
+        &ctx.checkout.root,
+        &ctx.checkout.main,
+        database.as_mut(),
+    )?;
     worktree_drift(locked, &observed, &mut findings);
     database_drift(locked, &observed, &files, &mut findings);
     // Whatever the specific checks above do not name, the diff still shows:
@@ -120,24 +162,16 @@ pub fn verify(checkout: Checkout) -> Result<Report, BoxError> {
             "differs from its lock (see the diff)",
         ));
     }
-    let plan = ctx.plan(&files)?;
+    let plan = plan(&files)?;
     for change in state::changes(locked, &plan.sandbox) {
         if let Some(message) = change.message() {
             findings.push(Finding::stale(change.subject(), message));
         }
     }
-
-    let mut diff = unified(locked, &observed.sandbox, "observed");
-    if findings.iter().any(|f| f.kind == FindingKind::Stale) {
-        diff.push_str(&unified(locked, &plan.sandbox, "recipe"));
-    }
-    Ok(Report {
-        worktree: Some(locked.worktree.clone()),
-        path,
-        clean: findings.is_empty(),
+    Ok(Checked {
         findings,
-        diff,
-        warnings: plan.shadowed,
+        observed: observed.sandbox,
+        plan,
     })
 }
 
