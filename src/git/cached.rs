@@ -203,13 +203,23 @@ mod index {
             let (start, end) = self.entries[i].name;
             &self.names[start..end]
         }
+
+        /// Where the run of entries under `folder` (`a/b/`) that starts
+        /// `range` ends, found by bisection.
+        pub fn run_end(&self, range: std::ops::Range<usize>, folder: &[u8]) -> usize {
+            let start = range.start;
+            start
+                + self.entries[range]
+                    .partition_point(|e| self.names[e.name.0..e.name.1].starts_with(folder))
+        }
     }
 
     pub fn read(path: &Path) -> Option<Index> {
-        let mut file = fs_err::File::open(path).ok()?;
+        let file = fs_err::File::open(path).ok()?;
         let meta = file.metadata().ok()?;
         let mut data = Vec::with_capacity(usize::try_from(meta.len()).ok()? + 1);
-        file.read_to_end(&mut data).ok()?;
+        // std's own file: it reads into the buffer without zeroing it first.
+        file.file().read_to_end(&mut data).ok()?;
         let written = meta.mtime();
         parse(&data, written)
     }
@@ -402,6 +412,8 @@ mod walk {
         /// Folders known excluded, or known not to be.
         excluded: HashMap<Vec<u8>, bool>,
         buffer: Vec<u8>,
+        /// Listings done with, kept for the next folder's.
+        spare: Vec<Listing>,
     }
 
     impl<'a> Walk<'a> {
@@ -413,6 +425,7 @@ mod walk {
                 gitignores: HashMap::new(),
                 excluded: HashMap::new(),
                 buffer: Vec::with_capacity(32 * 1024),
+                spare: Vec::new(),
             }
         }
 
@@ -435,9 +448,7 @@ mod walk {
                         // sorted index.
                         let under = &index.name(i)[..prefix.len() + slash + 1];
                         let start = i;
-                        while i < range.end && index.name(i).starts_with(under) {
-                            i += 1;
-                        }
+                        i = index.run_end(i..range.end, under);
                         children.push((&rest[..slash], Child::Folder(start..i)));
                     }
                 }
@@ -450,40 +461,46 @@ mod walk {
                 return false;
             };
             let mut seen = 0;
-            for (name, kind) in listing.iter() {
-                // git never looks into a `.git` (its own, or a nested repository's).
-                if name == b".git" {
-                    continue;
-                }
-                let Ok(k) = children.binary_search_by(|c| c.0.cmp(name)) else {
-                    if self.untracked(dir, prefix, name, kind) {
+            let clean = 'listing: {
+                for (name, kind) in listing.iter() {
+                    // git never looks into a `.git` (its own, or a nested repository's).
+                    if name == b".git" {
                         continue;
                     }
-                    return false;
-                };
-                seen += 1;
-                let clean = match &children[k].1 {
-                    Child::File(entry) => self.unchanged(dir, name, *entry),
-                    Child::Folder(range) => match open_folder(dir, name) {
-                        Some(sub) => {
-                            let prefix = [prefix, name, b"/"].concat();
-                            self.tracked(&sub, &prefix, range.clone())
+                    let Ok(k) = children.binary_search_by(|c| c.0.cmp(name)) else {
+                        if self.untracked(dir, prefix, name, kind) {
+                            continue;
                         }
-                        None => false,
-                    },
-                };
-                if !clean {
-                    return false;
+                        break 'listing false;
+                    };
+                    seen += 1;
+                    let clean = match &children[k].1 {
+                        Child::File(entry) => self.unchanged(dir, name, *entry),
+                        Child::Folder(range) => match open_folder(dir, name) {
+                            Some(sub) => {
+                                let prefix = [prefix, name, b"/"].concat();
+                                self.tracked(&sub, &prefix, range.clone())
+                            }
+                            None => false,
+                        },
+                    };
+                    if !clean {
+                        break 'listing false;
+                    }
                 }
-            }
-            // A tracked file or folder that is gone.
-            seen == children.len()
+                // A tracked file or folder that is gone.
+                seen == children.len()
+            };
+            self.spare.push(listing);
+            clean
         }
 
         /// The names in `dir` but `.` and `..`, with their type as the
         /// listing gives it.
         fn list(&mut self, dir: &OwnedFd) -> Option<Listing> {
-            let mut out = Listing::default();
+            let mut out = self.spare.pop().unwrap_or_default();
+            out.names.clear();
+            out.entries.clear();
             let mut entries = RawDir::new(dir.as_fd(), self.buffer.spare_capacity_mut());
             while let Some(entry) = entries.next() {
                 let entry = entry.ok()?;
@@ -552,10 +569,12 @@ mod walk {
                     };
                     let prefix = [&path[..], b"/"].concat();
                     // A nested repository is listed even when empty.
-                    listing.iter().all(|(n, _)| n != b".git")
+                    let clean = listing.iter().all(|(n, _)| n != b".git")
                         && listing
                             .iter()
-                            .all(|(n, k)| self.untracked(&sub, &prefix, n, k))
+                            .all(|(n, k)| self.untracked(&sub, &prefix, n, k));
+                    self.spare.push(listing);
+                    clean
                 }
                 _ => false,
             }

@@ -344,7 +344,7 @@ impl Shared<'_> {
     }
 }
 
-/// Computes `f` for every item on every core, each thread with its own
+/// Computes `f` for every item on all cores, each thread with its own
 /// `state` (from `init`), taking the next item as soon as it is free, and
 /// hands the results to `each` in the items' order as they complete.
 fn in_parallel<T: Sync, R: Send, S>(
@@ -353,8 +353,11 @@ fn in_parallel<T: Sync, R: Send, S>(
     f: impl Fn(&mut S, &T) -> R + Sync,
     mut each: impl FnMut(R),
 ) {
+    // Twice the cores: a row that leaves its answer to `git status`, or
+    // whose folders are not cached, waits on another process or the disk
+    // while the other rows go on.
     let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
+        .map_or(1, |n| n.get() * 2)
         .min(items.len())
         .max(1);
     let next = AtomicUsize::new(0);
