@@ -19,8 +19,8 @@ pub use history::{
     branch_delete, default_branch, has_own_commits, is_merged, unique_commits, unsaved_files,
 };
 pub use worktree::{
-    Start, Worktree, branch_start, has_entry, has_submodules, same_path, unlock, unlock_added,
-    worktree_add, worktree_remove, worktree_undo, worktrees,
+    Start, Worktree, branch_start, has_entry, has_submodules, parallel_checkout_pays, same_path,
+    unlock, unlock_added, worktree_add, worktree_remove, worktree_undo, worktrees,
 };
 
 #[derive(Debug, thiserror::Error)]

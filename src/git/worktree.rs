@@ -81,19 +81,24 @@ pub fn branch_start(main: &Path, branch: &str, from: Option<&str>) -> Result<Sta
     }
 }
 
-/// `git worktree add` of `path` on `branch`, as `start` says.
-pub fn worktree_add(main: &Path, branch: &str, path: &Path, start: &Start) -> Result<(), GitError> {
-    // Not git's parallel checkout (`checkout.workers`): on 2 cores it saved
-    // 3–7% idle and took 1.7–2.5× as long with the other core busy, which
-    // is what many agents at once look like (`just bench`). A user who sets
-    // it in git's config gets it anyway.
+/// `git worktree add` of `path` on `branch`, as `start` says; with git's
+/// parallel checkout when `parallel` (see [`parallel_checkout_pays`]).
+pub fn worktree_add(
+    main: &Path,
+    branch: &str,
+    path: &Path,
+    start: &Start,
+    parallel: bool,
+) -> Result<(), GitError> {
     // Locked from git's first write until `unlock_added`, with a reason of
     // provision's own: a `new` killed in between leaves a worktree that
     // `gc` knows for one no `new` will finish (`new` holds the registry
     // lock until it unlocks, and `gc` takes it).
-    let mut args: Vec<String> = ["worktree", "add", "--lock", "--reason", ADDING]
-        .map(String::from)
-        .into();
+    let mut args: Vec<String> = Vec::new();
+    if parallel {
+        args.extend(["-c".into(), "checkout.workers=0".into()]);
+    }
+    args.extend(["worktree", "add", "--lock", "--reason", ADDING].map(String::from));
     let path = path.to_string_lossy().into_owned();
     match start {
         Start::New(from) => {
@@ -110,6 +115,52 @@ pub fn worktree_add(main: &Path, branch: &str, path: &Path, start: &Start) -> Re
         ]),
     }
     run_git(main, &args).map(|_| ())
+}
+
+/// Whether git's parallel checkout (`checkout.workers=0`, a worker per
+/// core) pays for a new worktree now: 2 cores or more, and none busy but
+/// this process (a load average under all cores but one, and nothing else
+/// running this moment). On the 3,000-file benchmark with 2 cores it took
+/// 0.93–0.97× the default's time on an idle machine, but 1.7–2.5× with the
+/// other core busy, which is what many agents at once look like. A user's
+/// own `checkout.workers` is never overridden.
+pub fn parallel_checkout_pays(main: &Path) -> bool {
+    let Ok(cores) = std::thread::available_parallelism() else {
+        return false;
+    };
+    let cores = cores.get();
+    let idle = fs_err::read_to_string("/proc/loadavg").is_ok_and(|text| {
+        let fields: Vec<&str> = text.split_whitespace().collect();
+        let load: Option<f64> = fields.first().and_then(|f| f.parse().ok());
+        // "running/total" scheduling entities; running counts this thread.
+        let running: Option<usize> = fields
+            .get(3)
+            .and_then(|f| f.split('/').next())
+            .and_then(|f| f.parse().ok());
+        matches!((load, running), (Some(load), Some(running))
+            if load < (cores - 1) as f64 && running <= 1)
+    });
+    cores >= 2 && idle && !configured(main, "checkout.workers")
+}
+
+/// Whether git's config sets `key` for the repository at `main`, as far as
+/// libgit2 reads it, or may set it where libgit2 does not look (the
+/// environment's `GIT_CONFIG_*`).
+fn configured(main: &Path, key: &str) -> bool {
+    let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if env("GIT_CONFIG_PARAMETERS").is_some() || env("GIT_CONFIG_COUNT").is_some() {
+        return true;
+    }
+    let in_file = |name: &str| {
+        env(name).is_some_and(|path| {
+            git2::Config::open(Path::new(&path)).is_ok_and(|c| c.get_entry(key).is_ok())
+        })
+    };
+    in_file("GIT_CONFIG_GLOBAL")
+        || in_file("GIT_CONFIG_SYSTEM")
+        || Repository::open(main)
+            .and_then(|repo| repo.config())
+            .is_ok_and(|config| config.get_entry(key).is_ok())
 }
 
 /// The lock reason `worktree_add` gives git while the worktree is made.
