@@ -226,7 +226,8 @@ pub fn worktrees(main: &Path, common_dir: &Path) -> Result<Vec<Worktree>, GitErr
             "-z".into(),
         ],
     )?;
-    let ids = worktree_ids(common_dir);
+    // Read only for a worktree whose `.git` does not name its entry.
+    let mut ids: Option<Vec<(String, String)>> = None;
     let mut out: Vec<Worktree> = Vec::new();
     for field in text.split('\0') {
         let (key, value) = field.split_once(' ').unwrap_or((field, ""));
@@ -239,7 +240,8 @@ pub fn worktrees(main: &Path, common_dir: &Path) -> Result<Vec<Worktree>, GitErr
             } else {
                 id_from_dot_git(common_dir, Path::new(value))
                     .or_else(|| {
-                        ids.iter()
+                        ids.get_or_insert_with(|| worktree_ids(common_dir))
+                            .iter()
                             .find(|(path, _)| same_path(Path::new(path), Path::new(value)))
                             .map(|(_, id)| id.clone())
                     })

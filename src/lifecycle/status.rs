@@ -1,9 +1,13 @@
 //! `provision status`: every worktree git knows plus every record whose
 //! worktree is gone, with its sandbox's name, database, port, whether it has
 //! unsaved changes, and its state. Takes no lock; the one write is git's
-//! own index refresh, as `git status` makes it.
+//! own index refresh, when `git status` is asked about a worktree that git's
+//! index alone does not prove clean (`git::proven_clean`).
+//!
+//! Rows are read on all cores; what they share (the recipe, the includes
+//! against the main checkout, git's exclude settings) is read once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -109,17 +113,28 @@ impl<'a> Listing<'a> {
         let registry = Registry::new(&checkout.common_dir);
         let records = registry.read_all()?;
         let worktrees = git::worktrees(&checkout.main, &checkout.common_dir)?;
+        // A record can only belong to a worktree of its own id: each such
+        // pair is asked once (it reads the worktree's claim), not every
+        // record against every worktree.
+        let mut by_id: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, record) in records.iter().enumerate() {
+            by_id.entry(record.id.as_str()).or_default().push(i);
+        }
+        let mut owned = vec![false; records.len()];
         let mut rows: Vec<Row> = worktrees
             .iter()
             .map(|worktree| {
-                let record = records.iter().find(|r| registry.owns(r, worktree));
-                skeleton(worktree, record)
+                let mut first = None;
+                for &i in by_id.get(worktree.id.as_str()).into_iter().flatten() {
+                    if registry.owns(&records[i], worktree) {
+                        owned[i] = true;
+                        first = first.or(Some(&records[i]));
+                    }
+                }
+                skeleton(worktree, first)
             })
             .collect();
-        for record in records
-            .iter()
-            .filter(|r| !worktrees.iter().any(|w| registry.owns(r, w)))
-        {
+        for (record, _) in records.iter().zip(owned).filter(|(_, owned)| !owned) {
             rows.push(orphan(&registry, record, &worktrees, &checkout.common_dir));
         }
         Ok(Listing {
