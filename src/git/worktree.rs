@@ -118,29 +118,39 @@ pub fn worktree_add(
 }
 
 /// Whether git's parallel checkout (`checkout.workers=0`, a worker per
-/// core) pays for a new worktree now: 2 cores or more, and none busy but
-/// this process (a load average under all cores but one, and nothing else
-/// running this moment). On the 3,000-file benchmark with 2 cores it took
-/// 0.93–0.97× the default's time on an idle machine, but 1.7–2.5× with the
-/// other core busy, which is what many agents at once look like. A user's
-/// own `checkout.workers` is never overridden.
+/// core) pays for a new worktree now: 2 cores or more, nothing else
+/// running this moment, and no task kept waiting for a core lately (the
+/// kernel's CPU pressure over 10 s under 10%; without it, a load average
+/// under all cores but one). On the 3,000-file benchmark with 2 cores it
+/// took 0.74–0.97× the default's time with the cores idle (the less, the
+/// more the disk is the limit: its writes overlap), but 1.7–2.5× with the
+/// other core busy, which is what many agents at once look like. Waiting
+/// on the disk is not a busy core: the load average counts it, the
+/// pressure does not. A user's own `checkout.workers` is never overridden.
 pub fn parallel_checkout_pays(main: &Path) -> bool {
-    let Ok(cores) = std::thread::available_parallelism() else {
-        return false;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let loadavg = fs_err::read_to_string("/proc/loadavg").unwrap_or_default();
+    let fields: Vec<&str> = loadavg.split_whitespace().collect();
+    // "running/total" scheduling entities; running counts this thread.
+    let running: Option<usize> = fields
+        .get(3)
+        .and_then(|f| f.split('/').next())
+        .and_then(|f| f.parse().ok());
+    let calm = match fs_err::read_to_string("/proc/pressure/cpu") {
+        // "some avg10=2.80 avg60=… avg300=… total=…"
+        Ok(text) => text
+            .lines()
+            .find_map(|line| line.strip_prefix("some "))
+            .and_then(|line| line.split_whitespace().next())
+            .and_then(|field| field.strip_prefix("avg10="))
+            .and_then(|value| value.parse::<f64>().ok())
+            .is_some_and(|stalled| stalled < 10.0),
+        Err(_) => fields
+            .first()
+            .and_then(|f| f.parse::<f64>().ok())
+            .is_some_and(|load| load < (cores - 1) as f64),
     };
-    let cores = cores.get();
-    let idle = fs_err::read_to_string("/proc/loadavg").is_ok_and(|text| {
-        let fields: Vec<&str> = text.split_whitespace().collect();
-        let load: Option<f64> = fields.first().and_then(|f| f.parse().ok());
-        // "running/total" scheduling entities; running counts this thread.
-        let running: Option<usize> = fields
-            .get(3)
-            .and_then(|f| f.split('/').next())
-            .and_then(|f| f.parse().ok());
-        matches!((load, running), (Some(load), Some(running))
-            if load < (cores - 1) as f64 && running <= 1)
-    });
-    cores >= 2 && idle && !configured(main, "checkout.workers")
+    cores >= 2 && running.is_some_and(|r| r <= 1) && calm && !configured(main, "checkout.workers")
 }
 
 /// Whether git's config sets `key` for the repository at `main`, as far as
