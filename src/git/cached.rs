@@ -17,6 +17,19 @@
 //! `git status` re-reads the index and `lstat`s every tracked file by its
 //! whole path in a process of its own; here the files are `lstat`ed by name
 //! within their open folder, in the process that asks.
+//!
+//! Listing every folder is a fifth of the work. A proof leaves a record
+//! (`provision-clean`, beside the worktree's index): the time it started,
+//! and which index and exclude files it read. While those are the same
+//! files, a folder not changed since (its ctime older than that time:
+//! adding, removing or renaming a name in a folder changes it) still
+//! holds the names the proof listed, all tracked or ignored, so only its
+//! tracked files are looked at again. A proof that met an untracked folder
+//! git does not ignore (its contents can change without its parent's
+//! ctime), or an ignore file git does not track, leaves no record; nor
+//! does a worktree on a file system whose timestamps are not the local
+//! clock's (network or FUSE file systems). This is git's own untracked
+//! cache, kept by provision.
 
 use std::path::{Path, PathBuf};
 
@@ -29,6 +42,8 @@ pub struct Excludes {
     info: Gitignore,
     /// `core.excludesFile`, by default `$XDG_CONFIG_HOME/git/ignore`.
     global: Gitignore,
+    /// Which files those were, as a record names them.
+    files: String,
 }
 
 impl Excludes {
@@ -70,14 +85,42 @@ impl Excludes {
             Some(value) => Some(expand_home(&value)?),
             None => default_excludes_file(),
         };
+        let info_path = common_dir.join("info").join("exclude");
+        let files = format!(
+            "{} {}",
+            identity(&info_path),
+            global.as_deref().map_or_else(|| "-".into(), identity)
+        );
         Some(Excludes {
-            info: load_file(&common_dir.join("info").join("exclude"), true)?,
+            info: load_file(&info_path, true)?,
             global: match global {
                 Some(path) => load_file(&path, true)?,
                 None => Gitignore::empty(),
             },
+            files,
         })
     }
+}
+
+/// Which file is at `path` (followed), as the file system tells files apart
+/// and marks a change: `-` when there is none.
+fn identity(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    fs_err::metadata(path).map_or_else(
+        |_| "-".into(),
+        |m| {
+            format!(
+                "{}:{}:{}:{}.{}:{}.{}",
+                m.dev(),
+                m.ino(),
+                m.size(),
+                m.mtime(),
+                m.mtime_nsec(),
+                m.ctime(),
+                m.ctime_nsec()
+            )
+        },
+    )
 }
 
 /// git's false (`false`, `no`, `off`, `0`, empty); anything else is taken
@@ -130,32 +173,142 @@ fn load_file(path: &Path, follow: bool) -> Option<Gitignore> {
 /// Whether the worktree at `root`, whose admin dir is `git_dir` and whose
 /// HEAD commit has the tree `head_tree`, is proven clean: no file `git
 /// status --untracked-files=normal --ignore-submodules=all` would list.
-/// `false` means "ask git".
+/// `false` means "ask git". `record` is where its proof is kept for the
+/// next time (see the module's notes).
 #[cfg(target_os = "linux")]
 pub fn proven_clean(
     excludes: &Excludes,
     root: &Path,
     git_dir: &Path,
+    record: &Path,
     head_tree: git2::Oid,
 ) -> bool {
-    use rustix::fs::{CWD, Mode, OFlags, openat};
-    let Some(index) = index::read(&git_dir.join("index")) else {
-        return false;
-    };
-    if index.tree.as_ref().map(|t| t.as_slice()) != Some(head_tree.as_bytes()) {
-        return false;
-    }
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    let Ok(dir) = openat(CWD, root, flags, Mode::empty()) else {
-        return false;
-    };
-    let mut walk = walk::Walk::new(root, &index, excludes);
-    walk.tracked(&dir, b"", 0..index.entries.len())
+    proof::proven_clean(excludes, root, git_dir, record, head_tree, proof::MARGIN)
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn proven_clean(_: &Excludes, _: &Path, _: &Path, _: git2::Oid) -> bool {
+pub fn proven_clean(_: &Excludes, _: &Path, _: &Path, _: &Path, _: git2::Oid) -> bool {
     false
+}
+
+/// A proof, and its record.
+#[cfg(target_os = "linux")]
+mod proof {
+    use std::path::Path;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use rustix::fs::{CWD, Mode, OFlags, fstatfs, openat};
+
+    use super::Excludes;
+    use super::index;
+    use super::walk::Walk;
+
+    /// How much older than a proof's start a folder's last change must be
+    /// to count as before it: a file system's clock is the kernel's coarse
+    /// one, and may lag the time read here.
+    pub const MARGIN: Duration = Duration::from_secs(2);
+
+    const VERSION: &str = "provision-clean 1";
+
+    /// File systems whose timestamps come from this kernel's clock, as
+    /// `statfs` names them: ext2/3/4, xfs, btrfs, tmpfs, overlayfs, zfs,
+    /// f2fs, bcachefs.
+    const LOCAL: [i64; 8] = [
+        0xEF53,
+        0x5846_5342,
+        0x9123_683E,
+        0x0102_1994,
+        0x794C_7630,
+        0x2FC1_2FC1,
+        0xF2F5_2010,
+        0xCA45_1A4E,
+    ];
+
+    pub fn proven_clean(
+        excludes: &Excludes,
+        root: &Path,
+        git_dir: &Path,
+        record: &Path,
+        head_tree: git2::Oid,
+        margin: Duration,
+    ) -> bool {
+        prove(excludes, root, git_dir, record, head_tree, margin).is_some()
+    }
+
+    /// The folders listed to prove the worktree clean; `None`: not proven.
+    pub fn prove(
+        excludes: &Excludes,
+        root: &Path,
+        git_dir: &Path,
+        record: &Path,
+        head_tree: git2::Oid,
+        margin: Duration,
+    ) -> Option<usize> {
+        let started = SystemTime::now();
+        let index = index::read(&git_dir.join("index"))?;
+        if index.tree.as_ref().map(|t| t.as_slice()) != Some(head_tree.as_bytes()) {
+            return None;
+        }
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let dir = openat(CWD, root, flags, Mode::empty()).ok()?;
+        // The inputs a record is good for.
+        let inputs = format!("{} {}", index.identity, excludes.files);
+        #[allow(clippy::unnecessary_cast)] // f_type's type differs by target
+        let local = fstatfs(&dir).is_ok_and(|fs| LOCAL.contains(&(fs.f_type as i64)));
+        let since = if local { read(record, &inputs) } else { None };
+        let mut walk = Walk::new(root, &index, excludes, since);
+        if !walk.tracked(&dir, b"", 0..index.entries.len()) {
+            return None;
+        }
+        if local && walk.reusable && walk.listed > 0 {
+            let proven = started
+                .checked_sub(margin)
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok());
+            if let Some(proven) = proven {
+                write(record, &inputs, proven);
+            }
+        }
+        Some(walk.listed)
+    }
+
+    /// The time a record's proof started, when it was made from `inputs`.
+    fn read(record: &Path, inputs: &str) -> Option<(i64, i64)> {
+        let text = fs_err::read_to_string(record).ok()?;
+        let mut lines = text.lines();
+        if lines.next()? != VERSION {
+            return None;
+        }
+        let (secs, nanos) = lines.next()?.split_once('.')?;
+        let (secs, nanos): (i64, i64) = (secs.parse().ok()?, nanos.parse().ok()?);
+        // A record from the future (a clock set back, or a forged file)
+        // would spare folders changed after it.
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?;
+        let past = i64::try_from(now.as_secs()).is_ok_and(|now| secs <= now);
+        (past && lines.next()? == inputs).then_some((secs, nanos))
+    }
+
+    /// Replaces the record whole (a reader sees the old one or the new
+    /// one); not synced: a record lost is a proof to make again.
+    fn write(record: &Path, inputs: &str, proven: Duration) {
+        let text = format!(
+            "{VERSION}\n{}.{:09}\n{inputs}\n",
+            proven.as_secs(),
+            proven.subsec_nanos()
+        );
+        let Some(dir) = record.parent() else {
+            return;
+        };
+        let _ = fs_err::create_dir_all(dir);
+        if let Ok(mut tmp) = tempfile::Builder::new()
+            .prefix(".provision-clean-")
+            .tempfile_in(dir)
+        {
+            use std::io::Write;
+            if tmp.write_all(text.as_bytes()).is_ok() {
+                let _ = tmp.persist(record);
+            }
+        }
+    }
 }
 
 /// The index file, as far as this module reads it.
@@ -181,6 +334,9 @@ mod index {
         /// When the index file was written (seconds): an entry whose file
         /// changed in that second or later may be "racily clean".
         pub written: i64,
+        /// Which index file this was (git replaces it whole on every
+        /// write), as a proof's record names it.
+        pub identity: String,
     }
 
     /// One stage-0 entry and the stat data git cached for it.
@@ -204,6 +360,13 @@ mod index {
             &self.names[start..end]
         }
 
+        /// Whether `path` is a tracked file.
+        pub fn tracks(&self, path: &[u8]) -> bool {
+            self.entries
+                .binary_search_by(|e| self.names[e.name.0..e.name.1].cmp(path))
+                .is_ok()
+        }
+
         /// Where the run of entries under `folder` (`a/b/`) that starts
         /// `range` ends, found by bisection.
         pub fn run_end(&self, range: std::ops::Range<usize>, folder: &[u8]) -> usize {
@@ -220,8 +383,18 @@ mod index {
         let mut data = Vec::with_capacity(usize::try_from(meta.len()).ok()? + 1);
         // std's own file: it reads into the buffer without zeroing it first.
         file.file().read_to_end(&mut data).ok()?;
-        let written = meta.mtime();
-        parse(&data, written)
+        let mut index = parse(&data, meta.mtime())?;
+        index.identity = format!(
+            "{}:{}:{}:{}.{}:{}.{}",
+            meta.dev(),
+            meta.ino(),
+            meta.size(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec()
+        );
+        Some(index)
     }
 
     fn be32(data: &[u8], at: usize) -> Option<u32> {
@@ -347,6 +520,7 @@ mod index {
             entries,
             tree,
             written,
+            identity: String::new(),
         })
     }
 
@@ -406,6 +580,14 @@ mod walk {
         root: &'a Path,
         index: &'a Index,
         excludes: &'a Excludes,
+        /// When the proof this walk may rely on started (ctime seconds,
+        /// nanoseconds): a folder changed before then is not listed.
+        since: Option<(i64, i64)>,
+        /// Whether this walk's proof may be recorded: it met no untracked
+        /// folder git does not ignore, and no ignore file git does not track.
+        pub reusable: bool,
+        /// How many folders were listed.
+        pub listed: usize,
         /// Each folder's `.gitignore`, once read (`None`: git would read it
         /// otherwise than this module).
         gitignores: HashMap<Vec<u8>, Option<Gitignore>>,
@@ -417,11 +599,19 @@ mod walk {
     }
 
     impl<'a> Walk<'a> {
-        pub fn new(root: &'a Path, index: &'a Index, excludes: &'a Excludes) -> Self {
+        pub fn new(
+            root: &'a Path,
+            index: &'a Index,
+            excludes: &'a Excludes,
+            since: Option<(i64, i64)>,
+        ) -> Self {
             Walk {
                 root,
                 index,
                 excludes,
+                since,
+                reusable: true,
+                listed: 0,
                 gitignores: HashMap::new(),
                 excluded: HashMap::new(),
                 buffer: Vec::with_capacity(32 * 1024),
@@ -457,6 +647,30 @@ mod walk {
             if children.windows(2).any(|w| w[0].0 == w[1].0) {
                 return false;
             }
+            if self
+                .since
+                .is_some_and(|since| changed(dir).is_some_and(|at| at < since))
+            {
+                // The names the proof listed, tracked or ignored, are the
+                // names here: only the tracked ones are looked at again.
+                for (name, child) in &children {
+                    let clean = match child {
+                        Child::File(entry) => self.unchanged(dir, name, *entry),
+                        Child::Folder(range) => match open_folder(dir, name) {
+                            Some(sub) => {
+                                let prefix = [prefix, name, b"/"].concat();
+                                self.tracked(&sub, &prefix, range.clone())
+                            }
+                            None => false,
+                        },
+                    };
+                    if !clean {
+                        return false;
+                    }
+                }
+                return true;
+            }
+            self.listed += 1;
             let Some(listing) = self.list(dir) else {
                 return false;
             };
@@ -561,6 +775,8 @@ mod walk {
             match self.ignored(&path, is_dir) {
                 Some(true) => true,
                 Some(false) if is_dir => {
+                    // What is in it may change without its parent changing.
+                    self.reusable = false;
                     let Some(sub) = open_folder(dir, name) else {
                         return false;
                     };
@@ -638,11 +854,30 @@ mod walk {
         fn gitignore(&mut self, folder: &[u8]) -> Option<&Gitignore> {
             if !self.gitignores.contains_key(folder) {
                 let text = std::str::from_utf8(folder).ok()?;
-                let loaded = super::load_file(&self.root.join(text).join(".gitignore"), false);
+                let path = self.root.join(text).join(".gitignore");
+                let tracked = if folder.is_empty() {
+                    b".gitignore".to_vec()
+                } else {
+                    [folder, b"/.gitignore"].concat()
+                };
+                // One git does not track can change what is ignored with no
+                // folder or tracked file changing.
+                if !self.index.tracks(&tracked) && fs_err::symlink_metadata(&path).is_ok() {
+                    self.reusable = false;
+                }
+                let loaded = super::load_file(&path, false);
                 self.gitignores.insert(folder.to_vec(), loaded);
             }
             self.gitignores.get(folder)?.as_ref()
         }
+    }
+
+    /// When `dir` last changed (ctime: a name added, removed or renamed in
+    /// it changes it, and it cannot be set back).
+    #[allow(clippy::unnecessary_cast)] // Stat's field types differ by target
+    fn changed(dir: &OwnedFd) -> Option<(i64, i64)> {
+        let st = rustix::fs::fstat(dir).ok()?;
+        Some((st.st_ctime as i64, st.st_ctime_nsec as i64))
     }
 
     /// The folder `name` in `dir`, not following a symlink.
@@ -660,7 +895,10 @@ mod tests {
     use std::path::Path;
     use std::process::Command;
 
-    use super::{Excludes, proven_clean};
+    use std::time::Duration;
+
+    use super::Excludes;
+    use super::proof::prove;
 
     fn git(dir: &Path, args: &[&str]) -> String {
         let home = dir.parent().unwrap().join("home");
@@ -738,19 +976,80 @@ mod tests {
             ],
         )
         .is_empty();
+        (listed, proof(wt).is_some())
+    }
+
+    /// What this module proves (the folders it listed), recording its
+    /// proof beside the worktree's index. A margin of 25 ms, not 2 s: the
+    /// fixture's folders change 50 ms before a proof starts or after it
+    /// (the file system's coarse clock is one tick, at most 10 ms, behind).
+    fn proof(wt: &Path) -> Option<usize> {
         let common = wt.parent().unwrap().join("repo/.git");
         let listing = git(wt, &["config", "-z", "--list"]);
         let excludes = Excludes::from_config(&listing, &common).expect("followed");
         let repo = git2::Repository::open(wt).unwrap();
         let tree = repo.head().unwrap().peel_to_tree().unwrap().id();
         let git_dir = common.join("worktrees/wt");
-        (listed, proven_clean(&excludes, wt, &git_dir, tree))
+        let record = git_dir.join("provision-clean");
+        std::thread::sleep(Duration::from_millis(50));
+        prove(
+            &excludes,
+            wt,
+            &git_dir,
+            &record,
+            tree,
+            Duration::from_millis(25),
+        )
+    }
+
+    /// A fixture whose clean state a proof has recorded.
+    fn recorded() -> (tempfile::TempDir, std::path::PathBuf) {
+        let (tmp, wt) = fixture();
+        assert!(proof(&wt).is_some_and(|listed| listed > 0));
+        assert!(
+            tmp.path()
+                .join("repo/.git/worktrees/wt/provision-clean")
+                .is_file()
+        );
+        (tmp, wt)
     }
 
     #[test]
     fn a_clean_worktree_is_proven_clean() {
         let (_tmp, wt) = fixture();
         assert_eq!(both(&wt), (false, true));
+    }
+
+    #[test]
+    fn a_recorded_proof_spares_listing_folders_again() {
+        let (_tmp, wt) = recorded();
+        assert_eq!(proof(&wt), Some(0));
+        sh(&wt, "echo x > src/deep/new.log");
+        // Only the folder that changed is listed again.
+        assert_eq!(proof(&wt), Some(1));
+    }
+
+    #[test]
+    fn what_can_change_unseen_leaves_no_record() {
+        let (tmp, wt) = fixture();
+        sh(&wt, "mkdir -p empty/inner");
+        assert!(proof(&wt).is_some());
+        let record = tmp.path().join("repo/.git/worktrees/wt/provision-clean");
+        assert!(!record.exists());
+        sh(&wt, "echo x > empty/inner/new");
+        assert_eq!(both(&wt), (true, false));
+    }
+
+    #[test]
+    fn a_changed_exclude_file_voids_the_record() {
+        let (tmp, wt) = fixture();
+        let exclude = tmp.path().join("repo/.git/info/exclude");
+        fs_err::write(&exclude, "secret\n").unwrap();
+        sh(&wt, "echo x > secret");
+        assert!(proof(&wt).is_some_and(|listed| listed > 0));
+        assert_eq!(proof(&wt), Some(0));
+        fs_err::write(&exclude, "# nothing\n").unwrap();
+        assert_eq!(both(&wt), (true, false));
     }
 
     #[test]
@@ -798,11 +1097,16 @@ mod tests {
             "git init -q nested",
             "echo x > empty.txt && touch -d @1600000000 empty.txt",
         ] {
-            let (_tmp, wt) = fixture();
-            sh(&wt, script);
-            let (listed, clean) = both(&wt);
-            assert!(listed, "git lists nothing after `{script}`");
-            assert!(!clean, "proven clean after `{script}`, git lists files");
+            for record in [false, true] {
+                let (_tmp, wt) = if record { recorded() } else { fixture() };
+                sh(&wt, script);
+                let (listed, clean) = both(&wt);
+                assert!(listed, "git lists nothing after `{script}`");
+                assert!(
+                    !clean,
+                    "proven clean after `{script}` (recorded before: {record}), git lists files"
+                );
+            }
         }
     }
 

@@ -1,8 +1,9 @@
 //! `provision status`: every worktree git knows plus every record whose
 //! worktree is gone, with its sandbox's name, database, port, whether it has
-//! unsaved changes, and its state. Takes no lock; the one write is git's
-//! own index refresh, when `git status` is asked about a worktree that git's
-//! index alone does not prove clean (`git::proven_clean`).
+//! unsaved changes, and its state. Takes no lock. It writes only what
+//! speeds up the next look: git's own index refresh, when `git status` is
+//! asked about a worktree that git's index alone does not prove clean
+//! (`git::proven_clean`), and the record of such a proof beside the index.
 //!
 //! Rows are read on all cores; what they share (the recipe, the includes
 //! against the main checkout, git's exclude settings) is read once.
@@ -292,12 +293,17 @@ fn dirty(
         .excludes
         .get_or_init(|| git::Excludes::load(&shared.checkout.main, &shared.checkout.common_dir));
     if let (Some(excludes), Some(checkout), Ok(Some(tree))) = (excludes, checkout, head) {
-        let git_dir = if checkout.is_main() {
-            checkout.common_dir.clone()
+        // The proof's record goes where git's index is, and with it: a
+        // linked worktree's admin dir goes with the worktree.
+        let (git_dir, record) = if checkout.is_main() {
+            let common = &checkout.common_dir;
+            (common.clone(), common.join("provision").join("main-clean"))
         } else {
-            checkout.common_dir.join("worktrees").join(&checkout.id)
+            let admin = checkout.common_dir.join("worktrees").join(&checkout.id);
+            let record = admin.join("provision-clean");
+            (admin, record)
         };
-        if git::proven_clean(excludes, &checkout.root, &git_dir, tree.id()) {
+        if git::proven_clean(excludes, &checkout.root, &git_dir, &record, tree.id()) {
             return Some(false);
         }
     }
