@@ -481,10 +481,13 @@ mod index {
                 return None;
             }
             let mode = field(6)?;
-            // Regular files and symlinks only. Names are not checked: one
-            // git would not write (empty, `a//b`, `./`, out of order) never
-            // matches a folder's listing, so the walk does not pass it.
-            if !matches!(mode >> 12, 0o10 | 0o12) {
+            // Regular files and symlinks only, in git's order (the walk
+            // finds a folder's entries as one run of it). Other names git
+            // would not write (empty, `a//b`, `./`) never pass the walk.
+            let sorted = entries
+                .last()
+                .is_none_or(|e| names[e.name.0..e.name.1] < names[start..]);
+            if !matches!(mode >> 12, 0o10 | 0o12) || !sorted {
                 return None;
             }
             let oid = data.get(entry + 40..entry + 60)?;
@@ -644,7 +647,13 @@ mod walk {
                 }
             }
             children.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            if children.windows(2).any(|w| w[0].0 == w[1].0) {
+            // Names git would not write (`a//b`, `./a`, `.git`): no folder
+            // listing holds them, and no lookup may stand in for one.
+            if children.windows(2).any(|w| w[0].0 == w[1].0)
+                || children
+                    .iter()
+                    .any(|(name, _)| matches!(*name, b"" | b"." | b".." | b".git"))
+            {
                 return false;
             }
             if self
@@ -1141,6 +1150,22 @@ mod tests {
             let (_tmp, wt) = fixture();
             git(&wt, args);
             assert_eq!(both(&wt), (false, false), "{args:?}");
+        }
+    }
+
+    /// A cut or damaged index is refused or read, never a panic.
+    #[test]
+    fn a_damaged_index_is_never_a_panic() {
+        let (tmp, _wt) = fixture();
+        let data = fs_err::read(tmp.path().join("repo/.git/worktrees/wt/index")).unwrap();
+        assert!(super::index::parse(&data, 0).is_some());
+        for len in 0..data.len() {
+            let _ = super::index::parse(&data[..len], 0);
+        }
+        for at in 0..data.len() {
+            let mut damaged = data.clone();
+            damaged[at] ^= 0x5a;
+            let _ = super::index::parse(&damaged, 0);
         }
     }
 }
