@@ -24,6 +24,15 @@ bench *ARGS:
     cargo build --release --locked
     python3 bench/bench.py {{ARGS}}
     sh bench/postgres.sh
+    sh bench/migrations.sh
+
+# kill -9, syscall faults and hostile state, then the documented recovery
+# and the data-safety invariants: `just chaos` (all of it, ~30 minutes on
+# 2 cores), `just chaos --quick`, `just chaos --kinds hostile`,
+# `just chaos --only syscall:new/write/EIO/4`. Needs python3, git, strace.
+chaos *ARGS:
+    cargo build --release --locked
+    python3 chaos/chaos.py {{ARGS}}
 
 # What CI runs on a fresh machine.
 ci:

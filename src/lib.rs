@@ -6,7 +6,8 @@
 //! Data flows one way: `cli` resolves a `workspace` (repository, recipe,
 //! registry), `sandbox` plans, observes and classifies one worktree's
 //! sandbox and applies or verifies it, `db` holds the database kinds and
-//! migrations, `lifecycle` keeps the registry and takes sandboxes down.
+//! migrations, `lifecycle` keeps the registry and takes sandboxes down,
+//! `services` runs a sandbox's processes and stops them again.
 
 mod agents;
 pub mod cli;
@@ -18,6 +19,7 @@ mod lifecycle;
 pub mod output;
 pub mod recipe;
 pub mod sandbox;
+mod services;
 mod shell;
 pub mod slug;
 mod workspace;

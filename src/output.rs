@@ -130,7 +130,7 @@ pub fn stdout(bytes: &[u8]) {
 }
 
 /// The errors that caused `err`, outermost first.
-fn causes<'a>(
+pub fn causes<'a>(
     err: &'a (dyn std::error::Error + 'static),
 ) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
     std::iter::successors(err.source(), |cause| cause.source())

@@ -3,7 +3,8 @@
 //! (set in its environment, never pasted as shell text), the sandbox's env
 //! overrides in its environment, its output streamed to stderr (stdout
 //! belongs to provision's report) with the last lines kept for errors.
-//! Used by the command database kind and by `[[setup]]` hooks.
+//! Used by the command database kind and by `[[setup]]` hooks; `start`
+//! leaves a `[[services]]` command running in the background.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -58,7 +59,9 @@ impl Ran {
 }
 
 impl Shell<'_> {
-    pub fn run(&self) -> std::io::Result<Ran> {
+    /// The line `sh -c` runs: each `{key}` as the variable that carries its
+    /// value. Fails unless the command was approved.
+    fn line(&self, what: &str) -> std::io::Result<String> {
         // Values travel as environment variables, never as shell text: a
         // branch name may hold `$(…)`, and a path quotes or spaces.
         let line = template::to_shell(self.template, self.values).map_err(|e| {
@@ -67,19 +70,62 @@ impl Shell<'_> {
         // The last line of defence: `new` and `apply` check the whole
         // recipe first, but nothing reaches `sh` unapproved.
         let main = self.values.get("main").map_or("", String::as_str);
-        trust::require(main, "command", self.template).map_err(std::io::Error::other)?;
-        crate::output::command("sh -c", [&line]);
-        // `--quiet` holds the output back too; a failure still shows its tail.
-        let quiet = self.quiet || crate::output::verbosity() == crate::output::Verbosity::Quiet;
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(&line)
+        trust::require(main, what, self.template).map_err(std::io::Error::other)?;
+        Ok(line)
+    }
+
+    /// `sh` in the folder, with the overrides and `PROVISION_*` values.
+    fn sh(&self) -> Command {
+        let mut command = Command::new("sh");
+        command
             .current_dir(self.cwd)
             .envs(self.env)
             .envs(self.values.iter().map(|(k, v)| (template::variable(k), v)))
             .env("PROVISION_WORKTREE", self.worktree)
             .envs(self.extra_env.iter().map(|(k, v)| (*k, v)))
-            .stdin(Stdio::null())
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Starts the command in the background and leaves it running: in a
+    /// process group of its own, its output (stdout and stderr) appended
+    /// to `log`. A wrapping shell waits for it and then writes its exit
+    /// status to `exit_file` (through a temporary file beside it, renamed
+    /// into place), so that how it ended is known after provision is gone.
+    pub fn start(
+        &self,
+        what: &str,
+        log: std::fs::File,
+        exit_file: &Path,
+    ) -> std::io::Result<std::process::Child> {
+        use std::os::unix::process::CommandExt;
+        const WRAPPER: &str =
+            r#"sh -c "$1"; status=$?; printf '%s\n' "$status" > "$2.tmp" && mv -f "$2.tmp" "$2""#;
+        let line = self.line(what)?;
+        crate::output::command("sh -c", [&line]);
+        let err = log.try_clone()?;
+        self.sh()
+            .arg("-c")
+            .arg(WRAPPER)
+            .arg("sh")
+            .arg(&line)
+            .arg(exit_file)
+            .stdout(log)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot run sh -c {line}: {e}")))
+    }
+
+    pub fn run(&self) -> std::io::Result<Ran> {
+        let line = self.line("command")?;
+        crate::output::command("sh -c", [&line]);
+        // `--quiet` holds the output back too; a failure still shows its tail.
+        let quiet = self.quiet || crate::output::verbosity() == crate::output::Verbosity::Quiet;
+        let mut child = self
+            .sh()
+            .arg("-c")
+            .arg(&line)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

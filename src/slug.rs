@@ -27,6 +27,16 @@ pub fn slug(name: &str) -> String {
     }
 }
 
+/// Whether `name` is one [`identifier`] can give: read-back names (locks,
+/// records) name files and databases, and are checked with this.
+pub fn is_identifier(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_IDENTIFIER
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
 /// A slug that fits in a database identifier, hash-suffixed when cut.
 pub fn identifier(name: &str) -> String {
     let slug = slug(name);

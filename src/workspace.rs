@@ -12,14 +12,15 @@ use std::ops::Deref;
 use std::path::Path;
 
 use crate::BoxError;
-use crate::db::migrations::{self, Migration};
+use crate::db::migrations::{self, Migration, Migrations};
 use crate::db::{self, Database};
 use crate::git::{self, Checkout};
-use crate::lifecycle::registry::{self, Claim, DatabaseRecord, Record, Registry};
+use crate::lifecycle::ports;
+use crate::lifecycle::registry::{Claim, DatabaseRecord, Record, Registry};
 use crate::recipe::config::{self, Settings};
 use crate::recipe::include::{self, Entry};
 use crate::sandbox::envfile;
-use crate::sandbox::lock::Sandbox;
+use crate::sandbox::lock::{self, NamedPorts, Sandbox};
 use crate::sandbox::plan::{self, Inputs, Plan};
 
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +98,7 @@ impl Workspace {
             owner.name,
             &self.repo,
             owner.database,
-            owner.port,
+            (owner.port, owner.ports),
             &checkout.main.to_string_lossy(),
             &owner.worktree.to_string_lossy(),
         );
@@ -122,7 +123,19 @@ impl Workspace {
         let checkout = &self.checkout;
         let existing = records.iter().find(|r| r.id == checkout.id);
         let branch = checkout.branch.as_deref();
-        match existing.filter(|r| !self.registry.owns_at(r, &r.id, &checkout.root, branch)) {
+        // This worktree's own lock naming the record's sandbox settles it,
+        // whatever a lost or forged claim says: the claim is written again.
+        let locked_here = |r: &Record| {
+            lock::read(&checkout.root)
+                .ok()
+                .flatten()
+                .is_some_and(|read| {
+                    read.sandbox.worktree == r.name && read.sandbox.database.name == r.database.name
+                })
+        };
+        match existing
+            .filter(|r| !self.registry.owns_at(r, &r.id, &checkout.root, branch) && !locked_here(r))
+        {
             Some(record) => Err(ReserveError::IdReused {
                 id: checkout.id.clone(),
                 name: record.name.clone(),
@@ -133,7 +146,8 @@ impl Workspace {
     }
 
     /// The record this worktree's sandbox gets: `existing` as it is, or a
-    /// new one named `name` with a port that no other sandbox holds.
+    /// new one named `name`; each port name keeps its port, and a new one
+    /// gets a port that no other sandbox holds.
     fn record(
         &self,
         existing: Option<&Record>,
@@ -166,14 +180,21 @@ impl Workspace {
             }
             .into());
         }
-        let port = match existing {
-            Some(record) => record.port,
-            None => {
-                let taken: BTreeSet<u16> = records.iter().map(|r| r.port).collect();
-                let seed = format!("{}/{name}", self.repo);
-                registry::allocate_port(&taken, self.settings.ports, &seed)?
-            }
-        };
+        let ports = &self.settings.ports;
+        let kept = existing.map(Record::named_ports).unwrap_or_default();
+        let taken: BTreeSet<u16> = records
+            .iter()
+            .flat_map(|r| r.named_ports().into_values())
+            .collect();
+        let seed = format!("{}/{name}", self.repo);
+        let named = ports::allocate_ports(
+            &ports.names,
+            &kept,
+            &taken,
+            ports.range,
+            &seed,
+            ports::is_free,
+        )?;
         let kind = self.settings.database.kind;
         Ok(Record {
             id: checkout.id.clone(),
@@ -185,7 +206,8 @@ impl Workspace {
                 location: db::location(kind, &db_name),
                 name: db_name,
             },
-            port,
+            port: named[&ports.names[0]],
+            ports: lock::stored_ports(&named),
             lock_hash: existing.and_then(|r| r.lock_hash.clone()),
         })
     }
@@ -204,7 +226,10 @@ fn default_name(checkout: &Checkout) -> String {
 pub struct WorktreeSandbox {
     workspace: Workspace,
     pub name: String,
+    /// The first named port (`{port}`).
     pub port: u16,
+    /// Every named port, the first among them.
+    pub ports: NamedPorts,
     /// The database this sandbox owns, as its record (or lock) names it.
     pub database_name: String,
 }
@@ -236,12 +261,19 @@ impl WorktreeSandbox {
         if !dry_run && registry.claim_of(&record) != Claim::Ours {
             registry.claim(&guard, &record.id, &record.name)?;
         }
+        // A worktree a killed `new` left locked is this sandbox's now: with
+        // git's lock gone, `gc` no longer removes it as cut short. Under the
+        // registry lock, which `gc` takes too.
+        if !dry_run && !workspace.checkout.is_main() {
+            git::take_over_added(&workspace.checkout.common_dir, &record.id)?;
+        }
         if !dry_run && existing != Some(&record) {
             registry.put(&guard, &record)?;
         }
         drop(guard);
         Ok(WorktreeSandbox {
             workspace,
+            ports: record.named_ports(),
             name: record.name,
             port: record.port,
             database_name: record.database.name,
@@ -251,11 +283,19 @@ impl WorktreeSandbox {
     /// For `verify`: reads only, and observes the sandbox its lock
     /// describes (a recipe that now names another database is reported as
     /// stale, not the locked one as missing).
+    /// Ports come from the lock too; a port name the lock does not have
+    /// yet (the recipe added it) reads as port 0 until `apply` reserves it,
+    /// so the plan shows the lock as stale instead of failing to expand.
     pub fn observe(workspace: Workspace, lock: &Sandbox) -> Self {
+        let locked = lock.named_ports();
+        let ports: NamedPorts = (workspace.settings.ports.names.iter())
+            .map(|name| (name.clone(), locked.get(name).copied().unwrap_or(0)))
+            .collect();
         WorktreeSandbox {
+            port: ports[&workspace.settings.ports.names[0]],
+            ports,
             workspace,
             name: lock.worktree.clone(),
-            port: lock.port,
             database_name: lock.database.name.clone(),
         }
     }
@@ -267,12 +307,18 @@ impl WorktreeSandbox {
             name: &self.name,
             database: &self.database_name,
             port: self.port,
+            ports: &self.ports,
         })
     }
 
-    pub fn migrations(&self) -> Result<Vec<Migration>, BoxError> {
+    /// The migrations folder as read. A folder the recipe names that does
+    /// not exist is for the caller to refuse (`apply`) or report (`verify`).
+    pub fn migrations(&self) -> Result<Migrations, BoxError> {
+        let database = &self.settings.database;
         Ok(migrations::scan(
-            &self.checkout.root.join(&self.settings.database.migrations),
+            &self.checkout.root,
+            &database.migrations,
+            database.format,
         )?)
     }
 
@@ -312,6 +358,7 @@ impl WorktreeSandbox {
             name: &self.name,
             repo: &self.repo,
             port: self.port,
+            ports: &self.ports,
             main: &main_path,
             worktree: &worktree,
             is_main: self.checkout.is_main(),
@@ -370,4 +417,5 @@ pub struct Owner<'a> {
     pub name: &'a str,
     pub database: &'a str,
     pub port: u16,
+    pub ports: &'a NamedPorts,
 }

@@ -12,7 +12,8 @@ use clap::{Parser, Subcommand};
 use crate::BoxError;
 use crate::output::{self, Progress, Verbosity};
 use commands::{
-    apply, completions, env, exec, gc, hook, init, mcp, new, remove, status, trust, verify,
+    apply, completions, down, env, exec, gc, hook, init, logs, mcp, new, remove, status, trust, up,
+    verify,
 };
 
 /// A reproducible sandbox for every git worktree: its own checkout, links to
@@ -43,7 +44,7 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub verbose: bool,
 
-    /// Run the recipe's commands (`[[setup]]`, the command kind's) without
+    /// Run the recipe's commands (`[[setup]]`, `[[services]]`, the command kind's) without
     /// approval by `provision trust`: for CI and agents you set up.
     #[arg(long, global = true, env = "PROVISION_TRUST", hide_env_values = true, value_parser = clap::builder::BoolishValueParser::new())]
     pub trust: bool,
@@ -51,22 +52,28 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create a worktree on a new branch and build its sandbox.
+    /// Create a worktree (on a new branch, or one that exists) and build its sandbox.
     New(new::Args),
     /// Bring this worktree's sandbox to what the recipe says (the default command).
     Apply(apply::Args),
     /// Check this worktree's sandbox against its lock; exit 1 on drift.
     Verify(verify::Args),
-    /// Remove a worktree with its database, port and record; delete its branch if merged.
+    /// Remove a worktree with its processes, database, ports and record; delete its branch if merged.
     Remove(remove::Args),
-    /// Clean up after worktrees that are gone: drop their databases, free their ports.
+    /// Clean up after worktrees that are gone: stop what still runs there, drop their databases, free their ports.
     Gc(gc::Args),
-    /// List every worktree with its sandbox: name, branch, database, port, state.
+    /// List every worktree with its sandbox: name, branch, state, port, services, database.
     Status(status::Args),
     /// Print this worktree's env overrides: dotenv lines, shell exports or JSON.
     Env(env::Args),
     /// Run a command with this worktree's env overrides in its environment.
     Exec(exec::Args),
+    /// Start this sandbox's [[services]] in the background, each in its own process group.
+    Up(up::Args),
+    /// Stop this sandbox's services: SIGTERM, then SIGKILL after the grace period.
+    Down(down::Args),
+    /// Print a service's log; `-f` follows it while the service runs.
+    Logs(logs::Args),
     /// Write a commented provision.toml and .worktreeinclude fitted to this repository.
     Init(init::Args),
     /// Handle a coding agent's worktree hook: the event's JSON arrives on stdin.
@@ -140,6 +147,9 @@ pub fn run(cli: Cli) -> Result<Exit, BoxError> {
         Some(Command::Status(args)) => status::run(args, &globals),
         Some(Command::Env(args)) => env::run(args, &globals),
         Some(Command::Exec(args)) => exec::run(args, &globals),
+        Some(Command::Up(args)) => up::run(args, &globals),
+        Some(Command::Down(args)) => down::run(args, &globals),
+        Some(Command::Logs(args)) => logs::run(args, &globals),
         Some(Command::Init(args)) => init::run(args, &globals),
         Some(Command::Hook(args)) => hook::run(args, &globals),
         Some(Command::Mcp(args)) => mcp::run(args, &globals),

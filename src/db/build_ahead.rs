@@ -11,9 +11,8 @@ use std::thread::JoinHandle;
 use git2::{ObjectType, Repository};
 
 use crate::BoxError;
-use crate::db::migrations::Applied;
+use crate::db::migrations::{Applied, Entry, Format, Mode, layout};
 use crate::db::{self, BuiltAhead, Source};
-use crate::hash;
 use crate::recipe::config::{DatabaseKind, Settings};
 
 /// A database built ahead of its worktree, and what it has applied.
@@ -35,9 +34,10 @@ impl Ahead {
         // Beside the databases, so that adopting it is a rename.
         let dir = db::sqlite_dir(common_dir);
         let folder = settings.database.migrations.clone();
+        let format = settings.database.format;
         let rev = rev.to_string();
         Ahead(Some(std::thread::spawn(move || {
-            build(&main, &dir, &folder, &rev).ok()
+            build(&main, &dir, &folder, format, &rev).ok()
         })))
     }
 
@@ -52,10 +52,16 @@ impl Ahead {
     }
 }
 
-fn build(main: &Path, dir: &Path, folder: &str, rev: &str) -> Result<Prebuilt, BoxError> {
+fn build(
+    main: &Path,
+    dir: &Path,
+    folder: &str,
+    format: Option<Format>,
+    rev: &str,
+) -> Result<Prebuilt, BoxError> {
     // What a killed `new` left here goes first; this one's is locked.
     db::sweep_abandoned(dir)?;
-    let migrations = read_migrations(main, folder, rev)?;
+    let migrations = read_migrations(main, folder, format, rev)?;
     let file = db::prebuild(dir, &migrations)?;
     let applied = migrations
         .into_iter()
@@ -67,9 +73,15 @@ fn build(main: &Path, dir: &Path, folder: &str, rev: &str) -> Result<Prebuilt, B
     Ok(Prebuilt { file, applied })
 }
 
-/// The `*.sql` files directly in `folder` at `rev`, by name, as
-/// `migrations::scan` would find them in a checkout of it.
-fn read_migrations(main: &Path, folder: &str, rev: &str) -> Result<Vec<Source>, BoxError> {
+/// The migrations of `folder` at `rev`, as `migrations::scan` reads them
+/// from a checkout of it. Only flat folders whose migrations each run in
+/// provision's transaction are built ahead: the others go through apply.
+fn read_migrations(
+    main: &Path,
+    folder: &str,
+    format: Option<Format>,
+    rev: &str,
+) -> Result<Vec<Source>, BoxError> {
     let repo = Repository::open(main)?;
     let tree = repo.revparse_single(rev)?.peel_to_tree()?;
     let folder = match tree.get_path(Path::new(folder)) {
@@ -77,22 +89,51 @@ fn read_migrations(main: &Path, folder: &str, rev: &str) -> Result<Vec<Source>, 
         Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
     };
-    let mut out = Vec::new();
+    let mut entries = Vec::new();
     for entry in folder.iter() {
-        let Some(name) = entry.name().ok().filter(|n| n.ends_with(".sql")) else {
-            continue;
-        };
-        // A checkout writes blobs as files; links and folders are not scanned.
-        if entry.kind() != Some(ObjectType::Blob) || entry.filemode() == 0o120000 {
-            continue;
+        let Ok(name) = entry.name() else { continue };
+        if entry.kind() == Some(ObjectType::Tree) {
+            let inner = entry.to_object(&repo)?.peel_to_tree()?;
+            for file in inner.iter() {
+                if let Ok(file_name) = file.name() {
+                    entries.extend(blob(&repo, &file, format!("{name}/{file_name}"))?);
+                }
+            }
+        } else {
+            entries.extend(blob(&repo, &entry, name.to_string())?);
         }
-        let blob = entry.to_object(&repo)?.peel_to_blob()?;
+    }
+    let read = layout::read(&entries, format)?;
+    if read.format != Format::Flat {
+        return Err("only flat folders are built ahead".into());
+    }
+    let mut out = Vec::new();
+    for m in read.migrations {
+        if m.mode()? != Mode::Wrapped {
+            return Err("a migration runs outside provision's transaction".into());
+        }
         out.push(Source {
-            name: name.to_string(),
-            checksum: hash::of_text(blob.content()),
-            sql: String::from_utf8(blob.content().to_vec())?,
+            name: m.name,
+            checksum: m.checksum,
+            sql: m.up,
         });
     }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+/// A checkout writes blobs as files; links and folders are not scanned.
+fn blob(
+    repo: &Repository,
+    entry: &git2::TreeEntry,
+    path: String,
+) -> Result<Option<Entry>, BoxError> {
+    if entry.kind() != Some(ObjectType::Blob) || entry.filemode() == 0o120000 {
+        return Ok(None);
+    }
+    let bytes = if Entry::is_read(&path) {
+        entry.to_object(repo)?.peel_to_blob()?.content().to_vec()
+    } else {
+        Vec::new()
+    };
+    Ok(Some(Entry { path, bytes }))
 }

@@ -277,11 +277,6 @@ impl Database for CommandDb {
         })
     }
 
-    /// Runs `migrate` for one file, as `{migration}` and `PROVISION_MIGRATION`.
-    fn migrate(&mut self, migration: &Migration) -> Result<(), DbError> {
-        self.migrate_all(&[migration], &mut |_| {})
-    }
-
     /// A `migrate` command that names `{migration}` runs once per file; one
     /// that does not (a tool that applies a whole folder, like `wrangler d1
     /// migrations apply`) runs once for all of them, which it finds listed

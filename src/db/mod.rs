@@ -6,8 +6,9 @@
 
 pub(crate) mod build_ahead;
 mod command;
+pub mod ledgers;
 pub mod migrations;
-mod postgres;
+pub(crate) mod postgres;
 mod sqlite;
 
 use std::collections::BTreeMap;
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::de::{Error as _, IntoDeserializer};
 use serde::{Deserialize, Deserializer};
 
-use crate::db::migrations::{Applied, Migration};
+use crate::db::migrations::{Applied, Format, Migration};
 use crate::recipe::config::{DatabaseKind, DatabaseSettings};
 
 pub use command::CommandDb;
@@ -32,7 +33,12 @@ pub enum DbError {
     Unmarked { name: String, location: String },
     #[error("migration {file} failed: {message}")]
     Migration { file: String, message: String },
-    #[error("database `{name}`: {action}")]
+    #[error(
+        "database `{name}` keeps provision's ledger in schema `{schema}`, and provision now keeps it in `public`; \
+         provision will not migrate it until it is moved: run `ALTER TABLE \"{schema}\".provision_migrations SET SCHEMA public` in it"
+    )]
+    LedgerElsewhere { name: String, schema: String },
+    #[error("database `{name}`: {action}{}", busy(source))]
     Sqlite {
         name: String,
         action: String,
@@ -77,6 +83,16 @@ pub enum DbError {
     Io(#[from] std::io::Error),
 }
 
+/// What a busy SQLite database means here: another provision holds it for
+/// a write that outlasted the wait (a long migration).
+fn busy(source: &rusqlite::Error) -> &'static str {
+    if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) {
+        "; another provision is changing it (a long migration?): try again once it is done"
+    } else {
+        ""
+    }
+}
+
 /// What a database says has been applied to it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Ledger {
@@ -118,27 +134,27 @@ pub trait Database {
     /// Creates the database and marks it as provision's.
     fn create(&mut self) -> Result<(), DbError>;
     fn ledger(&mut self) -> Result<Ledger, DbError>;
-    /// Applies one migration in its own transaction and records it.
-    fn migrate(&mut self, migration: &Migration) -> Result<(), DbError>;
     /// Applies the pending migrations in order, calling `starting` before
-    /// each. Kinds whose tool applies a whole folder at once override this.
+    /// each, and records each atomically with its changes (or, for one run
+    /// outside a transaction, once it has succeeded). Whatever fails, the
+    /// ones before it stay applied and recorded.
     fn migrate_all(
         &mut self,
         pending: &[&Migration],
         starting: &mut dyn FnMut(&Migration),
-    ) -> Result<(), DbError> {
-        for migration in pending {
-            starting(migration);
-            self.migrate(migration)?;
-        }
-        Ok(())
-    }
+    ) -> Result<(), DbError>;
     /// Completes ledger rows that only part of the ledger has, taking
     /// checksums from `known` (the lock's record, else the files).
     fn repair(&mut self, known: &[Applied]) -> Result<(), DbError> {
         // A kind with a single ledger has no partial rows to complete.
         let _ = known;
         Ok(())
+    }
+    /// Keeps the ledger of the tool whose layout `files` are in beside
+    /// provision's (writing it with each migration, reading it back);
+    /// kinds whose tool keeps its own ledger ignore it.
+    fn tool_ledger(&mut self, format: Format, files: &[Migration]) {
+        let _ = (format, files);
     }
     /// Moves a database built ahead of time (`sqlite::prebuild`) into place
     /// as this one, marked; false where this one already exists or the kind

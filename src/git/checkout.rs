@@ -77,7 +77,13 @@ impl Checkout {
     }
 
     fn from_repo(repo: &Repository) -> Result<Self, GitError> {
-        let root = fs_err::canonicalize(repo.workdir().ok_or(GitError::Bare)?)?;
+        let workdir = repo.workdir().ok_or(GitError::Bare)?;
+        if repo.is_worktree() && !workdir.exists() {
+            // Found through its `.git` file, but git records it elsewhere:
+            // moved with `mv`, not `git worktree move`.
+            return Err(GitError::Moved(workdir.display().to_string()));
+        }
+        let root = fs_err::canonicalize(workdir)?;
         let common_dir = fs_err::canonicalize(repo.commondir())?;
         let main_repo = Repository::open(&common_dir)?;
         let main = fs_err::canonicalize(main_repo.workdir().ok_or(GitError::Bare)?)?;

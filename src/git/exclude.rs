@@ -8,6 +8,25 @@ const EXCLUDE_BEGIN: &str =
     "# >>> provision: links, env files and locks (managed, edits are overwritten) >>>";
 const EXCLUDE_END: &str = "# <<< provision <<<";
 
+/// The temp files of provision's atomic writes, anywhere in a worktree.
+const TEMP_FILES: &str = ".provision-*";
+
+/// `path` as a gitignore line that matches it alone: its pattern characters
+/// and a trailing space escaped, so a linked `a*b` hides no other file.
+fn literal(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if matches!(c, '\\' | '*' | '?' | '[') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    if out.ends_with(' ') {
+        out.insert(out.len() - 1, '\\');
+    }
+    out
+}
+
 /// Keeps `paths` out of `git status` in every worktree through the shared
 /// `info/exclude`: a symlink named `node_modules` is not matched by a
 /// `.gitignore` line `node_modules/`, and an untracked file would block
@@ -32,8 +51,13 @@ pub fn exclude_paths(common_dir: &Path, paths: &[String]) -> Result<bool, GitErr
         }
     }
     let mut wanted: Vec<String> = existing.clone();
-    for path in paths {
-        let line = format!("/{path}");
+    // A write cut short by a kill leaves its temp file (`.provision-…`,
+    // see `fsutil::write_atomically`): ignored, it blocks no `remove`.
+    let lines = paths
+        .iter()
+        .map(|path| format!("/{}", literal(path)))
+        .chain([TEMP_FILES.to_string()]);
+    for line in lines {
         if !wanted.contains(&line) {
             wanted.push(line);
         }
@@ -73,7 +97,36 @@ pub fn excluded_paths(common_dir: &Path) -> Result<Vec<String>, GitError> {
         .skip_while(|l| *l != EXCLUDE_BEGIN)
         .skip(1)
         .take_while(|l| *l != EXCLUDE_END)
-        .map(|l| l.trim_start_matches('/').to_string())
+        .filter(|l| *l != TEMP_FILES)
+        .map(|l| unescape(l.trim_start_matches('/')))
         .filter(|l| !l.is_empty())
         .collect())
+}
+
+/// The path a [`literal`] line names.
+fn unescape(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_is_matched_literally() {
+        assert_eq!(literal("node_modules"), "node_modules");
+        assert_eq!(literal("a*b?[c]\\d"), "a\\*b\\?\\[c]\\\\d");
+        assert_eq!(literal("trailing "), "trailing\\ ");
+        for path in ["a*b?[c]\\d", "trailing ", ".env"] {
+            assert_eq!(unescape(&literal(path)), path);
+        }
+    }
 }

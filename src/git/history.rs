@@ -106,3 +106,42 @@ pub fn has_own_commits(main: &Path, branch: &str) -> Result<bool, GitError> {
 pub fn branch_delete(main: &Path, branch: &str) -> Result<(), GitError> {
     run_git(main, &["branch".into(), "-D".into(), branch.into()]).map(|_| ())
 }
+
+/// Of `paths` (relative, folders ending in `/`, as `git status` names
+/// them), those holding content that HEAD's tree does not: a file git has
+/// not written, or one that differs from HEAD's blob. For a worktree whose
+/// checkout was cut short, where the index cannot be trusted: what git
+/// itself wrote there is no one's work.
+pub fn unlike_head(root: &Path, paths: &[String]) -> Result<Vec<String>, GitError> {
+    let repo = git2::Repository::open(root)?;
+    let tree = repo.head()?.peel_to_tree()?;
+    let mut out = Vec::new();
+    for path in paths {
+        let mut files = Vec::new();
+        collect_files(&root.join(path.trim_end_matches('/')), &mut files)?;
+        let differs = files.iter().any(|file| {
+            let rel = file.strip_prefix(root).unwrap_or(file);
+            let blob = git2::Oid::hash_file(git2::ObjectType::Blob, file).ok();
+            tree.get_path(rel).ok().map(|e| e.id()) != blob || blob.is_none()
+        });
+        if differs {
+            out.push(path.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Every file under `path` (itself, if a file; nothing, if gone).
+fn collect_files(path: &Path, out: &mut Vec<std::path::PathBuf>) -> Result<(), GitError> {
+    let Ok(meta) = fs_err::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if meta.is_dir() {
+        for entry in fs_err::read_dir(path)? {
+            collect_files(&entry?.path(), out)?;
+        }
+    } else {
+        out.push(path.to_path_buf());
+    }
+    Ok(())
+}

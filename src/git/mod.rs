@@ -16,11 +16,13 @@ pub use cached::{Excludes, proven_clean};
 pub use checkout::{Checkout, Untracked, committed, head_tree, is_tracked, untracked};
 pub use exclude::{exclude_paths, excluded_paths};
 pub use history::{
-    branch_delete, default_branch, has_own_commits, is_merged, unique_commits, unsaved_files,
+    branch_delete, default_branch, has_own_commits, is_merged, unique_commits, unlike_head,
+    unsaved_files,
 };
 pub use worktree::{
-    Start, Worktree, branch_start, has_entry, has_submodules, parallel_checkout_pays, same_path,
-    unlock, unlock_added, worktree_add, worktree_remove, worktree_undo, worktrees,
+    Start, Worktree, branch_start, expired_entries, has_entry, has_submodules,
+    parallel_checkout_pays, prune_expire, same_path, take_over_added, unlock, unlock_added,
+    worktree_add, worktree_remove, worktree_undo, worktrees,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +39,12 @@ pub enum GitError {
         rev: String,
         found: String,
     },
+    #[error(
+        "this worktree was moved without git (git still records it at {0}): run `git worktree repair` in it, then try again"
+    )]
+    Moved(String),
+    #[error("`{0}` is not a revision of this repository")]
+    BadRevision(String),
     #[error("bare repositories have no checkout to provision")]
     Bare,
     #[error("git: {0}")]
@@ -57,6 +65,8 @@ pub const MAIN_ID: &str = ".main";
 pub fn run_git(dir: &Path, args: &[String]) -> Result<String, GitError> {
     crate::output::command("git", args);
     let output = Command::new("git")
+        // Parsed (and quoted in errors) as git words it in English.
+        .env("LC_ALL", "C")
         .arg("-C")
         .arg(dir)
         .args(args)

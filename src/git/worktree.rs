@@ -53,6 +53,13 @@ pub fn branch_start(main: &Path, branch: &str, from: Option<&str>) -> Result<Sta
         return Err(GitError::BadBranchName(branch.into()));
     }
     let repo = git2::Repository::open(main)?;
+    // A revision goes to git as a word after the path: one that reads as
+    // an option (`--force`) is refused, and only what resolves is passed.
+    if let Some(rev) = from
+        && (rev.starts_with('-') || repo.revparse_single(rev).is_err())
+    {
+        return Err(GitError::BadRevision(rev.into()));
+    }
     let start = if repo.find_branch(branch, git2::BranchType::Local).is_ok() {
         Start::Existing
     } else {
@@ -181,6 +188,65 @@ pub const ADDING: &str = "provision new: being created";
 pub fn unlock_added(common_dir: &Path, path: &Path) -> Result<(), GitError> {
     let id = id_from_dot_git(common_dir, path).unwrap_or_else(|| file_name(path));
     unlock(common_dir, &id)
+}
+
+/// Takes over a worktree a killed `new` left locked with [`ADDING`]: its
+/// lock goes, so that `gc` no longer counts it as cut short. Any other lock
+/// (the user's `git worktree lock`) stays. Returns whether there was one.
+pub fn take_over_added(common_dir: &Path, id: &str) -> Result<bool, GitError> {
+    let lock = common_dir.join("worktrees").join(id).join("locked");
+    match fs_err::read_to_string(&lock) {
+        Ok(reason) if reason.trim_end() == ADDING => {
+            unlock(common_dir, id)?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// The expiry git's own gc gives an entry whose folder is gone
+/// (`gc.worktreePruneExpire`, by default three months): until then the
+/// worktree may only have been moved, and `git worktree repair` finds it.
+pub fn prune_expire(main: &Path) -> String {
+    let args = ["config", "--get", "gc.worktreePruneExpire"].map(String::from);
+    run_git(main, &args)
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "3.months.ago".into())
+}
+
+/// The ids of entries git's gc would prune now, under `expire`: git
+/// decides, with its own date parsing, from its own records.
+pub fn expired_entries(main: &Path, expire: &str) -> Result<Vec<String>, GitError> {
+    let args = [
+        "worktree",
+        "prune",
+        "--dry-run",
+        "--verbose",
+        "--expire",
+        expire,
+    ];
+    crate::output::command("git", args);
+    // git says what it would prune on stderr.
+    let output = std::process::Command::new("git")
+        .env("LC_ALL", "C")
+        .arg("-C")
+        .arg(main)
+        .args(args)
+        .output()
+        .map_err(GitError::Spawn)?;
+    if !output.status.success() {
+        return Err(GitError::Command {
+            args: crate::shell::words(args),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .filter_map(|line| line.strip_prefix("Removing worktrees/"))
+        .filter_map(|rest| rest.split_once(':').map(|(id, _)| id.to_string()))
+        .collect())
 }
 
 /// Removes a worktree's lock (`worktrees/<id>/locked`).

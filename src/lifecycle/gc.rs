@@ -2,7 +2,8 @@
 //! worktree is gone (folder deleted, or the git entry removed with plain git)
 //! and a git entry git calls prunable are orphans: their databases are
 //! dropped (only marked ones, only ones with a record), their ports freed and
-//! their git entries pruned. The main worktree, locked worktrees and live
+//! their git entries pruned (an entry whose folder is gone only once git's
+//! own expiry for it has passed: it may have moved). The main worktree, locked worktrees and live
 //! worktrees are never touched; `--merged` adds clean, merged worktrees
 //! under the same rules as `remove`.
 
@@ -11,7 +12,7 @@ use serde::Serialize;
 use crate::BoxError;
 use crate::git::{self, Worktree};
 use crate::lifecycle::orphans::{self, Evidence, Verdict};
-use crate::lifecycle::registry::{Claim, Guard, Record, Registry};
+use crate::lifecycle::registry::{Claim, Guard, Record, Registry, RegistryError};
 use crate::lifecycle::remove;
 use crate::lifecycle::teardown::{self, Options, Removal};
 use crate::output;
@@ -92,6 +93,7 @@ pub fn gc(workspace: &Workspace, options: GcOptions) -> Result<Report, BoxError>
     };
     let records = registry.read_all()?;
     let worktrees = git::worktrees(&checkout.main, &checkout.common_dir)?;
+    let expire = git::prune_expire(&checkout.main);
     // Which record belongs to which listed worktree, decided before anything
     // is taken down (taking a worktree down deletes its claim).
     let owner_of = |record: &Record| worktrees.iter().position(|w| registry.owns(record, w));
@@ -106,6 +108,8 @@ pub fn gc(workspace: &Workspace, options: GcOptions) -> Result<Report, BoxError>
         } else {
             None
         },
+        expired: git::expired_entries(&checkout.main, &expire)?,
+        expire,
         report: Report {
             dry_run,
             removed: Vec::new(),
@@ -127,11 +131,10 @@ pub fn gc(workspace: &Workspace, options: GcOptions) -> Result<Report, BoxError>
         .zip(claims)
         .filter(|((r, owner), _)| r.id != git::MAIN_ID && owner.is_none())
     {
-        run.record(
-            record,
-            Evidence::gather(record, claim, &worktrees, &checkout.common_dir),
-        );
+        let evidence = Evidence::gather(record, claim, &worktrees, &checkout.common_dir);
+        run.record(record, evidence, &records);
     }
+    run.corrupt(registry)?;
     if !dry_run {
         // Provision's own temporary files, named as such and unlocked:
         // a killed `new` was building these ahead of its worktree.
@@ -148,6 +151,9 @@ struct Run<'a> {
     dry_run: bool,
     /// With `--merged`: the branch (or commit) the main checkout has out.
     merged: Option<(String, git2::Oid)>,
+    /// git's expiry for entries whose folder is gone, and the ids past it.
+    expire: String,
+    expired: Vec<String>,
     report: Report,
 }
 
@@ -193,7 +199,28 @@ impl Run<'_> {
             Step::Keep("the main worktree".into())
         } else if worktree.cut_short {
             // Under the registry lock no `new` is between its `git worktree
-            // add` and the unlock that follows it: this one was killed.
+            // add` and the unlock that follows it: this one was killed. If
+            // someone has worked in it since, it is theirs to keep. Its
+            // index may be half written, so what counts is content HEAD
+            // does not have: what git itself wrote is no one's work.
+            let mut work = remove::unsaved(self.workspace, worktree)?;
+            let listed: Vec<String> = work
+                .files
+                .iter()
+                .filter_map(|f| f.split_once(' ').map(|(_, path)| path.to_string()))
+                .collect();
+            work.files = if worktree.path.is_dir() {
+                git::unlike_head(&worktree.path, &listed)?
+            } else {
+                Vec::new()
+            };
+            if !work.is_empty() {
+                return Ok(Step::Keep(format!(
+                    "a `provision new` was cut short while git made it, but it holds unsaved work ({}): `provision apply` there takes it over; to discard it, `git worktree unlock {path}` then `provision remove --force {path}`",
+                    work.describe(),
+                    path = worktree.path.display()
+                )));
+            }
             if !dry_run {
                 git::unlock(&self.workspace.checkout.common_dir, &worktree.id)?;
             }
@@ -213,8 +240,18 @@ impl Run<'_> {
                 ", even though its folder is gone"
             };
             Step::Keep(format!("locked (`git worktree lock`){gone}"))
+        } else if worktree.prunable && !self.expired.contains(&worktree.id) {
+            // It may only have moved: git's own gc keeps its entry until
+            // it expires, and so does provision, with the sandbox.
+            Step::Keep(format!(
+                "its folder is gone, but git keeps its entry until it expires (gc.worktreePruneExpire = {}): if it was moved, `git worktree repair` in its new place reconnects it; `git worktree prune` lets it go now",
+                self.expire
+            ))
         } else if worktree.prunable {
-            Step::TakeDown("its folder is gone".into(), orphan)
+            Step::TakeDown(
+                "its folder is gone, and git's entry for it expired".into(),
+                orphan,
+            )
         } else if let Some((target, oid)) = &self.merged {
             match merged_and_clean(self.workspace, worktree, target, *oid)? {
                 Ok(reason) => Step::TakeDown(
@@ -233,12 +270,40 @@ impl Run<'_> {
     }
 
     /// A record no listed worktree owns: taken down if it is an orphan.
-    fn record(&mut self, record: &Record, evidence: Evidence) {
+    /// A record that cannot be read names no database gc could prove gone:
+    /// kept, and named with its path.
+    fn corrupt(&mut self, registry: &Registry) -> Result<(), BoxError> {
+        for corrupt in registry.corrupt()? {
+            if let RegistryError::Corrupt { path, .. } = &corrupt {
+                let name = path.file_stem().unwrap_or_default().to_string_lossy();
+                self.report.kept.push(Kept {
+                    name: name.into_owned(),
+                    path: path.display().to_string(),
+                    reason: corrupt.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, record: &Record, evidence: Evidence, records: &[Record]) {
         let keep = |reason: String| Kept {
             name: record.name.clone(),
             path: record.path.display().to_string(),
             reason,
         };
+        // A database two records name is dropped for neither: one of them
+        // was forged or copied, and provision cannot tell which.
+        if let Some(other) = records
+            .iter()
+            .find(|o| o.id != record.id && o.database.name == record.database.name)
+        {
+            self.report.kept.push(keep(format!(
+                "its database `{}` is named by sandbox {}'s record too: provision drops it for neither; move the wrong record away by hand",
+                record.database.name, other.name
+            )));
+            return;
+        }
         let gone = match orphans::judge(evidence) {
             Verdict::Kept(orphans::Kept::Unclaimed) => {
                 self.report.kept.push(keep(format!(
@@ -246,6 +311,12 @@ impl Run<'_> {
                      `provision remove --force {}` takes this sandbox down if it is stale",
                     record.name
                 )));
+                return;
+            }
+            Verdict::Kept(orphans::Kept::ClaimBroken) => {
+                self.report.kept.push(keep(
+                    "the worktree at its path holds its lock, but its claim is missing or names another sandbox: `provision apply` there writes it again".into(),
+                ));
                 return;
             }
             Verdict::Kept(orphans::Kept::EntryRemains) => {

@@ -6,6 +6,7 @@
 pub(crate) mod create;
 pub(crate) mod gc;
 pub(crate) mod orphans;
+pub(crate) mod ports;
 pub(crate) mod registry;
 pub(crate) mod remove;
 pub(crate) mod status;

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::git::{self, Worktree};
 use crate::lifecycle::registry::{Claim, Record};
+use crate::sandbox::lock;
 
 /// What is known of a record that no listed worktree owns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +20,9 @@ pub struct Evidence {
     pub entry: bool,
     /// The record's folder still exists.
     pub folder: bool,
+    /// That folder holds a lock naming this sandbox (its name and its
+    /// database): whatever its claim says, it is this sandbox's worktree.
+    pub locked_here: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +52,9 @@ pub enum Kept {
     /// git still has an entry under the id that its list did not match to
     /// a path.
     EntryRemains,
+    /// The worktree at its path holds its lock, but its claim is missing or
+    /// names another sandbox (lost, or forged): `apply` there writes it.
+    ClaimBroken,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,11 +91,16 @@ impl Evidence {
             Some(w) if git::same_path(&w.path, &record.path) => Listed::AtItsPath,
             Some(_) => Listed::Elsewhere,
         };
+        let locked_here = lock::read(&record.path).ok().flatten().is_some_and(|read| {
+            read.sandbox.worktree == record.name
+                && read.sandbox.database.name == record.database.name
+        });
         Evidence {
             listed,
             claim,
             entry: git::has_entry(common_dir, &record.id),
             folder: record.path.exists(),
+            locked_here,
         }
     }
 }
@@ -99,8 +111,12 @@ pub fn judge(evidence: Evidence) -> Verdict {
         claim,
         entry,
         folder,
+        locked_here,
     } = evidence;
     match listed {
+        Listed::AtItsPath if locked_here && claim != Claim::Ours => {
+            Verdict::Kept(Kept::ClaimBroken)
+        }
         Listed::AtItsPath if claim == Claim::Missing => Verdict::Kept(Kept::Unclaimed),
         Listed::AtItsPath | Listed::Elsewhere => Verdict::Orphan(Gone::IdReused),
         // An entry claiming another sandbox is the reused id's newcomer's.
@@ -122,6 +138,7 @@ mod tests {
             claim,
             entry,
             folder,
+            locked_here: false,
         })
     }
 
@@ -188,6 +205,20 @@ mod tests {
                 judged(Listed::No, claim, false, false),
                 Verdict::Orphan(Gone::FolderAndEntry)
             );
+        }
+    }
+
+    #[test]
+    fn its_own_lock_at_its_path_keeps_it_whatever_the_claim_says() {
+        for claim in [Claim::Other, Claim::Missing] {
+            let evidence = Evidence {
+                listed: Listed::AtItsPath,
+                claim,
+                entry: true,
+                folder: true,
+                locked_here: true,
+            };
+            assert_eq!(judge(evidence), Verdict::Kept(Kept::ClaimBroken));
         }
     }
 }

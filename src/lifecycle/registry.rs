@@ -3,22 +3,25 @@
 //! records are the roots `gc` works from and the ledger ports are handed
 //! out from. Every change happens under one file lock, with atomic writes.
 
-use std::collections::BTreeSet;
-use std::net::TcpListener;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil;
 use crate::git::Worktree;
-use crate::recipe::config::{DatabaseKind, PortRange};
+use crate::recipe::config::DatabaseKind;
+use crate::sandbox::lock::{self, NamedPorts};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("registry {0}")]
     Io(String, #[source] std::io::Error),
-    #[error("registry record {0} is corrupt")]
-    Corrupt(String, #[source] serde_json::Error),
+    #[error(
+        "registry record {} is corrupt: {reason}; the other sandboxes work on. `provision apply` in its worktree writes it again; if that worktree is gone, move the file away once you have dropped its database by hand",
+        .path.display()
+    )]
+    Corrupt { path: PathBuf, reason: String },
     #[error(
         "no free port in {first}-{last}: every port is taken by a sandbox or in use; widen `[ports] range`"
     )]
@@ -36,9 +39,26 @@ pub struct Record {
     pub path: PathBuf,
     pub branch: Option<String>,
     pub database: DatabaseRecord,
+    /// The first named port.
     pub port: u16,
+    /// Every named port, left out while there is only the default `PORT`
+    /// (see [`lock::stored_ports`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ports: NamedPorts,
     /// Hash of the last lock written; `None` until the first apply finished.
     pub lock_hash: Option<String>,
+}
+
+impl Record {
+    /// Every port the sandbox holds, by name.
+    pub fn named_ports(&self) -> NamedPorts {
+        lock::named_ports(self.port, &self.ports)
+    }
+
+    /// The ports as one phrase: `port 20001`, or `ports API=20002, WEB=20001`.
+    pub fn ports_text(&self) -> String {
+        super::ports::text(&self.named_ports())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +67,29 @@ pub struct DatabaseRecord {
     pub kind: DatabaseKind,
     pub name: String,
     pub location: String,
+}
+
+/// A record names what `remove` and `gc` act on (a folder git removes, a
+/// database dropped): read back from disk, each field is checked first.
+fn check(record: &Record, stem: &str) -> Result<(), String> {
+    let plain_id =
+        !matches!(record.id.as_str(), "" | "." | "..") && !record.id.contains(['/', '\0']);
+    if !plain_id || record.id != stem {
+        return Err(format!(
+            "id `{}` is not its file's name, or not a worktree id",
+            record.id
+        ));
+    }
+    if !record.path.is_absolute() {
+        return Err(format!("path `{}` is not absolute", record.path.display()));
+    }
+    if !crate::slug::is_identifier(&record.database.name) {
+        return Err(format!(
+            "database.name `{}` is not a name provision makes",
+            record.database.name
+        ));
+    }
+    Ok(())
 }
 
 /// A worktree's claim on a record, as its admin dir holds it.
@@ -200,8 +243,29 @@ impl Registry {
     }
 
     /// Reads every record without taking the lock: a snapshot for reports.
-    /// Records are replaced atomically, so each one read is whole.
+    /// Records are replaced atomically, so each one read is whole. A corrupt
+    /// one is left out, so that it stops no other sandbox; [`Self::corrupt`]
+    /// names it.
     pub fn read_all(&self) -> Result<Vec<Record>, RegistryError> {
+        let mut out: Vec<Record> = self
+            .read_each()?
+            .into_iter()
+            .filter_map(Result::ok)
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// The records that cannot be read, for `status` and `gc` to name.
+    pub fn corrupt(&self) -> Result<Vec<RegistryError>, RegistryError> {
+        Ok(self
+            .read_each()?
+            .into_iter()
+            .filter_map(Result::err)
+            .collect())
+    }
+
+    fn read_each(&self) -> Result<Vec<Result<Record, RegistryError>>, RegistryError> {
         let entries = match fs_err::read_dir(self.records_dir()) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -211,10 +275,9 @@ impl Registry {
         for entry in entries {
             let path = entry.map_err(self.io("list"))?.path();
             if path.extension().is_some_and(|e| e == "json") {
-                out.push(self.read(&path)?);
+                out.push(self.read(&path));
             }
         }
-        out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }
 
@@ -227,17 +290,26 @@ impl Registry {
     }
 
     fn read(&self, path: &Path) -> Result<Record, RegistryError> {
-        let text = fs_err::read_to_string(path).map_err(self.io("read"))?;
-        let name = path
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
-        serde_json::from_str(&text).map_err(|e| RegistryError::Corrupt(name, e))
+        let corrupt = |reason: String| RegistryError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        };
+        // Never followed: a record is provision's own file.
+        if fs_err::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(corrupt("it is a symlink".into()));
+        }
+        let text = fs_err::read_to_string(path).map_err(|e| corrupt(e.to_string()))?;
+        let record: Record = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+        let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+        check(&record, &stem).map_err(corrupt)?;
+        Ok(record)
     }
 
     pub fn put(&self, _guard: &Guard, record: &Record) -> Result<(), RegistryError> {
-        let mut text = serde_json::to_string_pretty(record).expect("a record always serializes");
+        // A path that is not UTF-8 has no JSON form: said, not a panic.
+        let mut text = serde_json::to_string_pretty(record).map_err(|e| {
+            self.io("write")(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        })?;
         text.push('\n');
         fsutil::write_atomically(&self.record_path(&record.id), text.as_bytes())
             .map_err(self.io("write"))
@@ -252,52 +324,9 @@ impl Registry {
     }
 }
 
-/// A port for sandbox `seed` that no other record holds and nothing listens
-/// on. The search starts at a point derived from `seed`, so the same
-/// sandbox name tends to get the same port in every clone, and walks up from
-/// there: collisions are resolved against the registry, never left to chance.
-pub fn allocate_port(
-    taken: &BTreeSet<u16>,
-    range: PortRange,
-    seed: &str,
-) -> Result<u16, RegistryError> {
-    let size = u32::from(range.last - range.first) + 1;
-    let start = u32::from_str_radix(&crate::hash::short(seed, 8), 16).expect("hex") % size;
-    (0..size)
-        .map(|step| range.first + ((start + step) % size) as u16)
-        .find(|port| !taken.contains(port) && is_free(*port))
-        .ok_or(RegistryError::PortsExhausted {
-            first: range.first,
-            last: range.last,
-        })
-}
-
-fn is_free(port: u16) -> bool {
-    TcpListener::bind(("127.0.0.1", port)).is_ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ports_skip_taken_and_wrap() {
-        let range = PortRange {
-            first: 41000,
-            last: 41002,
-        };
-        let first = allocate_port(&BTreeSet::new(), range, "a").unwrap();
-        let taken: BTreeSet<u16> = [41000, 41001, 41002]
-            .into_iter()
-            .filter(|p| *p != first)
-            .collect();
-        assert_eq!(allocate_port(&taken, range, "b").unwrap(), first);
-        let all: BTreeSet<u16> = [41000, 41001, 41002].into();
-        assert!(matches!(
-            allocate_port(&all, range, "c"),
-            Err(RegistryError::PortsExhausted { .. })
-        ));
-    }
 
     fn record() -> Record {
         Record {
@@ -311,6 +340,7 @@ mod tests {
                 location: "postgres:app_feature".into(),
             },
             port: 20001,
+            ports: NamedPorts::new(),
             lock_hash: None,
         }
     }
@@ -329,23 +359,13 @@ mod tests {
         assert_eq!(registry.get("wt").unwrap(), Some(record()));
 
         fs_err::write(&file, text.replace("\"postgres\"", "\"mysql\"")).unwrap();
-        let err = registry.get("wt").unwrap_err();
-        let cause = std::error::Error::source(&err).unwrap().to_string();
-        assert_eq!(err.to_string(), "registry record wt.json is corrupt");
+        let err = registry.get("wt").unwrap_err().to_string();
         assert!(
-            cause.starts_with("database.kind: unknown variant `mysql`, expected one of `sqlite`, `postgres`, `command`"),
-            "{cause}"
+            err.starts_with(&format!(
+                "registry record {} is corrupt: database.kind: unknown variant `mysql`, expected one of `sqlite`, `postgres`, `command`",
+                file.display()
+            )),
+            "{err}"
         );
-    }
-
-    #[test]
-    fn a_listening_port_is_skipped() {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
-        let busy = listener.local_addr().unwrap().port();
-        let range = PortRange {
-            first: busy,
-            last: busy,
-        };
-        assert!(allocate_port(&BTreeSet::new(), range, "x").is_err());
     }
 }

@@ -1,5 +1,5 @@
-//! `provision remove`: a worktree, its database, its port and its record go
-//! together. Without `--force` nothing happens while the worktree holds work
+//! `provision remove`: a worktree, its processes, its database, its ports and
+//! its record go together. Without `--force` nothing happens while the worktree holds work
 //! that would be lost; the branch is deleted only when it is merged.
 
 use std::collections::BTreeSet;
@@ -30,6 +30,14 @@ pub enum RemoveError {
         "{0} is locked (`git worktree lock`), so provision leaves it alone; run `git worktree unlock` first"
     )]
     Locked(String),
+    #[error(
+        "sandbox {name}'s database `{database}` is named by sandbox {other}'s record too: provision drops it for neither, and removed nothing; move the wrong record (under .git/provision/sandboxes/) away by hand"
+    )]
+    SharedDatabase {
+        name: String,
+        database: String,
+        other: String,
+    },
     #[error("{name} has unsaved work, so nothing was removed: {work}; {remedy}")]
     Unsaved {
         name: String,
@@ -169,6 +177,21 @@ fn hidden_files(common_dir: &Path, root: &Path) -> Result<Vec<String>, BoxError>
     let written_env = sandbox.as_ref().and_then(|s| s.env.as_ref());
     let index = git2::Repository::open(root)?.index()?;
     let mut out = Vec::new();
+    // The lock's own path is hidden too: only a lock provision can read is
+    // provision's, never a folder or a file someone put there.
+    let at = root.join(lock::FILE_NAME);
+    if let Ok(meta) = fs_err::symlink_metadata(&at)
+        && !git::is_tracked(&index, lock::FILE_NAME)
+    {
+        if meta.is_dir() {
+            out.push(format!(
+                "{}/ (a real folder, not provision's lock)",
+                lock::FILE_NAME
+            ));
+        } else if meta.file_type().is_symlink() || !matches!(lock::read(root), Ok(Some(_))) {
+            out.push(format!("{} (not a lock provision wrote)", lock::FILE_NAME));
+        }
+    }
     for path in paths {
         // A tracked path is in git's status already.
         if git::is_tracked(&index, &path) {
@@ -185,6 +208,11 @@ fn hidden_files(common_dir: &Path, root: &Path) -> Result<Vec<String>, BoxError>
         }
         if meta.is_dir() {
             out.push(format!("{path}/ (a real folder, not provision's link)"));
+            continue;
+        }
+        // Only a regular file is read (a FIFO would hang the read).
+        if !meta.is_file() {
+            out.push(format!("{path} (not a regular file, not provision's)"));
             continue;
         }
         let bytes = fs_err::read(&at)?;
@@ -211,6 +239,8 @@ pub struct RemoveOptions<'a> {
     pub force: bool,
     /// Keep the branch even when it is merged.
     pub keep_branch: bool,
+    /// Say what would be done (and stopped), and change nothing.
+    pub dry_run: bool,
 }
 
 pub fn remove(workspace: &Workspace, options: RemoveOptions) -> Result<Removal, BoxError> {
@@ -219,6 +249,7 @@ pub fn remove(workspace: &Workspace, options: RemoveOptions) -> Result<Removal, 
         cwd,
         force,
         keep_branch,
+        dry_run,
     } = options;
     let checkout = &workspace.checkout;
     let registry = &workspace.registry;
@@ -237,6 +268,21 @@ pub fn remove(workspace: &Workspace, options: RemoveOptions) -> Result<Removal, 
     if worktree.is_some_and(|w| w.locked) {
         return Err(RemoveError::Locked(shown).into());
     }
+    // A database two records name is dropped for neither: one of them was
+    // forged or copied, and provision cannot tell which.
+    if let Some((record, other)) = record.and_then(|r| {
+        records
+            .iter()
+            .find(|o| o.id != r.id && o.database.name == r.database.name)
+            .map(|o| (r, o))
+    }) {
+        return Err(RemoveError::SharedDatabase {
+            name: record.name.clone(),
+            database: record.database.name.clone(),
+            other: other.name.clone(),
+        }
+        .into());
+    }
     if let (false, Some(worktree)) = (force, worktree) {
         let work = unsaved(workspace, worktree)?;
         if !work.is_empty() {
@@ -252,7 +298,7 @@ pub fn remove(workspace: &Workspace, options: RemoveOptions) -> Result<Removal, 
         force,
         branch: true,
         keep_branch,
-        dry_run: false,
+        dry_run,
     };
     teardown::take_down(workspace, Some(&guard), record, worktree, options)
 }

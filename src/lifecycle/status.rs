@@ -19,8 +19,10 @@ use serde::Serialize;
 use crate::BoxError;
 use crate::git::{self, Checkout, Worktree};
 use crate::lifecycle::orphans::{self, Evidence, Gone, Kept, Verdict};
-use crate::lifecycle::registry::{Record, Registry};
+use crate::lifecycle::registry::{Record, Registry, RegistryError};
+use crate::sandbox::lock::NamedPorts;
 use crate::sandbox::{lock, verify};
+use crate::services::{self, ServiceStatus};
 use crate::workspace::{MainView, Workspace, WorktreeSandbox};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -64,6 +66,10 @@ pub struct Row {
     pub path: String,
     pub database: Option<String>,
     pub port: Option<u16>,
+    /// Every named port (`[ports] names`), the first among them.
+    pub ports: NamedPorts,
+    /// The sandbox's services, as `provision up` left them.
+    pub services: Vec<ServiceStatus>,
     /// Uncommitted or untracked (not ignored) files; `None` when the folder is gone.
     pub dirty: Option<bool>,
     pub state: State,
@@ -114,6 +120,11 @@ impl<'a> Listing<'a> {
         let registry = Registry::new(&checkout.common_dir);
         let records = registry.read_all()?;
         let worktrees = git::worktrees(&checkout.main, &checkout.common_dir)?;
+        let expired = if worktrees.iter().any(|w| w.prunable) {
+            git::expired_entries(&checkout.main, &git::prune_expire(&checkout.main))?
+        } else {
+            Vec::new()
+        };
         // A record can only belong to a worktree of its own id: each such
         // pair is asked once (it reads the worktree's claim), not every
         // record against every worktree.
@@ -132,12 +143,16 @@ impl<'a> Listing<'a> {
                         first = first.or(Some(&records[i]));
                     }
                 }
-                skeleton(worktree, first)
+                skeleton(worktree, first, expired.contains(&worktree.id))
             })
             .collect();
         for (record, _) in records.iter().zip(owned).filter(|(_, owned)| !owned) {
             rows.push(orphan(&registry, record, &worktrees, &checkout.common_dir));
         }
+        for row in &mut rows {
+            row.services = services::statuses(&checkout.common_dir, &row.id, &row.name);
+        }
+        rows.extend(corrupt_rows(&registry)?);
         Ok(Listing {
             rows,
             worktrees,
@@ -180,6 +195,10 @@ fn orphan(registry: &Registry, record: &Record, worktrees: &[Worktree], common_d
         }
         // gc keeps it, not provably gone; status words it as it always has.
         Verdict::Kept(Kept::Unclaimed) => (State::Orphan, Gone::IdReused.reason()),
+        Verdict::Kept(Kept::ClaimBroken) => (
+            State::Error,
+            "its worktree holds its lock, but the claim there is missing or names another sandbox: `provision apply` there writes it again",
+        ),
         Verdict::Orphan(Gone::FolderAndEntry) => (State::Orphan, Gone::Entry.reason()),
         Verdict::Orphan(gone) => (State::Orphan, gone.reason()),
     };
@@ -190,6 +209,8 @@ fn orphan(registry: &Registry, record: &Record, worktrees: &[Worktree], common_d
         path: record.path.display().to_string(),
         database: Some(record.database.name.clone()),
         port: Some(record.port),
+        ports: record.named_ports(),
+        services: Vec::new(),
         dirty: None,
         state,
         main: false,
@@ -199,9 +220,40 @@ fn orphan(registry: &Registry, record: &Record, worktrees: &[Worktree], common_d
     }
 }
 
+/// A row for each record that cannot be read, named with its path.
+fn corrupt_rows(registry: &Registry) -> Result<Vec<Row>, BoxError> {
+    let mut rows = Vec::new();
+    for corrupt in registry.corrupt()? {
+        let RegistryError::Corrupt { path, .. } = &corrupt else {
+            continue;
+        };
+        rows.push(Row {
+            name: path
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
+            id: String::new(),
+            branch: None,
+            path: path.display().to_string(),
+            database: None,
+            port: None,
+            dirty: None,
+            state: State::Error,
+            main: false,
+            locked: false,
+            detail: Some(corrupt.to_string()),
+            warnings: Vec::new(),
+            ports: NamedPorts::default(),
+            services: Vec::new(),
+        });
+    }
+    Ok(rows)
+}
+
 /// A worktree's row as far as git's list and the record tell it; complete
 /// already for a worktree whose folder is gone or was cut short.
-fn skeleton(worktree: &Worktree, record: Option<&Record>) -> Row {
+fn skeleton(worktree: &Worktree, record: Option<&Record>, expired: bool) -> Row {
     let mut row = Row {
         name: record
             .map(|r| r.name.clone())
@@ -212,6 +264,8 @@ fn skeleton(worktree: &Worktree, record: Option<&Record>) -> Row {
         path: worktree.path.display().to_string(),
         database: record.map(|r| r.database.name.clone()),
         port: record.map(|r| r.port),
+        ports: record.map(Record::named_ports).unwrap_or_default(),
+        services: Vec::new(),
         dirty: None,
         state: State::Orphan,
         main: worktree.is_main,
@@ -227,6 +281,11 @@ fn skeleton(worktree: &Worktree, record: Option<&Record>) -> Row {
         if worktree.locked {
             row.state = State::Missing;
             row.detail = Some("its folder is gone; locked, so gc keeps it".into());
+        } else if worktree.prunable && !expired {
+            row.state = State::Missing;
+            row.detail = Some(
+                "its folder is gone; git keeps its entry until it expires, and gc with it: if it was moved, `git worktree repair` there".into(),
+            );
         } else {
             row.detail = Some("its folder is gone".into());
         }

@@ -1,6 +1,7 @@
-//! Takes a sandbox apart: the worktree through git, the database (only when
-//! it carries provision's mark), the registry record (which frees the port)
-//! and, when asked and merged, the branch. The primitive `remove` and `gc`
+//! Takes a sandbox apart: its processes (services, and anything else still
+//! working in its folder), the worktree through git, the database (only
+//! when it carries provision's mark), the registry record (which frees the
+//! ports) and, when asked and merged, the branch. The primitive `remove` and `gc`
 //! share; deciding what may go is theirs.
 
 use serde::Serialize;
@@ -10,6 +11,8 @@ use crate::db::DbError;
 use crate::git::{self, Worktree};
 use crate::lifecycle::registry::{Guard, Record, Registry, RegistryError};
 use crate::recipe::config::DatabaseKind;
+use crate::sandbox::lock::NamedPorts;
+use crate::services::{self, Stopped};
 use crate::workspace::{Owner, Workspace};
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +82,7 @@ fn drop_database(
     dry_run: bool,
 ) -> Result<DatabaseFate, TeardownError> {
     let recorded = &record.database;
+    let ports = record.named_ports();
     // Always the record's path, even when its folder is gone: it is what
     // `{worktree}` and the env overrides meant. The command kind itself
     // decides where to run once the folder is gone.
@@ -88,6 +92,7 @@ fn drop_database(
         name: &record.name,
         database: &recorded.name,
         port: record.port,
+        ports: &ports,
     };
     let mut database = workspace
         .open_database(&owner)
@@ -135,8 +140,17 @@ pub struct Removal {
     pub branch: Option<String>,
     pub database: Option<String>,
     pub database_fate: Option<DatabaseFate>,
-    /// The port freed with the record.
+    /// The port freed with the record (the first, with named ports).
     pub port: Option<u16>,
+    /// Every named port freed with the record.
+    #[serde(skip_serializing_if = "NamedPorts::is_empty")]
+    pub ports: NamedPorts,
+    /// A dry run: nothing was done, `done` says what would be.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+    /// The processes stopped (or, in a dry run, that would be).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stopped: Vec<Stopped>,
     pub branch_deleted: bool,
     /// What was done, one line each, for a person.
     pub done: Vec<String>,
@@ -174,6 +188,7 @@ pub fn take_down(
     options: Options,
 ) -> Result<Removal, BoxError> {
     let mut removal = Removal::of(record, worktree);
+    removal.dry_run = options.dry_run;
     // One take-down at a time per sandbox, and never in the middle of an
     // apply: waiting here while holding the registry lock could deadlock
     // with an apply that waits for the registry, so a busy sandbox is skipped.
@@ -186,6 +201,12 @@ pub fn take_down(
         ),
         None => None,
     };
+    // Nothing of the sandbox is left running, and nothing writes into the
+    // worktree while it goes.
+    removal.stopped = stop_processes(workspace, record, worktree, options.dry_run)?;
+    removal
+        .done
+        .extend(services::stop::describe(&removal.stopped));
     let drop_database = |record: &Record| drop_database(workspace, record, options.dry_run);
     // The command kind's commands may need the worktree folder, so its
     // database goes first; every other kind's goes after git has removed
@@ -215,10 +236,48 @@ pub fn take_down(
         removal.database_fate = Some(fate);
         removal.done.extend(freed);
     }
-    if let (true, Some(branch)) = (options.branch, worktree.and_then(|w| w.branch.as_ref())) {
+    // The record's branch when git's step is already done (a `remove` cut
+    // short after it): the re-run finishes the branch too. git refuses to
+    // delete a branch some other worktree has out.
+    let branch = match worktree {
+        Some(worktree) => worktree.branch.as_ref(),
+        None => record.and_then(|r| r.branch.as_ref()),
+    };
+    if let (true, Some(branch)) = (options.branch, branch) {
         removal.branch_deleted = branch_fate(workspace, branch, options, &mut removal.done)?;
     }
     Ok(removal)
+}
+
+/// Stops the sandbox's services and every other process working in its
+/// worktree (see `services::stop`); with `dry_run`, only says which.
+fn stop_processes(
+    workspace: &Workspace,
+    record: Option<&Record>,
+    worktree: Option<&Worktree>,
+    dry_run: bool,
+) -> Result<Vec<Stopped>, BoxError> {
+    let (id, path) = match (worktree, record) {
+        (Some(w), _) => (&w.id, &w.path),
+        (None, Some(r)) => (&r.id, &r.path),
+        (None, None) => return Ok(Vec::new()),
+    };
+    let checkout = &workspace.checkout;
+    let others = git::worktrees(&checkout.main, &checkout.common_dir)?
+        .into_iter()
+        .map(|w| w.path)
+        .filter(|p| p != path)
+        .collect();
+    let sandbox = services::Sandbox {
+        common_dir: &checkout.common_dir,
+        id,
+        name: record.map_or("", |r| r.name.as_str()),
+        path,
+        // Once git's entry is gone, the path may hold something else.
+        live: worktree.is_some(),
+        others,
+    };
+    Ok(services::stop_sandbox(&sandbox, dry_run)?)
 }
 
 impl Removal {
@@ -243,6 +302,9 @@ impl Removal {
             database: record.map(|r| r.database.name.clone()),
             database_fate: None,
             port: record.map(|r| r.port),
+            ports: record.map(Record::named_ports).unwrap_or_default(),
+            stopped: Vec::new(),
+            dry_run: false,
             branch_deleted: false,
             done: Vec::new(),
         }
@@ -264,8 +326,8 @@ fn release(
     if fate.still_ours() && !options.force {
         // The record is the only root that leads gc back to it.
         done.push(format!(
-            "kept the record and port {} until the database is gone",
-            record.port
+            "kept the record and {} until the database is gone",
+            record.ports_text()
         ));
         return Ok(done);
     }
@@ -273,9 +335,9 @@ fn release(
         forget(&workspace.registry, guard, record)?;
     }
     done.push(format!(
-        "{} port {}",
+        "{} {}",
         options.did("freed", "free"),
-        record.port
+        record.ports_text()
     ));
     Ok(done)
 }
@@ -290,6 +352,12 @@ fn branch_fate(
 ) -> Result<bool, BoxError> {
     let main = &workspace.checkout.main;
     let (target, oid) = git::default_branch(main)?;
+    // Gone already (deleted by hand, say): nothing left to decide.
+    let exists = git2::Repository::open(main)
+        .is_ok_and(|r| r.find_branch(branch, git2::BranchType::Local).is_ok());
+    if !exists {
+        return Ok(false);
+    }
     if options.keep_branch {
         done.push(format!("kept branch {branch} (--keep-branch)"));
         return Ok(false);

@@ -111,6 +111,11 @@ pub fn parse(text: &str, main: &Path) -> Result<Vec<Entry>, IncludeError> {
         if body.split('/').any(|part| part == "..") {
             return refuse("leaves the repository");
         }
+        if body.starts_with("./") || body.contains("//") {
+            return refuse(
+                "names a path in two ways; write it without `./` or `//` (a leading `/` anchors it)",
+            );
+        }
         if body.starts_with('~') {
             return refuse("is a home-relative path; entries are relative to the repository");
         }
@@ -135,7 +140,30 @@ pub fn parse(text: &str, main: &Path) -> Result<Vec<Entry>, IncludeError> {
         }
         entries.push(entry);
     }
+    refuse_own_files(&entries, main)?;
     Ok(entries)
+}
+
+/// Every worktree writes its own lock: a link in its place (`provision.lock`,
+/// or a pattern such as `*` that takes it in) would make a sandbox that never
+/// verifies. The entry that selects it is named.
+fn refuse_own_files(entries: &[Entry], main: &Path) -> Result<(), IncludeError> {
+    let own = crate::sandbox::lock::FILE_NAME;
+    let matcher = build_matcher(entries, main)?;
+    let ignore::Match::Ignore(glob) = matcher.matched(own, false) else {
+        return Ok(());
+    };
+    let entry = entries
+        .iter()
+        .rev()
+        .find(|e| e.text == glob.original())
+        .or(entries.last())
+        .expect("a match comes from an entry");
+    Err(IncludeError::Refused {
+        line: entry.line,
+        entry: entry.text.clone(),
+        why: "takes in provision.lock, which every worktree writes for itself: add `!provision.lock` after it, or narrow it",
+    })
 }
 
 /// Matches the entries against the main checkout's untracked files.

@@ -3,7 +3,8 @@
 //! Templates are checked when the recipe is read, so an unknown `{key}` is
 //! reported with its line before anything is created.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
 
 /// Every template a recipe may use.
 pub const KNOWN: &[&str] = &[
@@ -20,14 +21,20 @@ pub const KNOWN: &[&str] = &[
 /// The templates that describe a sandbox (all but the per-migration one).
 pub const SANDBOX: &[&str] = &["name", "slug", "db", "repo", "port", "main", "worktree"];
 
+/// `{port.NAME}`: the port named `NAME` in `[ports] names`. It may be used
+/// wherever `{port}` may.
+const PORT_PREFIX: &str = "port.";
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum TemplateError {
-    #[error("unknown template `{{{0}}}`; known: {known}", known = braced(KNOWN))]
+    #[error("unknown template `{{{0}}}`; known: {known} {{port.NAME}}", known = braced(KNOWN))]
     Unknown(String),
     #[error("`{{{0}}}` cannot be used here: {1}")]
     NotAvailable(String, &'static str),
     #[error("unclosed `{{` (write `{{{{` for a literal brace)")]
     Unclosed,
+    #[error("no port is named `{0}` (`{{port.{0}}}`); `[ports] names` has {1}")]
+    NoSuchPort(String, String),
 }
 
 fn braced(keys: &[&str]) -> String {
@@ -37,12 +44,40 @@ fn braced(keys: &[&str]) -> String {
         .join(" ")
 }
 
+/// The port name of a `{port.NAME}` key.
+pub fn port_name(key: &str) -> Option<&str> {
+    key.strip_prefix(PORT_PREFIX)
+        .filter(|name| crate::recipe::config::is_env_name(name))
+}
+
+/// Whether `key` is a template a recipe may write.
+fn is_known(key: &str) -> bool {
+    KNOWN.contains(&key) || port_name(key).is_some()
+}
+
+/// The key of `{port.NAME}`, as template values are keyed. The values of a
+/// sandbox are keyed by `'static` names; port names come from the recipe,
+/// so each is interned once per process (a recipe has a handful).
+pub fn port_key(name: &str) -> &'static str {
+    static KEYS: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+    let key = format!("{PORT_PREFIX}{name}");
+    let mut keys = KEYS.lock().unwrap_or_else(|e| e.into_inner());
+    match keys.get(key.as_str()) {
+        Some(interned) => interned,
+        None => {
+            let interned: &'static str = Box::leak(key.into_boxed_str());
+            keys.insert(interned);
+            interned
+        }
+    }
+}
+
 /// The names a template refers to, in order; errors on syntax or unknown names.
 pub fn keys(template: &str) -> Result<Vec<String>, TemplateError> {
     let mut keys = Vec::new();
     each_part(template, |part| {
         if let Part::Key(key) = part {
-            if !KNOWN.contains(&key) {
+            if !is_known(key) {
                 return Err(TemplateError::Unknown(key.to_string()));
             }
             keys.push(key.to_string());
@@ -70,9 +105,9 @@ pub fn expand(template: &str, values: &BTreeMap<&str, String>) -> Result<String,
 }
 
 /// The environment variable that carries `key`'s value to a command:
-/// `PROVISION_DB` for `{db}`.
+/// `PROVISION_DB` for `{db}`, `PROVISION_PORT_API_PORT` for `{port.API_PORT}`.
 pub fn variable(key: &str) -> String {
-    format!("PROVISION_{}", key.to_ascii_uppercase())
+    format!("PROVISION_{}", key.to_ascii_uppercase().replace('.', "_"))
 }
 
 /// A template as shell code: each `{key}` becomes `${PROVISION_KEY}`, a
@@ -155,7 +190,7 @@ fn scan_line<'a>(
                 continue;
             }
             let key = after.split('}').next().unwrap_or_default();
-            if top == Single && KNOWN.contains(&key) {
+            if top == Single && is_known(key) {
                 return Some(key);
             }
             i += 1;
@@ -215,7 +250,7 @@ fn first_key(text: &str) -> Option<&str> {
             continue;
         }
         let key = after.split('}').next().unwrap_or_default();
-        if KNOWN.contains(&key) {
+        if is_known(key) {
             return Some(key);
         }
         rest = after;
@@ -325,6 +360,27 @@ mod tests {
         );
         // Comments are not code: their apostrophes open nothing.
         assert_eq!(unexpanded_key("true # don't\necho \"{db}\""), None);
+    }
+
+    #[test]
+    fn named_ports_are_keys_of_their_own() {
+        assert_eq!(
+            keys("{port}:{port.API_PORT}").unwrap(),
+            ["port", "port.API_PORT"]
+        );
+        assert_eq!(keys("{port.}"), Err(TemplateError::Unknown("port.".into())));
+        assert_eq!(
+            keys("{port.a-b}"),
+            Err(TemplateError::Unknown("port.a-b".into()))
+        );
+        assert!(std::ptr::eq(port_key("API"), port_key("API")));
+        let values = BTreeMap::from([(port_key("API"), "20002".to_string())]);
+        assert_eq!(expand("x{port.API}", &values).unwrap(), "x20002");
+        assert_eq!(
+            to_shell("--port \"{port.API}\"", &values).unwrap(),
+            "--port \"${PROVISION_PORT_API}\""
+        );
+        assert_eq!(unexpanded_key("echo '{port.API}'"), Some("port.API"));
     }
 
     #[test]

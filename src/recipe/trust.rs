@@ -1,5 +1,6 @@
-//! Approval of the commands a repository's recipe runs (`[[setup]]` and the
-//! command kind's `create`, `exists`, `migrate`, `drop`). They are code from
+//! Approval of the commands a repository's recipe runs (`[[setup]]`,
+//! `[[services]]` and the command kind's `create`, `exists`, `migrate`,
+//! `drop`). They are code from
 //! a commit, so a pulled commit could change what `provision apply` runs on
 //! this machine: as direnv and mise do, a command runs only once this user
 //! approved its exact text for this repository.
@@ -56,14 +57,14 @@ pub fn set_trust_all(on: bool) {
     TRUST_ALL.store(on, Ordering::Relaxed);
 }
 
-fn trust_all() -> bool {
+pub fn trust_all() -> bool {
     TRUST_ALL.load(Ordering::Relaxed)
 }
 
 /// One command of the recipe, as the user reviews it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RecipeCommand {
-    /// `setup` or `database.create`, `database.migrate`, …
+    /// `setup`, `services.NAME` or `database.create`, `database.migrate`, …
     pub what: String,
     /// Its line in provision.toml, where known.
     pub line: Option<usize>,
@@ -95,7 +96,28 @@ pub fn commands(settings: &Settings) -> Vec<RecipeCommand> {
             line: settings.lines.setup.get(i).copied(),
             run: run.clone(),
         });
-    database.chain(setup).collect()
+    let services = settings.services.iter().map(|service| RecipeCommand {
+        what: format!("services.{}", service.name),
+        line: Some(service.line),
+        run: service.run.clone(),
+    });
+    let mut out: Vec<RecipeCommand> = database.chain(setup).chain(services).collect();
+    // The commands run with the overrides in their environment: a changed
+    // value (`NODE_OPTIONS=--require …`) changes what an approved command
+    // does, so the overrides are approved with them.
+    if !out.is_empty() {
+        let vars: Vec<String> = settings
+            .env_vars
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        out.push(RecipeCommand {
+            what: "env.vars (the commands' environment)".into(),
+            line: None,
+            run: vars.join(" "),
+        });
+    }
+    out
 }
 
 /// What this user approved: per main checkout, the hashes of the exact

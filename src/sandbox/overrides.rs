@@ -27,10 +27,6 @@ pub enum OverridesError {
         "{}: override `{key}` is not an environment variable name (edited by hand?): `provision apply` rebuilds it", .lock.display()
     )]
     BadKey { lock: PathBuf, key: String },
-    #[error(
-        "{}: env.file `{file}` is not a path inside the worktree (edited by hand?): `provision apply` rebuilds it", .lock.display()
-    )]
-    BadFile { lock: PathBuf, file: String },
     #[error(transparent)]
     Lock(#[from] LockError),
 }
@@ -63,7 +59,7 @@ pub fn current(cwd: &Path) -> Result<Overrides, BoxError> {
     }
     Ok(match read.sandbox.env {
         Some(env) => Overrides {
-            note: drifted(&checkout.root, &env.file, &env.content)?,
+            note: drifted(&checkout.root, &env.file, &env.content),
             vars: env.overrides,
         },
         None => Overrides {
@@ -78,24 +74,19 @@ pub fn current(cwd: &Path) -> Result<Overrides, BoxError> {
 
 /// A warning when the env file is no longer what the lock records: the
 /// values printed are the lock's, and the app may be reading others.
-fn drifted(root: &Path, file: &str, content: &str) -> Result<Option<String>, OverridesError> {
-    if config::check_relative(file).is_err() {
-        return Err(OverridesError::BadFile {
-            lock: root.join(lock::FILE_NAME),
-            file: file.to_string(),
-        });
-    }
+/// `file` is one the lock's reader let through: inside the worktree.
+fn drifted(root: &Path, file: &str, content: &str) -> Option<String> {
     let path = root.join(file);
     let now = match fs_err::symlink_metadata(&path) {
         Ok(meta) if meta.file_type().is_symlink() => "is a symlink",
         Ok(_) => match fs_err::read(&path) {
-            Ok(bytes) if hash::of(&bytes) == content => return Ok(None),
+            Ok(bytes) if hash::of(&bytes) == content => return None,
             Ok(_) => "was edited",
             Err(_) => "cannot be read",
         },
         Err(_) => "is missing",
     };
-    Ok(Some(format!(
+    Some(format!(
         "{file} {now} since provision wrote it: these are the values its lock records; `provision verify` shows the drift, `provision apply` rewrites it"
-    )))
+    ))
 }

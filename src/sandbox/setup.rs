@@ -130,12 +130,7 @@ mod tests {
     use super::*;
 
     fn hooks(list: &[(&str, bool)]) -> Vec<Hook> {
-        list.iter()
-            .map(|(run, completed)| Hook {
-                run: run.to_string(),
-                completed: *completed,
-            })
-            .collect()
+        Hook::list(list)
     }
 
     #[test]

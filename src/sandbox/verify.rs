@@ -7,12 +7,12 @@ use serde::Serialize;
 use similar::TextDiff;
 
 use crate::BoxError;
-use crate::db::migrations::Migration;
+use crate::db::migrations::Migrations;
 use crate::git::Checkout;
 use crate::sandbox::lock::{self, Sandbox};
 use crate::sandbox::observe::{self, Observed};
 use crate::sandbox::plan::Plan;
-use crate::sandbox::state::{self, Ledger, Presence, Step};
+use crate::sandbox::state::{self, Ledger, MigrationFile, Presence, Step};
 use crate::workspace::{Workspace, WorktreeSandbox};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -134,7 +134,7 @@ pub struct Checked {
 pub fn check(
     ctx: &WorktreeSandbox,
     read: &lock::Read,
-    plan: impl FnOnce(&[Migration]) -> Result<Plan, BoxError>,
+    plan: impl FnOnce(&Migrations) -> Result<Plan, BoxError>,
 ) -> Result<Checked, BoxError> {
     let locked = &read.sandbox;
     let mut findings = Vec::new();
@@ -146,6 +146,7 @@ pub fn check(
     }
     let files = ctx.migrations()?;
     let mut database = ctx.database()?;
+    database.tool_ledger(files.format, &files);
     let observed = observe::observe(
         locked,
         &ctx.checkout.root,
@@ -153,7 +154,8 @@ pub fn check(
         database.as_mut(),
     )?;
     worktree_drift(locked, &observed, &mut findings);
-    database_drift(locked, &observed, &files, &mut findings);
+    let dir = &ctx.settings.database.migrations;
+    database_drift(locked, &observed, &files, dir, &mut findings);
     // Whatever the specific checks above do not name, the diff still shows:
     // verify never passes a sandbox that differs from its lock.
     if findings.iter().all(|f| f.kind == FindingKind::Lock) && observed.sandbox != *locked {
@@ -164,8 +166,15 @@ pub fn check(
     }
     let plan = plan(&files)?;
     for change in state::changes(locked, &plan.sandbox) {
-        if let Some(message) = change.message() {
-            findings.push(Finding::stale(change.subject(), message));
+        let subject = change.subject();
+        // A migration its tool applied is already named as stale.
+        let named = findings
+            .iter()
+            .any(|f| f.kind == FindingKind::Stale && f.subject == subject);
+        if let Some(message) = change.message()
+            && !named
+        {
+            findings.push(Finding::stale(subject, message));
         }
     }
     Ok(Checked {
@@ -232,12 +241,31 @@ fn worktree_drift(locked: &Sandbox, observed: &Observed, findings: &mut Vec<Find
 fn database_drift(
     locked: &Sandbox,
     observed: &Observed,
-    files: &[Migration],
+    files: &Migrations,
+    dir: &str,
     findings: &mut Vec<Finding>,
 ) {
     let want = &locked.database;
     let known = state::known_checksums(Some(locked), files);
-    let db = state::database(&want.migrations, files, &known, &observed.database);
+    let db = state::database(
+        files.format,
+        &want.migrations,
+        files,
+        &known,
+        &observed.database,
+    );
+    // A folder that is gone (renamed, or `[database] migrations` changed)
+    // is one finding, not one per migration it held.
+    let folder_gone = files.missing && !want.migrations.is_empty();
+    if folder_gone {
+        findings.push(Finding::drift(
+            format!("migrations folder {dir}/"),
+            format!(
+                "missing: the lock records {} migration(s) from it",
+                want.migrations.len()
+            ),
+        ));
+    }
     if let Some(message) = db.presence.message() {
         findings.push(Finding::drift(format!("database {}", want.name), message));
     }
@@ -251,7 +279,15 @@ fn database_drift(
         let Some(migration) = db.of(&applied.name) else {
             continue;
         };
-        if let Some(message) = migration.file.message() {
+        if matches!(migration.file, MigrationFile::Edited { .. }) && db.is_repeatable(&applied.name)
+        {
+            findings.push(Finding::stale(
+                subject(),
+                "changed since it was applied: `provision apply` applies it again (a repeatable migration)",
+            ));
+        } else if let Some(message) = migration.file.message()
+            && !(folder_gone && migration.file == MigrationFile::Gone)
+        {
             findings.push(Finding::drift(subject(), message));
         }
         // Not in the ledger of a database that is missing or not
@@ -269,8 +305,15 @@ fn database_drift(
         findings.push(Finding::drift("migrations".into(), message));
     }
     for row in &db.migrations {
-        if let Some(message) = row.partial_message() {
-            findings.push(Finding::drift(format!("migration {}", row.name), message));
+        let subject = format!("migration {}", row.name);
+        if row.is_adoptable() {
+            // Its tool applied it, in a sandbox that is the tool's own.
+            findings.push(Finding::stale(
+                subject,
+                "applied by its own tool, not yet in provision's ledger: `provision apply` adopts it",
+            ));
+        } else if let Some(message) = row.partial_message() {
+            findings.push(Finding::drift(subject, message));
         }
     }
 }

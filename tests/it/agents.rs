@@ -173,3 +173,21 @@ fn new_json_is_one_object_with_what_an_orchestrator_needs() {
     assert_eq!(json["env"]["PORT"], port.to_string());
     assert!(read(wt.join(".env.local")).contains(&format!("PORT={port}")));
 }
+
+/// Claude Code reusing a name: the branch is checked out as it is, and its
+/// base (which only says where a new branch starts) is not held against it.
+#[test]
+fn worktree_create_reuses_an_existing_branch_despite_a_base() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.git(&main, &["branch", "agent-d4"]);
+    let event = serde_json::json!({
+        "hook_event_name": "WorktreeCreate",
+        "name": "agent-d4",
+        "base_ref": "HEAD",
+    });
+    let run = hook(&env, &main, &event).expect(0);
+    let path = env.path("worktree-agent-d4");
+    assert_eq!(run.stdout.trim(), path.display().to_string());
+    env.provision(&path, &["verify"]).expect(0);
+}

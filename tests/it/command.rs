@@ -198,6 +198,8 @@ fn remove_and_gc_run_the_drop_command() {
     assert!(!db("removed").exists());
     // The worktree is gone, so gc runs the drop command in the main checkout.
     fs_err::remove_dir_all(env.path("worktree-orphan")).unwrap();
+    // Past git's expiry for entries whose folder is gone.
+    env.git(&main, &["config", "gc.worktreePruneExpire", "now"]);
     env.provision(&main, &["gc"]).expect(0);
     assert!(!db("orphan").exists());
     assert!(db("kept").is_file());
@@ -236,6 +238,8 @@ fn gc_never_runs_a_command_naming_a_gone_worktree_against_the_main_checkout() {
     env.provision(&main, &["new", "a"]).expect(0);
     assert!(env.path("worktree-a/state").is_dir());
     fs_err::remove_dir_all(env.path("worktree-a")).unwrap();
+    // Past git's expiry for entries whose folder is gone.
+    env.git(&main, &["config", "gc.worktreePruneExpire", "now"]);
 
     let mut report = env.provision(&main, &["gc", "--json"]).expect(0).json();
     assert_eq!(read(main.join("state/precious")), "keep me\n");
@@ -279,6 +283,8 @@ fn gc_never_runs_a_command_naming_provision_worktree_once_its_folder_is_gone() {
     );
     env.provision(&main, &["new", "b"]).expect(0);
     fs_err::remove_dir_all(env.path("worktree-b")).unwrap();
+    // Past git's expiry for entries whose folder is gone.
+    env.git(&main, &["config", "gc.worktreePruneExpire", "now"]);
     let run = env.provision(&main, &["gc"]).expect(0);
     assert_eq!(read(main.join("state/precious")), "keep me\n");
     assert!(
@@ -305,6 +311,8 @@ fn provision_worktree_stays_the_gone_folder_never_the_main_checkout() {
     env.provision(&main, &["new", "b"]).expect(0);
     let wt = env.path("worktree-b");
     fs_err::remove_dir_all(&wt).unwrap();
+    // Past git's expiry for entries whose folder is gone.
+    env.git(&main, &["config", "gc.worktreePruneExpire", "now"]);
     let run = env.provision(&main, &["gc", "--json"]).expect(0);
     assert_eq!(
         run.json()["removed"][0]["database_fate"],

@@ -117,6 +117,21 @@ fn slow_app(env: &TestEnv) -> PathBuf {
     main
 }
 
+/// The fixture app whose `*.js` files git checks out through a filter
+/// that waits while `hold` exists in the main checkout, touching
+/// `smudging` first: a kill can land inside git's checkout.
+fn slow_checkout_app(env: &TestEnv) -> PathBuf {
+    let main = env.fixture_repo("app");
+    write(main.join(".gitattributes"), "*.js filter=slow\n");
+    env.commit_all(&main, "a slow filter");
+    let smudge = format!(
+        "touch {0}/smudging; while test -e {0}/hold; do sleep 0.02; done; cat",
+        main.display()
+    );
+    env.git(&main, &["config", "filter.slow.smudge", &smudge]);
+    main
+}
+
 /// A migration still running when git is done is said to be, so `new` is
 /// not silent while it waits.
 #[test]
@@ -202,6 +217,9 @@ fn a_new_killed_mid_migration_is_taken_away_by_remove_or_gc() {
     }
     env.provision(&main, &["remove", "removed"]).expect(0);
     fs_err::remove_dir_all(env.path("worktree-collected")).unwrap();
+    // Past git's expiry for entries whose folder is gone (three months by
+    // default, during which a moved worktree can still be repaired).
+    env.git(&main, &["config", "gc.worktreePruneExpire", "now"]);
     env.provision(&main, &["gc"]).expect(0);
 
     for name in ["removed", "collected"] {
@@ -269,6 +287,9 @@ fn a_remove_or_gc_killed_mid_drop_is_finished_by_the_next_run() {
     env.provision(&main, &["remove", "removed"]).expect(0);
 
     fs_err::remove_dir_all(env.path("worktree-collected")).unwrap();
+    // Past git's expiry for entries whose folder is gone (three months by
+    // default, during which a moved worktree can still be repaired).
+    env.git(&main, &["config", "gc.worktreePruneExpire", "now"]);
     kill_mid_drop(&env, &main, &["gc"]);
     env.provision(&main, &["gc"]).expect(0);
 
@@ -292,14 +313,7 @@ fn a_remove_or_gc_killed_mid_drop_is_finished_by_the_next_run() {
 #[test]
 fn a_new_killed_while_git_checks_out_is_taken_away_by_gc() {
     let env = TestEnv::new();
-    let main = env.fixture_repo("app");
-    write(main.join(".gitattributes"), "*.js filter=slow\n");
-    env.commit_all(&main, "a slow filter");
-    let smudge = format!(
-        "touch {0}/smudging; while test -e {0}/hold; do sleep 0.02; done; cat",
-        main.display()
-    );
-    env.git(&main, &["config", "filter.slow.smudge", &smudge]);
+    let main = slow_checkout_app(&env);
     write(main.join("hold"), "");
 
     let mut child = env.provision_spawn(&main, &["new", "x"]);
@@ -333,4 +347,98 @@ fn a_new_killed_while_git_checks_out_is_taken_away_by_gc() {
     );
     assert_eq!(record_count(&main), 0);
     assert_eq!(abandoned(&main), Vec::<String>::new());
+}
+
+/// A `new` killed inside `git worktree add` leaves a worktree git locks
+/// with provision's reason. Work done in it is never thrown away: `apply`
+/// there takes the sandbox over (git's lock goes), and `gc` keeps a cut-short
+/// worktree holding content HEAD does not have.
+#[test]
+fn work_in_a_worktree_a_killed_new_left_is_never_collected() {
+    let env = TestEnv::new();
+    let main = slow_checkout_app(&env);
+    for name in ["taken", "edited"] {
+        write(main.join("hold"), "");
+        let _ = fs_err::remove_file(main.join("smudging"));
+        let mut child = env.provision_spawn(&main, &["new", name]);
+        wait_for(&mut child, "git's checkout got going", || {
+            main.join("smudging").exists()
+        });
+        kill_group(&mut child);
+        fs_err::remove_file(main.join("hold")).unwrap();
+    }
+
+    // One is taken over by apply: git's lock is gone, and it verifies.
+    // As a person finishes git's cut checkout: its index.lock goes, then
+    // a hard reset writes the files.
+    let taken = env.path("worktree-taken");
+    let _ = fs_err::remove_file(main.join(".git/worktrees/worktree-taken/index.lock"));
+    env.git(&taken, &["reset", "-q", "--hard", "HEAD"]);
+    env.provision(&taken, &["apply"]).expect(0);
+    env.provision(&taken, &["verify"]).expect(0);
+    write(taken.join("notes.txt"), "mine\n");
+    // The other is worked in without provision.
+    let edited = env.path("worktree-edited");
+    write(edited.join("draft.txt"), "unsaved\n");
+
+    let gc = env.provision(&main, &["gc", "--json"]).expect(0).json();
+    assert_eq!(gc["removed"], serde_json::json!([]), "{gc}");
+    let kept = gc["kept"].to_string();
+    assert!(
+        kept.contains("holds unsaved work") && kept.contains("draft.txt"),
+        "{gc}"
+    );
+    assert_eq!(read(taken.join("notes.txt")), "mine\n");
+    assert_eq!(read(edited.join("draft.txt")), "unsaved\n");
+    let list = env.git(&main, &["worktree", "list", "--porcelain"]);
+    let taken_entry = list
+        .split("\n\n")
+        .find(|e| e.contains("worktree-taken"))
+        .unwrap();
+    assert!(!taken_entry.contains("locked"), "{list}");
+}
+
+/// A `remove` cut short after git removed the worktree leaves the record
+/// (and the branch, its last step): the re-run finishes the branch too.
+#[test]
+fn a_remove_cut_short_after_gits_step_is_finished_with_its_branch() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["new", "x"]).expect(0);
+    // Where a kill after `git worktree remove` leaves things.
+    env.git(&main, &["worktree", "remove", "../worktree-x"]);
+    let run = env.provision(&main, &["remove", "x"]).expect(0);
+    assert!(
+        run.stdout.contains("deleted branch x (merged into main)"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(env.git(&main, &["branch", "--list", "x"]), "");
+    assert_eq!(record_count(&main), 0);
+}
+
+/// A second `apply` in a sandbox whose first is still migrating says what
+/// it waits for, then finds nothing left to do.
+#[test]
+fn a_second_apply_says_what_it_waits_for() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["new", "x"]).expect(0);
+    let wt = env.path("worktree-x");
+    write(wt.join("migrations").join(SLOW_NAME), SLOW);
+    let mut first = env.provision_spawn(&wt, &["apply"]);
+    let db = db_path(&main, "app_x");
+    wait_for(&mut first, "the slow migration got going", || {
+        fs_err::metadata(&db).is_ok_and(|m| m.len() > 1 << 20)
+    });
+    let second = env.provision(&wt, &["apply"]).expect(0);
+    assert!(
+        second
+            .stderr
+            .contains("waiting for another provision that is applying sandbox x"),
+        "{}",
+        second.stderr
+    );
+    assert!(first.wait().unwrap().success());
+    env.provision(&wt, &["verify"]).expect(0);
 }

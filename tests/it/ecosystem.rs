@@ -330,9 +330,9 @@ fn init_fits_a_node_repository_and_new_works() {
     assert_eq!(read(main.join(".worktreeinclude")), ".env\n");
     let recipe = read(main.join("provision.toml"));
     for line in [
-        "migrations = \"db/migrate\"",
+        "migrations = \"db/migrate\"   # 1 migration(s), found as Rails, dbmate keeps them\nformat = \"flat\"",
         "# [[setup]]\n# run = \"pnpm install --frozen-lockfile\"",
-        "# prisma/migrations/ (Prisma) holds no *.sql files",
+        "# prisma/migrations/ (Prisma) holds migrations too; provision applies one folder",
     ] {
         assert!(recipe.contains(line), "{line} not in\n{recipe}");
     }

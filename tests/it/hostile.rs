@@ -439,3 +439,184 @@ fn env_values_never_run_as_code() {
     );
     assert!(!env.path("worktree-y").exists());
 }
+
+/// A lock is read back from disk: one whose link or env path leaves the
+/// worktree (with its hash recomputed, so it passes as intact) is refused
+/// by field, and apply, rebuilding the lock, touches nothing outside.
+#[test]
+fn a_forged_lock_never_reaches_outside_the_worktree() {
+    use provision::sandbox::lock::{self, Sandbox};
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["new", "feat"]).expect(0);
+    let wt = env.path("worktree-feat");
+    write(env.path("victim"), "keep me\n");
+    fs_err::create_dir_all(env.path("victim-dir")).unwrap();
+    write(env.path("victim-dir/file"), "keep me too\n");
+    for (field, forged) in [
+        ("links[0].path", "../victim"),
+        ("links[0].path", "/VICTIM"),
+        ("env.file", "../victim-dir/file"),
+    ] {
+        let forged = forged.replace("/VICTIM", &env.path("victim").display().to_string());
+        let text = read(wt.join("provision.lock"));
+        let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        value.as_object_mut().unwrap().remove("hash");
+        let mut sandbox: Sandbox = serde_json::from_value(value).unwrap();
+        if field == "env.file" {
+            sandbox.env.as_mut().unwrap().file = forged.clone();
+        } else {
+            sandbox.links[0].path = forged.clone();
+        }
+        write(wt.join("provision.lock"), &lock::render(&sandbox));
+
+        let run = env.provision(&wt, &["verify"]).expect(2);
+        assert!(
+            run.stderr.contains(&format!(
+                "provision.lock is not a valid lock: {field} `{forged}`"
+            )),
+            "{}",
+            run.stderr
+        );
+        let run = env.provision(&wt, &["apply"]).expect(0);
+        assert!(
+            run.stderr.contains("apply writes it anew"),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(read(env.path("victim")), "keep me\n");
+        assert_eq!(read(env.path("victim-dir/file")), "keep me too\n");
+        env.provision(&wt, &["verify"]).expect(0);
+    }
+
+    // A lock that is a symlink is not followed.
+    fs_err::remove_file(wt.join("provision.lock")).unwrap();
+    fs_err::os::unix::fs::symlink(env.path("victim"), wt.join("provision.lock")).unwrap();
+    let run = env.provision(&wt, &["verify"]).expect(2);
+    assert!(run.stderr.contains("it is a symlink"), "{}", run.stderr);
+    env.provision(&wt, &["apply"]).expect(0);
+    assert_eq!(read(env.path("victim")), "keep me\n");
+    assert!(
+        fs_err::symlink_metadata(wt.join("provision.lock"))
+            .unwrap()
+            .is_file()
+    );
+}
+
+/// What sits where provision's lock belongs is checked as links are: a
+/// real folder there is someone's, and remove refuses to take it along.
+#[test]
+fn remove_keeps_a_folder_where_the_lock_belongs() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["new", "feat"]).expect(0);
+    let wt = env.path("worktree-feat");
+    fs_err::remove_file(wt.join("provision.lock")).unwrap();
+    fs_err::create_dir_all(wt.join("provision.lock")).unwrap();
+    write(wt.join("provision.lock/notes.txt"), "mine\n");
+    let run = env.provision(&main, &["remove", "feat"]).expect(2);
+    assert!(
+        run.stderr
+            .contains("provision.lock/ (a real folder, not provision's lock)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(read(wt.join("provision.lock/notes.txt")), "mine\n");
+}
+
+/// One corrupt registry record stops no other sandbox: it is named with
+/// its full path by status and gc, and apply in its worktree writes it
+/// again. A record whose fields leave their bounds is corrupt too.
+#[test]
+fn a_corrupt_registry_record_stops_no_other_sandbox() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["new", "one"]).expect(0);
+    let record = main.join(".git/provision/sandboxes/worktree-one.json");
+    let text = read(&record);
+    write(&record, &text[..text.len() / 2]);
+
+    env.provision(&main, &["new", "two"]).expect(0);
+    let two = env.path("worktree-two");
+    env.provision(&two, &["apply"]).expect(0);
+    let status = env.provision(&main, &["status", "--json"]).expect(0).json();
+    let bad = status["sandboxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["state"] == "error")
+        .unwrap_or_else(|| panic!("{status}"));
+    assert_eq!(bad["path"], record.display().to_string());
+    assert!(
+        bad["detail"].as_str().unwrap().contains("is corrupt"),
+        "{status}"
+    );
+    let gc = env.provision(&main, &["gc", "--json"]).expect(0).json();
+    assert!(
+        gc["kept"]
+            .to_string()
+            .contains("worktree-one.json is corrupt"),
+        "{gc}"
+    );
+    assert!(main.join(".git/provision/sqlite/app_one.sqlite").exists());
+    env.provision(&main, &["remove", "two"]).expect(0);
+
+    // apply in its worktree writes it again, and keeps its database.
+    let one = env.path("worktree-one");
+    env.provision(&one, &["apply"]).expect(0);
+    env.provision(&one, &["verify"]).expect(0);
+    let json: serde_json::Value = serde_json::from_str(&read(&record)).unwrap();
+    assert_eq!(json["database"]["name"], "app_one");
+
+    // Fields read back are checked: a path that is not absolute.
+    let forged = read(&record).replace(&one.display().to_string(), "relative/one");
+    write(&record, &forged);
+    let status = env.provision(&main, &["status"]).expect(0).stdout;
+    assert!(
+        status.contains("path `relative/one` is not absolute"),
+        "{status}"
+    );
+}
+
+/// A claim (in git's admin dir) is read back too: one forged to name
+/// another sandbox, or emptied, never makes gc drop the live sandbox whose
+/// lock says it is this one; a record naming another sandbox's database
+/// gets it dropped by neither gc nor remove.
+#[test]
+fn forged_claims_and_ghost_records_drop_no_live_database() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["new", "keep"]).expect(0);
+    let claim = main.join(".git/worktrees/worktree-keep/provision-sandbox");
+    for forged in ["intruder\n", ""] {
+        write(&claim, forged);
+        let gc = env.provision(&main, &["gc", "--json"]).expect(0).json();
+        assert_eq!(gc["removed"], serde_json::json!([]), "{gc}");
+        assert!(main.join(".git/provision/sqlite/app_keep.sqlite").is_file());
+    }
+    env.provision(&env.path("worktree-keep"), &["apply"])
+        .expect(0);
+    assert_eq!(read(&claim), "keep\n");
+
+    let record = read(main.join(".git/provision/sandboxes/worktree-keep.json"));
+    let ghost = record
+        .replace("\"worktree-keep\"", "\"ghost\"")
+        .replace("\"name\": \"keep\"", "\"name\": \"ghost\"");
+    write(main.join(".git/provision/sandboxes/ghost.json"), &ghost);
+    let gc = env.provision(&main, &["gc", "--json"]).expect(0).json();
+    assert!(
+        gc["kept"]
+            .to_string()
+            .contains("is named by sandbox keep's record too"),
+        "{gc}"
+    );
+    let run = env.provision(&main, &["remove", "ghost"]).expect(2);
+    assert!(
+        run.stderr.contains("provision drops it for neither"),
+        "{}",
+        run.stderr
+    );
+    assert!(main.join(".git/provision/sqlite/app_keep.sqlite").is_file());
+    env.provision(&env.path("worktree-keep"), &["verify"])
+        .expect(0);
+}

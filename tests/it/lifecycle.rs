@@ -106,6 +106,9 @@ fn gc_takes_exactly_the_orphans() {
         .unwrap();
 
     fs_err::remove_dir_all(env.path("worktree-by-hand")).unwrap();
+    // Past git's expiry for entries whose folder is gone (three months by
+    // default, during which a moved worktree can still be repaired).
+    env.git(&main, &["config", "gc.worktreePruneExpire", "now"]);
     env.git(&main, &["worktree", "remove", "../worktree-by-git"]);
     let dirty = env.path("worktree-dirty");
     write(dirty.join("notes.txt"), "unsaved\n");
@@ -450,6 +453,9 @@ fn status_lists_every_worktree_with_its_state() {
         "CREATE TABLE tags(id INTEGER PRIMARY KEY);\n",
     );
     fs_err::remove_dir_all(env.path("worktree-orphan")).unwrap();
+    // Past git's expiry for entries whose folder is gone (three months by
+    // default, during which a moved worktree can still be repaired).
+    env.git(&main, &["config", "gc.worktreePruneExpire", "now"]);
     env.git(
         &main,
         &["worktree", "add", "-q", "-b", "plain", "../worktree-plain"],
@@ -667,13 +673,18 @@ fn a_lost_claim_does_not_orphan_a_live_sandbox() {
     assert!(claim.is_file());
     env.provision(&wt, &["verify"]).expect(0);
 
-    // Lost again, and the branch switched: it could be a newcomer under a
-    // reused id, or this sandbox. gc keeps it and says how to let go.
+    // Lost again, and the branch switched: its lock there still names this
+    // sandbox, so gc keeps it and says apply writes the claim again.
     fs_err::remove_file(&claim).unwrap();
     env.git(&wt, &["switch", "-q", "-c", "elsewhere"]);
     let report = env.provision(&main, &["gc", "--json"]).expect(0).json();
     assert_eq!(report["removed"], serde_json::json!([]), "{report}");
-    assert!(report.to_string().contains("carries no claim"), "{report}");
+    assert!(
+        report
+            .to_string()
+            .contains("holds its lock, but its claim is missing"),
+        "{report}"
+    );
     assert!(db_file(&main, "app_feat").is_file());
 }
 
@@ -700,4 +711,47 @@ fn remove_refuses_a_worktree_with_a_checked_out_submodule() {
     let run = env.provision(&main, &["remove", "feat"]).expect(2);
     assert!(run.stderr.contains("submodules"), "{}", run.stderr);
     assert!(db_file(&main, "app_feat").is_file() && wt.is_dir());
+}
+
+/// A worktree moved with plain `mv` only looks gone: git keeps its entry
+/// until `gc.worktreePruneExpire`, and gc keeps its sandbox as long. In its
+/// new place provision names `git worktree repair`, after which everything
+/// is as before.
+#[test]
+fn a_moved_worktree_keeps_its_database_until_gits_expiry() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["new", "moved"]).expect(0);
+    let old = env.path("worktree-moved");
+    let new = env.path("elsewhere");
+    fs_err::rename(&old, &new).unwrap();
+
+    let gc = env.provision(&main, &["gc", "--json"]).expect(0).json();
+    assert_eq!(gc["removed"], serde_json::json!([]), "{gc}");
+    assert!(
+        gc["kept"].to_string().contains("git worktree repair"),
+        "{gc}"
+    );
+    assert!(db_file(&main, "app_moved").is_file());
+    let status = env.provision(&main, &["status", "--json"]).expect(0).json();
+    let row = status["sandboxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "moved")
+        .cloned()
+        .unwrap();
+    assert_eq!(row["state"], "missing", "{status}");
+
+    let run = env.provision(&new, &["verify"]).expect(2);
+    assert!(
+        run.stderr.contains("run `git worktree repair` in it"),
+        "{}",
+        run.stderr
+    );
+    env.git(&new, &["worktree", "repair"]);
+    env.provision(&new, &["verify"]).expect(0);
+    env.provision(&main, &["gc"]).expect(0);
+    assert!(db_file(&main, "app_moved").is_file());
+    env.provision(&new, &["verify"]).expect(0);
 }

@@ -66,6 +66,14 @@ fn an_mcp_client_drives_the_sandbox_lifecycle() {
             .contains("`bad..name` is not a valid branch name")
     );
     assert_eq!(report["bad"]["result"]["exit"], 2);
+    // Tools act on the server's own repository only.
+    assert_eq!(report["elsewhere"]["error"], true);
+    assert!(
+        report["elsewhere"]["result"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("is not a folder of the repository this server serves")
+    );
 
     assert_eq!(report["remove"]["result"]["database_fate"], "dropped");
     assert!(!worktree.exists());

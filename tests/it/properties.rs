@@ -25,9 +25,15 @@ fn hash() -> impl Strategy<Value = String> {
     "[0-9a-f]{64}".prop_map(|h| format!("blake3:{h}"))
 }
 
+/// A path a lock may name: relative, inside the worktree (the lock's own
+/// reader refuses anything else).
+fn inner_path() -> impl Strategy<Value = String> {
+    "[a-zA-Z0-9_][a-zA-Z0-9_.é-]{0,10}(/[a-z0-9_]{1,8}){0,2}"
+}
+
 fn sandbox() -> impl Strategy<Value = Sandbox> {
     let link = (
-        text(),
+        inner_path(),
         text(),
         prop_oneof![
             Just(LinkKind::File),
@@ -48,7 +54,7 @@ fn sandbox() -> impl Strategy<Value = Sandbox> {
         });
     let env = proptest::option::of(
         (
-            text(),
+            inner_path(),
             proptest::option::of(hash()),
             proptest::collection::btree_map(text(), text(), 0..4),
             hash(),
@@ -67,7 +73,7 @@ fn sandbox() -> impl Strategy<Value = Sandbox> {
             Just(DatabaseKind::Postgres),
             Just(DatabaseKind::Command)
         ],
-        text(),
+        "[a-z0-9_]{1,63}",
         text(),
         proptest::collection::vec(applied, 0..4),
         hash(),
@@ -87,10 +93,11 @@ fn sandbox() -> impl Strategy<Value = Sandbox> {
         env,
         database,
         any::<u16>(),
+        proptest::collection::btree_map("[A-Z][A-Z0-9_]{0,8}", any::<u16>(), 0..3),
         proptest::collection::vec(hook, 0..3),
     )
         .prop_map(
-            |(worktree, recipe, links, env, database, port, setup)| Sandbox {
+            |(worktree, recipe, links, env, database, port, ports, setup)| Sandbox {
                 version: lock::VERSION,
                 worktree,
                 recipe,
@@ -98,6 +105,7 @@ fn sandbox() -> impl Strategy<Value = Sandbox> {
                 env,
                 database,
                 port,
+                ports,
                 setup,
             },
         )

@@ -171,3 +171,55 @@ fn a_main_checkout_link_to_a_folder_is_linked_as_a_folder() {
     let run = env.provision(&wt, &["apply", "--json"]).expect(0);
     assert_eq!(run.json()["actions"], serde_json::json!([]));
 }
+
+/// Recipe paths that would collide with provision's own files are refused
+/// when the recipe is read, by line, before anything is made.
+#[test]
+fn recipe_paths_that_collide_with_provisions_own_files_are_refused() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    for (file, text, expected) in [
+        (
+            ".worktreeinclude",
+            ".env\n*\n",
+            ".worktreeinclude:2: `*` takes in provision.lock",
+        ),
+        (
+            ".worktreeinclude",
+            "provision.lock\n",
+            ".worktreeinclude:1: `provision.lock` takes in provision.lock",
+        ),
+        (
+            "provision.toml",
+            "[env]\nfile = \"provision.lock\"\n",
+            "provision.toml:2: env.file `provision.lock` is one of provision's or git's own files",
+        ),
+        (
+            "provision.toml",
+            "[env]\nfile = \"migrations/.env\"\n",
+            "env.file `migrations/.env` lies in the migrations folder `migrations`",
+        ),
+        (
+            "provision.toml",
+            "[env]\nfile = \"./.env.local\"\n",
+            "provision.toml:2: env.file `./.env.local` must be a plain relative path",
+        ),
+        (
+            ".worktreeinclude",
+            "./.env\n",
+            ".worktreeinclude:1: `./.env` names a path in two ways",
+        ),
+    ] {
+        let before = fs_err::read_to_string(main.join(file)).unwrap_or_default();
+        write(main.join(file), text);
+        let run = env.provision(&main, &["new", "x"]).expect(2);
+        assert!(run.stderr.contains(expected), "{text}: {}", run.stderr);
+        assert!(!env.path("worktree-x").exists());
+        write(main.join(file), &before);
+    }
+    write(
+        main.join(".worktreeinclude"),
+        ".env\n*.local\n!provision.lock\n",
+    );
+    env.provision(&main, &["new", "x"]).expect(0);
+}

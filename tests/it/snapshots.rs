@@ -41,3 +41,14 @@ fn help_of_the_ecosystem_commands() {
         insta::assert_snapshot!(format!("help_{command}"), run.stdout);
     }
 }
+
+#[test]
+fn help_of_the_service_commands() {
+    let env = TestEnv::new();
+    for command in ["up", "down", "logs", "remove"] {
+        let run = env
+            .provision(env.dir.path(), &[command, "--help"])
+            .expect(0);
+        insta::assert_snapshot!(format!("help_{command}"), run.stdout);
+    }
+}

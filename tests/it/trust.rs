@@ -118,3 +118,65 @@ fn the_command_kind_runs_nothing_unapproved_and_a_bad_store_is_named() {
         run.stderr
     );
 }
+
+/// The commands run with the overrides in their environment: a pulled
+/// change to them needs approval as a changed command does, and variables
+/// that make programs load other code are refused outright. A changed
+/// `drop` stops remove and gc from running it.
+#[test]
+fn the_commands_environment_and_teardown_are_approved_too() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    write(
+        main.join("provision.toml"),
+        &format!("{RECIPE}[env.vars]\nDB_NAME = \"{{db}}\"\nMODE = \"a\"\n"),
+    );
+    untrusted(&env, &main, &["trust"]).expect(0);
+    untrusted(&env, &main, &["new", "feat"]).expect(0);
+    let wt = env.path("worktree-feat");
+    write(
+        main.join("provision.toml"),
+        &format!("{RECIPE}[env.vars]\nDB_NAME = \"{{db}}\"\nMODE = \"b\"\n"),
+    );
+    let run = untrusted(&env, &wt, &["apply"]).expect(2);
+    assert!(
+        run.stderr.contains("env.vars (the commands' environment)"),
+        "{}",
+        run.stderr
+    );
+
+    write(
+        main.join("provision.toml"),
+        &format!("{RECIPE}[env.vars]\nLD_PRELOAD = \"{{main}}/x.so\"\n"),
+    );
+    let run = untrusted(&env, &wt, &["apply", "--trust"]).expect(2);
+    assert!(
+        run.stderr
+            .contains("provision.toml:4: env.vars: `LD_PRELOAD` changes which libraries"),
+        "{}",
+        run.stderr
+    );
+
+    // The command kind's drop, changed after approval, never runs.
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    let kind = |drop: &str| {
+        format!(
+            "[database]\nkind = \"command\"\ncreate = \"mkdir -p \\\"{{main}}/.dbs/{{db}}\\\"\"\nexists = \"test -d \\\"{{main}}/.dbs/{{db}}\\\"\"\nmigrate = \"true\"\ndrop = \"{drop}\"\n"
+        )
+    };
+    write(
+        main.join("provision.toml"),
+        &kind("rm -rf \\\"{main}/.dbs/{db}\\\""),
+    );
+    untrusted(&env, &main, &["trust"]).expect(0);
+    untrusted(&env, &main, &["new", "feat"]).expect(0);
+    write(
+        main.join("provision.toml"),
+        &kind("touch \\\"{main}/pwned\\\""),
+    );
+    untrusted(&env, &main, &["remove", "feat"]).expect(2);
+    untrusted(&env, &main, &["gc"]);
+    assert!(!main.join("pwned").exists());
+    assert!(main.join(".dbs/app_feat").is_dir());
+}

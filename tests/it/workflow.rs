@@ -333,3 +333,23 @@ fn switching_the_env_file_to_a_linked_file_keeps_the_worktree_whole() {
     assert_eq!(crate::support::read(main.join(".env")), shared);
     env.provision(&wt, &["verify"]).expect(0);
 }
+
+/// A revision reaches git as a word after the path: one that reads as an
+/// option is refused, never passed on.
+#[test]
+fn from_must_name_a_revision() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    let run = env
+        .provision(&main, &["new", "x", "--from=--no-checkout"])
+        .expect(2);
+    assert!(
+        run.stderr
+            .contains("`--no-checkout` is not a revision of this repository"),
+        "{}",
+        run.stderr
+    );
+    assert!(!env.path("worktree-x").exists());
+    env.provision(&main, &["new", "x", "--from", "HEAD"])
+        .expect(0);
+}

@@ -32,6 +32,7 @@ async def main(provision: str, repo: str) -> dict:
             out["verify"] = await call("verify", {"directory": worktree})
             out["status"] = await call("status", {})
             out["bad"] = await call("new", {"name": "bad..name"})
+            out["elsewhere"] = await call("status", {"directory": "/"})
             out["remove"] = await call("remove", {"name": "feat"})
     return out
 

@@ -64,9 +64,7 @@ pub fn run<T>(
             Err(err) => Each::Failed {
                 path: path.display().to_string(),
                 error: err.to_string(),
-                causes: std::iter::successors(err.source(), |c| c.source())
-                    .map(|c| c.to_string())
-                    .collect(),
+                causes: output::causes(&*err).map(|c| c.to_string()).collect(),
             },
         });
     }

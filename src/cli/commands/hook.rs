@@ -8,6 +8,7 @@
 use crate::BoxError;
 use crate::agents::claude_code::{self, Event};
 use crate::cli::{Exit, Globals};
+use crate::git::Checkout;
 use crate::lifecycle::remove::{self, RemoveOptions};
 use crate::output;
 use crate::workspace::Workspace;
@@ -38,6 +39,13 @@ pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
                 cwd: cwd.unwrap_or_else(|| globals.cwd.clone()),
                 ..globals.clone()
             };
+            // An agent reusing a name gets its branch back as it is: a base
+            // is only where a new branch starts.
+            let exists = Checkout::discover(&here.cwd)
+                .ok()
+                .and_then(|c| git2::Repository::open(&c.main).ok())
+                .is_some_and(|r| r.find_branch(&name, git2::BranchType::Local).is_ok());
+            let base = base.filter(|_| !exists);
             let outcome = super::new::create(&here, &name, path, base.as_deref())?;
             output::stdout(format!("{}\n", outcome.path).as_bytes());
         }
@@ -51,6 +59,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
                 cwd: &cwd,
                 force: false,
                 keep_branch: false,
+                dry_run: false,
             };
             let removal = remove::remove(&Workspace::discover(&cwd)?, options)?;
             globals

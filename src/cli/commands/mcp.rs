@@ -17,6 +17,8 @@ use serde::Deserialize;
 
 use crate::BoxError;
 use crate::cli::{Exit, Globals};
+use crate::git::Checkout;
+use crate::recipe::trust;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
@@ -149,7 +151,7 @@ impl Server {
     }
 
     #[tool(
-        description = "Remove a worktree with its database, port and record; its branch goes only when merged. Refuses a worktree holding unsaved work unless force. Returns `provision remove --json`."
+        description = "Remove a worktree with its processes, database, ports and record; its branch goes only when merged. Refuses a worktree holding unsaved work unless force. Returns `provision remove --json`."
     )]
     async fn remove(
         &self,
@@ -187,7 +189,22 @@ impl Server {
         };
         let exe = std::env::current_exe().map_err(|e| internal("cannot find provision", &e))?;
         let dir = directory.map_or_else(|| self.cwd.clone(), |d| self.cwd.join(d));
-        let output = tokio::process::Command::new(exe)
+        // Tools act on the repository the server serves, and no other: an
+        // agent's `directory` could name any folder on the machine.
+        let here = |d: &std::path::Path| Checkout::discover(d).ok().map(|c| c.common_dir);
+        if here(&dir).is_none() || here(&dir) != here(&self.cwd) {
+            return Ok(CallToolResult::structured_error(serde_json::json!({
+                "error": format!("{} is not a folder of the repository this server serves ({})", dir.display(), self.cwd.display()),
+                "causes": [],
+                "exit": 2,
+            })));
+        }
+        let mut command = tokio::process::Command::new(exe);
+        // `provision --trust mcp` trusts for its tools too.
+        if trust::trust_all() {
+            command.env("PROVISION_TRUST", "1");
+        }
+        let output = command
             .arg("-C")
             .arg(&dir)
             .args(&argv)

@@ -4,16 +4,19 @@
 mod all;
 pub mod apply;
 pub mod completions;
+pub mod down;
 pub mod env;
 pub mod exec;
 pub mod gc;
 pub mod hook;
 pub mod init;
+pub mod logs;
 pub mod mcp;
 pub mod new;
 pub mod remove;
 pub mod status;
 pub mod trust;
+pub mod up;
 pub mod verify;
 
 /// A lock hash as reports show it: the prefix and 12 hex digits.

@@ -20,7 +20,7 @@ use super::short;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Name of the new branch and sandbox (`feature-auth`).
+    /// Name of the branch (new, or one that exists) and of the sandbox (`feature-auth`).
     pub name: String,
 
     /// Start the branch at REV instead of the main checkout's HEAD.
@@ -45,6 +45,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
     let report = NewReport {
         branch: args.name,
         port: locked.port,
+        ports: locked.named_ports(),
         database: Database {
             kind: locked.database.kind,
             name: locked.database.name,
@@ -85,6 +86,14 @@ pub(super) fn create(
             )?)
         }
     };
+    // A record, a lock and git's own files name the worktree as text.
+    if path.to_str().is_none() {
+        return Err(format!(
+            "{} is not a UTF-8 path; provision needs one it can record",
+            path.display()
+        )
+        .into());
+    }
     let options = Options {
         name,
         path: fsutil::normalize(&path),
@@ -100,7 +109,10 @@ struct NewReport {
     #[serde(flatten)]
     outcome: Outcome,
     branch: String,
+    /// The first named port.
     port: u16,
+    /// Every named port (`[ports] names`), the first among them.
+    ports: BTreeMap<String, u16>,
     database: Database,
     env: BTreeMap<String, String>,
 }

@@ -1,5 +1,5 @@
-//! `provision remove NAME`: a worktree with its database, port and record
-//! (the work is `lifecycle::remove`'s).
+//! `provision remove NAME`: a worktree with its processes, database, ports
+//! and record (the work is `lifecycle::remove`'s).
 
 use crate::BoxError;
 use crate::cli::{Exit, Globals};
@@ -21,6 +21,10 @@ pub struct Args {
     /// Keep the branch even when it is merged.
     #[arg(long)]
     pub keep_branch: bool,
+
+    /// Print what would be removed and which processes would be stopped, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
@@ -29,6 +33,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
         cwd: &globals.cwd,
         force: args.force,
         keep_branch: args.keep_branch,
+        dry_run: args.dry_run,
     };
     let removal = remove::remove(&Workspace::discover(&globals.cwd)?, options)?;
     output::emit(&removal, globals.json);
@@ -37,12 +42,20 @@ pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
 
 impl Report for teardown::Removal {
     fn text(&self) -> String {
+        let verb = if self.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
         let mut out = format!(
             "{}\n",
-            paint(GREEN, format!("removed sandbox {}", self.name))
+            paint(GREEN, format!("{verb} sandbox {}", self.name))
         );
         for line in &self.done {
             out.push_str(&format!("  {line}\n"));
+        }
+        if self.dry_run {
+            out.push_str("dry run: nothing was changed\n");
         }
         out
     }

@@ -6,8 +6,11 @@ use std::io::IsTerminal;
 use crate::BoxError;
 use crate::cli::{Exit, Globals};
 use crate::git::Checkout;
+use crate::lifecycle::ports;
 use crate::lifecycle::status;
 use crate::output::{self, BOLD, DIM, GREEN, RED, Report, YELLOW, paint};
+use crate::sandbox::lock;
+use crate::services::ServiceStatus;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
@@ -47,13 +50,13 @@ impl Report for status::Report {
     }
 }
 
-const HEADER: [&str; 7] = [
-    "NAME", "BRANCH", "STATE", "DIRTY", "PORT", "DATABASE", "PATH",
+const HEADER: [&str; 8] = [
+    "NAME", "BRANCH", "STATE", "DIRTY", "PORT", "SERVICES", "DATABASE", "PATH",
 ];
 
 /// The columns' widths, from the rows they hold.
 struct Table {
-    widths: [usize; 7],
+    widths: [usize; 8],
 }
 
 impl Table {
@@ -88,10 +91,10 @@ impl Table {
 
     fn header(&self) -> String {
         let header: Vec<String> = HEADER.iter().map(|h| h.to_string()).collect();
-        self.line(&header, &[BOLD; 7])
+        self.line(&header, &[BOLD; 8])
     }
 
-    /// A row's line, then why it is not clean and its warnings.
+    /// A row's line, then what is under it.
     fn row(&self, data: &status::Row) -> String {
         let state = match data.state {
             status::State::Clean => GREEN,
@@ -100,31 +103,22 @@ impl Table {
             status::State::NotProvisioned | status::State::Missing => DIM,
         };
         let plain = anstyle::Style::new();
-        let mut out = self.line(
-            &cells(data),
-            &[plain, plain, state, plain, plain, plain, DIM],
-        );
-        // Why a row is not clean, under it: the reason an `error` row
-        // could not be read is as much the answer as the state.
-        if let Some(detail) = &data.detail {
-            let style = if data.state == status::State::Error {
-                RED
-            } else {
-                DIM
-            };
-            out.push_str(&format!("  {}\n", paint(style, format!("└ {detail}"))));
-        }
-        for warning in &data.warnings {
-            out.push_str(&format!(
-                "  {}\n",
-                paint(YELLOW, format!("└ warning: {warning}"))
-            ));
-        }
-        out
+        let styles = [plain, plain, state, plain, plain, plain, plain, DIM];
+        self.line(&cells(data), &styles) + &below(data)
     }
 }
 
-fn cells(row: &status::Row) -> [String; 7] {
+/// The SERVICES cell: each service by name, with how it ended if it did.
+fn services(services: &[ServiceStatus]) -> String {
+    if services.is_empty() {
+        return "-".into();
+    }
+    let labels: Vec<String> = services.iter().map(ServiceStatus::label).collect();
+    labels.join(", ")
+}
+
+/// One row's cells, in the header's order.
+fn cells(row: &status::Row) -> [String; 8] {
     let mut name = row.name.clone();
     if row.locked {
         name.push_str(" (locked)");
@@ -139,6 +133,7 @@ fn cells(row: &status::Row) -> [String; 7] {
             None => "-".into(),
         },
         row.port.map_or("-".into(), |p| p.to_string()),
+        services(&row.services),
         row.database.clone().unwrap_or_else(|| "-".into()),
         row.path.clone(),
     ]
@@ -156,4 +151,30 @@ fn footer(rows: &[status::Row]) -> String {
     } else {
         String::new()
     }
+}
+
+/// Under a row: its named ports, why it is not clean (the reason an `error`
+/// row could not be read is as much the answer as the state), its warnings.
+fn below(row: &status::Row) -> String {
+    let mut out = String::new();
+    // More than the one default port: each by name.
+    if !lock::stored_ports(&row.ports).is_empty() {
+        let text = ports::text(&row.ports);
+        out.push_str(&format!("  {}\n", paint(DIM, format!("└ {text}"))));
+    }
+    if let Some(detail) = &row.detail {
+        let style = if row.state == status::State::Error {
+            RED
+        } else {
+            DIM
+        };
+        out.push_str(&format!("  {}\n", paint(style, format!("└ {detail}"))));
+    }
+    for warning in &row.warnings {
+        out.push_str(&format!(
+            "  {}\n",
+            paint(YELLOW, format!("└ warning: {warning}"))
+        ));
+    }
+    out
 }

@@ -7,14 +7,16 @@
 //! and into `provision_migrations(name, checksum)`, which keeps what
 //! wrangler does not: a checksum of each applied file.
 
+mod migrate;
 mod prebuild;
 
 use std::path::PathBuf;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::{Database, DatabaseKind, DbError, Ledger, LedgerRow};
-use crate::db::migrations::{Applied, Migration};
+use super::ledgers::{self, Dialect, OURS, ToolLedger};
+use super::{Database, DatabaseKind, DbError, Ledger};
+use crate::db::migrations::{Applied, Format, Migration};
 
 pub use prebuild::{BuiltAhead, Source, prebuild, sweep_abandoned};
 
@@ -31,14 +33,15 @@ const SCHEMA: &str = "
     );
     CREATE TABLE IF NOT EXISTS provision_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ";
-const D1: &str = "d1_migrations";
-const OURS: &str = "provision_migrations";
 
 pub struct Sqlite {
     path: PathBuf,
     name: String,
     owner: String,
     conn: Option<Connection>,
+    /// The migration tool's ledger kept beside provision's: wrangler's
+    /// until `tool_ledger` names the layout.
+    tool: Option<ToolLedger>,
 }
 
 impl Sqlite {
@@ -48,6 +51,7 @@ impl Sqlite {
             name: name.to_string(),
             owner,
             conn: None,
+            tool: ToolLedger::new(Format::Flat, Dialect::Sqlite, &[]),
         }
     }
 
@@ -60,8 +64,8 @@ impl Sqlite {
         }
     }
 
-    /// Opens the existing file without creating it; read-only connections
-    /// are enough for everything but `create`, `migrate` and `repair`.
+    /// Opens the existing file without creating it (read-write: SQLite
+    /// rolls back a transaction a killed writer left, on the next open).
     fn conn(&mut self) -> Result<&mut Connection, DbError> {
         if self.conn.is_none() {
             let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -202,96 +206,45 @@ impl Database for Sqlite {
     }
 
     fn ledger(&mut self) -> Result<Ledger, DbError> {
-        let names = self.rows(D1, "SELECT name FROM d1_migrations ORDER BY id", |r| {
-            r.get(0)
-        })?;
-        let mut rows: Vec<LedgerRow> = names
-            .into_iter()
-            .map(|name| LedgerRow {
-                name,
-                checksum: None,
-                missing_from: Some(OURS),
-            })
-            .collect();
         let ours: Vec<(String, String)> = self.rows(
             OURS,
             "SELECT name, checksum FROM provision_migrations ORDER BY rowid",
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        for (name, checksum) in ours {
-            match rows.iter_mut().find(|r| r.name == name) {
-                Some(row) => {
-                    row.checksum = Some(checksum);
-                    row.missing_from = None;
-                }
-                None => rows.push(LedgerRow {
-                    name,
-                    checksum: Some(checksum),
-                    missing_from: Some(D1),
-                }),
+        let tool = match self.tool.clone() {
+            Some(tool) => {
+                let rows = self.rows(tool.table(), &tool.select(), |r| {
+                    (0..r.as_ref().column_count()).map(|i| r.get(i)).collect()
+                })?;
+                Some((tool.table(), tool.applied(&rows)))
             }
-        }
-        // Lexical order is application order; a row that sorts out of place
-        // stays where the ledger put it, for verify to report.
-        Ok(Ledger { rows })
+            None => None,
+        };
+        // A row that sorts out of place stays where the ledger put it, for
+        // verify to report.
+        Ok(ledgers::merge(ours, tool))
     }
 
-    fn migrate(&mut self, migration: &Migration) -> Result<(), DbError> {
-        let name = self.name.clone();
-        let tx = self
-            .conn()?
-            .transaction()
-            .map_err(|source| DbError::Sqlite {
-                name,
-                action: "begin".into(),
-                source,
-            })?;
-        run_migration(&tx, &migration.name, &migration.checksum, &migration.sql()?)?;
-        tx.commit().map_err(migration_failed(&migration.name, ""))
+    fn tool_ledger(&mut self, format: Format, files: &[Migration]) {
+        self.tool = ToolLedger::new(format, Dialect::Sqlite, files);
     }
 
-    /// One transaction with a savepoint per migration, committed once with
-    /// SQLite's full syncs: a migration that fails rolls back alone and the
-    /// ones before it stay, as if each had committed on its own; a killed
-    /// process (or a lost power supply) rolls back the batch, which the next
-    /// apply redoes, and the lock (written after this returns) never claims
-    /// it. One commit writes each page once: twenty migrations took 80
-    /// fsyncs and 550 writes one by one.
+    /// See `migrate`: each migration atomic with its ledger rows.
     fn migrate_all(
         &mut self,
         pending: &[&Migration],
         starting: &mut dyn FnMut(&Migration),
     ) -> Result<(), DbError> {
-        let name = self.name.clone();
-        let fail = |source| DbError::Sqlite {
-            name: name.clone(),
-            action: "apply migrations".into(),
-            source,
-        };
+        let tool = self.tool.clone();
         let conn = self.conn()?;
-        let mut tx = conn.transaction().map_err(fail)?;
-        let mut result = Ok(());
-        for migration in pending {
-            starting(migration);
-            // Whatever fails, the ones before it are kept: an error ends the
-            // loop, never the transaction. Dropping a savepoint rolls it back.
-            result = (|| {
-                let sql = migration.sql()?;
-                let failed = migration_failed(&migration.name, "");
-                let savepoint = tx.savepoint().map_err(&failed)?;
-                run_migration(&savepoint, &migration.name, &migration.checksum, &sql)?;
-                savepoint.commit().map_err(&failed)
-            })();
-            if result.is_err() {
-                break;
-            }
-        }
-        tx.commit().map_err(fail)?;
-        result
+        migrate::all(conn, pending, starting, &|conn, m| {
+            record(conn, tool.as_ref(), m)
+        })
     }
 
     fn repair(&mut self, known: &[Applied]) -> Result<(), DbError> {
         let ledger = self.ledger()?;
+        let tool = self.tool.clone();
         let name = self.name.clone();
         let conn = self.conn()?;
         let fail = |source| DbError::Sqlite {
@@ -301,15 +254,12 @@ impl Database for Sqlite {
         };
         let tx = conn.transaction().map_err(fail)?;
         for row in &ledger.rows {
-            match row.missing_from {
-                Some(D1) => {
-                    tx.execute("INSERT INTO d1_migrations(name) VALUES(?1)", [&row.name])
-                        .map_err(fail)?;
-                }
-                None => {}
-                Some(_) => {
-                    // Only wrangler's ledger has it: take the checksum from the
-                    // best record there is (the lock, else the file).
+            match (row.missing_from, &tool) {
+                (None, _) => {}
+                // Only the tool's ledger has it (the tool applied it, or
+                // wrangler did): take the checksum from the best record
+                // there is (the lock, else the file).
+                (Some(OURS), _) => {
                     let Some(known) = known.iter().find(|k| k.name == row.name) else {
                         continue;
                     };
@@ -319,6 +269,13 @@ impl Database for Sqlite {
                     )
                     .map_err(fail)?;
                 }
+                (Some(_), Some(tool)) => {
+                    if let Some(sql) = tool.record_name(&row.name) {
+                        tx.execute_batch(&tool.create()).map_err(fail)?;
+                        tx.execute_batch(&sql).map_err(fail)?;
+                    }
+                }
+                (Some(_), None) => {}
             }
         }
         tx.commit().map_err(fail)?;
@@ -374,28 +331,40 @@ impl Database for Sqlite {
     }
 }
 
-/// The migration's SQL and its two ledger rows, inside the caller's
-/// transaction or savepoint.
-fn run_migration(conn: &Connection, name: &str, checksum: &str, sql: &str) -> Result<(), DbError> {
-    let failed = migration_failed(name, sql);
-    conn.execute_batch(SCHEMA).map_err(&failed)?;
-    // With its NUL: SQLite copies a script that does not end in one before
-    // each statement it prepares, which made a migration of many statements
-    // quadratic (80,000 INSERTs: 11.6 s; with the NUL, linear).
-    conn.execute_batch(&format!("{sql}\0")).map_err(&failed)?;
-    conn.execute("INSERT INTO d1_migrations(name) VALUES(?1)", [name])
-        .map_err(&failed)?;
+/// A migration's ledger rows, provision's and its tool's, in the
+/// caller's transaction.
+fn record(conn: &Connection, tool: Option<&ToolLedger>, m: &Migration) -> rusqlite::Result<()> {
+    conn.execute_batch(SCHEMA)?;
+    if let Some(tool) = tool {
+        conn.execute_batch(&tool.create())?;
+        conn.execute_batch(&tool.record(m))?;
+    }
+    // A repeatable migration applied again keeps its row, newly checksummed.
     conn.execute(
-        "INSERT INTO provision_migrations(name, checksum) VALUES(?1, ?2)",
-        params![name, checksum],
-    )
-    .map_err(&failed)?;
+        "INSERT INTO provision_migrations(name, checksum) VALUES(?1, ?2) \
+         ON CONFLICT(name) DO UPDATE SET checksum = excluded.checksum, applied_at = CURRENT_TIMESTAMP",
+        params![m.name, m.checksum],
+    )?;
     Ok(())
 }
 
-fn migration_failed<'a>(name: &'a str, sql: &'a str) -> impl Fn(rusqlite::Error) -> DbError + 'a {
-    move |e| DbError::Migration {
+/// The migration's SQL and its ledger rows, inside the caller's
+/// transaction (a build ahead, of migrations that need nothing else).
+fn run_migration(conn: &Connection, name: &str, checksum: &str, sql: &str) -> Result<(), DbError> {
+    let failed = |e| DbError::Migration {
         file: name.to_string(),
         message: one_line(sql, e),
-    }
+    };
+    conn.execute_batch(SCHEMA).map_err(failed)?;
+    // With its NUL: SQLite copies a script that does not end in one before
+    // each statement it prepares, which made a migration of many statements
+    // quadratic (80,000 INSERTs: 11.6 s; with the NUL, linear).
+    conn.execute_batch(&format!("{sql}\0")).map_err(failed)?;
+    // Built ahead only from flat folders: wrangler's ledger.
+    let wrangler = ToolLedger::new(Format::Flat, Dialect::Sqlite, &[]);
+    let migration = Migration {
+        checksum: checksum.to_string(),
+        ..Migration::flat(name, name.into(), "")
+    };
+    record(conn, wrangler.as_ref(), &migration).map_err(failed)
 }

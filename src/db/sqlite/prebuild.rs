@@ -78,7 +78,12 @@ pub fn sweep_abandoned(dir: &Path) -> std::io::Result<usize> {
         if !(name.starts_with(AHEAD) && name.ends_with(".sqlite")) {
             continue;
         }
-        let file = fs_err::File::open(&path)?;
+        // Gone meanwhile: its builder dropped it, or another sweep took it.
+        let file = match fs_err::File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
         match file.file().try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => continue,

@@ -5,6 +5,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{Commands, ConfigError, DatabaseKind, DatabaseSettings, Source};
+use crate::db::migrations::Format;
 use crate::recipe::template;
 
 #[derive(Deserialize, Default)]
@@ -13,6 +14,7 @@ pub(super) struct RawDatabase {
     kind: Option<Spanned<String>>,
     name: Option<Spanned<String>>,
     migrations: Option<Spanned<String>>,
+    format: Option<Spanned<String>>,
     url: Option<Spanned<String>>,
     template: Option<Spanned<String>>,
     create: Option<Spanned<String>>,
@@ -50,6 +52,20 @@ pub(super) fn resolve(
         )?;
         source.relative(&dir, "database.migrations")?;
         database.migrations = dir.into_inner();
+        database.migrations_set = true;
+    }
+    if let Some(format) = &raw.format {
+        database.format = Some(Format::parse(format.get_ref()).ok_or_else(|| {
+            let known: Vec<&str> = Format::ALL.iter().map(|f| f.as_str()).collect();
+            source.error_at(
+                format,
+                format!(
+                    "database.format: unknown format `{}`; known: {}",
+                    format.get_ref(),
+                    known.join(", ")
+                ),
+            )
+        })?);
     }
     Ok(())
 }
@@ -185,6 +201,21 @@ mod tests {
         assert_eq!(s.database.url, None);
         assert_eq!(s.database.template, None);
         assert_eq!(s.database.commands, Default::default());
+        assert_eq!(s.database.format, None);
+    }
+
+    #[test]
+    fn a_forced_format_is_part_of_the_recipe_hash_only_when_set() {
+        let s = parse("[database]\nformat = \"diesel\"\nmigrations = \"migrations\"\n").unwrap();
+        assert_eq!(
+            s.database.format,
+            Some(crate::db::migrations::Format::Diesel)
+        );
+        assert!(s.database.migrations_set);
+        let json = serde_json::to_string(&s.database).unwrap();
+        assert!(json.contains(r#""format":"diesel""#), "{json}");
+        let plain = serde_json::to_string(&parse("").unwrap().database).unwrap();
+        assert!(!plain.contains("format"), "{plain}");
     }
 
     #[test]
@@ -316,8 +347,12 @@ mod tests {
                 "provision.toml:2: database.migrations: `{repo}` cannot be used here: the migrations folder is a fixed path",
             ),
             (
+                "[database]\nformat = \"rails\"\n",
+                "provision.toml:2: database.format: unknown format `rails`; known: flat, golang-migrate, sqlx, diesel, prisma, dbmate, goose, flyway",
+            ),
+            (
                 "[database]\nkind = \"sqlite\"\nkinds = 1\n",
-                "provision.toml:3: unknown field `kinds`, expected one of `kind`, `name`, `migrations`, `url`, `template`, `create`, `migrate`, `exists`, `drop`",
+                "provision.toml:3: unknown field `kinds`, expected one of `kind`, `name`, `migrations`, `format`, `url`, `template`, `create`, `migrate`, `exists`, `drop`",
             ),
         ] {
             assert_eq!(parse(text).unwrap_err().to_string(), want, "{text:?}");

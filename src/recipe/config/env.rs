@@ -15,11 +15,13 @@ pub(super) struct RawEnv {
     vars: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
 }
 
+/// Returns whether `[env.vars]` was given (else the defaults follow the
+/// port names, once they are known).
 pub(super) fn resolve(
     raw: RawEnv,
     source: &Source,
     settings: &mut Settings,
-) -> Result<(), ConfigError> {
+) -> Result<bool, ConfigError> {
     if let Some(file) = raw.file {
         source.templates(
             &file,
@@ -28,9 +30,25 @@ pub(super) fn resolve(
             "the env file is a fixed path in every worktree",
         )?;
         source.relative(&file, "env.file")?;
+        // As the lock will name it, checked as the lock's reader checks it:
+        // plain components only, not in .git, not the lock.
+        let name = file.get_ref().as_str();
+        if let Err(why) = crate::sandbox::lock::inside(name) {
+            return Err(source.error_at(&file, format!("env.file `{name}` {why}")));
+        }
+        // The recipe's own files: overrides written into one of them would
+        // break the recipe for good.
+        if [super::FILE_NAME, crate::recipe::include::FILE_NAME].contains(&name) {
+            return Err(source.error_at(
+                &file,
+                format!("env.file `{name}` is one of provision's or git's own files; choose another path"),
+            ));
+        }
+        settings.lines.env_file = Some(source.line(&file));
         settings.env_file = file.into_inner();
     }
     // Given vars replace the defaults rather than adding to them.
+    let given = raw.vars.is_some();
     if let Some(vars) = raw.vars {
         settings.env_vars.clear();
         for (key, value) in vars {
@@ -38,6 +56,15 @@ pub(super) fn resolve(
                 return Err(source.error_at(
                     &key,
                     format!("env.vars: `{}` is not a valid variable name", key.get_ref()),
+                ));
+            }
+            if let Some(why) = runs_code(key.get_ref()) {
+                return Err(source.error_at(
+                    &key,
+                    format!(
+                        "env.vars: `{}` {why}: a commit could make every command and shell that loads the overrides run its code; set it outside the recipe",
+                        key.get_ref()
+                    ),
                 ));
             }
             source.templates(
@@ -51,7 +78,36 @@ pub(super) fn resolve(
                 .insert(key.into_inner(), value.into_inner());
         }
     }
-    Ok(())
+    Ok(given)
+}
+
+/// Variables that make a program load or run other code: the overrides
+/// reach `[[setup]]` and database commands, and every shell that loads them
+/// (`provision env --shell` under direnv), so the recipe may not set them.
+fn runs_code(key: &str) -> Option<&'static str> {
+    const EXACT: [&str; 14] = [
+        "PATH",
+        "BASH_ENV",
+        "ENV",
+        "PROMPT_COMMAND",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "IFS",
+        "NODE_OPTIONS",
+        "PYTHONSTARTUP",
+        "PERL5OPT",
+        "RUBYOPT",
+        "JAVA_TOOL_OPTIONS",
+        "GIT_SSH_COMMAND",
+        "GIT_EXEC_PATH",
+    ];
+    if key.starts_with("LD_") || key.starts_with("DYLD_") {
+        Some("changes which libraries every program loads")
+    } else if EXACT.contains(&key) {
+        Some("changes which code a shell or interpreter runs")
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -1,10 +1,26 @@
 //! `[links]`: gitignore-style patterns over the included paths that each
 //! worktree gets as a copy (or reflink) instead of a symlink.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use super::{ConfigError, Lines, Links, Source};
+use super::{ConfigError, Lines, Source};
+
+/// `[links]`: gitignore-style patterns over the included paths that are
+/// copied (or reflinked) into each worktree instead of symlinked.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Links {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub copy: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reflink: Vec<String>,
+}
+
+impl Links {
+    pub fn is_empty(&self) -> bool {
+        self.copy.is_empty() && self.reflink.is_empty()
+    }
+}
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]

@@ -6,10 +6,12 @@
 //! is the recipe hash); each section's module holds its raw TOML shape and
 //! the `resolve` that checks it into them.
 
+mod compose;
 mod database;
 mod env;
 mod links;
 mod ports;
+mod services;
 mod setup;
 mod worktree;
 
@@ -20,6 +22,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use crate::db::migrations::Format;
 use crate::recipe::template::{self, TemplateError};
 
 pub const FILE_NAME: &str = "provision.toml";
@@ -43,7 +46,7 @@ pub struct Settings {
     pub env_file: String,
     pub env_vars: BTreeMap<String, String>,
     pub database: DatabaseSettings,
-    pub ports: PortRange,
+    pub ports: Ports,
     /// Left out of the recipe hash while empty, so a recipe without them
     /// hashes as it did before they existed.
     #[serde(skip_serializing_if = "Links::is_empty")]
@@ -51,6 +54,10 @@ pub struct Settings {
     /// `[[setup]] run = "…"`, in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub setup: Vec<String>,
+    /// `[[services]]`, in order. Not part of the recipe hash: a service
+    /// runs in a sandbox, it is not part of what a lock records.
+    #[serde(skip)]
+    pub services: Vec<Service>,
     /// Where the `[links]` patterns and `[[setup]]` commands are written,
     /// for errors found after parsing. Not part of the recipe.
     #[serde(skip)]
@@ -63,23 +70,13 @@ pub struct Lines {
     pub copy: Vec<usize>,
     pub reflink: Vec<usize>,
     pub setup: Vec<usize>,
+    /// `[env] file`, when given.
+    pub env_file: Option<usize>,
 }
 
-/// `[links]`: gitignore-style patterns over the included paths that are
-/// copied (or reflinked) into each worktree instead of symlinked.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct Links {
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub copy: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub reflink: Vec<String>,
-}
-
-impl Links {
-    pub fn is_empty(&self) -> bool {
-        self.copy.is_empty() && self.reflink.is_empty()
-    }
-}
+pub use links::Links;
+pub use ports::{DEFAULT_PORT_NAME, PortRange, Ports};
+pub use services::{DEFAULT_GRACE, Service, is_service_name};
 
 /// Serialized into the recipe hash; keys a kind does not use are left out,
 /// so a recipe that does not use them hashes as it did before they existed.
@@ -88,6 +85,13 @@ pub struct DatabaseSettings {
     pub kind: DatabaseKind,
     pub name: String,
     pub migrations: String,
+    /// `format`: the migrations' layout, when the recipe forces one (else
+    /// it is read from the folder). Left out of the recipe hash unless set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<Format>,
+    /// Whether the recipe names the migrations folder: then it must exist.
+    #[serde(skip)]
+    pub migrations_set: bool,
     /// `postgres`: the server. Left out of the recipe hash: it names a host
     /// (and may hold a password), and moving the server is not a recipe change.
     #[serde(skip)]
@@ -130,12 +134,6 @@ impl DatabaseKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-pub struct PortRange {
-    pub first: u16,
-    pub last: u16,
-}
-
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -149,16 +147,22 @@ impl Default for Settings {
                 kind: DatabaseKind::Sqlite,
                 name: "{repo}_{slug}".into(),
                 migrations: "migrations".into(),
+                format: None,
+                migrations_set: false,
                 url: None,
                 template: None,
                 commands: Commands::default(),
             },
-            ports: PortRange {
-                first: 20000,
-                last: 29999,
+            ports: Ports {
+                range: PortRange {
+                    first: 20000,
+                    last: 29999,
+                },
+                names: vec![DEFAULT_PORT_NAME.to_string()],
             },
             links: Links::default(),
             setup: Vec::new(),
+            services: Vec::new(),
             lines: Lines::default(),
         }
     }
@@ -179,28 +183,66 @@ struct RawFile {
     links: links::RawLinks,
     #[serde(default)]
     setup: Vec<setup::RawSetup>,
+    #[serde(default)]
+    services: Vec<services::RawService>,
 }
 
 /// Reads `provision.toml` from `main`; a missing file means all defaults.
+/// A compose file beside it adds `COMPOSE_PROJECT_NAME` to the default
+/// overrides.
 pub fn load(main: &Path) -> Result<Settings, ConfigError> {
     let path = main.join(FILE_NAME);
-    match fs_err::read_to_string(&path) {
-        Ok(text) => parse(&text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::default()),
-        Err(e) => Err(ConfigError::Read(FILE_NAME.into(), e)),
-    }
+    let text = match fs_err::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(ConfigError::Read(FILE_NAME.into(), e)),
+    };
+    parse_for(&text, compose::present(main))
 }
 
+/// The settings of a `provision.toml` text, in a repository without a
+/// compose file.
 pub fn parse(text: &str) -> Result<Settings, ConfigError> {
-    let source = Source { text };
+    parse_for(text, false)
+}
+
+/// The settings of a `provision.toml` text; `compose`: the repository has
+/// a compose file.
+fn parse_for(text: &str, compose: bool) -> Result<Settings, ConfigError> {
+    let mut source = Source {
+        text,
+        port_names: Vec::new(),
+    };
     let raw: RawFile =
         toml::from_str(text).map_err(|e| source.error(e.span(), e.message().to_string()))?;
     let mut settings = Settings::default();
+    // `{port.NAME}` is checked against the names wherever it is written;
+    // the names themselves are checked in their turn below.
+    source.port_names = raw.ports.names_as_written(&settings.ports.names);
     // This order decides which of several mistakes is reported: keep it.
     worktree::resolve(raw.worktree, &source, &mut settings.worktree_path)?;
-    env::resolve(raw.env, &source, &mut settings)?;
+    let vars_given = env::resolve(raw.env, &source, &mut settings)?;
     database::resolve(raw.database, &source, &mut settings.database)?;
+    // A migration folder is applied file by file: an env file in it would
+    // be read as a migration, or change under it.
+    let migrations = format!("{}/", settings.database.migrations.trim_end_matches('/'));
+    if settings.env_file.starts_with(&migrations) {
+        return Err(ConfigError::Invalid {
+            file: FILE_NAME.into(),
+            line: settings.lines.env_file.unwrap_or(1),
+            message: format!(
+                "env.file `{}` lies in the migrations folder `{}`; choose a path outside it",
+                settings.env_file, settings.database.migrations
+            ),
+        });
+    }
     ports::resolve(raw.ports, &source, &mut settings.ports)?;
+    if !vars_given {
+        settings.env_vars = ports::default_env_vars(&settings.ports.names);
+        if compose {
+            compose::add_default(&mut settings.env_vars);
+        }
+    }
     links::resolve(raw.links, &source, &mut settings.links, &mut settings.lines)?;
     setup::resolve(
         raw.setup,
@@ -208,12 +250,15 @@ pub fn parse(text: &str) -> Result<Settings, ConfigError> {
         &mut settings.setup,
         &mut settings.lines.setup,
     )?;
+    services::resolve(raw.services, &source, &mut settings.services)?;
     Ok(settings)
 }
 
-/// The text of `provision.toml`, for errors that name their line.
+/// The text of `provision.toml`, for errors that name their line, and the
+/// port names `{port.NAME}` may refer to.
 struct Source<'a> {
     text: &'a str,
+    port_names: Vec<String>,
 }
 
 impl Source<'_> {
@@ -243,7 +288,7 @@ impl Source<'_> {
         allowed: &[&str],
         why: &'static str,
     ) -> Result<(), ConfigError> {
-        check_template(value.get_ref(), allowed, why)
+        check_template(value.get_ref(), allowed, why, &self.port_names)
             .map_err(|e| self.error_at(value, format!("{name}: {e}")))
     }
 
@@ -266,10 +311,25 @@ impl Source<'_> {
     }
 }
 
-fn check_template(value: &str, allowed: &[&str], why: &'static str) -> Result<(), TemplateError> {
+/// `value`'s templates are among `allowed`; a `{port.NAME}` is allowed
+/// where `{port}` is, and names one of `port_names`.
+fn check_template(
+    value: &str,
+    allowed: &[&str],
+    why: &'static str,
+    port_names: &[String],
+) -> Result<(), TemplateError> {
     for key in template::keys(value)? {
-        if !allowed.contains(&key.as_str()) {
+        let port = template::port_name(&key);
+        let base = if port.is_some() { "port" } else { key.as_str() };
+        if !allowed.contains(&base) {
             return Err(TemplateError::NotAvailable(key, why));
+        }
+        if let Some(name) = port.filter(|name| !port_names.iter().any(|n| n == name)) {
+            return Err(TemplateError::NoSuchPort(
+                name.to_string(),
+                port_names.join(", "),
+            ));
         }
     }
     Ok(())
@@ -352,7 +412,7 @@ mod tests {
         for (text, want) in [
             (
                 "[ports]\nrange = \"1-2\"\n[other]\n",
-                "provision.toml:3: unknown field `other`, expected one of `worktree`, `env`, `database`, `ports`, `links`, `setup`",
+                "provision.toml:3: unknown field `other`, expected one of `worktree`, `env`, `database`, `ports`, `links`, `setup`, `services`",
             ),
             (
                 "[env]\nfile = \".env\"\nfile = \".env\"\n",

@@ -191,9 +191,17 @@ pub fn database(
         actions.push(Action::RepairLedger { rows: partial });
     }
     let mut pending = Vec::new();
+    // Repeatables run after every versioned migration, new or changed.
+    let mut repeatables = Vec::new();
     for m in &state.migrations {
         let name = m.name.clone();
         let refusal = match &m.ledger {
+            Ledger::Differs { .. } | Ledger::Pending { .. }
+                if state.is_repeatable(&name) && m.file != MigrationFile::Gone =>
+            {
+                repeatables.push(name);
+                continue;
+            }
             _ if m.is_recorded() && m.file == MigrationFile::Gone => ApplyError::FileMissing {
                 name,
                 dir: dir.into(),
@@ -218,6 +226,7 @@ pub fn database(
         };
         return Err(refusal.into());
     }
+    pending.extend(repeatables);
     if !pending.is_empty() {
         actions.push(Action::Migrate { names: pending });
     }

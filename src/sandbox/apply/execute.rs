@@ -71,6 +71,35 @@ fn not_blocked(root: &Path, path: &str, doing: &'static str) -> Result<(), Apply
     under_old_link(path, observe::blocker(root, path).as_ref(), doing, &[]).map(|_| ())
 }
 
+/// Removes the symlink at `path` (nothing there is fine). Looked at again
+/// right before: between the decision and now (a wait for the registry lock
+/// while another `new` runs git) someone may have put a real file there,
+/// and that is theirs.
+fn remove_link(root: &Path, path: &str) -> Result<(), BoxError> {
+    let at = root.join(path);
+    match fs_err::symlink_metadata(&at) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Ok(meta) if meta.file_type().is_symlink() => Ok(fs_err::remove_file(&at)?),
+        _ => Err(ApplyError::Changed {
+            path: path.to_string(),
+        }
+        .into()),
+    }
+}
+
+/// The env file at `path` is still provision's (or not there), or a write
+/// would replace someone's edit made since the decision.
+fn still_ours(root: &Path, path: &str) -> Result<(), BoxError> {
+    match fs_err::read_to_string(root.join(path)) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Ok(text) if crate::sandbox::envfile::is_ours(&text) => Ok(()),
+        _ => Err(ApplyError::ForeignEnvFile {
+            file: path.to_string(),
+        }
+        .into()),
+    }
+}
+
 impl Execution<'_> {
     fn execute(&mut self, action: &Action) -> Result<(), BoxError> {
         let root = self.root;
@@ -84,27 +113,23 @@ impl Execution<'_> {
                 if let Some(parent) = at.parent() {
                     fs_err::create_dir_all(parent)?;
                 }
-                if fs_err::symlink_metadata(&at).is_ok() {
-                    fs_err::remove_file(&at)?;
-                }
+                remove_link(root, path)?;
                 fs_err::os::unix::fs::symlink(target, &at)?;
             }
             Action::Unlink { path } => {
                 not_blocked(root, path, "unlinked")?;
-                fs_err::remove_file(root.join(path))?
+                remove_link(root, path)?;
             }
             Action::RemoveEnv { file } => {
                 not_blocked(root, file, "removed")?;
+                still_ours(root, file)?;
                 fs_err::remove_file(root.join(file))?
             }
             Action::Copy { path, mode } => {
                 not_blocked(root, path, "copied")?;
-                let at = root.join(path);
                 // Only a symlink is ever in the way (the decision refuses
                 // anything else): the link goes, the data it points to stays.
-                if fs_err::symlink_metadata(&at).is_ok() {
-                    fs_err::remove_file(&at)?;
-                }
+                remove_link(root, path)?;
                 copy::copy(self.main, root, path, *mode == LinkMode::Reflink)?;
             }
             Action::Setup { run, index } => self.setup(*index, run)?,
@@ -114,7 +139,9 @@ impl Execution<'_> {
                 if *reason == EnvReason::ReplacesSymlink {
                     // Remove the link itself; writing through it would change
                     // the main checkout's file.
-                    fs_err::remove_file(&at)?;
+                    remove_link(root, file)?;
+                } else {
+                    still_ours(root, file)?;
                 }
                 let text = self.env_text.expect("an env action has text");
                 fsutil::write_atomically(&at, text.as_bytes())?;

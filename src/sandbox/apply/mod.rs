@@ -13,7 +13,8 @@ use serde::Serialize;
 
 use crate::BoxError;
 use crate::db::Database;
-use crate::db::migrations::{Applied, Migration};
+use crate::db::migrations::{Applied, Migrations, ScanError};
+use crate::git;
 use crate::output::Progress;
 use crate::sandbox::lock::{self, Link, LinkMode};
 use crate::sandbox::observe::{self, DatabaseSeen};
@@ -53,6 +54,10 @@ pub enum ApplyError {
         "{file} exists and was not written by provision; provision will not overwrite it: move it away or set `[env] file` in provision.toml"
     )]
     ForeignEnvFile { file: String },
+    #[error(
+        "{path} changed while apply ran: a real file or folder is there now; provision leaves it: move it away and run `provision apply`"
+    )]
+    Changed { path: String },
     #[error(
         "migration {name} was changed after it was applied (applied {recorded}, file now {current}); restore the file and add the change as a new migration"
     )]
@@ -177,18 +182,30 @@ pub fn apply(
     let _turn = if dry_run {
         None
     } else {
-        Some(ctx.registry.lock_sandbox(&ctx.checkout.id)?)
+        Some(take_turn(ctx, progress)?)
     };
     let migrations = ctx.migrations()?;
-    let plan = ctx.plan(&migrations)?;
+    let dir = &ctx.settings.database.migrations;
+    if migrations.missing && ctx.settings.database.migrations_set {
+        return Err(ScanError::Missing { dir: dir.clone() }.into());
+    }
+    let mut plan = ctx.plan(&migrations)?;
+    plan.notes.extend(migrations.note(dir));
     // A lock that fails its own hash was edited, one that does not parse is
     // broken: nothing in either is trusted, and the new lock replaces it. A
     // newer provision's lock is kept: this one cannot know what it records.
     let previous = match lock::read(root) {
         Err(err @ lock::LockError::Newer(_)) => return Err(err.into()),
+        Err(err) => {
+            progress.warn(&format!(
+                "{err}; nothing in it is used, and apply writes it anew"
+            ));
+            None
+        }
         read => read.ok().flatten().filter(|read| read.hash_ok),
     };
     let mut database = ctx.database()?;
+    database.tool_ledger(migrations.format, &migrations);
     for note in &plan.notes {
         progress.warn(note);
     }
@@ -239,6 +256,22 @@ pub fn apply(
     })
 }
 
+/// The sandbox's lock. Another `apply` here (a long migration, say) goes
+/// first: said, rather than waited for without a word.
+fn take_turn(
+    ctx: &WorktreeSandbox,
+    progress: &Progress,
+) -> Result<crate::lifecycle::registry::Guard, BoxError> {
+    if let Some(turn) = ctx.registry.try_lock_sandbox(&ctx.checkout.id)? {
+        return Ok(turn);
+    }
+    progress.warn(&format!(
+        "waiting for another provision that is applying sandbox {} (a long migration?)",
+        ctx.name
+    ));
+    Ok(ctx.registry.lock_sandbox(&ctx.checkout.id)?)
+}
+
 /// The links and the env file: looked at, then decided.
 fn worktree_actions<'a>(
     ctx: &WorktreeSandbox,
@@ -250,9 +283,15 @@ fn worktree_actions<'a>(
     let old = locked.map(|l| l.links.as_slice()).unwrap_or_default();
     let spot = |link: &'a Link| (link, observe::spot(&link.path, root, main));
     let wanted: Vec<_> = desired.links.iter().map(spot).collect();
+    // Only provision's own links go: a path git tracks on this branch (a
+    // lock read back may name one) is the branch's file, never unlinked.
+    let repo = ctx.checkout.open().ok();
+    let head = repo.as_ref().and_then(|r| git::head_tree(r).ok().flatten());
     let dropped: Vec<_> = state::link_changes(&desired.links, old)
         .into_iter()
-        .filter(|(_, change)| *change == LinkChange::Dropped)
+        .filter(|(link, change)| {
+            *change == LinkChange::Dropped && !git::committed(head.as_ref(), &link.path)
+        })
         .map(|(link, _)| spot(link))
         .collect();
     let copies: Vec<&str> = old
@@ -289,12 +328,12 @@ fn database_actions(
     ctx: &WorktreeSandbox,
     plan: &Plan,
     database: &mut dyn Database,
-    files: &[Migration],
+    files: &Migrations,
     known: &[Applied],
 ) -> Result<Vec<Action>, BoxError> {
     let seen = DatabaseSeen::look_if_ours(database)?;
     let wanted = &plan.sandbox.database.migrations;
-    let state = state::database(wanted, files, known, &seen);
+    let state = state::database(files.format, wanted, files, known, &seen);
     let dir = &ctx.settings.database.migrations;
     decide::database(&state, database.name(), database.location(), dir)
 }

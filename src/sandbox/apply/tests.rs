@@ -4,7 +4,7 @@ use std::path::Path;
 
 use super::decide::{database, env, links, setup};
 use super::{Action, ApplyError, EnvReason};
-use crate::db::migrations::Applied;
+use crate::db::migrations::{Applied, Format};
 use crate::sandbox::lock::{EnvLock, Hook, Link, LinkKind, LinkMode};
 use crate::sandbox::observe::{DatabaseSeen, EnvFound, EnvSeen, Found, Spot};
 use crate::sandbox::state;
@@ -13,12 +13,7 @@ const ROOT: &str = "/w/wt";
 const MAIN: &str = "/w/app";
 
 fn link(path: &str, kind: LinkKind, mode: LinkMode) -> Link {
-    Link {
-        path: path.into(),
-        target: format!("{{main}}/{path}"),
-        kind,
-        mode,
-    }
+    Link::to_main(path, kind, mode)
 }
 
 fn spot(found: Found) -> Spot {
@@ -160,12 +155,11 @@ fn database_for(seen: DatabaseSeen) -> Result<Vec<String>, String> {
     let files: Vec<_> = wanted
         .iter()
         .map(|a| crate::db::migrations::Migration {
-            name: a.name.clone(),
-            path: a.name.clone().into(),
             checksum: a.checksum.clone(),
+            ..crate::db::migrations::Migration::flat(&a.name, a.name.clone().into(), "")
         })
         .collect();
-    let state = state::database(&wanted, &files, &wanted, &seen);
+    let state = state::database(Format::Flat, &wanted, &files, &wanted, &seen);
     database(&state, "app_a", "sqlite:app_a".into(), "migrations")
         .map(|actions| actions.iter().map(ToString::to_string).collect())
         .map_err(|e| e.to_string())
@@ -212,6 +206,41 @@ fn the_database_is_created_repaired_and_migrated_in_order() {
         ..DatabaseSeen::default()
     };
     assert!(refused(unmarked).starts_with("database `app_a` at sqlite:app_a exists but"));
+}
+
+#[test]
+fn a_changed_repeatable_runs_again_after_the_versioned_ones() {
+    let applied = |name: &str, checksum: &str| Applied {
+        name: name.into(),
+        checksum: checksum.into(),
+    };
+    let wanted = [
+        applied("V1__a.sql", "c1"),
+        applied("V2__b.sql", "c2"),
+        applied("R__v.sql", "new"),
+    ];
+    let files: Vec<_> = wanted
+        .iter()
+        .map(|a| crate::db::migrations::Migration {
+            checksum: a.checksum.clone(),
+            ..crate::db::migrations::Migration::flat(&a.name, a.name.clone().into(), "")
+        })
+        .collect();
+    let mut seen = ours(&[("V1__a.sql", None), ("R__v.sql", None)]);
+    seen.rows[0].checksum = Some("c1".into());
+    seen.rows[1].checksum = Some("old".into());
+    let state = state::database(Format::Flyway, &wanted, &files, &wanted, &seen);
+    let actions = database(&state, "app_a", "sqlite:app_a".into(), "migrations").unwrap();
+    assert_eq!(actions[0].to_string(), "migrate   V2__b.sql, R__v.sql");
+    // Anywhere else, a changed migration is refused.
+    let state = state::database(Format::Flat, &wanted, &files, &wanted, &seen);
+    let refused = database(&state, "app_a", "sqlite:app_a".into(), "migrations").unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .starts_with("migration R__v.sql was changed"),
+        "{refused}"
+    );
 }
 
 #[test]

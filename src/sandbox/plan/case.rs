@@ -22,6 +22,8 @@ pub(super) struct Case {
     pub shared_env: Option<String>,
     pub linked_env_keys: BTreeMap<String, BTreeSet<String>>,
     pub migrations: Vec<Migration>,
+    /// 20001, 20002, … for the recipe's port names, in order.
+    pub ports: lock::NamedPorts,
 }
 
 impl Case {
@@ -38,12 +40,17 @@ impl Case {
             shared_env: None,
             linked_env_keys: BTreeMap::new(),
             migrations: Vec::new(),
+            ports: lock::NamedPorts::from([("PORT".to_string(), 20001)]),
         }
     }
 
     /// With the settings of a `provision.toml` text.
     pub fn recipe(mut self, toml: &str) -> Self {
         self.settings = config::parse(toml).unwrap();
+        self.ports = (20001..)
+            .zip(&self.settings.ports.names)
+            .map(|(port, name)| (name.clone(), port))
+            .collect();
         self
     }
 
@@ -74,9 +81,12 @@ impl Case {
         self.migrations = names
             .iter()
             .map(|name| Migration {
-                name: name.to_string(),
-                path: format!("{}/migrations/{name}", self.worktree).into(),
                 checksum: hash::of(name.as_bytes()),
+                ..Migration::flat(
+                    name,
+                    format!("{}/migrations/{name}", self.worktree).into(),
+                    "",
+                )
             })
             .collect();
         self
@@ -89,6 +99,7 @@ impl Case {
             name: &self.name,
             repo: "app",
             port: 20001,
+            ports: &self.ports,
             main: &self.main,
             worktree: &self.worktree,
             is_main: self.is_main,

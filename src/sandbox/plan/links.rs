@@ -29,14 +29,18 @@ pub(super) fn links(inputs: &Inputs, notes: &mut Vec<String>) -> Result<Vec<Link
             } else {
                 LinkKind::File
             };
-            links.push(link(path, kind, modes.of(path, *is_dir)?));
+            links.push(Link::to_main(path, kind, modes.of(path, *is_dir)?));
         }
         for path in &inputs.resolved.absent {
             if path != env_file {
                 notes.push(format!(
                     "{path}: listed in .worktreeinclude but missing from the main checkout, skipped"
                 ));
-                links.push(link(path, LinkKind::Absent, modes.of(path, false)?));
+                links.push(Link::to_main(
+                    path,
+                    LinkKind::Absent,
+                    modes.of(path, false)?,
+                ));
             }
         }
     }
@@ -48,15 +52,6 @@ pub(super) fn links(inputs: &Inputs, notes: &mut Vec<String>) -> Result<Vec<Link
         notes.extend(modes.unused(&links));
     }
     Ok(links)
-}
-
-fn link(path: &str, kind: LinkKind, mode: LinkMode) -> Link {
-    Link {
-        path: path.to_string(),
-        target: format!("{{main}}/{path}"),
-        kind,
-        mode,
-    }
 }
 
 /// The `[links]` patterns, each with its line and its own matcher so that
@@ -149,7 +144,7 @@ mod tests {
     use crate::sandbox::lock::{Link, LinkKind, LinkMode};
 
     fn link(path: &str, kind: LinkKind, mode: LinkMode) -> Link {
-        super::link(path, kind, mode)
+        Link::to_main(path, kind, mode)
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::hash;
 use crate::recipe::config::Settings;
 use crate::recipe::include::Resolved;
 use crate::recipe::template::{self, TemplateError};
-use crate::sandbox::lock::{DatabaseLock, Hook, Sandbox, VERSION};
+use crate::sandbox::lock::{self, DatabaseLock, Hook, NamedPorts, Sandbox, VERSION};
 use crate::slug;
 
 /// Everything the plan depends on.
@@ -28,7 +28,10 @@ pub struct Inputs<'a> {
     pub include_lines: Vec<String>,
     pub name: &'a str,
     pub repo: &'a str,
+    /// The first named port (`{port}`).
     pub port: u16,
+    /// Every named port (`{port.NAME}`), the first among them.
+    pub ports: &'a NamedPorts,
     pub main: &'a str,
     pub worktree: &'a str,
     pub is_main: bool,
@@ -70,16 +73,17 @@ pub fn database_name(settings: &Settings, name: &str, repo: &str) -> Result<Stri
     )?))
 }
 
-/// The values of a sandbox's templates.
+/// The values of a sandbox's templates; `ports` is the first port
+/// (`{port}`) and every named one (`{port.NAME}`).
 pub fn values(
     name: &str,
     repo: &str,
     db: &str,
-    port: u16,
+    (port, ports): (u16, &NamedPorts),
     main: &str,
     worktree: &str,
 ) -> BTreeMap<&'static str, String> {
-    BTreeMap::from([
+    let mut values = BTreeMap::from([
         ("name", name.to_string()),
         ("slug", slug::slug(name)),
         ("repo", repo.to_string()),
@@ -87,7 +91,11 @@ pub fn values(
         ("port", port.to_string()),
         ("main", main.to_string()),
         ("worktree", worktree.to_string()),
-    ])
+    ]);
+    for (name, port) in ports {
+        values.insert(template::port_key(name), port.to_string());
+    }
+    values
 }
 
 /// The env overrides, expanded.
@@ -132,7 +140,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, PlanError> {
         inputs.name,
         inputs.repo,
         &db,
-        inputs.port,
+        (inputs.port, inputs.ports),
         inputs.main,
         inputs.worktree,
     );
@@ -150,6 +158,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, PlanError> {
         env,
         database: database(settings, db, inputs.migrations),
         port: inputs.port,
+        ports: lock::stored_ports(inputs.ports),
         setup: setup(settings),
     };
     Ok(Plan {
@@ -379,15 +388,50 @@ mod tests {
         assert_eq!(runs, [("a", true), ("b {port}", true)]);
     }
 
+    /// Named ports reach the lock all together, the first as `port`, and
+    /// each is an override of its name; the default `PORT` leaves the lock
+    /// as it always was.
+    #[test]
+    fn named_ports_reach_the_lock_and_the_overrides() {
+        let plan = Case::new()
+            .recipe("[ports]\nnames = [\"WEB\", \"API_PORT\"]\n")
+            .plan()
+            .unwrap();
+        let sandbox = &plan.sandbox;
+        assert_eq!(sandbox.port, 20001);
+        let ports: Vec<_> = sandbox
+            .ports
+            .iter()
+            .map(|(n, p)| (n.as_str(), *p))
+            .collect();
+        assert_eq!(ports, [("API_PORT", 20002), ("WEB", 20001)]);
+        let overrides = &sandbox.env.as_ref().unwrap().overrides;
+        assert_eq!(overrides["WEB"], "20001");
+        assert_eq!(overrides["API_PORT"], "20002");
+        assert_eq!(plan.values["port.API_PORT"], "20002");
+        assert!(Case::new().plan().unwrap().sandbox.ports.is_empty());
+        assert!(!Case::new().lock().contains("\"ports\""));
+    }
+
     #[test]
     fn values_name_the_sandbox() {
         let values = rich().plan().unwrap().values;
         let keys: Vec<_> = values.keys().copied().collect();
         assert_eq!(
             keys,
-            ["db", "main", "name", "port", "repo", "slug", "worktree"]
+            [
+                "db",
+                "main",
+                "name",
+                "port",
+                "port.PORT",
+                "repo",
+                "slug",
+                "worktree"
+            ]
         );
         assert_eq!(values["main"], "/home/dev/app");
         assert_eq!(values["port"], "20001");
+        assert_eq!(values["port.PORT"], "20001");
     }
 }

@@ -208,21 +208,11 @@ mod tests {
     use super::*;
 
     fn hooks(list: &[(&str, bool)]) -> Vec<Hook> {
-        list.iter()
-            .map(|(run, completed)| Hook {
-                run: run.to_string(),
-                completed: *completed,
-            })
-            .collect()
+        Hook::list(list)
     }
 
     fn link(path: &str, kind: LinkKind, mode: LinkMode) -> Link {
-        Link {
-            path: path.into(),
-            target: format!("{{main}}/{path}"),
-            kind,
-            mode,
-        }
+        Link::to_main(path, kind, mode)
     }
 
     #[test]

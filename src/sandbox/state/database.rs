@@ -2,7 +2,7 @@
 //! which are the migration files, for apply; the lock's record for verify),
 //! and each migration's file against the checksum it is wanted with.
 
-use crate::db::migrations::{Applied, Migration};
+use crate::db::migrations::{Applied, Format, Migration, order};
 use crate::sandbox::lock::Sandbox;
 use crate::sandbox::observe::DatabaseSeen;
 
@@ -19,6 +19,8 @@ pub enum Presence {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatabaseState {
     pub presence: Presence,
+    /// The layout, whose tool's order the migrations apply in.
+    pub format: Format,
     /// One per ledger row, in ledger order, then one per wanted migration
     /// no row records, in wanted order: the order apply checks them in.
     pub migrations: Vec<MigrationState>,
@@ -82,8 +84,9 @@ pub fn known_checksums(locked: Option<&Sandbox>, files: &[Migration]) -> Vec<App
 }
 
 /// `known`: the checksum a row that keeps none was applied with
-/// (`known_checksums`).
+/// (`known_checksums`); `format`: whose order applies.
 pub fn database(
+    format: Format,
     wanted: &[Applied],
     files: &[Migration],
     known: &[Applied],
@@ -129,16 +132,27 @@ pub fn database(
             file: file(&row.name, want),
         });
     }
-    let last = seen.rows.iter().map(|r| r.name.as_str()).max();
+    // Flyway's repeatables come after every versioned migration, whenever
+    // they were applied: they put nothing out of order.
+    let key = |name: &str| order::key(format, name);
+    let last = seen
+        .rows
+        .iter()
+        .map(|r| (key(&r.name), r.name.as_str()))
+        .filter(|(k, _)| !k.is_repeatable())
+        .max();
     for want in wanted
         .iter()
         .filter(|w| !seen.rows.iter().any(|r| r.name == w.name))
     {
-        let before = last.filter(|last| want.name.as_str() < *last);
+        let at = key(&want.name);
+        let before = last
+            .as_ref()
+            .filter(|(last, _)| !at.is_repeatable() && at < *last);
         migrations.push(MigrationState {
             name: want.name.clone(),
             ledger: Ledger::Pending {
-                before: before.map(str::to_string),
+                before: before.map(|(_, name)| name.to_string()),
             },
             missing_from: None,
             file: file(&want.name, Some(want)),
@@ -146,11 +160,18 @@ pub fn database(
     }
     DatabaseState {
         presence,
+        format,
         migrations,
     }
 }
 
 impl DatabaseState {
+    /// Whether `name` is a Flyway repeatable migration: applied again
+    /// whenever its checksum changes, after every versioned one.
+    pub fn is_repeatable(&self, name: &str) -> bool {
+        order::key(self.format, name).is_repeatable()
+    }
+
     /// The first state of migration `name`.
     pub fn of(&self, name: &str) -> Option<&MigrationState> {
         self.migrations.iter().find(|m| m.name == name)
@@ -163,11 +184,19 @@ impl DatabaseState {
             .filter(|m| m.is_recorded() && m.missing_from.is_none())
     }
 
-    /// How verify words whole rows out of lexical order, the order
+    /// How verify words whole rows out of their tool's order, the order
     /// migrations apply in. (Apply leaves the ledger as it is.)
     pub fn order_message(&self) -> Option<String> {
-        let names: Vec<&str> = self.complete_rows().map(|m| m.name.as_str()).collect();
-        (!names.is_sorted()).then(|| format!("applied out of order: {}", names.join(", ")))
+        let rows: Vec<(order::OrderKey, &str)> = self
+            .complete_rows()
+            .map(|m| (order::key(self.format, &m.name), m.name.as_str()))
+            .filter(|(key, _)| !key.is_repeatable())
+            .collect();
+        if rows.is_sorted_by(|a, b| a.0 <= b.0) {
+            return None;
+        }
+        let names: Vec<&str> = rows.iter().map(|(_, name)| *name).collect();
+        Some(format!("applied out of order: {}", names.join(", ")))
     }
 }
 
@@ -175,6 +204,12 @@ impl MigrationState {
     /// Whether some part of the ledger has its row.
     pub fn is_recorded(&self) -> bool {
         !matches!(self.ledger, Ledger::Pending { .. })
+    }
+
+    /// Only the tool's ledger has it, and its file is here: the tool
+    /// applied it itself; apply records it, verify calls it stale.
+    pub fn is_adoptable(&self) -> bool {
+        self.missing_from == Some(crate::db::ledgers::OURS) && self.file != MigrationFile::Gone
     }
 
     /// How verify words a row only part of the ledger has.
@@ -230,9 +265,8 @@ mod tests {
 
     fn file(name: &str, checksum: &str) -> Migration {
         Migration {
-            name: name.into(),
-            path: PathBuf::from(name),
             checksum: checksum.into(),
+            ..Migration::flat(name, PathBuf::from(name), "")
         }
     }
 
@@ -271,7 +305,13 @@ mod tests {
     fn for_apply(seen: &DatabaseSeen) -> DatabaseState {
         let files = files();
         let wanted: Vec<Applied> = files.iter().map(Migration::record).collect();
-        database(&wanted, &files, &known_checksums(None, &files), seen)
+        database(
+            Format::Flat,
+            &wanted,
+            &files,
+            &known_checksums(None, &files),
+            seen,
+        )
     }
 
     fn ledgers(state: &DatabaseState) -> Vec<(&str, Ledger)> {
@@ -348,7 +388,7 @@ mod tests {
         let lock = lock_recording(vec![applied("1.sql", "locked")]);
         let known = known_checksums(Some(&lock), &files);
         let wanted: Vec<Applied> = files.iter().map(Migration::record).collect();
-        let state = database(&wanted, &files, &known, &seen);
+        let state = database(Format::Flat, &wanted, &files, &known, &seen);
         assert_eq!(
             state.migrations[0].ledger,
             Ledger::Differs {
@@ -373,7 +413,7 @@ mod tests {
             applied("4.sql", "c4"),
         ];
         let seen = ours(vec![row("1.sql", Some("c1"), None)]);
-        let state = database(&wanted, &files(), &[], &seen);
+        let state = database(Format::Flat, &wanted, &files(), &[], &seen);
         assert_eq!(state.of("1.sql").unwrap().file, MigrationFile::Same);
         assert_eq!(
             state.of("2.sql").unwrap().file,
@@ -415,6 +455,7 @@ mod tests {
                 chain: String::new(),
             },
             port: 20001,
+            ports: Default::default(),
             setup: vec![],
         }
     }

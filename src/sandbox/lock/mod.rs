@@ -7,9 +7,9 @@
 //! timestamps, host names or absolute paths: the same recipe and worktree name
 //! give the same bytes in any clone at any path.
 //!
-//! Fields added since version 1 (a link's `mode`, `setup`) are left out at
-//! their default, so every lock written before them still reads, and hashes,
-//! byte for byte the same: no version bump. An older provision refuses a lock
+//! Fields added since version 1 (a link's `mode`, `setup`, `ports`) are left
+//! out at their default, so every lock written before them still reads, and
+//! hashes, byte for byte the same: no version bump. An older provision refuses a lock
 //! that uses them as an unknown field, rather than misreading it.
 
 use std::collections::BTreeMap;
@@ -51,7 +51,12 @@ pub struct Sandbox {
     /// env file is itself the shared source.
     pub env: Option<EnvLock>,
     pub database: DatabaseLock,
+    /// The first named port (`{port}`).
     pub port: u16,
+    /// Every named port, as [`stored_ports`] keeps them: left out while
+    /// the sandbox has only the default `PORT`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ports: NamedPorts,
     /// The `[[setup]]` commands, in order, and whether each completed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub setup: Vec<Hook>,
@@ -79,6 +84,31 @@ pub struct Link {
     /// system could reflink, so every clone's lock is the same.
     #[serde(default, skip_serializing_if = "LinkMode::is_symlink")]
     pub mode: LinkMode,
+}
+
+impl Link {
+    /// The entry for `path` of the main checkout, as every lock records it.
+    pub fn to_main(path: &str, kind: LinkKind, mode: LinkMode) -> Link {
+        Link {
+            path: path.to_string(),
+            target: format!("{{main}}/{path}"),
+            kind,
+            mode,
+        }
+    }
+}
+
+impl Hook {
+    /// Setup commands with whether each completed, for tests.
+    #[cfg(test)]
+    pub fn list(list: &[(&str, bool)]) -> Vec<Hook> {
+        list.iter()
+            .map(|(run, completed)| Hook {
+                run: run.to_string(),
+                completed: *completed,
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -147,6 +177,38 @@ pub struct DatabaseLock {
     pub chain: String,
 }
 
+/// A sandbox's ports by name (`[ports] names`).
+pub type NamedPorts = BTreeMap<String, u16>;
+
+/// How a lock or registry record keeps its named ports: nothing while they
+/// are exactly the default `{"PORT": port}`, which the `port` field says
+/// alone, so locks and records from before named ports read and hash as
+/// they did.
+pub fn stored_ports(ports: &NamedPorts) -> NamedPorts {
+    let default = crate::recipe::config::DEFAULT_PORT_NAME;
+    if ports.len() == 1 && ports.contains_key(default) {
+        NamedPorts::new()
+    } else {
+        ports.clone()
+    }
+}
+
+/// The named ports a lock or record keeps as `port` and `stored`.
+pub fn named_ports(port: u16, stored: &NamedPorts) -> NamedPorts {
+    if stored.is_empty() {
+        NamedPorts::from([(crate::recipe::config::DEFAULT_PORT_NAME.to_string(), port)])
+    } else {
+        stored.clone()
+    }
+}
+
+impl Sandbox {
+    /// Every named port of the sandbox.
+    pub fn named_ports(&self) -> NamedPorts {
+        named_ports(self.port, &self.ports)
+    }
+}
+
 /// Canonical bytes: compact JSON with sorted keys.
 pub fn canonical(sandbox: &Sandbox) -> Vec<u8> {
     let value = serde_json::to_value(sandbox).expect("a sandbox always serializes");
@@ -180,7 +242,15 @@ pub struct Read {
 }
 
 pub fn read(worktree: &Path) -> Result<Option<Read>, LockError> {
-    let text = match fs_err::read_to_string(worktree.join(FILE_NAME)) {
+    let path = worktree.join(FILE_NAME);
+    // Read back, so never followed: a link would carry the read (and the
+    // lock's paths) outside the worktree.
+    if fs_err::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(LockError::Parse(
+            "it is a symlink, not the file provision writes".into(),
+        ));
+    }
+    let text = match fs_err::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(LockError::Read(e)),
@@ -216,6 +286,17 @@ pub fn parse(text: &str) -> Result<Read, LockError> {
             sandbox.version
         )));
     }
+    check(&sandbox).map_err(LockError::Parse)?;
+    // Port names become variable names (`PROVISION_PORT_<NAME>`).
+    if let Some(name) = sandbox
+        .ports
+        .keys()
+        .find(|name| !crate::recipe::config::is_env_name(name))
+    {
+        return Err(LockError::Parse(format!(
+            "ports: `{name}` is not a variable name"
+        )));
+    }
     Ok(Read {
         sandbox,
         text: text.to_string(),
@@ -224,95 +305,52 @@ pub fn parse(text: &str) -> Result<Read, LockError> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sample() -> Sandbox {
-        Sandbox {
-            version: VERSION,
-            worktree: "feature".into(),
-            recipe: hash::of(b"r"),
-            links: vec![Link {
-                path: ".env".into(),
-                target: "{main}/.env".into(),
-                kind: LinkKind::File,
-                mode: LinkMode::Symlink,
-            }],
-            env: Some(EnvLock {
-                file: ".env.local".into(),
-                shared: None,
-                overrides: BTreeMap::from([("DB_NAME".into(), "app_feature".into())]),
-                content: hash::of(b"c"),
-            }),
-            database: DatabaseLock {
-                kind: DatabaseKind::Sqlite,
-                name: "app_feature".into(),
-                location: "$GIT_COMMON_DIR/provision/sqlite/app_feature.sqlite".into(),
-                migrations: vec![],
-                chain: hash::of(b""),
-            },
-            port: 20001,
-            setup: vec![],
-        }
+/// What a lock names is acted on (linked, written, removed, opened): a lock
+/// is read back from disk, so each path must stay inside the worktree and
+/// each name be one provision makes. The hash only catches mistakes.
+fn check(sandbox: &Sandbox) -> Result<(), String> {
+    for (i, link) in sandbox.links.iter().enumerate() {
+        inside(&link.path).map_err(|why| format!("links[{i}].path `{}`: {why}", link.path))?;
     }
-
-    /// A lock written before `mode` and `setup` existed reads and hashes as
-    /// it did; a lock that uses them round-trips.
-    #[test]
-    fn new_fields_are_left_out_at_their_default() {
-        let text = render(&sample());
-        assert!(!text.contains("mode") && !text.contains("setup"), "{text}");
-        let mut sandbox = sample();
-        sandbox.links[0].mode = LinkMode::Reflink;
-        sandbox.setup = vec![Hook {
-            run: "npm ci".into(),
-            completed: false,
-        }];
-        let text = render(&sandbox);
-        assert!(text.contains("\"mode\": \"reflink\""), "{text}");
-        let read = parse(&text).unwrap();
-        assert!(read.hash_ok);
-        assert_eq!(read.sandbox, sandbox);
+    if let Some(env) = &sandbox.env {
+        inside(&env.file).map_err(|why| format!("env.file `{}`: {why}", env.file))?;
     }
-
-    #[test]
-    fn render_then_parse_round_trips_with_valid_hash() {
-        let text = render(&sample());
-        let read = parse(&text).unwrap();
-        assert!(read.hash_ok);
-        assert_eq!(read.sandbox, sample());
-        assert_eq!(read.recorded_hash, hash_of(&sample()));
+    let name = &sandbox.database.name;
+    if !crate::slug::is_identifier(name) {
+        return Err(format!(
+            "database.name `{name}`: not a database name provision makes ([a-z0-9_], at most {} bytes)",
+            crate::slug::MAX_IDENTIFIER
+        ));
     }
-
-    #[test]
-    fn keys_are_sorted() {
-        let text = render(&sample());
-        let keys: Vec<&str> = text
-            .lines()
-            .filter(|l| l.starts_with("  \""))
-            .map(|l| l.trim())
-            .collect();
-        let mut sorted = keys.clone();
-        sorted.sort();
-        assert_eq!(keys, sorted);
-    }
-
-    #[test]
-    fn an_unknown_database_kind_names_the_file_and_the_field() {
-        let text = render(&sample()).replace("\"sqlite\"", "\"oracle\"");
-        let err = parse(&text).unwrap_err().to_string();
-        assert!(
-            err.starts_with(
-                "provision.lock is not a valid lock: database.kind: unknown variant `oracle`"
-            ),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn an_edit_breaks_the_hash() {
-        let text = render(&sample()).replace("app_feature\"", "app_other\"");
-        assert!(!parse(&text).unwrap().hash_ok);
-    }
+    Ok(())
 }
+
+/// A path provision may act on inside a worktree: relative, only plain
+/// components (no `..`, `.`, root), not in `.git`, not the lock itself.
+pub fn inside(path: &str) -> Result<(), &'static str> {
+    use std::path::Component;
+    let components: Vec<Component> = Path::new(path).components().collect();
+    if path.is_empty() || path.contains('\0') {
+        return Err("empty, or holds a NUL");
+    }
+    // `components` folds `a//b` and a trailing `/`, and skips a leading
+    // `./`: each would name one path in two ways.
+    let plain = components.iter().all(|c| matches!(c, Component::Normal(_)))
+        && !path.starts_with("./")
+        && !path.contains("//")
+        && !path.contains("/./")
+        && !path.ends_with('/');
+    if !plain {
+        return Err("must be a plain relative path inside the worktree (no `..`, `./` or `//`)");
+    }
+    if components.first().is_some_and(|c| c.as_os_str() == ".git") {
+        return Err("is one of provision's or git's own files: it lies in git's folder");
+    }
+    if path == FILE_NAME {
+        return Err("is one of provision's or git's own files: the lock itself");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -14,13 +14,7 @@ use crate::git::{self, Checkout};
 use crate::recipe::config;
 use crate::recipe::include;
 
-/// Migration folders of common tools, in the order they are preferred.
-const MIGRATION_DIRS: [(&str, &str); 4] = [
-    ("migrations", "wrangler D1, sqlx, most tools"),
-    ("db/migrate", "Rails, dbmate"),
-    ("supabase/migrations", "Supabase"),
-    ("prisma/migrations", "Prisma"),
-];
+mod migrations;
 
 /// What the main checkout shows of the tools it uses.
 #[derive(Debug, Default)]
@@ -34,17 +28,14 @@ struct Found {
     supabase: bool,
     /// Untracked files to link: `.env*`, `.npmrc`, `.envrc`.
     shared_files: Vec<String>,
-    /// Migration folders that exist, with their count of top-level `*.sql`.
-    migrations: Vec<(&'static str, &'static str, usize)>,
+    /// Migration folders that exist, read as apply reads them.
+    migrations: Vec<migrations::Folder>,
 }
 
 impl Found {
-    /// The folder provision applies: the first holding `*.sql` files.
-    fn migrations_dir(&self) -> Option<&'static str> {
-        self.migrations
-            .iter()
-            .find(|(_, _, sql)| *sql > 0)
-            .map(|(dir, _, _)| *dir)
+    /// The folder provision applies: the first holding migrations.
+    fn migrations_dir(&self) -> Option<&str> {
+        migrations::chosen(&self.migrations).map(|f| f.dir.as_str())
     }
 
     fn describe(&self) -> Vec<String> {
@@ -57,9 +48,7 @@ impl Found {
             out.push(format!("{tool} (loads {file})"));
         }
         out.extend(self.shared_files.iter().cloned());
-        for (dir, _, sql) in &self.migrations {
-            out.push(format!("{dir}/ ({sql} *.sql)"));
-        }
+        out.extend(self.migrations.iter().map(migrations::Folder::describe));
         out
     }
 }
@@ -131,20 +120,7 @@ fn detect(root: &Path, index: &git2::Index) -> Result<Found, BoxError> {
         }
     }
     found.shared_files.sort();
-    for (dir, tool) in MIGRATION_DIRS {
-        let Ok(entries) = fs_err::read_dir(root.join(dir)) else {
-            continue;
-        };
-        let mut sql = 0;
-        for entry in entries {
-            let entry = entry?;
-            if entry.file_type()?.is_file() && entry.file_name().to_string_lossy().ends_with(".sql")
-            {
-                sql += 1;
-            }
-        }
-        found.migrations.push((dir, tool, sql));
-    }
+    found.migrations = migrations::find(root);
     Ok(found)
 }
 
@@ -244,7 +220,10 @@ fn recipe(found: &Found) -> String {
     out.push_str("\n[worktree]\npath = \"../worktree-{name}\"   # where `provision new NAME` puts the worktree\n");
     env_section(found, &mut out);
     database_section(found, &mut out);
-    out.push_str("\n[ports]\nrange = \"20000-29999\"   # each sandbox gets a port from here\n");
+    out.push_str(
+        "\n[ports]\nrange = \"20000-29999\"   # each sandbox gets its ports from here\n\
+         # names = [\"PORT\", \"API_PORT\"]   # one port per name, each an override of that name\n",
+    );
 
     if let Some(install) = found.node {
         out.push_str(&format!(
@@ -301,7 +280,8 @@ fn env_section(found: &Found, out: &mut String) {
     }
 }
 
-/// `[database]`: SQLite unless Supabase's migrations need PostgreSQL; with
+/// `[database]`: SQLite unless the migrations are PostgreSQL's (Supabase's,
+/// or a Prisma or diesel folder that says so); with
 /// wrangler, the commented command kind that keeps wrangler's own D1 state.
 fn database_section(found: &Found, out: &mut String) {
     out.push_str("\n[database]\n");
@@ -312,26 +292,17 @@ fn database_section(found: &Found, out: &mut String) {
              # export DATABASE_URL=postgres://postgres:postgres@127.0.0.1:54322/postgres\n\
              kind = \"postgres\"\n",
         );
+    } else if let Some(said) = migrations::chosen(&found.migrations).and_then(|f| f.postgres) {
+        out.push_str(&format!(
+            "# {said}: PostgreSQL's SQL. The server comes from DATABASE_URL or\n\
+             # PGHOST/PGPORT/PGUSER/PGPASSWORD, or set url below.\n\
+             kind = \"postgres\"\n"
+        ));
     } else {
         out.push_str("kind = \"sqlite\"   # sqlite (default), postgres or command\n");
     }
     out.push_str("name = \"{repo}_{slug}\"   # slugged to [a-z0-9_], at most 63 bytes\n");
-    match found.migrations_dir() {
-        Some(dir) => out.push_str(&format!(
-            "migrations = \"{dir}\"   # *.sql files, applied in name order\n"
-        )),
-        None => {
-            out.push_str("migrations = \"migrations\"   # *.sql files, applied in name order\n")
-        }
-    }
-    for (dir, tool, sql) in &found.migrations {
-        if *sql == 0 {
-            out.push_str(&format!(
-                "# {dir}/ ({tool}) holds no *.sql files at its top level, which is what\n\
-                 # provision applies: that tool applies them itself (a [[setup]] step).\n"
-            ));
-        }
-    }
+    migrations::lines(&found.migrations, out);
     if let Some(file) = found.wrangler {
         out.push_str(&format!(
             "# Why SQLite here: it works without wrangler installed, and it keeps\n\
@@ -350,6 +321,7 @@ fn database_section(found: &Found, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::migrations::Format;
 
     fn all_kinds() -> Vec<Found> {
         let mut out = vec![Found::default()];
@@ -360,10 +332,17 @@ mod tests {
             (None, Some((".env.local", "vite"))),
         ] {
             for node in [None, Some("npm ci")] {
+                let folder = |dir: &str, format, n| migrations::Folder {
+                    dir: dir.into(),
+                    tool: "x",
+                    read: Ok((format, n)),
+                    postgres: (format == Format::Prisma).then_some("it says so"),
+                };
                 for (supabase, migrations) in [
-                    (false, vec![("migrations", "x", 2)]),
-                    (true, vec![("supabase/migrations", "Supabase", 1)]),
-                    (false, vec![("prisma/migrations", "Prisma", 0)]),
+                    (false, vec![folder("migrations", Format::Flat, 2)]),
+                    (true, vec![folder("supabase/migrations", Format::Flat, 1)]),
+                    (false, vec![folder("prisma/migrations", Format::Prisma, 30)]),
+                    (false, vec![folder("db/migrate", Format::Flat, 0)]),
                 ] {
                     out.push(Found {
                         wrangler,

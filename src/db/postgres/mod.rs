@@ -12,16 +12,22 @@ use postgres::config::Host;
 use postgres::error::SqlState;
 use postgres::{Client, Config, NoTls};
 
-use super::{Database, DbError, Ledger, LedgerRow};
-use crate::db::migrations::Migration;
+mod ledger;
+mod migrate;
+
+use super::ledgers::{Dialect, ToolLedger};
+use super::{Database, DbError, Ledger};
+use crate::db::migrations::{Applied, Format, Migration};
 use crate::recipe::config::{DatabaseKind, DatabaseSettings};
 
 const MARK: &str = "provision:v1";
 /// Long enough for a loaded server, short enough that a stopped one is
 /// reported while the user still waits for it.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Schema-qualified, as every name provision uses inside a sandbox: a
+/// migration may empty `search_path` (pg_dump's files start so).
 const LEDGER: &str = "
-    CREATE TABLE IF NOT EXISTS provision_migrations(
+    CREATE TABLE IF NOT EXISTS public.provision_migrations(
         id         bigint GENERATED ALWAYS AS IDENTITY,
         name       text PRIMARY KEY,
         checksum   text NOT NULL,
@@ -37,6 +43,9 @@ pub struct Postgres {
     config: Result<Config, (&'static str, String)>,
     admin: Option<Client>,
     sandbox: Option<Client>,
+    /// The migration tool's ledger kept beside provision's, once
+    /// `tool_ledger` names the layout (flat folders have none here).
+    tool: Option<ToolLedger>,
 }
 
 impl Postgres {
@@ -48,6 +57,7 @@ impl Postgres {
             config: server_config(settings.url.as_deref()),
             admin: None,
             sandbox: None,
+            tool: None,
         }
     }
 
@@ -189,77 +199,41 @@ impl Database for Postgres {
     }
 
     fn ledger(&mut self) -> Result<Ledger, DbError> {
-        let fail = self.fail("read provision_migrations");
-        let client = self.sandbox()?;
-        let has_table = client
-            .query_one(
-                "SELECT to_regclass('provision_migrations') IS NOT NULL",
-                &[],
-            )
-            .map_err(self.fail("read schema"))?
-            .get::<_, bool>(0);
-        if !has_table {
-            return Ok(Ledger::default());
-        }
-        let rows = self
-            .sandbox()?
-            .query(
-                "SELECT name, checksum FROM provision_migrations ORDER BY id",
-                &[],
-            )
-            .map_err(fail)?;
-        Ok(Ledger {
-            rows: rows
-                .into_iter()
-                .map(|r| LedgerRow {
-                    name: r.get(0),
-                    checksum: Some(r.get(1)),
-                    missing_from: None,
-                })
-                .collect(),
-        })
+        let (name, tool) = (self.name.clone(), self.tool.clone());
+        ledger::read(self.sandbox()?, &name, tool.as_ref())
     }
 
-    fn migrate(&mut self, migration: &Migration) -> Result<(), DbError> {
-        let sql = migration.sql()?;
+    fn tool_ledger(&mut self, format: Format, files: &[Migration]) {
+        self.tool = ToolLedger::new(format, Dialect::Postgres, files);
+    }
+
+    fn repair(&mut self, known: &[Applied]) -> Result<(), DbError> {
+        let (name, tool) = (self.name.clone(), self.tool.clone());
+        ledger::repair(self.sandbox()?, &name, tool.as_ref(), known)
+    }
+
+    /// Under a session-level advisory lock: a second `apply` on this
+    /// database waits, then finds the migrations recorded.
+    fn migrate_all(
+        &mut self,
+        pending: &[&Migration],
+        starting: &mut dyn FnMut(&Migration),
+    ) -> Result<(), DbError> {
         let key = self.lock_key();
-        let failed = |e: postgres::Error| DbError::Migration {
-            file: migration.name.clone(),
-            message: server_message(&e),
-        };
-        let begin = self.fail("begin");
-        let mut tx = self.sandbox()?.transaction().map_err(begin)?;
-        // Held to the end of the transaction: a second `apply` on this
-        // database waits here, then finds the migration already recorded.
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&key])
-            .map_err(failed)?;
-        tx.batch_execute(LEDGER).map_err(failed)?;
-        let recorded = tx
-            .query_opt(
-                "SELECT checksum FROM provision_migrations WHERE name = $1",
-                &[&migration.name],
-            )
-            .map_err(failed)?;
-        if let Some(row) = recorded {
-            let checksum: String = row.get(0);
-            if checksum == migration.checksum {
-                return tx.commit().map_err(failed);
-            }
-            return Err(DbError::Migration {
-                file: migration.name.clone(),
-                message: format!(
-                    "another run recorded it with checksum {checksum}, the file has {}",
-                    migration.checksum
-                ),
-            });
-        }
-        tx.batch_execute(&sql).map_err(failed)?;
-        tx.execute(
-            "INSERT INTO provision_migrations(name, checksum) VALUES($1, $2)",
-            &[&migration.name, &migration.checksum],
-        )
-        .map_err(failed)?;
-        tx.commit().map_err(failed)
+        let fail = self.fail("lock for migrating");
+        let tool = self.tool.clone();
+        let client = self.sandbox()?;
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&key])
+            .map_err(&fail)?;
+        let result = migrate::all(client, tool.as_ref(), pending, starting);
+        // A failed statement may leave the session in a failed
+        // transaction; unlocking needs it gone.
+        let _ = client.batch_execute("ROLLBACK; RESET ALL");
+        client
+            .execute("SELECT pg_advisory_unlock($1)", &[&key])
+            .map_err(fail)?;
+        result
     }
 
     fn drop_database(&mut self) -> Result<(), DbError> {

@@ -1,0 +1,1955 @@
+#!/usr/bin/env python3
+"""provision's chaos harness: kill -9, syscall faults and hostile state.
+
+    cargo build --release --locked && python3 chaos/chaos.py [--quick] [--seed N]
+        [--rounds N] [--kinds kill,syscall,hostile] [--binary PATH] [--only SPEC]
+
+Runs the real `provision` binary on generated repositories shaped like a real
+app (a `.worktreeinclude` with `.env`, `.dev.vars`, `.npmrc` and a
+`node_modules` folder, 20 SQL migrations, a tracked symlink), with the user's
+own files in place: an uncommitted edit, untracked and ignored files and an
+unowned SQLite database in the main checkout, the same in two "precious"
+sandboxes (one of them locked with `git worktree lock`), an unowned SQLite
+file where a sandbox's database would go, and victim files and symlinks next
+to the repository. Three kinds of fault:
+
+  kill     8 agents at once run `new`/`apply`/`remove`/`gc` on names of their
+           own, each run killed with SIGKILL (its whole process group) at a
+           random point, round after round;
+  syscall  each state-changing syscall of `new`, `apply`, `remove` and `gc`
+           (provision and the git it runs alike: `strace -f`) failed in turn
+           with EIO and ENOSPC, K = 1, 2, ... until the command no longer
+           reaches a K-th call; and, for fsync, rename, mkdir, symlink,
+           unlink and link, the process SIGKILLed at its K-th call;
+  hostile  forged (hash recomputed), truncated and symlinked locks, registry
+           records and claims, a real folder where the lock belongs, a
+           cut-short worktree, a moved worktree, a squatting database.
+
+After each fault it runs the documented recovery (`provision apply` in the
+worktree, `provision remove NAME`, `provision gc`) and checks: the sandbox
+verifies clean or nothing of it is left (no worktree, git entry, record,
+database file or branch); the main checkout is byte for byte as it was
+(every file, untracked and ignored ones included, and symlink targets); no
+user file is lost or changed; no database provision did not create is
+touched; nothing outside the repository's folders is written or deleted;
+every run ends in exit 0 or a clear `error:` line, never a panic or a hang.
+
+Prints a tally and every violation with what reproduces it, marks the ones
+issue 12 already lists as KNOWN, and exits 1 if there was any violation.
+Python 3 standard library only, plus git, and strace for the syscall kind.
+Work files go to /dev/shm when it has room (restoring a world before each
+fault is 20x faster there than on a virtual disk), else to $TMPDIR.
+The kill kind depends on timing: the same --seed draws the same steps and
+kill delays, but where a kill lands can differ from run to run.
+"""
+
+import argparse
+import collections
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+ADDING = "provision new: being created"
+REPO = "app"
+INCLUDES = [".env", ".dev.vars", ".npmrc", "node_modules"]
+PRECIOUS = ["keep-a", "keep-b"]
+SQUATTER = "squatter"  # a name whose database file exists, unowned
+
+# ----------------------------------------------------------------------------
+# BLAKE3 (the lock's hash), pure Python: small inputs only.
+
+_M = 0xFFFFFFFF
+_IV = (0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A,
+       0x510E527F, 0x9B05688C, 0x1F83D9AB, 0x5BE0CD19)
+_PERM = (2, 6, 3, 10, 7, 0, 4, 13, 1, 11, 12, 5, 9, 14, 15, 8)
+_CHUNK_START, _CHUNK_END, _PARENT, _ROOT = 1, 2, 4, 8
+
+
+def _g(s, a, b, c, d, x, y):
+    s[a] = (s[a] + s[b] + x) & _M
+    v = s[d] ^ s[a]
+    s[d] = ((v >> 16) | (v << 16)) & _M
+    s[c] = (s[c] + s[d]) & _M
+    v = s[b] ^ s[c]
+    s[b] = ((v >> 12) | (v << 20)) & _M
+    s[a] = (s[a] + s[b] + y) & _M
+    v = s[d] ^ s[a]
+    s[d] = ((v >> 8) | (v << 24)) & _M
+    s[c] = (s[c] + s[d]) & _M
+    v = s[b] ^ s[c]
+    s[b] = ((v >> 7) | (v << 25)) & _M
+
+
+def _compress(cv, words, counter, block_len, flags):
+    s = list(cv) + list(_IV[:4]) + [counter & _M, (counter >> 32) & _M, block_len, flags]
+    m = list(words)
+    for r in range(7):
+        _g(s, 0, 4, 8, 12, m[0], m[1])
+        _g(s, 1, 5, 9, 13, m[2], m[3])
+        _g(s, 2, 6, 10, 14, m[4], m[5])
+        _g(s, 3, 7, 11, 15, m[6], m[7])
+        _g(s, 0, 5, 10, 15, m[8], m[9])
+        _g(s, 1, 6, 11, 12, m[10], m[11])
+        _g(s, 2, 7, 8, 13, m[12], m[13])
+        _g(s, 3, 4, 9, 14, m[14], m[15])
+        if r < 6:
+            m = [m[i] for i in _PERM]
+    return [s[i] ^ s[i + 8] for i in range(8)]
+
+
+def _words(block):
+    block = block + bytes(64 - len(block))
+    return [int.from_bytes(block[i:i + 4], "little") for i in range(0, 64, 4)]
+
+
+def _chunk_cv(chunk, index, root):
+    cv = list(_IV)
+    blocks = [chunk[i:i + 64] for i in range(0, len(chunk), 64)] or [b""]
+    for n, block in enumerate(blocks):
+        flags = (_CHUNK_START if n == 0 else 0) | (_CHUNK_END if n == len(blocks) - 1 else 0)
+        if root and n == len(blocks) - 1:
+            flags |= _ROOT
+            index = 0
+        cv = _compress(cv, _words(block), index, len(block), flags)
+    return cv
+
+
+def _subtree(chunks, start, root):
+    if len(chunks) == 1:
+        return _chunk_cv(chunks[0], start, root)
+    left = 1 << ((len(chunks) - 1).bit_length() - 1)
+    words = _subtree(chunks[:left], start, False) + _subtree(chunks[left:], start + left, False)
+    return _compress(_IV, words, 0, 64, _PARENT | (_ROOT if root else 0))
+
+
+def blake3_hex(data):
+    chunks = [data[i:i + 1024] for i in range(0, len(data), 1024)] or [b""]
+    return b"".join(w.to_bytes(4, "little") for w in _subtree(chunks, 0, True)).hex()
+
+
+assert blake3_hex(b"") == "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+assert blake3_hex(b"abc") == "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"
+
+
+def lock_text(obj):
+    """A lock as provision writes it: the hash over the compact canonical JSON
+    with the hash field left out (src/sandbox/lock.rs), then pretty JSON."""
+    body = {k: v for k, v in obj.items() if k != "hash"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    body["hash"] = "blake3:" + blake3_hex(canonical.encode())
+    return json.dumps(body, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+# ----------------------------------------------------------------------------
+# Processes
+
+
+class Res:
+    def __init__(self, argv, cwd, rc, out, err, secs, hung=False, killed=False):
+        self.argv, self.cwd, self.rc, self.out, self.err = argv, cwd, rc, out, err
+        self.secs, self.hung, self.killed = secs, hung, killed
+
+    def panicked(self):
+        return "panicked at" in self.err or self.rc == 101
+
+    def error_line(self):
+        for line in self.err.splitlines():
+            if line.startswith("error:"):
+                return line
+        # gc reports an orphan it could not take down on stdout, by name,
+        # with the error, and exits 2.
+        for line in self.out.splitlines():
+            if line.startswith("failed "):
+                return line
+        return None
+
+    def brief(self):
+        """The line that says what went wrong: the panic, the error, else the last."""
+        lines = self.err.strip().splitlines()
+        text = next((l for l in lines if "panicked" in l), None) or self.error_line() or (lines or [""])[-1]
+        return text[:300]
+
+
+def spawn(argv, cwd, env):
+    return subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+
+
+def killgroup(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def run(argv, cwd, env, timeout, kill_after=None):
+    """Runs argv in a process group of its own; kills the whole group after
+    `kill_after` seconds (a fault) or `timeout` (a hang)."""
+    start = time.monotonic()
+    try:
+        proc = spawn(argv, cwd, env)
+    except FileNotFoundError as e:
+        if os.path.isdir(cwd):
+            raise
+        # The folder to run in vanished (another agent's gc): as a user
+        # would see it, the command cannot start there.
+        return Res(argv, cwd, 2, "", f"error: harness: {cwd} is gone ({e.strerror})", 0.0)
+    killed = False
+    if kill_after is not None:
+        try:
+            out, err = proc.communicate(timeout=kill_after)
+            return Res(argv, cwd, proc.returncode, out.decode(errors="replace"),
+                       err.decode(errors="replace"), time.monotonic() - start)
+        except subprocess.TimeoutExpired:
+            killgroup(proc)
+            killed = True
+            out, err = proc.communicate()
+            return Res(argv, cwd, proc.returncode, out.decode(errors="replace"),
+                       err.decode(errors="replace"), time.monotonic() - start, killed=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        hung = False
+    except subprocess.TimeoutExpired:
+        killgroup(proc)
+        out, err = proc.communicate()
+        hung = True
+    return Res(argv, cwd, proc.returncode, out.decode(errors="replace"),
+               err.decode(errors="replace"), time.monotonic() - start, hung=hung, killed=killed)
+
+
+# ----------------------------------------------------------------------------
+# Snapshots
+
+
+def file_hash(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 16), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def entry(path):
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        return ("symlink", os.readlink(path))
+    if stat.S_ISDIR(st.st_mode):
+        return ("dir", oct(st.st_mode & 0o777))
+    if stat.S_ISREG(st.st_mode):
+        try:
+            return ("file", file_hash(path), oct(st.st_mode & 0o777))
+        except OSError as e:
+            return ("unreadable", str(e))
+    return ("other", stat.S_IFMT(st.st_mode))
+
+
+def snapshot(top, skip=lambda rel: False):
+    """Every entry under `top` (symlinks not followed): kind, content hash or
+    link target, mode."""
+    out = {}
+    if not os.path.lexists(top):
+        return out
+    for dirpath, dirnames, filenames in os.walk(top):
+        reldir = os.path.relpath(dirpath, top)
+        kept = []
+        for name in sorted(dirnames) + sorted(filenames):
+            rel = os.path.normpath(os.path.join(reldir, name))
+            if skip(rel):
+                continue
+            e = entry(os.path.join(dirpath, name))
+            if e is None:
+                continue
+            out[rel] = e
+            if name in dirnames and e[0] == "dir":
+                kept.append(name)
+        dirnames[:] = kept
+    return out
+
+
+def diff(before, after, limit=8):
+    lines = []
+    for rel in sorted(set(before) | set(after)):
+        a, b = before.get(rel), after.get(rel)
+        if a == b:
+            continue
+        if b is None:
+            lines.append(f"deleted {rel} (was {a[0]})")
+        elif a is None:
+            lines.append(f"created {rel} ({b[0]})")
+        else:
+            lines.append(f"changed {rel}: {a} -> {b}")
+    if len(lines) > limit:
+        lines = lines[:limit] + [f"... and {len(lines) - limit} more"]
+    return lines
+
+
+def findings(v):
+    """What a `verify` run says is wrong, in a line."""
+    if v.rc == 1:
+        lines = [l for l in v.out.splitlines()
+                 if l and l[0] not in " +-@" and "finding(s)" not in l]
+        return "; ".join(lines[:3])[:240] or v.out.strip()[-200:]
+    return v.brief()
+
+
+def slug(name):
+    out = ""
+    for ch in name.lower():
+        if ch.isascii() and (ch.islower() or ch.isdigit()):
+            out += ch
+        elif not out.endswith("_"):
+            out += "_"
+    return out.strip("_") or "_"
+
+
+# ----------------------------------------------------------------------------
+# The report
+
+
+class Violation:
+    def __init__(self, kind, cls, what, repro):
+        self.kind, self.cls, self.what, self.repro = kind, cls, what, repro
+        self.known = KNOWN.get(cls)
+
+
+# What issue 12 already says. "listed": the issue names this very failure;
+# "class": the issue names the class (its fix should cover it) but not this
+# instance. Everything else is NEW. The checks are the same for all three.
+KNOWN = {
+    "hostile/lock-link-parent": ("listed", "issue 12 #1: a forged lock link `../victim` is unlinked"),
+    "hostile/lock-link-absolute": ("listed", "issue 12 #1: a forged lock link `/abs/path` is unlinked"),
+    "hostile/lock-link-other-worktree": ("class", "issue 12 #1: lock paths must not contain `..`"),
+    "hostile/lock-link-into-main": ("class", "issue 12 #1: lock paths must not contain `..`"),
+    "hostile/record-ghost-with-another-sandboxs-database": (
+        "class", "issue 12 #1: registry records are untrusted input"),
+    "hostile/record-id-traversal": ("class", "issue 12 #1: registry records are untrusted input"),
+    "hostile/claim-forged-other-name": ("class", "issue 12 #1: claims are untrusted input"),
+    "hostile/claim-truncated-empty": ("class", "issue 12 #1: claims are untrusted input"),
+    "hostile/cut-short-then-apply-then-gc": ("listed", "issue 12 #2: killed new, apply, then gc loses work"),
+    "hostile/moved-worktree-then-gc": ("listed", "issue 12 #3: moved worktree, gc drops its database"),
+    "hostile/lock-is-a-folder-with-user-files": ("listed", "issue 12 #4: remove deletes a folder at provision.lock"),
+    "hostile/record-truncated": ("listed", "issue 12 #8: one corrupt record stops everything"),
+    "kill/gc-removed-worktree-with-work": ("listed", "issue 12 #2: killed new, apply, then gc loses work"),
+    "kill/apply-left-git-lock": ("listed", "issue 12 #2: apply completes a killed new but leaves git's lock"),
+    "syscall/apply-left-git-lock": ("listed", "issue 12 #2: apply completes a killed new but leaves git's lock"),
+    "syscall/gc-removed-worktree-with-work": ("listed", "issue 12 #2: killed new, apply, then gc loses work"),
+    "kill/branch-left": ("listed", "issue 12 #5: killed runs leave branches"),
+    "syscall/failed-new-left-branch": ("listed", "issue 12 #5: a failed new leaves its branch"),
+    "syscall/branch-left": ("listed", "issue 12 #5: failed runs leave branches"),
+}
+
+
+def tag_of(known):
+    if not known:
+        return "NEW"
+    return f"KNOWN {known[1]}" if known[0] == "listed" else f"KNOWN CLASS, unlisted instance: {known[1]}"
+
+
+class Tally:
+    def __init__(self):
+        self.counts = collections.defaultdict(collections.Counter)
+        self.violations = []
+        self.lock = threading.Lock()
+        self.started = time.monotonic()
+        self.seconds = {}
+
+    def count(self, kind, what, n=1):
+        with self.lock:
+            self.counts[kind][what] += n
+
+    def add(self, kind, cls, what, repro):
+        v = Violation(kind, cls, what, repro)
+        with self.lock:
+            self.violations.append(v)
+        say(f"  VIOLATION [{tag_of(v.known)}] {cls}: {what}\n      reproduce: {repro}")
+        return v
+
+
+QUIET = False
+
+
+def say(text):
+    if not QUIET:
+        print(text, file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------
+# A world: one generated repository with its sandboxes and victims.
+
+
+class World:
+    def __init__(self, h, root):
+        self.h = h
+        self.root = root
+        self.app = os.path.join(root, REPO)
+        self.git_dir = os.path.join(self.app, ".git")
+        self.sqlite_dir = os.path.join(self.git_dir, "provision", "sqlite")
+        self.records_dir = os.path.join(self.git_dir, "provision", "sandboxes")
+        self.victims = os.path.join(root, "victims")
+        self.work = {}  # worktree path -> {rel: entry} of the user's files in it
+        self.status0 = {}  # worktree path -> git status lines at baseline
+
+    # -- running things --
+
+    def wt(self, name):
+        return os.path.join(self.root, "worktree-" + name.replace("/", "-"))
+
+    def prov(self, args, cwd=None, timeout=None, kill_after=None):
+        return run([self.h.binary] + list(args), cwd or self.app, self.h.env,
+                   timeout or self.h.timeout, kill_after)
+
+    def git(self, args, cwd=None, check=True):
+        r = run(["git"] + list(args), cwd or self.app, self.h.env, 120)
+        if check and r.rc != 0:
+            raise RuntimeError(f"git {' '.join(args)} in {cwd or self.app}: {r.err.strip()}")
+        return r.out
+
+    def must(self, args, cwd=None):
+        r = self.prov(args, cwd)
+        if r.rc != 0:
+            raise RuntimeError(f"setup: provision {' '.join(args)} failed ({r.rc}): {r.err.strip()}")
+        return r
+
+    # -- building --
+
+    def build(self):
+        """The app, its untracked config, the user's files, victims."""
+        os.makedirs(self.app)
+        w = lambda rel, text: write(os.path.join(self.app, rel), text)
+        w("package.json", '{"name": "chaos-app", "private": true, "scripts": {"dev": "node src/index.js"}}\n')
+        w("src/index.js", "console.log('app');\n")
+        for i in range(40):
+            w(f"src/area{i % 5}/mod{i}.js", f"export const v{i} = {i};\n" * 8)
+        w("docs/v1.md", "# docs v1\n")
+        os.symlink("v1.md", os.path.join(self.app, "docs/current"))
+        for i in range(1, 21):
+            w(f"migrations/{i:04}_table_{i}.sql",
+              f"CREATE TABLE t{i} (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n"
+              f"CREATE INDEX t{i}_name ON t{i} (name);\n"
+              f"INSERT INTO t{i} (name) VALUES ('a'), ('b'), ('c');\n")
+        w(".gitignore", "node_modules/\n.env\n.env.local\n.dev.vars\n.npmrc\ndata/\n*.swp\n")
+        w(".worktreeinclude", "# shared with every worktree\n" + "".join(e + "\n" for e in INCLUDES))
+        self.git(["init", "-q", "-b", "main"])
+        self.git(["add", "-A"])
+        self.git(["commit", "-q", "-m", "app"])
+        # Untracked config every worktree links to.
+        w(".env", "API_KEY=secret-main\nSHARED=1\n")
+        w(".dev.vars", "TOKEN=abc\n")
+        w(".npmrc", "fund=false\n")
+        for p in range(6):
+            w(f"node_modules/pkg{p}/package.json", f'{{"name": "pkg{p}"}}\n')
+            w(f"node_modules/pkg{p}/index.js", f"module.exports = {p};\n")
+        # The user's own files in the main checkout.
+        w("src/index.js", "console.log('app');\n// main: an uncommitted edit\n")
+        w("scratch.txt", "the user's untracked notes in the main checkout\n")
+        os.symlink("src", os.path.join(self.app, "shortcut"))  # an untracked user symlink
+        make_db(os.path.join(self.app, "data/dev.sqlite"), "main's own dev database")
+        with open(os.path.join(self.git_dir, "info", "exclude"), "a") as f:
+            f.write("# the user's own exclude line\n*.orig\n")
+        # A database provision did not create, where sandbox `squatter`'s goes.
+        make_db(self.db_path(SQUATTER), "not provision's")
+        # Victims beside the repository.
+        v = lambda rel, text: write(os.path.join(self.root, rel), text)
+        v("victim.txt", "a file beside the repository\n")
+        os.symlink("victim.txt", os.path.join(self.root, "victim-link"))
+        v("victims/data.txt", "victim data\n")
+        v("victims/dir/keep.txt", "a file in a folder beside the repository\n")
+        v("victims/evil.json", "{}\n")
+        os.symlink("data.txt", os.path.join(self.victims, "inner-link"))
+        os.symlink(os.path.join(self.victims, "data.txt"), os.path.join(self.victims, "abs-link"))
+
+    def precious(self):
+        """Two sandboxes holding the user's work; keep-b is locked too."""
+        for name in PRECIOUS:
+            self.must(["new", name])
+            self.add_work(name, precious=True)
+        self.git(["worktree", "lock", "--reason", "the user's lock", self.wt("keep-b")])
+        # A copy of a sandbox database, with provision's mark, beside the repo.
+        shutil.copy(self.db_path("keep-a"), os.path.join(self.victims, "marked.sqlite"))
+
+    def add_work(self, name, precious=False):
+        wt = self.wt(name)
+        append(os.path.join(wt, "src/area0/mod0.js"), f"// {name}: the user's unsaved edit\n")
+        write(os.path.join(wt, f"notes/TODO-{slug(name)}.md"), f"{name}: untracked notes\n")
+        rels = ["src/area0/mod0.js", f"notes/TODO-{slug(name)}.md"]
+        if precious:
+            append(os.path.join(wt, "src/area1/mod1.js"), "// staged edit\n")
+            self.git(["add", "src/area1/mod1.js"], cwd=wt)
+            make_db(os.path.join(wt, "data/local.sqlite"), f"{name}'s own database")
+            rels += ["src/area1/mod1.js", "data/local.sqlite"]
+        self.work[wt] = {rel: entry(os.path.join(wt, rel)) for rel in rels}
+        self.status0[wt] = self.git_status(wt)
+
+    def try_add_work(self, name):
+        """add_work, or False when the worktree vanished meanwhile."""
+        try:
+            self.add_work(name)
+            return True
+        except (OSError, RuntimeError):
+            self.work.pop(self.wt(name), None)
+            self.status0.pop(self.wt(name), None)
+            return False
+
+    def drop_work(self, name):
+        wt = self.wt(name)
+        self.git(["checkout", "--", "src/area0/mod0.js"], cwd=wt, check=False)
+        for rel in list(self.work.get(wt, {})):
+            if rel.startswith("notes/"):
+                rm(os.path.join(wt, rel))
+        rm(os.path.join(wt, "notes"))
+        self.work.pop(wt, None)
+        self.status0.pop(wt, None)
+
+    def git_status(self, wt):
+        r = run(["git", "status", "--porcelain=v1", "-uall"], wt, self.h.env, 60)
+        return sorted(r.out.splitlines()) if r.rc == 0 else [f"(git status failed: {r.err.strip()})"]
+
+    def work_lost(self, name):
+        """The user's files in sandbox `name` that are gone or changed."""
+        wt = self.wt(name)
+        lost = []
+        for rel, e in self.work.get(wt, {}).items():
+            now = entry(os.path.join(wt, rel))
+            if now != e:
+                lost.append(f"{rel} {'deleted' if now is None else 'changed'}")
+        return lost
+
+    # -- looking --
+
+    def db_path(self, name):
+        return os.path.join(self.sqlite_dir, f"{REPO}_{slug(name)}.sqlite")
+
+    def records(self):
+        out = []
+        try:
+            names = sorted(os.listdir(self.records_dir))
+        except FileNotFoundError:
+            return out
+        for n in names:
+            if not n.endswith(".json"):
+                continue
+            try:
+                with open(os.path.join(self.records_dir, n)) as f:
+                    rec = json.load(f)
+                rec["_file"] = n
+                out.append(rec)
+            except (OSError, ValueError):
+                out.append({"_file": n, "_corrupt": True})
+        return out
+
+    def worktree_list(self):
+        r = run(["git", "worktree", "list", "--porcelain", "-z"], self.app, self.h.env, 60)
+        out, cur = [], None
+        for field in r.out.split("\0"):
+            key, _, value = field.partition(" ")
+            if key == "worktree":
+                cur = {"path": value}
+                out.append(cur)
+            elif cur is not None and key:
+                cur[key] = value if value else True
+        return out
+
+    def admin_of(self, wt):
+        """The worktree's admin dir under .git/worktrees, found by its gitdir
+        file, or by its folder's name (a half-written one has no gitdir)."""
+        base = os.path.join(self.git_dir, "worktrees")
+        try:
+            ids = os.listdir(base)
+        except FileNotFoundError:
+            return None
+        if os.path.basename(wt) in ids:
+            return os.path.join(base, os.path.basename(wt))
+        for i in ids:
+            try:
+                with open(os.path.join(base, i, "gitdir")) as f:
+                    gd = f.read().strip()
+            except OSError:
+                continue
+            if os.path.dirname(gd) == wt:
+                return os.path.join(base, i)
+        return None
+
+    def has_branch(self, name):
+        return run(["git", "rev-parse", "--verify", "-q", f"refs/heads/{name}"],
+                   self.app, self.h.env, 60).rc == 0
+
+    def state(self, name, verify=True):
+        wt = self.wt(name)
+        s = {"dir": os.path.lexists(wt)}
+        entry_ = next((w for w in self.worktree_list() if w["path"] == wt), None)
+        s["entry"] = entry_ is not None
+        s["locked"] = entry_.get("locked") if entry_ else None
+        s["records"] = [r for r in self.records() if r.get("name") == name]
+        s["corrupt"] = [r["_file"] for r in self.records() if r.get("_corrupt")]
+        db = self.db_path(name)
+        s["db"] = [os.path.basename(p) for p in (db, db + "-journal", db + "-wal") if os.path.exists(p)]
+        s["branch"] = self.has_branch(name)
+        s["admin"] = self.admin_of(wt)
+        s["verify"] = None
+        s["checkout"] = []
+        if verify and s["dir"] and os.path.isdir(wt):
+            s["verify"] = self.prov(["verify"], cwd=wt)
+            # A sandbox is the user's checkout too: git must see every
+            # tracked file as committed (but for the user's own edits).
+            if s["entry"]:
+                expected = set(self.status0.get(wt, []))
+                s["checkout"] = [l for l in self.git_status(wt) if l not in expected]
+        return s
+
+    def present(self, s):
+        return (s["dir"] and s["entry"] and s["records"] and s["db"] and s["branch"]
+                and s["verify"] is not None and s["verify"].rc == 0 and not s["checkout"])
+
+    def gone(self, s, branch=True):
+        return not (s["dir"] or s["entry"] or s["records"] or s["db"] or s["admin"]
+                    or (branch and s["branch"]))
+
+    def signature(self, s, want, branch=True):
+        """A short name for how a state falls short, to class violations by."""
+        short = dict(dir="folder", entry="git-entry", records="record", db="database", admin="admin-dir",
+                     branch="branch")
+        if want == "A":
+            parts = ["no-" + short[k] for k in ("dir", "entry", "records", "db", "branch") if not s[k]]
+            v = s["verify"]
+            if v is not None and v.rc != 0:
+                parts.append(f"verify-exit-{v.rc}")
+            status = s.get("checkout") or []
+            if status and all(re.match(r"\?\? (.*/)?\.provision-", l) for l in status):
+                parts.append("provision-temp-file-in-git-status")
+            elif status:
+                parts.append("git-status-not-clean")
+            return "+".join(parts) or "not clean"
+        left = [short[k] for k in ("dir", "entry", "records", "db", "admin") if s[k]]
+        if branch and s["branch"]:
+            left.append("branch")
+        return "left " + "+".join(left)
+
+    def describe(self, s, branch=True):
+        have = [k for k, label in [("dir", "worktree folder"), ("entry", "git worktree entry"),
+                                   ("records", "registry record"), ("db", "database file"),
+                                   ("admin", "git admin dir")] if s[k]]
+        have_l = [dict(dir="worktree folder", entry="git worktree entry", records="registry record",
+                       db="database file " + ",".join(s["db"]), admin="git admin dir")[k] for k in have]
+        if branch and s["branch"]:
+            have_l.append("branch")
+        missing = [label for k, label in [("dir", "worktree folder"), ("entry", "git worktree entry"),
+                                          ("records", "registry record"), ("db", "database file"),
+                                          ("branch", "branch")] if not s[k]]
+        if branch is False and "branch" in missing:
+            missing.remove("branch")
+        text = f"left: {', '.join(have_l) or 'nothing'}; missing: {', '.join(missing) or 'nothing'}"
+        if s["locked"]:
+            text += f"; git lock: {s['locked']!r}"
+        if s["admin"] and not s["entry"]:
+            try:
+                text += f"; git admin dir {os.path.relpath(s['admin'], self.app)} holds only: " + ", ".join(
+                    sorted(os.listdir(s["admin"])))
+            except OSError:
+                pass
+        if s.get("checkout"):
+            more = f" and {len(s['checkout']) - 6} more" if len(s["checkout"]) > 6 else ""
+            text += f"; git status in it: {', '.join(s['checkout'][:6])}{more}"
+        v = s["verify"]
+        if v is not None and v.rc != 0:
+            text += f"; verify exit {v.rc}: {findings(v)}"
+        if s["corrupt"]:
+            text += f"; corrupt records: {', '.join(s['corrupt'])}"
+        return text
+
+    # -- the invariants that hold whatever happened --
+
+    def outside_skip(self, rel):
+        top = rel.split(os.sep)[0]
+        return top == REPO or top.startswith("worktree-")
+
+    def main_git_bits(self):
+        out = {}
+        for rel in ["config", "HEAD"]:
+            out[rel] = entry(os.path.join(self.git_dir, rel))
+        for rel, e in snapshot(os.path.join(self.git_dir, "hooks")).items():
+            out["hooks/" + rel] = e
+        try:
+            with open(os.path.join(self.git_dir, "info", "exclude")) as f:
+                text = f.read()
+        except OSError:
+            text = "(missing)"
+        text = re.sub(r"# >>> provision.*?# <<< provision <<<\n?", "", text, flags=re.S)
+        out["info/exclude (outside provision's block)"] = text
+        out["refs/heads/main"] = self.git(["rev-parse", "main"], check=False).strip()
+        return out
+
+    def baseline(self):
+        self.base_main = snapshot(self.app, lambda rel: rel == ".git" or rel.startswith(".git" + os.sep))
+        self.base_git = self.main_git_bits()
+        self.base_outside = snapshot(self.root, self.outside_skip)
+        self.base_squatter = entry(self.db_path(SQUATTER))
+        self.base_precious_db = {n: entry(self.db_path(n)) for n in PRECIOUS}
+
+    def invariants(self, precious=True):
+        """(class, what) for every invariant that no longer holds."""
+        bad = []
+        d = diff(self.base_main, snapshot(self.app, lambda rel: rel == ".git" or rel.startswith(".git" + os.sep)))
+        if d:
+            bad.append(("main-checkout-changed", "the main checkout changed: " + "; ".join(d)))
+        now = self.main_git_bits()
+        for k, v in self.base_git.items():
+            if now.get(k) != v:
+                bad.append(("main-git-changed", f"the main repository's {k} changed"))
+        d = diff(self.base_outside, snapshot(self.root, self.outside_skip))
+        if d:
+            bad.append(("outside-written", "outside the repository's folders: " + "; ".join(d)))
+        if entry(self.db_path(SQUATTER)) != self.base_squatter:
+            bad.append(("unowned-db-touched",
+                        f"the unowned database {self.db_path(SQUATTER)} was "
+                        f"{'deleted' if not os.path.exists(self.db_path(SQUATTER)) else 'changed'}"))
+        if precious:
+            bad += self.precious_problems()
+        for wt in sorted(self.work):
+            name = os.path.basename(wt)[len("worktree-"):]
+            if name in PRECIOUS:
+                continue
+            lost = self.work_lost(name)
+            if lost:
+                bad.append(("user-work-lost", f"sandbox {name}: the user's files: {', '.join(lost)}"))
+        return bad
+
+    def precious_problems(self):
+        bad = []
+        for name in PRECIOUS:
+            wt = self.wt(name)
+            lost = self.work_lost(name)
+            if lost:
+                bad.append(("user-work-lost", f"precious sandbox {name}: the user's files: {', '.join(lost)}"))
+            if not os.path.isdir(wt):
+                bad.append(("precious-sandbox-gone", f"precious sandbox {name}: its worktree folder is gone"))
+                continue
+            st = self.git_status(wt)
+            if st != self.status0.get(wt, st):
+                bad.append(("user-work-lost", f"precious sandbox {name}: git status was {self.status0[wt]}, now {st}"))
+            e = entry(self.db_path(name))
+            if e is None:
+                bad.append(("precious-db-dropped", f"precious sandbox {name}: its database "
+                            f"{os.path.relpath(self.db_path(name), self.root)} is gone"))
+                continue
+            if e != self.base_precious_db.get(name):
+                bad.append(("precious-db-changed", f"precious sandbox {name}: its database file changed"))
+            v = self.prov(["verify"], cwd=wt)
+            if v.rc != 0:
+                bad.append(("precious-sandbox-broken", f"precious sandbox {name}: verify exit {v.rc}: {findings(v)}"))
+        return bad
+
+    def residue(self):
+        """Provision's temp files left anywhere (a killed write)."""
+        found = []
+        for top in [os.path.join(self.git_dir, "provision"), os.path.join(self.git_dir, "worktrees")]:
+            for dirpath, _, files in os.walk(top):
+                for f in files:
+                    if f.startswith(".provision-"):
+                        found.append(os.path.relpath(os.path.join(dirpath, f), self.root))
+        for w in self.worktree_list()[1:]:
+            p = w["path"]
+            if os.path.isdir(p):
+                for dirpath, dirs, files in os.walk(p):
+                    dirs[:] = [d for d in dirs if d not in (".git", "node_modules")]
+                    for f in files:
+                        if f.startswith(".provision-"):
+                            found.append(os.path.relpath(os.path.join(dirpath, f), self.root))
+        return found
+
+
+def write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def append(path, text):
+    with open(path, "a") as f:
+        f.write(text)
+
+
+def rm(path):
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        pass
+
+
+def make_db(path, what):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE notes (text TEXT)")
+    conn.execute("INSERT INTO notes VALUES (?)", (what,))
+    conn.commit()
+    conn.close()
+
+
+def restore(template, root):
+    if os.path.lexists(root):
+        shutil.rmtree(root)
+    subprocess.run(["cp", "-a", template, root], check=True)
+
+
+# ----------------------------------------------------------------------------
+# The harness
+
+
+class Harness:
+    def __init__(self, args):
+        self.args = args
+        self.binary = os.path.realpath(args.binary)
+        self.seed = args.seed
+        self.quick = args.quick
+        self.timeout = args.timeout
+        # tmpfs where there is one: restoring a world before each fault is
+        # then 20x faster than on a virtual disk (fsync faults are injected
+        # by strace either way).
+        shm = "/dev/shm"
+        roomy = lambda d: os.statvfs(d).f_bavail * os.statvfs(d).f_frsize > 512 << 20
+        parent = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) and roomy(shm) else None
+        self.work = args.work or tempfile.mkdtemp(prefix="provision-chaos-", dir=parent)
+        os.makedirs(self.work, exist_ok=True)
+        home = os.path.join(self.work, "home")
+        tmp = os.path.join(self.work, "tmp")
+        os.makedirs(home, exist_ok=True)
+        os.makedirs(tmp, exist_ok=True)
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("GIT_", "PROVISION_", "PG", "CARGO_", "RUST"))
+               and k not in ("DATABASE_URL", "XDG_CONFIG_HOME", "NO_COLOR")}
+        env.update(HOME=home, TMPDIR=tmp, GIT_CONFIG_GLOBAL="/dev/null", GIT_CONFIG_NOSYSTEM="1",
+                   GIT_AUTHOR_NAME="Chaos", GIT_AUTHOR_EMAIL="chaos@example.com",
+                   GIT_COMMITTER_NAME="Chaos", GIT_COMMITTER_EMAIL="chaos@example.com",
+                   NO_COLOR="1", LC_ALL="C", PROVISION_TRUST="1")
+        self.env = env
+        self.tally = Tally()
+        # A victim beside every world, in the harness's own folder.
+        write(os.path.join(self.work, "beside.txt"), "beside every world\n")
+
+    def world(self, name):
+        return World(self, os.path.join(self.work, name))
+
+    def judge(self, kind, res, what, repro, cls_prefix="", ok=(0,)):
+        """A run must end in exit 0 or a clear `error:` line: never a panic or a hang."""
+        if res.hung:
+            self.tally.add(kind, f"{kind}/{cls_prefix}hang",
+                           f"{what}: no exit after {self.timeout}s ({' '.join(res.argv[-3:])})", repro)
+            return False
+        if res.panicked():
+            self.tally.add(kind, f"{kind}/{cls_prefix}panic", f"{what}: panicked: {res.brief()}", repro)
+            return False
+        if res.rc not in ok and res.rc is not None and res.error_line() is None:
+            tail = " | ".join(res.err.strip().splitlines()[-2:])[:300]
+            self.tally.add(kind, f"{kind}/{cls_prefix}unclear-error",
+                           f"{what}: exit {res.rc} without an `error:` line: {tail!r}", repro)
+            return False
+        return True
+
+
+# ----------------------------------------------------------------------------
+# kill -9
+
+
+class Agent:
+    def __init__(self, index, seed):
+        self.i = index
+        self.rng = random.Random(seed * 1000 + index)
+        self.cur = None
+        self.n = 0
+        self.log = []
+
+    def fresh(self):
+        self.n += 1
+        return f"k{self.i}-{self.n}"
+
+
+def kill_mode(h, rounds, agents):
+    kind = "kill"
+    w = h.world("kill")
+    say(f"kill: building the world in {w.root}")
+    w.build()
+    w.precious()
+    # Timings uncontended, as a first guess of where a kill can land.
+    est = {}
+    t = time.monotonic(); w.must(["new", "calib"]); est["new"] = time.monotonic() - t
+    rm(os.path.join(w.wt("calib"), ".npmrc")); rm(w.db_path("calib"))
+    t = time.monotonic(); w.must(["apply"], cwd=w.wt("calib")); est["apply"] = time.monotonic() - t
+    t = time.monotonic(); w.must(["gc"]); est["gc"] = time.monotonic() - t
+    t = time.monotonic(); w.must(["remove", "calib"]); est["remove"] = time.monotonic() - t
+    # Contended by 8 agents on this machine's cores.
+    factor = max(1.0, agents / max(1, os.cpu_count() or 1))
+    est = {k: v * factor * 1.5 for k, v in est.items()}
+    w.baseline()
+    say("kill: first guesses of durations under load: " + ", ".join(f"{k} {v:.2f}s" for k, v in est.items()))
+    est_lock = threading.Lock()
+    crew = [Agent(i, h.seed) for i in range(agents)]
+
+    def step(a, rnd):
+        rng = a.rng
+        if a.cur is None:
+            op, name = "new", a.fresh()
+        else:
+            op, name = rng.choices(["apply", "remove", "gc"], weights=[4, 3, 2])[0], a.cur
+        wt = w.wt(name)
+        perturbed = []
+        if op == "apply":
+            for what in rng.sample(["database", "lock", ".npmrc", ".env.local", "node_modules"], rng.randint(1, 3)):
+                perturbed.append(what)
+                if what == "database":
+                    for suffix in ("", "-journal", "-wal"):
+                        rm(w.db_path(name) + suffix)
+                else:
+                    rm(os.path.join(wt, "provision.lock" if what == "lock" else what))
+        args = {"new": ["new", name], "apply": ["apply"], "remove": ["remove", name], "gc": ["gc"]}[op]
+        cwd = wt if op == "apply" else w.app
+        kill = rng.random() < 0.85
+        with est_lock:
+            delay = rng.uniform(0, est[op]) if kill else None
+        res = w.prov(args, cwd=cwd, kill_after=delay)
+        if not res.killed:
+            with est_lock:
+                est[op] = 0.7 * est[op] + 0.3 * res.secs * 1.1
+        label = f"`provision {' '.join(args)}`" + (f" (after deleting {', '.join(perturbed)})" if perturbed else "")
+        repro = (f"--seed {h.seed} --kinds kill: round {rnd}, agent {a.i}: {label}"
+                 + (f" killed (SIGKILL to its process group) {delay:.3f}s in" if res.killed else " not killed")
+                 + f"; agent's earlier steps: {'; '.join(a.log[-4:]) or 'none'}")
+        a.log.append(f"r{rnd} {op} {name}{' killed' if res.killed else ''}")
+        if res.killed:
+            h.tally.count(kind, "kills")
+            h.tally.count(kind, f"kills during {op}")
+        else:
+            h.tally.count(kind, "runs not killed")
+            h.judge(kind, res, label, repro)
+        recovered = []
+        expect = None  # "A", "B" or "AB"
+        branch_rule = True
+        if op == "new":
+            if not res.killed and res.rc == 0:
+                expect = "A"
+            else:
+                choice = rng.choice(["apply", "remove"])
+                if choice == "apply" and os.path.exists(os.path.join(wt, ".git")):
+                    r = w.prov(["apply"], cwd=wt)
+                    recovered.append(("apply", r))
+                    expect = "A" if r.rc == 0 else None
+                    if r.rc != 0:
+                        r2 = w.prov(["gc"])
+                        recovered.append(("gc", r2))
+                        expect = "AB"
+                else:
+                    r = w.prov(["remove", name])
+                    recovered.append(("remove " + name, r))
+                    if r.rc != 0:
+                        r2 = w.prov(["gc"])
+                        recovered.append(("gc", r2))
+                    expect = "B"
+        elif op == "apply":
+            if res.killed or res.rc != 0:
+                r = w.prov(["apply"], cwd=wt)
+                recovered.append(("apply", r))
+            expect = "A"
+        elif op == "remove":
+            if res.killed or res.rc != 0:
+                r = w.prov(["remove", name])
+                recovered.append(("remove " + name, r))
+                if r.rc != 0:
+                    recovered.append(("gc", w.prov(["gc"])))
+            expect = "B"
+        else:
+            if res.killed or res.rc != 0:
+                recovered.append(("gc", w.prov(["gc"])))
+            expect = "A"
+        for what, r in recovered:
+            h.tally.count(kind, "recoveries run")
+            h.judge(kind, r, f"recovery `provision {what}`", repro, "recovery-")
+        rec_text = recovery_text(recovered, name) or f"no recovery (it exited {res.rc})"
+        s = w.state(name)
+        ok_a, ok_b = w.present(s), w.gone(s)
+        converged = (expect == "A" and ok_a) or (expect == "B" and ok_b) or (expect == "AB" and (ok_a or ok_b))
+        applied = any(what == "apply" and r.rc == 0 for what, r in recovered)
+        if applied and s["locked"] == ADDING:
+            # The root cause of what may follow (any gc takes the sandbox
+            # for a `new` cut short): reported once, as such.
+            h.tally.add(kind, "kill/apply-left-git-lock",
+                        f"sandbox {name}: after {rec_text}, git still has it locked with {ADDING!r}, "
+                        f"which `gc` takes for a `new` cut short: {w.describe(s)}", repro)
+        if converged:
+            h.tally.count(kind, "steps converged")
+        elif applied and s["locked"] == ADDING:
+            pass
+        elif expect == "B" and w.gone(s, branch=False):
+            h.tally.add(kind, "kill/branch-left",
+                        f"sandbox {name}: after {rec_text}, everything is gone but branch {name}", repro)
+        else:
+            want = {"A": "a sandbox that verifies clean", "B": "nothing left",
+                    "AB": "a clean sandbox or nothing"}[expect or "AB"]
+            temp = re.search(r"\?\? (\S*\.provision-\S+)", rec_text)
+            want_ = "A" if expect == "A" else "B"
+            cls = ("kill/temp-file-blocks-remove" if temp
+                   else f"kill/not-converged/{op}: {w.signature(s, want_)}")
+            h.tally.add(kind, cls, f"sandbox {name}: after {rec_text}, wanted {want}: {w.describe(s)}", repro)
+        if ok_a and converged:
+            # The user starts working in it; a gc (this agent's, or any
+            # other's meanwhile) must leave it and the work alone.
+            if not w.try_add_work(name):
+                h.tally.add(kind, "kill/live-sandbox-removed",
+                            f"sandbox {name}: after {rec_text} it verified clean, and then vanished before the "
+                            f"user could edit in it (another agent's gc?): {w.describe(w.state(name))}"
+                            + (f"; it was locked with {ADDING!r}" if s["locked"] == ADDING else ""), repro)
+            else:
+                g = w.prov(["gc"])
+                h.judge(kind, g, "`provision gc` with the user's work in a live sandbox", repro)
+                s2 = w.state(name)
+                lost = w.work_lost(name)
+                if lost or not w.present(s2):
+                    h.tally.add(kind, "kill/gc-removed-worktree-with-work" if not s2["dir"]
+                                else "kill/gc-broke-live-sandbox",
+                                f"sandbox {name}: after {rec_text}, the user edited files in it and "
+                                f"`provision gc` ran (exit {g.rc}; it said: "
+                                f"{recovery_text([('gc', g)], name)}): {w.describe(s2)}"
+                                + (f"; lost: {', '.join(lost)}" if lost else ""), repro)
+                if s2["dir"]:
+                    w.drop_work(name)
+                else:
+                    w.work.pop(wt, None)
+                    w.status0.pop(wt, None)
+            if w.present(w.state(name)) and w.state(name, verify=False)["locked"] != ADDING:
+                a.cur = name
+                return
+        # Anything else: the agent gives up on this sandbox, so that one
+        # finding does not cascade into the next rounds.
+        a.cur = None
+        if not w.gone(w.state(name, verify=False)):
+            w.git(["worktree", "unlock", wt], check=False)
+            w.prov(["remove", "--force", name])
+            w.prov(["gc"])
+            w.git(["branch", "-D", name], check=False)
+
+    t0 = time.monotonic()
+    for rnd in range(rounds):
+        threads = [threading.Thread(target=guarded, args=(h, kind, step, a, rnd)) for a in crew]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for cls, what in w.invariants():
+            h.tally.add(kind, f"kill/{cls}", what,
+                        f"--seed {h.seed} --kinds kill: after round {rnd} (agents' steps: "
+                        + "; ".join(a.log[-1] for a in crew if a.log) + ")")
+        c = h.tally.counts[kind]
+        say(f"kill: round {rnd + 1}/{rounds}: {c['kills']} kills so far, "
+            f"{len(h.tally.violations)} violations ({time.monotonic() - t0:.0f}s)")
+    # Last: a gc, and nothing of provision's temp files may remain.
+    g = w.prov(["gc"])
+    h.judge(kind, g, "final `provision gc`", f"--seed {h.seed} --kinds kill: the end")
+    left = w.residue()
+    if left:
+        h.tally.add(kind, "kill/temp-files-left",
+                    f"after {rounds} rounds and a final gc, provision's temp files remain: {', '.join(left[:8])}"
+                    + (f" and {len(left) - 8} more" if len(left) > 8 else ""),
+                    f"--seed {h.seed} --kinds kill --rounds {rounds}")
+    h.tally.seconds[kind] = time.monotonic() - t0
+
+
+def recovery_text(recovered, name=None):
+    """`provision X` (exit N: its error; what it said about `name`), ..."""
+    parts = []
+    for what, r in recovered:
+        extra = []
+        if r.rc != 0:
+            extra.append(r.brief()[:160])
+        if name and what.startswith("gc"):
+            said = [l.strip() for l in r.out.splitlines() + r.err.splitlines()
+                    if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", l)]
+            if said:
+                extra.append("it said: " + " / ".join(said[:2])[:200])
+        parts.append(f"`provision {what}` (exit {r.rc}{': ' + '; '.join(extra) if extra else ''})")
+    return ", then ".join(parts)
+
+
+def guarded(h, kind, fn, *args):
+    try:
+        fn(*args)
+    except Exception as e:  # the harness's own failure is a finding to look at, not a crash
+        import traceback
+        h.tally.add(kind, f"{kind}/harness-error", f"{type(e).__name__}: {e}",
+                    traceback.format_exc().strip().splitlines()[-3:])
+
+
+# ----------------------------------------------------------------------------
+# Syscall faults
+
+SYSCALLS = [
+    ("write", "write"),
+    ("pwrite64", "pwrite64"),
+    ("openat", "openat"),
+    ("rename", "rename,renameat,renameat2"),
+    ("unlink", "unlink,unlinkat,rmdir"),
+    ("mkdir", "mkdir,mkdirat"),
+    ("fsync", "fsync,fdatasync"),
+    ("symlink", "symlink,symlinkat"),
+    ("link", "link,linkat"),
+]
+ERRNOS = ["EIO", "ENOSPC"]
+# Besides failing a call, strace can SIGKILL the process at it: a kill at an
+# exact point (inside an atomic write, between git's step and provision's),
+# reproducible where a timed kill is not. Only the process making the K-th
+# call dies (its children live on), as when provision alone is killed.
+KILL_GROUPS = {"fsync", "rename", "mkdir", "symlink", "unlink", "link"}
+SYS_COMMANDS = ["new", "apply", "remove", "gc"]
+
+
+def syscall_world(h):
+    """One world the faulted commands start from, restored before each:
+    `sa` perturbed so that `apply` rebuilds most of it, `sr` clean for
+    `remove`, `og` an orphan (its worktree removed with plain git) and `oc`
+    a worktree a killed `new` left (locked with provision's reason)."""
+    w = h.world("sys")
+    w.build()
+    w.precious()
+    for name in ["sa", "sr", "og"]:
+        w.must(["new", name])
+    w.git(["worktree", "remove", w.wt("og")])
+    w.git(["worktree", "add", "-q", "--lock", "--reason", ADDING, "-b", "oc", w.wt("oc")])
+    for suffix in ("", "-journal", "-wal"):
+        rm(w.db_path("sa") + suffix)
+    for rel in ["provision.lock", ".npmrc", ".env.local"]:
+        rm(os.path.join(w.wt("sa"), rel))
+    w.baseline()
+    tpl = os.path.join(h.work, "tpl-sys")
+    subprocess.run(["cp", "-a", w.root, tpl], check=True)
+    return w, tpl
+
+
+def sys_args(w, cmd):
+    return {"new": (["new", "sx"], w.app), "apply": (["apply"], w.wt("sa")),
+            "remove": (["remove", "sr"], w.app), "gc": (["gc"], w.app)}[cmd]
+
+
+def strace_argv(w, trace, group, errno, k, args):
+    argv = ["strace", "-f", "-q", "-y", "-s", "60", "-o", trace, "-e", f"trace={group}"]
+    if errno == "KILL":
+        argv += ["-e", f"inject={group}:signal=KILL:when={k}"]
+    elif errno:
+        argv += ["-e", f"inject={group}:error={errno}:when={k}"]
+    return argv + ["--", w.h.binary] + args
+
+
+def count_calls(trace, group):
+    """The most calls of one syscall of `group` made by one process."""
+    per = collections.Counter()
+    names = set(group.split(","))
+    with open(trace, errors="replace") as f:
+        for line in f:
+            m = re.match(r"(\d+)\s+(\w+)\(", line)
+            if m and m.group(2) in names:
+                per[(m.group(1), m.group(2))] += 1
+    return max(per.values(), default=0)
+
+
+def injected(trace):
+    """The calls strace failed (`(INJECTED)`), or the calls at which it
+    killed a process (that process's last line before `killed by SIGKILL`)."""
+    hits, last = [], {}
+    with open(trace, errors="replace") as f:
+        for line in f:
+            line = re.sub(r"\s+", " ", line.strip())
+            pid = line.split(" ", 1)[0]
+            if "(INJECTED)" in line:
+                hits.append(line)
+            elif "+++ killed by SIGKILL" in line and pid in last:
+                hits.append(last[pid] + " -> SIGKILL")
+            elif re.match(r"\d+ \w+\(", line):
+                last[pid] = line
+    return hits
+
+
+def syscall_mode(h, plan_filter=None):
+    kind = "syscall"
+    if shutil.which("strace") is None:
+        h.tally.add(kind, "syscall/no-strace", "strace is not installed: the syscall kind did not run",
+                    "install strace (tests/run.sh does)")
+        return
+    t0 = time.monotonic()
+    w, tpl = syscall_world(h)
+    trace = os.path.join(h.work, "strace.out")
+    rng = random.Random(h.seed)
+    # How far each command gets with each syscall.
+    reach = {}
+    everything = ",".join(g for _, g in SYSCALLS)
+    for cmd in SYS_COMMANDS:
+        restore(tpl, w.root)
+        args, cwd = sys_args(w, cmd)
+        r = run(strace_argv(w, trace, everything, None, 0, args), cwd, h.env, h.timeout * 3)
+        if r.rc != 0:
+            h.tally.add(kind, "syscall/baseline-failed",
+                        f"`provision {' '.join(args)}` fails even without a fault: {r.brief()}", "syscall world")
+        for label, group in SYSCALLS:
+            reach[(cmd, label)] = count_calls(trace, group)
+    say("syscall: calls reached (most by one process): " + ", ".join(
+        f"{c}/{l} {n}" for (c, l), n in sorted(reach.items()) if n))
+    plan = []
+    for cmd in SYS_COMMANDS:
+        for label, group in SYSCALLS:
+            n = reach[(cmd, label)]
+            if n == 0:
+                continue
+            ks = list(range(1, n + 1))
+            if h.quick:
+                ks = sorted(rng.sample(ks, min(len(ks), 1)))
+            for k in ks:
+                for errno in ERRNOS + (["KILL"] if label in KILL_GROUPS else []):
+                    plan.append((cmd, label, group, errno, k))
+    if h.quick:
+        rng.shuffle(plan)
+        plan = sorted(plan[:h.args.quick_faults], key=lambda p: (SYS_COMMANDS.index(p[0]), p[1], p[4], p[3]))
+    if plan_filter:
+        plan = [p for p in plan if plan_filter(f"{p[0]}/{p[1]}/{p[3]}/{p[4]}")]
+    budget = h.args.max_faults
+    say(f"syscall: {len(plan)} faults planned" + (f" (at most {budget} run)" if budget else ""))
+    unreached = set()
+    done = 0
+    for cmd, label, group, errno, k in plan:
+        if (cmd, label, errno) in unreached:
+            continue
+        if budget and done >= budget:
+            break
+        done += 1
+        restore(tpl, w.root)
+        args, cwd = sys_args(w, cmd)
+        res = run(strace_argv(w, trace, group, errno, k, args), cwd, h.env, h.timeout * 3)
+        hits = injected(trace)
+        if not hits:
+            h.tally.count(kind, "runs that did not reach the K-th call")
+            if k > reach[(cmd, label)]:
+                unreached.add((cmd, label, errno))
+            continue
+        h.tally.count(kind, "faults injected")
+        h.tally.count(kind, f"faults injected in {cmd}")
+        hit = hits[0][:160] + (f" (+{len(hits) - 1} more)" if len(hits) > 1 else "")
+        how = "signal=KILL" if errno == "KILL" else f"error={errno}"
+        repro = (f"`strace -f -e inject={group}:{how}:when={k} provision {' '.join(args)}` "
+                 f"in the syscall world (`--only syscall:{cmd}/{label}/{errno}/{k}`); injected: {hit}")
+        if errno == "KILL":
+            h.tally.count(kind, "of which SIGKILL at the call")
+        one_fault(h, w, cmd, res, hits, repro, killed=errno == "KILL")
+        if done % 50 == 0:
+            c = h.tally.counts[kind]
+            say(f"syscall: {done}/{len(plan)} runs, {c['faults injected']} faults injected, "
+                f"{len(h.tally.violations)} violations ({time.monotonic() - t0:.0f}s)")
+    h.tally.seconds[kind] = time.monotonic() - t0
+
+
+def one_fault(h, w, cmd, res, hits, repro, killed=False):
+    kind = "syscall"
+    label = f"the faulted `provision {cmd}`"
+    if killed:
+        pass  # a killed process says nothing
+    elif any(re.search(r"\bwrite\([12]<", hit) for hit in hits) and not res.panicked() and not res.hung:
+        # The failed write may be the error message itself.
+        h.tally.count(kind, "faulted runs whose stdout/stderr write failed (exit not judged)")
+    else:
+        h.judge(kind, res, label, repro, "faulted-")
+    recovered = []
+    if cmd == "new" and killed and res.rc != 0:
+        # A killed `new`: `apply` in its worktree finishes it, or, with no
+        # worktree to run in, `gc` takes away what is left.
+        name = "sx"
+        if os.path.exists(os.path.join(w.wt(name), ".git")):
+            r = w.prov(["apply"], cwd=w.wt(name))
+            recovered.append(("apply", r))
+            expect = "A"
+            if r.rc != 0:
+                recovered.append(("gc", w.prov(["gc"])))
+                expect = "B"
+        else:
+            recovered.append(("gc", w.prov(["gc"])))
+            expect = "B"
+    elif cmd == "new":
+        name, expect = "sx", None
+        if res.rc == 0:
+            expect = "A"
+        else:
+            s = w.state(name)
+            if w.present(s):
+                # Complete and clean, yet reported as failed: the README says
+                # a failed `new` takes back what it made.
+                h.tally.add(kind, "syscall/failed-new-kept-complete-sandbox",
+                            f"`provision new sx` exited {res.rc} ({res.brief()}) but left a complete sandbox "
+                            f"that verifies clean", repro)
+                expect = "A"
+            else:
+                if not w.gone(s):
+                    cls = ("syscall/failed-new-left-branch" if w.gone(s, branch=False)
+                           else f"syscall/failed-new-left-residue: {w.signature(s, 'B')}")
+                    h.tally.add(kind, cls, f"`provision new sx` failed ({res.brief()}) and left: {w.describe(s)}",
+                                repro)
+                recovered.append(("gc", w.prov(["gc"])))
+                expect = "B"
+    elif cmd == "apply":
+        name, expect = "sa", "A"
+        if res.rc != 0:
+            recovered.append(("apply", w.prov(["apply"], cwd=w.wt("sa"))))
+    elif cmd == "remove":
+        name, expect = "sr", "B"
+        if res.rc != 0:
+            r = w.prov(["remove", "sr"])
+            recovered.append(("remove sr", r))
+            if r.rc != 0:
+                recovered.append(("gc", w.prov(["gc"])))
+    else:
+        name, expect = None, None
+        if res.rc != 0:
+            recovered.append(("gc", w.prov(["gc"])))
+    for what, r in recovered:
+        h.tally.count(kind, "recoveries run")
+        h.judge(kind, r, f"recovery `provision {what}`", repro, "recovery-")
+    rec_text = recovery_text(recovered, name) or "no recovery (it exited 0)"
+    converged = True
+    if name:
+        s = w.state(name)
+        if expect == "A" and not w.present(s):
+            converged = False
+            h.tally.add(kind, f"syscall/not-converged/{cmd}: {w.signature(s, 'A')}",
+                        f"sandbox {name}: after {rec_text}, wanted a sandbox that verifies clean: {w.describe(s)}", repro)
+        elif expect == "B" and not w.gone(s):
+            converged = False
+            cls = ("syscall/branch-left" if w.gone(s, branch=False)
+                   else f"syscall/not-converged/{cmd}: {w.signature(s, 'B')}")
+            h.tally.add(kind, cls, f"sandbox {name}: after {rec_text}, wanted nothing left: {w.describe(s)}", repro)
+        if expect == "A" and s["locked"] == ADDING:
+            h.tally.add(kind, "syscall/apply-left-git-lock",
+                        f"sandbox {name}: after {rec_text}, git still has it locked with {ADDING!r}, "
+                        f"which `gc` takes for a `new` cut short", repro)
+        if expect == "A" and converged:
+            w.add_work(name)
+            g = w.prov(["gc"])
+            s2 = w.state(name)
+            lost = w.work_lost(name)
+            if lost or not w.present(s2):
+                converged = False
+                h.tally.add(kind, "syscall/gc-removed-worktree-with-work" if not s2["dir"]
+                            else "syscall/gc-broke-live-sandbox",
+                            f"sandbox {name}: the user edited files in it and ran `provision gc` (exit {g.rc}): "
+                            f"{w.describe(s2)}" + (f"; lost: {', '.join(lost)}" if lost else ""), repro)
+            w.work.pop(w.wt(name), None)
+            w.status0.pop(w.wt(name), None)
+    else:
+        # gc: the orphan og goes (its branch stays: gc leaves an orphan's
+        # branch alone), the cut-short oc goes with its branch.
+        for orphan, branch in [("og", False), ("oc", True)]:
+            s = w.state(orphan, verify=False)
+            if not w.gone(s, branch=branch):
+                converged = False
+                cls = ("syscall/branch-left" if w.gone(s, branch=False)
+                       else f"syscall/not-converged/gc: {orphan} {w.signature(s, 'B', branch)}")
+                h.tally.add(kind, cls,
+                            f"orphan {orphan}: after {rec_text}, wanted nothing left: {w.describe(s, branch)}", repro)
+        for live in ["sa", "sr"]:
+            s = w.state(live, verify=False)
+            # sa's database was deleted on purpose (for `apply`); sr has one.
+            if not (s["dir"] and s["entry"] and s["records"] and (s["db"] or live == "sa")):
+                converged = False
+                h.tally.add(kind, "syscall/gc-dropped-live-sandbox",
+                            f"live sandbox {live}: after {rec_text}: {w.describe(s)}", repro)
+    if recovered or res.rc != 0:
+        if converged:
+            h.tally.count(kind, "recoveries converged")
+    for cls, what in w.invariants():
+        h.tally.add(kind, f"syscall/{cls}", what, repro)
+
+
+# ----------------------------------------------------------------------------
+# Hostile state
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_json(path, obj):
+    with open(path, "w") as f:
+        f.write(json.dumps(obj, indent=2) + "\n")
+
+
+def forge_lock(w, name, mutate):
+    path = os.path.join(w.wt(name), "provision.lock")
+    obj = read_json(path)
+    mutate(obj)
+    write(path, lock_text(obj))
+
+
+def record_path(w, name):
+    for r in w.records():
+        if r.get("name") == name:
+            return os.path.join(w.records_dir, r["_file"])
+    raise RuntimeError(f"no record for {name}")
+
+
+def claim_path(w, name):
+    return os.path.join(w.admin_of(w.wt(name)), "provision-sandbox")
+
+
+class Case:
+    """One hostile case: a fresh world, the hostile state, steps, checks.
+    Its violations are classed by the case (the hostile state is the cause),
+    each naming the check that failed and the commands run so far."""
+
+    def __init__(self, h, w, name, doc):
+        self.h, self.w, self.name = h, w, name
+        self.doc = " ".join((doc or name).split())
+        self.repro = f"--only hostile:{name}"
+        self.steps = []
+
+    def step(self, args, cwd=None, what=None):
+        r = self.w.prov(args, cwd=cwd)
+        where = "" if cwd in (None, self.w.app) else f" in {os.path.basename(cwd)}"
+        self.steps.append(f"`provision {' '.join(args)}`{where} (exit {r.rc})")
+        self.h.tally.count("hostile", "commands run")
+        self.h.judge("hostile", r, what or f"`provision {' '.join(args)}`{where}", self.repro,
+                     ok=(0, 1) if args[0] == "verify" else (0,))
+        return r
+
+    def bad(self, problem, what):
+        self.h.tally.add("hostile", f"hostile/{self.name}",
+                         f"{problem}: {what} [{self.doc} Ran: {', '.join(self.steps) or 'nothing'}]", self.repro)
+
+    def converge(self, name, how="apply"):
+        """The documented recovery: `apply` in the worktree (and, if it names
+        the lock as what is wrong, deleting the lock and `apply` again)."""
+        w = self.w
+        wt = w.wt(name)
+        steps = []
+        r = self.step(["apply"], cwd=wt, what=f"recovery `provision apply` in {name}")
+        steps.append(f"apply (exit {r.rc}{': ' + r.brief() if r.rc else ''})")
+        if r.rc != 0 and "provision.lock" in r.err and os.path.lexists(os.path.join(wt, "provision.lock")) \
+                and not os.path.isdir(os.path.join(wt, "provision.lock")):
+            rm(os.path.join(wt, "provision.lock"))
+            r = self.step(["apply"], cwd=wt, what=f"recovery `provision apply` in {name} without its lock")
+            steps.append(f"rm provision.lock, apply (exit {r.rc})")
+        self.h.tally.count("hostile", "recoveries run")
+        s = w.state(name)
+        if w.present(s):
+            self.h.tally.count("hostile", "recoveries converged")
+            return True
+        self.bad(f"not-converged ({w.signature(s, 'A')})", f"sandbox {name}: recovery {', '.join(steps)}: {w.describe(s)}")
+        return False
+
+    def finish(self):
+        for cls, what in self.w.invariants():
+            self.bad(cls, what)
+
+
+def hostile_world(h):
+    w = h.world("host")
+    w.build()
+    w.precious()
+    for name in ["sa", "sr"]:
+        w.must(["new", name])
+    w.baseline()
+    tpl = os.path.join(h.work, "tpl-host")
+    subprocess.run(["cp", "-a", w.root, tpl], check=True)
+    return w, tpl
+
+
+def hostile_cases():
+    cases = []
+
+    def case(fn):
+        cases.append((fn.__name__.replace("_", "-"), fn))
+        return fn
+
+    def escape(c, path, target):
+        w = c.w
+
+        def add(obj):
+            obj["links"].append({"kind": "file", "path": path, "target": target})
+            obj["links"].sort(key=lambda l: l["path"])
+        forge_lock(w, "sa", add)
+        c.step(["verify"], cwd=w.wt("sa"))
+        c.step(["apply"], cwd=w.wt("sa"))
+        wt = w.wt("sa")
+        changed = [l for l in w.git_status(wt) if l not in w.status0.get(wt, [])]
+        if changed:
+            c.bad("tracked-file-deleted", f"sandbox sa: git status after apply: {changed}")
+            # The user restores it from git, then the recovery runs.
+            w.git(["checkout", "--", "."], cwd=wt, check=False)
+        # What it deletes shows in the invariants (outside, main checkout,
+        # precious sandboxes) or, inside sa, in sa's git status.
+        c.converge("sa")
+
+    @case
+    def lock_link_parent(c):
+        """A lock link `../victim-link`: a symlink beside the repository."""
+        escape(c, "../victim-link", os.readlink(os.path.join(c.w.root, "victim-link")))
+
+    @case
+    def lock_link_absolute(c):
+        """A lock link at an absolute path outside the repository."""
+        p = os.path.join(c.w.victims, "abs-link")
+        escape(c, p, os.readlink(p))
+
+    @case
+    def lock_link_other_worktree(c):
+        """A lock link naming another sandbox's link: `../worktree-keep-a/.env`."""
+        escape(c, "../worktree-keep-a/.env", os.readlink(os.path.join(c.w.wt("keep-a"), ".env")))
+
+    @case
+    def lock_link_into_main(c):
+        """A lock link naming the user's own symlink in the main checkout."""
+        escape(c, "../app/shortcut", "src")
+
+    @case
+    def lock_link_through_user_symlink(c):
+        """A lock link under the user's own symlink to a folder outside."""
+        wt = c.w.wt("sa")
+        os.symlink("../victims", os.path.join(wt, "ext"))
+        c.w.work[wt] = {"ext": entry(os.path.join(wt, "ext"))}
+        c.w.status0[wt] = c.w.git_status(wt)
+        escape(c, "ext/inner-link", "data.txt")
+
+    @case
+    def lock_link_tracked_symlink(c):
+        """A lock link naming a symlink git tracks (docs/current)."""
+        escape(c, "docs/current", "v1.md")
+
+    @case
+    def lock_env_file_other_worktree(c):
+        """A lock whose env file is another sandbox's: `../worktree-keep-a/.env.local`."""
+        w = c.w
+
+        def env(obj):
+            obj["env"]["file"] = "../worktree-keep-a/.env.local"
+        forge_lock(w, "sa", env)
+        c.step(["verify"], cwd=w.wt("sa"))
+        c.step(["apply"], cwd=w.wt("sa"))
+        c.step(["env"], cwd=w.wt("sa"))
+        c.step(["remove", "sa"])
+        s = w.state("sa", verify=False)
+        if s["dir"]:
+            c.converge("sa")
+
+    @case
+    def lock_database_of_another_sandbox(c):
+        """A lock naming keep-a's database as sa's."""
+        w = c.w
+        other = read_json(os.path.join(w.wt("keep-a"), "provision.lock"))["database"]
+
+        def db(obj):
+            obj["database"] = other
+        forge_lock(w, "sa", db)
+        c.step(["verify"], cwd=w.wt("sa"))
+        c.step(["apply"], cwd=w.wt("sa"))
+        c.converge("sa")
+
+    @case
+    def lock_env_keys_that_are_code(c):
+        """Lock overrides whose key and value are shell code; `env`, eval'd."""
+        w = c.w
+        pwn = os.path.join(w.victims, "pwned")
+
+        def env(obj):
+            obj["env"]["overrides"]["X$(touch " + pwn + "-key)"] = "1"
+            obj["env"]["overrides"]["SAFE"] = "$(touch " + pwn + "-value)`touch " + pwn + "-tick`"
+        forge_lock(w, "sa", env)
+        for shell in ["bash", None]:
+            args = ["env"] + (["--shell", shell] if shell else [])
+            r = c.step(args, cwd=w.wt("sa"))
+            if r.rc == 0:
+                script = r.out if shell else "set -a\n" + r.out
+                run(["bash", "-c", script], w.wt("sa"), w.h.env, 30)
+        c.step(["exec", "--", "true"], cwd=w.wt("sa"))
+        c.converge("sa")
+
+    @case
+    def lock_setup_commands_forged(c):
+        """A lock listing a setup command the recipe does not have."""
+        w = c.w
+
+        def setup(obj):
+            obj["setup"] = [{"run": "touch ../victims/pwned-setup", "completed": False}]
+        forge_lock(w, "sa", setup)
+        c.step(["apply"], cwd=w.wt("sa"))
+        c.converge("sa")
+
+    @case
+    def lock_symlink_outside(c):
+        """provision.lock a symlink to a file outside the worktree."""
+        w = c.w
+        lock = os.path.join(w.wt("sa"), "provision.lock")
+        target = os.path.join(w.victims, "lock.json")
+        obj = read_json(lock)
+        obj["port"] = obj["port"] + 1  # stale, so apply writes the lock
+        write(target, lock_text(obj))
+        w.base_outside = snapshot(w.root, w.outside_skip)
+        os.unlink(lock)
+        os.symlink(target, lock)
+        c.step(["verify"], cwd=w.wt("sa"))
+        c.step(["apply"], cwd=w.wt("sa"))
+        c.converge("sa")
+        c.step(["remove", "sa"])
+
+    @case
+    def lock_truncated(c):
+        """sa's provision.lock cut to half its length."""
+        w = c.w
+        lock = os.path.join(w.wt("sa"), "provision.lock")
+        with open(lock, "r+") as f:
+            f.truncate(os.path.getsize(lock) // 2)
+        c.step(["verify"], cwd=w.wt("sa"))
+        c.step(["status"])
+        c.step(["gc"])
+        c.converge("sa")
+
+    @case
+    def lock_is_a_folder_with_user_files(c):
+        """A real folder where provision.lock belongs, holding the user's file."""
+        w = c.w
+        lock = os.path.join(w.wt("sr"), "provision.lock")
+        os.unlink(lock)
+        write(os.path.join(lock, "notes.txt"), "the user's file in a folder named provision.lock\n")
+        w.work[w.wt("sr")] = {"provision.lock/notes.txt": entry(os.path.join(lock, "notes.txt"))}
+        c.step(["remove", "sr"])
+        c.step(["gc"])
+        if w.work_lost("sr"):
+            return
+        c.step(["apply"], cwd=w.wt("sr"))
+        if w.work_lost("sr"):
+            return
+        # The user moves their folder away; the sandbox then converges.
+        shutil.move(lock, os.path.join(w.wt("sr"), "moved-away"))
+        w.work.pop(w.wt("sr"))
+        c.converge("sr")
+
+    @case
+    def record_truncated(c):
+        """One truncated sandboxes/<id>.json: every other sandbox keeps working."""
+        w = c.w
+        rec = record_path(w, "sr")
+        with open(rec, "r+") as f:
+            f.truncate(os.path.getsize(rec) // 2)
+        blocked = []
+        for args, cwd in [(["status"], None), (["verify"], w.wt("sa")), (["apply"], w.wt("sa")),
+                          (["new", "hx"], None), (["remove", "hx"], None), (["gc"], None)]:
+            r = c.step(args, cwd=cwd)
+            if r.rc != 0:
+                blocked.append(f"`provision {' '.join(args)}` exit {r.rc}: {r.brief()[:140]}")
+        if blocked:
+            c.bad("blocks-other-sandboxes", "; ".join(blocked))
+        c.converge("sr")
+
+    @case
+    def record_path_elsewhere(c):
+        """sr's record pointing at a folder beside the repository."""
+        w = c.w
+        rec = record_path(w, "sr")
+        obj = read_json(rec)
+        obj["path"] = os.path.join(w.victims, "dir")
+        write_json(rec, obj)
+        c.step(["status"])
+        c.step(["gc"])
+        c.step(["remove", "sr"])
+        c.step(["gc"])
+
+    @case
+    def record_ghost_with_another_sandboxs_database(c):
+        """A record of no worktree (`ghost`) naming keep-a's database."""
+        w = c.w
+        obj = read_json(record_path(w, "keep-a"))
+        obj.update(id="ghost", name="ghost", path=w.wt("ghost"), branch=None, port=obj["port"] + 7)
+        write_json(os.path.join(w.records_dir, "ghost.json"), obj)
+        c.step(["gc"])
+        c.step(["remove", "ghost"])
+
+    @case
+    def record_ghost_with_unowned_database(c):
+        """A record of no worktree naming the unowned database (control)."""
+        w = c.w
+        obj = read_json(record_path(w, "sr"))
+        obj.update(id="ghost", name="ghost", path=w.wt("ghost"), branch=None, port=obj["port"] + 7,
+                   database={"kind": "sqlite", "name": f"{REPO}_{SQUATTER}",
+                             "location": f"$GIT_COMMON_DIR/provision/sqlite/{REPO}_{SQUATTER}.sqlite"})
+        write_json(os.path.join(w.records_dir, "ghost.json"), obj)
+        c.step(["gc"])
+        c.step(["remove", "ghost"])
+
+    @case
+    def record_id_traversal(c):
+        """A record whose id is `../../../../victims/evil`."""
+        w = c.w
+        obj = read_json(record_path(w, "sr"))
+        obj.update(id="../../../../victims/evil", name="evil", path=w.wt("evil"), branch=None,
+                   port=obj["port"] + 9,
+                   database={"kind": "sqlite", "name": f"{REPO}_evil",
+                             "location": f"$GIT_COMMON_DIR/provision/sqlite/{REPO}_evil.sqlite"})
+        write_json(os.path.join(w.records_dir, "evil.json"), obj)
+        c.step(["status"])
+        c.step(["gc"])
+        c.step(["remove", "evil"])
+        c.step(["new", "hx"])
+
+    @case
+    def record_symlink_outside(c):
+        """sandboxes/<id>.json of sr a symlink to a copy outside."""
+        w = c.w
+        rec = record_path(w, "sr")
+        obj = read_json(rec)
+        obj["lock_hash"] = "blake3:" + "0" * 64  # stale, so apply writes the record
+        target = os.path.join(w.victims, "record.json")
+        write_json(target, obj)
+        w.base_outside = snapshot(w.root, w.outside_skip)
+        os.unlink(rec)
+        os.symlink(target, rec)
+        c.step(["apply"], cwd=w.wt("sr"))
+        c.converge("sr")
+        c.step(["remove", "sr"])
+
+    def claim(c, text, name="keep-a"):
+        w = c.w
+        path = claim_path(w, name)
+        with open(path, "w") as f:
+            f.write(text)
+        c.step(["gc"])
+        c.step(["status"])
+        if not any(x.get("name") == name for x in w.records()):
+            c.bad("record-dropped", f"live sandbox {name}'s registry record is gone")
+
+    @case
+    def claim_forged_other_name(c):
+        """keep-a's claim (.git/worktrees/<id>/provision-sandbox) names another sandbox, `intruder`."""
+        claim(c, "intruder\n")
+
+    @case
+    def claim_truncated_empty(c):
+        """keep-a's claim is empty (truncated)."""
+        claim(c, "")
+
+    @case
+    def claim_symlink_outside(c):
+        """sa's claim is a symlink to a file outside the repository."""
+        w = c.w
+        target = os.path.join(w.victims, "claim.txt")
+        write(target, "keep-a\n")
+        w.base_outside = snapshot(w.root, w.outside_skip)
+        path = claim_path(w, "sa")
+        os.unlink(path)
+        os.symlink(target, path)
+        c.step(["gc"])
+        rm(os.path.join(w.wt("sa"), ".npmrc"))
+        c.step(["apply"], cwd=w.wt("sa"))
+        c.converge("sa")
+
+    @case
+    def claim_is_a_folder(c):
+        """sr's claim is a folder."""
+        w = c.w
+        path = claim_path(w, "sr")
+        os.unlink(path)
+        os.makedirs(os.path.join(path, "x"))
+        c.step(["gc"])
+        c.step(["apply"], cwd=w.wt("sr"))
+        c.step(["remove", "sr"])
+        c.step(["gc"])
+        s = w.state("sr")
+        if not (w.present(s) or w.gone(s)):
+            c.bad("not-converged", f"sandbox sr: {w.describe(s)}")
+
+    @case
+    def squatting_database(c):
+        """`new squatter` where an unowned database already sits."""
+        w = c.w
+        r = c.step(["new", SQUATTER])
+        if r.rc == 0:
+            c.bad("unowned-db-adopted", f"`provision new {SQUATTER}` succeeded over an unowned database")
+        c.step(["gc"])
+        s = w.state(SQUATTER, verify=False)
+        s["db"] = []  # the unowned file is checked by the invariants
+        if not w.gone(s):
+            c.bad("not-converged", f"after a refused `provision new {SQUATTER}` and gc: {w.describe(s)}")
+
+    @case
+    def cut_short_then_apply_then_gc(c):
+        """A worktree a killed `new` left (git's lock with provision's reason),
+        finished by `apply`; the user works in it; then `gc`."""
+        w = c.w
+        w.git(["worktree", "add", "-q", "--lock", "--reason", ADDING, "-b", "cs", w.wt("cs")])
+        r = c.step(["apply"], cwd=w.wt("cs"))
+        s = w.state("cs")
+        if not w.present(s):
+            c.bad("not-converged", f"sandbox cs: {w.describe(s)}")
+            return
+        w.add_work("cs")
+        c.steps.append("(the user edits a tracked file and adds an untracked one)")
+        c.step(["gc"])
+        s = w.state("cs")
+        if not w.present(s):
+            c.bad("live-sandbox-removed", f"sandbox cs: {w.describe(s)}")
+
+    @case
+    def moved_worktree_then_gc(c):
+        """sr moved with `mv` (not `git worktree move`), then `gc`."""
+        w = c.w
+        moved = os.path.join(w.root, "worktree-sr-moved")
+        os.rename(w.wt("sr"), moved)
+        v = c.step(["verify"], cwd=moved)
+        if v.rc == 2 and "repair" not in v.err:
+            c.bad("no-repair-hint", f"`provision verify` in the moved worktree: {v.brief()}")
+        c.step(["gc"])
+        if not os.path.exists(w.db_path("sr")):
+            c.bad("database-dropped", f"sr's database is gone although its worktree exists at {moved} "
+                                      f"(git keeps a missing worktree's entry for gc.worktreePruneExpire)")
+        rep = run(["git", "worktree", "repair"], moved, w.h.env, 60)
+        c.steps.append(f"`git worktree repair` in the moved folder (exit {rep.rc}{': ' + rep.err.strip()[:100] if rep.rc else ''})")
+        c.step(["apply"], cwd=moved)
+        v = c.step(["verify"], cwd=moved)
+        if v.rc != 0:
+            c.bad("not-converged", f"verify in the moved, repaired worktree: exit {v.rc}: {findings(v)}")
+        os.rename(moved, w.wt("sr"))
+        w.git(["worktree", "repair"], cwd=w.wt("sr"), check=False)
+
+    return cases
+
+
+def hostile_mode(h, only=None):
+    kind = "hostile"
+    t0 = time.monotonic()
+    w, tpl = hostile_world(h)
+    cases = hostile_cases()
+    if only:
+        cases = [(n, f) for n, f in cases if only(n)]
+    for name, fn in cases:
+        restore(tpl, w.root)
+        w2 = h.world("host")
+        w2.__dict__.update({k: v for k, v in w.__dict__.items()})
+        w2.work = {k: dict(v) for k, v in w.work.items()}
+        w2.status0 = dict(w.status0)
+        c = Case(h, w2, name, fn.__doc__)
+        h.tally.count(kind, "cases")
+        before = len(h.tally.violations)
+        guarded(h, kind, lambda: (fn(c), c.finish()))
+        say(f"hostile: {name}: {len(h.tally.violations) - before} violation(s)")
+    h.tally.seconds[kind] = time.monotonic() - t0
+
+
+# ----------------------------------------------------------------------------
+
+
+def report(h, kinds):
+    t = h.tally
+    out = ["", "== chaos tally =="]
+    for kind in kinds:
+        c = t.counts.get(kind, {})
+        secs = t.seconds.get(kind)
+        out.append(f"{kind}{f' ({secs:.0f}s)' if secs is not None else ''}:")
+        for k, v in sorted(c.items()):
+            out.append(f"  {k}: {v}")
+        out.append(f"  violations: {sum(1 for v in t.violations if v.kind == kind)}")
+    listed = sum(1 for v in t.violations if v.known and v.known[0] == "listed")
+    klass = sum(1 for v in t.violations if v.known and v.known[0] == "class")
+    new = sum(1 for v in t.violations if not v.known)
+    out.append(f"violations: {len(t.violations)} ({listed} KNOWN: listed in issue 12; {klass} KNOWN CLASS: "
+               f"an unlisted instance of a class issue 12 names; {new} NEW)")
+    by = collections.defaultdict(list)
+    for v in t.violations:
+        by[v.cls].append(v)
+    for cls in sorted(by):
+        vs = by[cls]
+        out.append(f"\n[{tag_of(vs[0].known)}] {cls} ({len(vs)})")
+        for v in vs[: h.args.show]:
+            out.append(f"  - {v.what}")
+            out.append(f"    reproduce: {v.repro}")
+        if len(vs) > h.args.show:
+            out.append(f"  ... and {len(vs) - h.args.show} more of this class")
+    out.append(f"\ntotal time {time.monotonic() - t.started:.0f}s; work dir {h.work}"
+               + ("" if h.args.keep else " (deleted)"))
+    print("\n".join(out), flush=True)
+    if h.args.json:
+        with open(h.args.json, "w") as f:
+            json.dump({"counts": {k: dict(v) for k, v in t.counts.items()},
+                       "seconds": t.seconds,
+                       "violations": [vars(v) for v in t.violations]}, f, indent=2, default=str)
+
+
+def main():
+    global QUIET
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--binary", default=os.path.join(target, "release", "provision"),
+                   help="the provision binary (default: the release build)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
+    p.add_argument("--rounds", type=int, default=None, help="kill rounds (default 100; --quick 6)")
+    p.add_argument("--agents", type=int, default=8, help="agents at once in the kill kind (default 8)")
+    p.add_argument("--kinds", default="kill,syscall,hostile", help="comma-separated: kill,syscall,hostile")
+    p.add_argument("--quick", action="store_true",
+                   help="a bounded subset (6 kill rounds, 60 syscall faults, every hostile case)")
+    p.add_argument("--quick-faults", type=int, default=60, help="syscall faults in --quick (default 60)")
+    p.add_argument("--max-faults", type=int, default=0, help="stop the syscall kind after this many runs")
+    p.add_argument("--only", default=None,
+                   help="only matching cases: `hostile:NAME`, `syscall:CMD/SYSCALL/ERRNO/K` (prefixes match)")
+    p.add_argument("--timeout", type=float, default=60, help="seconds before a run counts as hung (default 60)")
+    p.add_argument("--show", type=int, default=6, help="violations shown per class (default 6)")
+    p.add_argument("--work", default=None, help="work directory (default: a new temp dir)")
+    p.add_argument("--keep", action="store_true", help="keep the work directory")
+    p.add_argument("--json", default=None, help="also write the tally and violations as JSON here")
+    p.add_argument("-q", "--quiet", action="store_true", help="only the tally")
+    args = p.parse_args()
+    QUIET = args.quiet
+    if args.seed is None:
+        args.seed = random.SystemRandom().randrange(1 << 31)
+    if args.rounds is None:
+        args.rounds = 6 if args.quick else 100
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    only = {}
+    if args.only:
+        kind_, _, spec = args.only.partition(":")
+        kinds = [kind_]
+        # `syscall:new/write/EIO/4` is that one fault; `syscall:new/write`
+        # all of them; `hostile:NAME` that case, else the cases NAME begins.
+        only[kind_] = lambda s, spec=spec: (s == spec or s.startswith(spec + "/")
+                                            or (kind_ == "hostile" and s.startswith(spec)))
+    for k in kinds:
+        if k not in ("kill", "syscall", "hostile"):
+            p.error(f"unknown kind {k!r}")
+    if not os.access(args.binary, os.X_OK):
+        sys.exit(f"chaos: no provision binary at {args.binary} (cargo build --release)")
+    h = Harness(args)
+    say(f"chaos: seed {args.seed}, binary {h.binary}, kinds {','.join(kinds)}, work {h.work}")
+    try:
+        if "hostile" in kinds:
+            hostile_mode(h, only.get("hostile"))
+        if "syscall" in kinds:
+            syscall_mode(h, only.get("syscall"))
+        if "kill" in kinds:
+            kill_mode(h, args.rounds, args.agents)
+    finally:
+        report(h, kinds)
+        if not args.keep:
+            shutil.rmtree(h.work, ignore_errors=True)
+    sys.exit(1 if h.tally.violations else 0)
+
+
+if __name__ == "__main__":
+    main()
