@@ -200,7 +200,7 @@ fn init_agent_never_writes_through_a_symlinked_settings_file() {
     fs_err::create_dir_all(env.path("dotfiles")).unwrap();
     write(&shared, "{\"model\": \"opus\"}\n");
     fs_err::create_dir_all(main.join(".claude")).unwrap();
-    std::os::unix::fs::symlink(&shared, main.join(".claude/settings.json")).unwrap();
+    fs_err::os::unix::fs::symlink(&shared, main.join(".claude/settings.json")).unwrap();
     let run = env
         .provision(&main, &["init", "--agent", "claude-code"])
         .expect(2);
@@ -217,7 +217,7 @@ fn init_agent_never_writes_through_a_symlinked_settings_file() {
 
     // A linked folder is outside the checkout all the same.
     fs_err::remove_dir_all(main.join(".claude")).unwrap();
-    std::os::unix::fs::symlink(env.path("dotfiles"), main.join(".claude")).unwrap();
+    fs_err::os::unix::fs::symlink(env.path("dotfiles"), main.join(".claude")).unwrap();
     let run = env
         .provision(&main, &["init", "--agent", "claude-code"])
         .expect(2);
