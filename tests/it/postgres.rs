@@ -347,3 +347,60 @@ fn remove_and_gc_drop_marked_databases_only() {
         .batch_execute("DROP DATABASE t_life_unmarked")
         .unwrap();
 }
+
+#[test]
+fn a_password_comes_from_the_password_file_as_libpq_reads_it() {
+    use crate::pg_server::PASSWORD_USER;
+    let env = TestEnv::new();
+    server()
+        .client("postgres")
+        .batch_execute(&format!(
+            "CREATE ROLE {PASSWORD_USER} LOGIN CREATEDB PASSWORD 'se:cret'"
+        ))
+        .unwrap();
+    let main = env.fixture_repo("app");
+    let url = format!(
+        "postgres://{PASSWORD_USER}@127.0.0.1:{}/postgres",
+        server().port
+    );
+    write(
+        main.join("provision.toml"),
+        &format!(
+            "[database]\nkind = \"postgres\"\nurl = \"{url}\"\nname = \"t_pgpass_{{slug}}\"\n"
+        ),
+    );
+    env.commit_all(&main, "postgres recipe");
+    let pgpass = env.path("pgpass");
+    let port = server().port;
+    write(
+        &pgpass,
+        &format!(
+            "# first match wins\n127.0.0.1:{port}:*:{PASSWORD_USER}:se\\:cret\n*:*:*:*:wrong\n"
+        ),
+    );
+    let run = |args: &[&str]| {
+        crate::support::Run::from(
+            env.command(env!("CARGO_BIN_EXE_provision"), &main)
+                .env("PGPASSFILE", &pgpass)
+                .args(args)
+                .output()
+                .unwrap(),
+        )
+    };
+    let mode = |mode| {
+        fs_err::set_permissions(&pgpass, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .unwrap()
+    };
+
+    // libpq ignores a password file others can read, and so does provision.
+    mode(0o644);
+    let refused = run(&["new", "open"]).expect(2);
+    assert!(refused.stderr.contains("password"), "{}", refused.stderr);
+    assert!(!database_exists("t_pgpass_open"));
+
+    mode(0o600);
+    run(&["new", "feature"]).expect(0);
+    assert!(database_exists("t_pgpass_feature"));
+    run(&["remove", "feature"]).expect(0);
+    assert!(!database_exists("t_pgpass_feature"));
+}

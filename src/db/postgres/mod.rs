@@ -14,6 +14,7 @@ use postgres::{Client, Config, NoTls};
 
 mod ledger;
 mod migrate;
+mod pgpass;
 
 use super::ledgers::{Dialect, ToolLedger};
 use super::{Database, DbError, Ledger};
@@ -82,6 +83,11 @@ impl Postgres {
         };
         if let Some(dbname) = dbname {
             config.dbname(dbname);
+        }
+        if config.get_password().is_none()
+            && let Some(password) = pgpass::lookup(&config)
+        {
+            config.password(password);
         }
         config.connect(NoTls).map_err(|source| DbError::Connect {
             server: describe(&config),
