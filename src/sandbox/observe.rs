@@ -203,7 +203,13 @@ pub fn spot(path: &str, worktree: &Path, main: &Path) -> Spot {
 /// never compared; a symlink in its place shows as a symlink.
 pub fn as_link(link: &Link, found: &Found) -> Link {
     let (target, kind, mode) = match found {
-        Found::Nothing if link.kind == LinkKind::Absent => {
+        // Nothing, or the worktree's own file or link: nothing of provision's.
+        Found::Nothing | Found::Real(_) if link.kind == LinkKind::Absent => {
+            (link.target.clone(), LinkKind::Absent, link.mode)
+        }
+        Found::Symlink { target, .. }
+            if link.kind == LinkKind::Absent && *target != link.target =>
+        {
             (link.target.clone(), LinkKind::Absent, link.mode)
         }
         Found::Nothing => (link.target.clone(), LinkKind::Missing, link.mode),
