@@ -662,22 +662,9 @@ mod walk {
             {
                 // The names the proof listed, tracked or ignored, are the
                 // names here: only the tracked ones are looked at again.
-                for (name, child) in &children {
-                    let clean = match child {
-                        Child::File(entry) => self.unchanged(dir, name, *entry),
-                        Child::Folder(range) => match open_folder(dir, name) {
-                            Some(sub) => {
-                                let prefix = [prefix, name, b"/"].concat();
-                                self.tracked(&sub, &prefix, range.clone())
-                            }
-                            None => false,
-                        },
-                    };
-                    if !clean {
-                        return false;
-                    }
-                }
-                return true;
+                return children
+                    .iter()
+                    .all(|(name, child)| self.child_clean(dir, prefix, name, child));
             }
             self.listed += 1;
             let Some(listing) = self.list(dir) else {
@@ -697,17 +684,7 @@ mod walk {
                         break 'listing false;
                     };
                     seen += 1;
-                    let clean = match &children[k].1 {
-                        Child::File(entry) => self.unchanged(dir, name, *entry),
-                        Child::Folder(range) => match open_folder(dir, name) {
-                            Some(sub) => {
-                                let prefix = [prefix, name, b"/"].concat();
-                                self.tracked(&sub, &prefix, range.clone())
-                            }
-                            None => false,
-                        },
-                    };
-                    if !clean {
+                    if !self.child_clean(dir, prefix, name, &children[k].1) {
                         break 'listing false;
                     }
                 }
@@ -742,14 +719,35 @@ mod walk {
         /// git cached for index entry `entry`, and is not racily clean.
         // Stat's field types differ by target; the index keeps 32 bits of each.
         #[allow(clippy::unnecessary_cast)]
+        /// Whether the tracked file or folder `name` in `dir` is as the
+        /// index has it.
+        fn child_clean(
+            &mut self,
+            dir: &OwnedFd,
+            prefix: &[u8],
+            name: &[u8],
+            child: &Child,
+        ) -> bool {
+            match child {
+                Child::File(entry) => self.unchanged(dir, name, *entry),
+                Child::Folder(range) => match open_folder(dir, name) {
+                    Some(sub) => {
+                        let prefix = [prefix, name, b"/"].concat();
+                        self.tracked(&sub, &prefix, range.clone())
+                    }
+                    None => false,
+                },
+            }
+        }
+
         fn unchanged(&self, dir: &OwnedFd, name: &[u8], entry: usize) -> bool {
             let Ok(st) = statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) else {
                 return false;
             };
             let e = &self.index.entries[entry];
-            let kind = st.st_mode as u32 & 0o170000;
+            let kind = st.st_mode & 0o170000;
             let mode_ok = match e.mode & 0o170000 {
-                0o100000 => kind == 0o100000 && (e.mode & 0o100) == (st.st_mode as u32 & 0o100),
+                0o100000 => kind == 0o100000 && (e.mode & 0o100) == (st.st_mode & 0o100),
                 0o120000 => kind == 0o120000,
                 _ => false,
             };
@@ -757,8 +755,8 @@ mod walk {
                 && e.mtime == (st.st_mtime as u32, st.st_mtime_nsec as u32)
                 && e.ctime == (st.st_ctime as u32, st.st_ctime_nsec as u32)
                 && e.ino == st.st_ino as u32
-                && e.uid == st.st_uid as u32
-                && e.gid == st.st_gid as u32
+                && e.uid == st.st_uid
+                && e.gid == st.st_gid
                 && e.size == st.st_size as u32
                 && (e.size != 0 || e.empty_blob)
                 && i64::from(e.mtime.0) < self.index.written
