@@ -5,6 +5,7 @@
 
 pub(crate) mod create;
 pub(crate) mod gc;
+pub(crate) mod identity;
 pub(crate) mod orphans;
 pub(crate) mod ports;
 pub(crate) mod registry;

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::BoxError;
 use crate::git::{self, Checkout, Worktree};
+use crate::lifecycle::identity::CloneId;
 use crate::lifecycle::orphans::{self, Evidence, Gone, Kept, Verdict};
 use crate::lifecycle::registry::{Record, Registry, RegistryError};
 use crate::sandbox::lock::NamedPorts;
@@ -79,6 +80,7 @@ pub struct Report {
 /// error, not as status's own.
 pub fn status(checkout: &Checkout) -> Result<Report, BoxError> {
     let registry = Registry::new(&checkout.common_dir);
+    let clone = CloneId::of(&checkout.common_dir)?;
     let records = registry.read_all()?;
     let worktrees = git::worktrees(&checkout.main, &checkout.common_dir)?;
     let expired = if worktrees.iter().any(|w| w.prunable) {
@@ -98,7 +100,8 @@ pub fn status(checkout: &Checkout) -> Result<Report, BoxError> {
         .filter(|r| !worktrees.iter().any(|w| registry.owns(r, w)))
     {
         let claim = registry.claim_of(record);
-        let evidence = Evidence::gather(record, claim, &worktrees, &checkout.common_dir);
+        let evidence =
+            Evidence::gather(record, claim, &worktrees, &checkout.common_dir, clone.tag());
         let (state, detail) = match orphans::judge(evidence) {
             Verdict::Kept(Kept::EntryRemains) => {
                 (State::Missing, "git still has a worktree entry for it")

@@ -9,6 +9,7 @@ use similar::TextDiff;
 use crate::BoxError;
 use crate::db::migrations::Migrations;
 use crate::git::Checkout;
+use crate::lifecycle::identity::CloneId;
 use crate::sandbox::lock::{self, Sandbox};
 use crate::sandbox::observe::{self, Observed};
 use crate::sandbox::state::{self, Ledger, MigrationFile, Presence, Step};
@@ -85,7 +86,8 @@ pub struct Report {
 pub fn verify(checkout: Checkout) -> Result<Report, BoxError> {
     let root = checkout.root.clone();
     let path = root.display().to_string();
-    let Some(read) = lock::read(&root)? else {
+    let clone = CloneId::of(&checkout.common_dir)?;
+    let Some(read) = lock::read(&root, clone.tag())? else {
         let finding = Finding::lock(
             "missing: this worktree is not provisioned (run `provision apply`)".into(),
         );
@@ -110,7 +112,8 @@ pub fn verify(checkout: Checkout) -> Result<Report, BoxError> {
     let files = ctx.migrations()?;
     let mut database = ctx.database()?;
     database.tool_ledger(files.format, &files);
-    let observed = observe::observe(locked, &root, &ctx.checkout.main, database.as_mut())?;
+    let main = &ctx.checkout.main;
+    let observed = observe::observe(locked, &root, main, clone.tag(), database.as_mut())?;
     worktree_drift(locked, &observed, &mut findings);
     let dir = &ctx.settings.database.migrations;
     database_drift(locked, &observed, &files, dir, &mut findings);

@@ -44,7 +44,15 @@ fn new_creates_a_marked_migrated_database_and_verify_is_clean() {
         )
         .unwrap()
         .get(0);
-    assert!(mark.starts_with("provision:v1 repo="), "{mark}");
+    // The clone by its identity, not by its path.
+    let clone = read(main.join(".git/provision/clone-id"));
+    assert_eq!(
+        mark,
+        format!(
+            "provision:v1 clone={} worktree=worktree-feature",
+            clone.trim_end()
+        )
+    );
 
     let mut db = server().client("t_new_feature");
     let ledger: Vec<String> = db

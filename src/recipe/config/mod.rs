@@ -74,6 +74,7 @@ pub struct Lines {
     pub env_file: Option<usize>,
 }
 
+pub use database::{NAME_BEFORE_CLONES, default_name as default_database_name};
 pub use links::Links;
 pub use ports::{DEFAULT_PORT_NAME, PortRange, Ports};
 pub use services::{DEFAULT_GRACE, Service, is_service_name};
