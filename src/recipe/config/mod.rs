@@ -146,7 +146,7 @@ impl Default for Settings {
             ]),
             database: DatabaseSettings {
                 kind: DatabaseKind::Sqlite,
-                name: "{repo}_{slug}".into(),
+                name: NAME_BEFORE_CLONES.into(),
                 migrations: "migrations".into(),
                 format: None,
                 migrations_set: false,
