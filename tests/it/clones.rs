@@ -188,7 +188,10 @@ fn two_clones_on_one_server_each_get_their_own_databases() {
         read(wt_a.join("provision.lock")),
         read(wt_b.join("provision.lock")),
     );
-    assert!(lock_a.contains("\"name\": \"app_feature_{clone}\""), "{lock_a}");
+    assert!(
+        lock_a.contains("\"name\": \"app_feature_{clone}\""),
+        "{lock_a}"
+    );
     assert_eq!(without_port(&lock_a), without_port(&lock_b));
     let port = |lock: &str| serde_json::from_str::<Value>(lock).unwrap()["port"].clone();
     if port(&lock_a) == port(&lock_b) {
@@ -306,7 +309,12 @@ fn a_forged_clone_id_is_an_error_and_nothing_is_dropped() {
     let file = main.join(".git/provision/clone-id");
     let id = read(&file);
     let wt = env.path("worktree-feature");
-    for forged in ["", "garbage\n", "repo=/elsewhere/.git\n", &id.to_uppercase()] {
+    for forged in [
+        "",
+        "garbage\n",
+        "repo=/elsewhere/.git\n",
+        &id.to_uppercase(),
+    ] {
         write(&file, forged);
         for (cwd, args) in [
             (&main, &["remove", "feature"][..]),
@@ -331,4 +339,46 @@ fn a_forged_clone_id_is_an_error_and_nothing_is_dropped() {
     write(&file, &id);
     env.provision(&main, &["remove", "feature"]).expect(0);
     assert!(!exists(&db));
+}
+
+/// A repository copied whole carries its identity: the copy is refused
+/// until it has one of its own, and the original's databases stay its.
+#[test]
+fn a_copied_repository_is_refused_until_it_has_an_identity_of_its_own() {
+    let env = TestEnv::new();
+    let main = pg_app_at(&env, "app", "");
+    env.provision(&main, &["new", "feature"]).expect(0);
+    let db = format!("app_feature_{}", tag(&main));
+    let copy = env.path("copy/app");
+    fs_err::create_dir_all(copy.parent().unwrap()).unwrap();
+    let cp = std::process::Command::new("cp")
+        .args(["-a", main.to_str().unwrap(), copy.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    for args in [&["new", "other"][..], &["gc"][..]] {
+        let run = env.provision(&copy, args).expect(2);
+        let copy_git = fs_err::canonicalize(copy.join(".git")).unwrap();
+        assert!(
+            run.stderr.starts_with(&format!(
+                "error: {} is a copy of the clone at {}",
+                copy_git.display(),
+                fs_err::canonicalize(main.join(".git")).unwrap().display()
+            )),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    assert!(exists(&db));
+    env.provision(&env.path("worktree-feature"), &["verify"])
+        .expect(0);
+
+    fs_err::remove_file(copy.join(".git/provision/clone-id")).unwrap();
+    env.provision(&copy, &["new", "other"]).expect(0);
+    assert_ne!(tag(&copy), tag(&main));
+    let other = format!("app_other_{}", tag(&copy));
+    assert!(exists(&other));
+    env.provision(&copy, &["remove", "other"]).expect(0);
+    env.provision(&main, &["remove", "feature"]).expect(0);
+    assert!(!exists(&other) && !exists(&db));
 }
