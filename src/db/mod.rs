@@ -27,7 +27,7 @@ pub use sqlite::{BuiltAhead, Source, Sqlite, prebuild, sweep_abandoned};
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error(
-        "database `{name}` at {location} exists but was not created by provision for this worktree (it has no provision mark naming this repository and worktree); \
+        "database `{name}` at {location} exists but was not created by provision for this worktree (it has no provision mark naming this clone and worktree); \
          provision will not migrate or drop it: choose another name with `[database] name` in provision.toml"
     )]
     Unmarked { name: String, location: String },

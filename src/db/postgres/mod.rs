@@ -176,7 +176,7 @@ impl Database for Postgres {
     fn create(&mut self) -> Result<(), DbError> {
         if self.exists()? {
             return if self.is_marked()? {
-                self.remark()
+                Ok(())
             } else {
                 Err(self.unmarked())
             };
