@@ -123,8 +123,11 @@ fn a_moved_repository_keeps_its_postgres_databases() {
     }
 }
 
+/// Renamed, too: `remove` and `gc` find the databases a sandbox made
+/// before the rename (under the old `{repo}`), and `new` names new ones
+/// after the new folder.
 #[test]
-fn a_moved_repository_keeps_its_command_kind_and_sqlite_databases() {
+fn a_renamed_repository_keeps_its_command_kind_and_sqlite_databases() {
     let env = TestEnv::new();
     let migrate = "/usr/bin/sqlite3 \"$PROVISION_MAIN/.sandboxes/$PROVISION_DB.db\" < {migration}";
     let command = command_app_at(&env, "command/app", migrate, "");
@@ -134,8 +137,8 @@ fn a_moved_repository_keeps_its_command_kind_and_sqlite_databases() {
             env.provision(main, &["new", name]).expect(0);
         }
     }
-    let command = move_repository(&env, &command, "command/moved/app");
-    let sqlite = move_repository(&env, &sqlite, "sqlite/moved/app");
+    let command = move_repository(&env, &command, "command/renamed");
+    let sqlite = move_repository(&env, &sqlite, "sqlite/renamed");
     let files = [
         (&command, "command", ".sandboxes/app_{}.db"),
         (&sqlite, "sqlite", ".git/provision/sqlite/app_{}.sqlite"),
@@ -149,7 +152,8 @@ fn a_moved_repository_keeps_its_command_kind_and_sqlite_databases() {
         env.provision(main, &["gc"]).expect(0);
         assert!(!db("orphan").exists(), "{kind}");
         env.provision(main, &["new", "after"]).expect(0);
-        assert!(db("after").is_file(), "{kind}");
+        let renamed = main.join(file.replace("app_{}", "renamed_after"));
+        assert!(renamed.is_file(), "{kind}");
     }
 }
 
