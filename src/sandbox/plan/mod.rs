@@ -1,7 +1,8 @@
 //! The plan: recipe × worktree ⇒ the sandbox it should have. Pure: every
 //! fact it needs is observed beforehand and passed in, and the result holds
 //! no timestamps, host names or absolute paths (unless a recipe template puts
-//! them into an env value).
+//! them into an env value). The clone's tag (`{clone}`) is in it as itself:
+//! the lock writes it `{clone}` (`lock::symbolic`).
 //!
 //! One step per part of the sandbox: `links`, `env`, the database and the
 //! recipe hash, each a function of `Inputs` alone.
