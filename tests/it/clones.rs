@@ -9,22 +9,8 @@ use serde_json::Value;
 
 use crate::command::command_app_at;
 use crate::pg_server::server;
+use crate::postgres::{database_exists as exists, pg_app_at};
 use crate::support::{TestEnv, read, write};
-
-/// The fixture app at `rel` on the test server, with PostgreSQL's default
-/// database name unless `extra` names one.
-fn pg_app_at(env: &TestEnv, rel: &str, extra: &str) -> PathBuf {
-    let main = env.fixture_repo(rel);
-    write(
-        main.join("provision.toml"),
-        &format!(
-            "[database]\nkind = \"postgres\"\nurl = \"{}\"\n{extra}",
-            server().url()
-        ),
-    );
-    env.commit_all(&main, "postgres recipe");
-    main
-}
 
 fn clone_id(main: &Path) -> String {
     read(main.join(".git/provision/clone-id"))
@@ -35,14 +21,6 @@ fn clone_id(main: &Path) -> String {
 /// `{clone}` of the clone at `main`.
 fn tag(main: &Path) -> String {
     clone_id(main)[..8].to_string()
-}
-
-fn exists(name: &str) -> bool {
-    server()
-        .client("postgres")
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-        .unwrap()
-        .is_some()
 }
 
 fn mark(name: &str) -> Option<String> {
