@@ -44,7 +44,7 @@ pub fn is_identifier(name: &str) -> bool {
 
 /// A slug that fits in a database identifier, hash-suffixed when cut.
 pub fn identifier(name: &str) -> String {
-    identifier_with_tags(name, 0)
+    cut(slug(name), 0)
 }
 
 /// Stands for the clone's tag (`{clone}`) in a name given to
@@ -56,7 +56,11 @@ pub const TAG: char = '\0';
 /// to be cut, and the hash suffix is of the name with them unfilled: every
 /// clone cuts its names alike, and no two clones' names meet.
 pub fn identifier_with_tags(name: &str, tag_len: usize) -> String {
-    let slug = slug_keeping(name, Some(TAG));
+    cut(slug_keeping(name, Some(TAG)), tag_len)
+}
+
+/// `slug` cut to fit, counting each [`TAG`] in it as `tag_len` long.
+fn cut(slug: String, tag_len: usize) -> String {
     let tags = slug.matches(TAG).count();
     if slug.len() - tags + tags * tag_len <= MAX_IDENTIFIER {
         return slug;
@@ -138,6 +142,7 @@ mod tests {
 
     #[test]
     fn short_names_are_untouched() {
+        assert_eq!(identifier("a\0b"), "a_b");
         assert_eq!(identifier("my_app_feature"), "my_app_feature");
     }
 }

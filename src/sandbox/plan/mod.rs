@@ -77,11 +77,13 @@ pub fn database_name(
     kept: Option<&str>,
 ) -> Result<String, TemplateError> {
     let database = &settings.database;
+    // Only `{clone}` may stand for a tag.
+    let plain = |text: &str| text.replace(slug::TAG, "_");
     let named = |template: &str| -> Result<String, TemplateError> {
         let values = BTreeMap::from([
-            ("name", name.to_string()),
+            ("name", plain(name)),
             ("slug", slug::slug(name)),
-            ("repo", repo.to_string()),
+            ("repo", plain(repo)),
             ("clone", slug::TAG.to_string()),
         ]);
         let cut = slug::identifier_with_tags(&template::expand(template, &values)?, tag.len());
