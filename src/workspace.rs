@@ -15,6 +15,7 @@ use crate::BoxError;
 use crate::db::migrations::{self, Migration, Migrations};
 use crate::db::{self, Database};
 use crate::git::{self, Checkout};
+use crate::lifecycle::identity::CloneId;
 use crate::lifecycle::ports;
 use crate::lifecycle::registry::{Claim, DatabaseRecord, Record, Registry};
 use crate::recipe::config::{self, Settings};
@@ -60,6 +61,8 @@ pub struct Workspace {
     pub includes: Vec<Entry>,
     /// The repository's short name (`{repo}`).
     pub repo: String,
+    /// This clone's identity: its databases' marks, and `{clone}`.
+    pub clone: CloneId,
     pub registry: Registry,
 }
 
@@ -75,6 +78,7 @@ impl Workspace {
             settings: config::load(&checkout.main)?,
             includes: include::load(&checkout.main)?,
             repo: checkout.repo_name(),
+            clone: CloneId::of(&checkout.common_dir)?,
             registry: Registry::new(&checkout.common_dir),
             checkout,
         })
@@ -87,6 +91,7 @@ impl Workspace {
             settings: self.settings.clone(),
             includes: self.includes.clone(),
             repo: self.repo.clone(),
+            clone: self.clone.clone(),
             registry: self.registry.clone(),
         }
     }
@@ -97,6 +102,7 @@ impl Workspace {
         let values = plan::values(
             owner.name,
             &self.repo,
+            self.clone.tag(),
             owner.database,
             (owner.port, owner.ports),
             &checkout.main.to_string_lossy(),
@@ -104,11 +110,11 @@ impl Workspace {
         );
         let place = db::Place {
             common_dir: &checkout.common_dir,
-            owner: format!(
-                "repo={} worktree={}",
-                checkout.common_dir.display(),
-                owner.id
-            ),
+            mark: db::Mark {
+                clone: self.clone.as_str().to_string(),
+                common_dir: checkout.common_dir.clone(),
+                worktree: owner.id.to_string(),
+            },
             worktree: owner.worktree,
             env: plan::overrides(&self.settings, &values)?,
             values,
@@ -126,7 +132,7 @@ impl Workspace {
         // This worktree's own lock naming the record's sandbox settles it,
         // whatever a lost or forged claim says: the claim is written again.
         let locked_here = |r: &Record| {
-            lock::read(&checkout.root)
+            lock::read(&checkout.root, self.clone.tag())
                 .ok()
                 .flatten()
                 .is_some_and(|read| {
@@ -160,7 +166,9 @@ impl Workspace {
             (None, Some(name)) => name.to_string(),
             (None, None) => default_name(checkout),
         };
-        let db_name = plan::database_name(&self.settings, &name, &self.repo)?;
+        let kept = existing.map(|r| r.database.name.as_str());
+        let db_name =
+            plan::database_name(&self.settings, &name, &self.repo, self.clone.tag(), kept)?;
         if let Some(record) = existing.filter(|r| r.database.name != db_name) {
             return Err(ReserveError::DatabaseRenamed {
                 name,
@@ -287,6 +295,7 @@ impl WorktreeSandbox {
     /// yet (the recipe added it) reads as port 0 until `apply` reserves it,
     /// so the plan shows the lock as stale instead of failing to expand.
     pub fn observe(workspace: Workspace, lock: &Sandbox) -> Self {
+        // `lock` has the clone's tag filled in (`lock::read`).
         let locked = lock.named_ports();
         let ports: NamedPorts = (workspace.settings.ports.names.iter())
             .map(|name| (name.clone(), locked.get(name).copied().unwrap_or(0)))
@@ -357,6 +366,8 @@ impl WorktreeSandbox {
             include_lines: self.includes.iter().map(|e| e.text.clone()).collect(),
             name: &self.name,
             repo: &self.repo,
+            clone: self.clone.tag(),
+            database: Some(&self.database_name),
             port: self.port,
             ports: &self.ports,
             main: &main_path,

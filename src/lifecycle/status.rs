@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::BoxError;
 use crate::git::{self, Checkout, Worktree};
+use crate::lifecycle::identity::CloneId;
 use crate::lifecycle::orphans::{self, Evidence, Gone, Kept, Verdict};
 use crate::lifecycle::registry::{Record, Registry, RegistryError};
 use crate::sandbox::lock::NamedPorts;
@@ -110,6 +111,7 @@ pub struct Listing<'a> {
 /// that needs it.
 struct Shared<'a> {
     checkout: &'a Checkout,
+    clone: CloneId,
     workspace: OnceLock<Result<Workspace, BoxError>>,
     main: OnceLock<Result<MainView, String>>,
     excludes: OnceLock<Option<git::Excludes>>,
@@ -118,6 +120,7 @@ struct Shared<'a> {
 impl<'a> Listing<'a> {
     pub fn gather(checkout: &'a Checkout) -> Result<Self, BoxError> {
         let registry = Registry::new(&checkout.common_dir);
+        let clone = CloneId::of(&checkout.common_dir)?;
         let records = registry.read_all()?;
         let worktrees = git::worktrees(&checkout.main, &checkout.common_dir)?;
         let expired = if worktrees.iter().any(|w| w.prunable) {
@@ -147,7 +150,8 @@ impl<'a> Listing<'a> {
             })
             .collect();
         for (record, _) in records.iter().zip(owned).filter(|(_, owned)| !owned) {
-            rows.push(orphan(&registry, record, &worktrees, &checkout.common_dir));
+            let (dir, tag) = (&checkout.common_dir, clone.tag());
+            rows.push(orphan(&registry, record, &worktrees, dir, tag));
         }
         for row in &mut rows {
             row.services = services::statuses(&checkout.common_dir, &row.id, &row.name);
@@ -158,6 +162,7 @@ impl<'a> Listing<'a> {
             worktrees,
             shared: Shared {
                 checkout,
+                clone,
                 workspace: OnceLock::new(),
                 main: OnceLock::new(),
                 excludes: OnceLock::new(),
@@ -186,9 +191,15 @@ impl<'a> Listing<'a> {
 }
 
 /// The row of a record whose worktree git no longer lists.
-fn orphan(registry: &Registry, record: &Record, worktrees: &[Worktree], common_dir: &Path) -> Row {
+fn orphan(
+    registry: &Registry,
+    record: &Record,
+    worktrees: &[Worktree],
+    common_dir: &Path,
+    tag: &str,
+) -> Row {
     let claim = registry.claim_of(record);
-    let evidence = Evidence::gather(record, claim, worktrees, common_dir);
+    let evidence = Evidence::gather(record, claim, worktrees, common_dir, tag);
     let (state, detail) = match orphans::judge(evidence) {
         Verdict::Kept(Kept::EntryRemains) => {
             (State::Missing, "git still has a worktree entry for it")
@@ -378,7 +389,7 @@ fn verify(
     checkout: Checkout,
     head: &Result<Option<git2::Tree>, BoxError>,
 ) -> Result<(State, Option<String>, Vec<String>), BoxError> {
-    let Some(read) = lock::read(&checkout.root)? else {
+    let Some(read) = lock::read(&checkout.root, shared.clone.tag())? else {
         return Ok((State::NotProvisioned, None, Vec::new()));
     };
     let workspace = shared

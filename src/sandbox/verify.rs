@@ -9,6 +9,7 @@ use similar::TextDiff;
 use crate::BoxError;
 use crate::db::migrations::Migrations;
 use crate::git::Checkout;
+use crate::lifecycle::identity::CloneId;
 use crate::sandbox::lock::{self, Sandbox};
 use crate::sandbox::observe::{self, Observed};
 use crate::sandbox::plan::Plan;
@@ -86,7 +87,8 @@ pub struct Report {
 pub fn verify(checkout: Checkout) -> Result<Report, BoxError> {
     let root = checkout.root.clone();
     let path = root.display().to_string();
-    let Some(read) = lock::read(&root)? else {
+    let clone = CloneId::of(&checkout.common_dir)?;
+    let Some(read) = lock::read(&root, clone.tag())? else {
         let finding = Finding::lock(
             "missing: this worktree is not provisioned (run `provision apply`)".into(),
         );
@@ -147,12 +149,9 @@ pub fn check(
     let files = ctx.migrations()?;
     let mut database = ctx.database()?;
     database.tool_ledger(files.format, &files);
-    let observed = observe::observe(
-        locked,
-        &ctx.checkout.root,
-        &ctx.checkout.main,
-        database.as_mut(),
-    )?;
+    let main = &ctx.checkout.main;
+    let root = &ctx.checkout.root;
+    let observed = observe::observe(locked, root, main, ctx.clone.tag(), database.as_mut())?;
     worktree_drift(locked, &observed, &mut findings);
     let dir = &ctx.settings.database.migrations;
     database_drift(locked, &observed, &files, dir, &mut findings);

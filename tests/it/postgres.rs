@@ -9,11 +9,17 @@ use crate::support::{TestEnv, read, write};
 
 /// The fixture app with a PostgreSQL recipe; its sandboxes are `t_<tag>_<slug>`.
 fn pg_app(env: &TestEnv, tag: &str, extra: &str) -> PathBuf {
-    let main = env.fixture_repo("app");
+    pg_app_at(env, "app", &format!("name = \"t_{tag}_{{slug}}\"\n{extra}"))
+}
+
+/// The fixture app at `rel` on the test server, with `extra` in its
+/// `[database]` (PostgreSQL's default name unless it names one).
+pub(crate) fn pg_app_at(env: &TestEnv, rel: &str, extra: &str) -> PathBuf {
+    let main = env.fixture_repo(rel);
     write(
         main.join("provision.toml"),
         &format!(
-            "[database]\nkind = \"postgres\"\nurl = \"{}\"\nname = \"t_{tag}_{{slug}}\"\n{extra}",
+            "[database]\nkind = \"postgres\"\nurl = \"{}\"\n{extra}",
             server().url()
         ),
     );
@@ -21,7 +27,7 @@ fn pg_app(env: &TestEnv, tag: &str, extra: &str) -> PathBuf {
     main
 }
 
-fn database_exists(name: &str) -> bool {
+pub(crate) fn database_exists(name: &str) -> bool {
     server()
         .client("postgres")
         .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
@@ -44,7 +50,15 @@ fn new_creates_a_marked_migrated_database_and_verify_is_clean() {
         )
         .unwrap()
         .get(0);
-    assert!(mark.starts_with("provision:v1 repo="), "{mark}");
+    // The clone by its identity, not by its path.
+    let clone = read(main.join(".git/provision/clone-id"));
+    assert_eq!(
+        mark,
+        format!(
+            "provision:v1 clone={} worktree=worktree-feature",
+            clone.trim_end()
+        )
+    );
 
     let mut db = server().client("t_new_feature");
     let ledger: Vec<String> = db

@@ -17,11 +17,10 @@ mod migrate;
 mod pgpass;
 
 use super::ledgers::{Dialect, ToolLedger};
-use super::{Database, DbError, Ledger};
+use super::{Database, DbError, Ledger, Mark};
 use crate::db::migrations::{Applied, Format, Migration};
 use crate::recipe::config::{DatabaseKind, DatabaseSettings};
 
-const MARK: &str = "provision:v1";
 /// Long enough for a loaded server, short enough that a stopped one is
 /// reported while the user still waits for it.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -37,7 +36,7 @@ const LEDGER: &str = "
 
 pub struct Postgres {
     name: String,
-    owner: String,
+    mark: Mark,
     template: Option<String>,
     /// The maintenance database's settings; an error is kept until the
     /// first connection so that only commands that need the server fail.
@@ -50,10 +49,10 @@ pub struct Postgres {
 }
 
 impl Postgres {
-    pub fn new(settings: &DatabaseSettings, name: &str, owner: String) -> Self {
+    pub fn new(settings: &DatabaseSettings, name: &str, mark: Mark) -> Self {
         Postgres {
             name: name.to_string(),
-            owner,
+            mark,
             template: settings.template.clone(),
             config: server_config(settings.url.as_deref()),
             admin: None,
@@ -119,6 +118,31 @@ impl Postgres {
         }
     }
 
+    /// The database's comment, where provision keeps its mark.
+    fn found_mark(&mut self) -> Result<Option<String>, DbError> {
+        let fail = self.fail("read mark");
+        let name = self.name.clone();
+        let row = self
+            .admin()?
+            .query_opt(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+                &[&name],
+            )
+            .map_err(fail)?;
+        Ok(row.and_then(|r| r.get(0)))
+    }
+
+    /// Marks the database as this sandbox's.
+    fn comment(&mut self) -> Result<(), DbError> {
+        let comment = format!(
+            "COMMENT ON DATABASE {} IS {}",
+            quote_ident(&self.name),
+            quote_literal(&self.mark.text())
+        );
+        let fail = self.fail("mark");
+        self.admin()?.batch_execute(&comment).map_err(fail)
+    }
+
     /// Keys the advisory lock that serialises migrations on this database.
     fn lock_key(&self) -> i64 {
         let hash = blake3::hash(format!("provision:migrate:{}", self.name).as_bytes());
@@ -150,19 +174,9 @@ impl Database for Postgres {
     }
 
     fn is_marked(&mut self) -> Result<bool, DbError> {
-        let fail = self.fail("read mark");
-        let name = self.name.clone();
-        let row = self
-            .admin()?
-            .query_opt(
-                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
-                &[&name],
-            )
-            .map_err(fail)?;
-        // The whole mark, owner included: another clone of this repository
-        // on the same server makes databases of the same names.
-        let mark: Option<String> = row.and_then(|r| r.get(0));
-        Ok(mark.is_some_and(|m| m == format!("{MARK} {}", self.owner)))
+        // The whole mark, clone and worktree included: another clone of
+        // this repository may use the same server.
+        Ok(self.found_mark()?.is_some_and(|m| self.mark.is_ours(&m)))
     }
 
     fn create(&mut self) -> Result<(), DbError> {
@@ -187,21 +201,21 @@ impl Database for Postgres {
             }
             return Err(fail(e));
         }
-        let mark = format!("{MARK} {}", self.owner);
-        let comment = format!(
-            "COMMENT ON DATABASE {} IS {}",
-            quote_ident(&self.name),
-            quote_literal(&mark)
-        );
-        let fail = self.fail("mark");
-        if let Err(e) = self.admin()?.batch_execute(&comment) {
+        if let Err(e) = self.comment() {
             // Never leave an unmarked database behind: nothing else would
             // ever be allowed to drop it. It is ours, made a moment ago.
             let drop = format!("DROP DATABASE {}", quote_ident(&self.name));
             let _ = self.admin()?.batch_execute(&drop);
-            return Err(fail(e));
+            return Err(e);
         }
         Ok(())
+    }
+
+    fn remark(&mut self) -> Result<(), DbError> {
+        match self.found_mark()? {
+            Some(found) if self.mark.is_by_path(&found) => self.comment(),
+            _ => Ok(()),
+        }
     }
 
     fn ledger(&mut self) -> Result<Ledger, DbError> {

@@ -37,7 +37,8 @@ const SCHEMA: &str = "
 pub struct Sqlite {
     path: PathBuf,
     name: String,
-    owner: String,
+    /// The mark a database made here gets.
+    mark: String,
     conn: Option<Connection>,
     /// The migration tool's ledger kept beside provision's: wrangler's
     /// until `tool_ledger` names the layout.
@@ -45,11 +46,11 @@ pub struct Sqlite {
 }
 
 impl Sqlite {
-    pub fn new(path: PathBuf, name: &str, owner: String) -> Self {
+    pub fn new(path: PathBuf, name: &str, mark: String) -> Self {
         Sqlite {
             path,
             name: name.to_string(),
-            owner,
+            mark,
             conn: None,
             tool: ToolLedger::new(Format::Flat, Dialect::Sqlite, &[]),
         }
@@ -175,7 +176,8 @@ impl Database for Sqlite {
             )
             .optional()
             .map_err(self.fail("read mark"))?;
-        Ok(mark.is_some_and(|m| m.starts_with("provision:v1")))
+        // Any clone's mark: the file lives in this clone's common dir.
+        Ok(mark.is_some_and(|m| m.starts_with(super::MARK)))
     }
 
     fn create(&mut self) -> Result<(), DbError> {
@@ -291,10 +293,9 @@ impl Database for Sqlite {
             // Synced once, below, with everything else in the file.
             conn.pragma_update(None, "synchronous", "OFF")
                 .map_err(self.fail("adopt"))?;
-            let mark = format!("provision:v1 {}", self.owner);
             conn.execute(
                 "INSERT INTO provision_meta(key, value) VALUES('mark', ?1)",
-                [mark],
+                [&self.mark],
             )
             .map_err(self.fail("mark"))?;
         }

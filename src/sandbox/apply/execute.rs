@@ -22,6 +22,7 @@ use super::{Action, ApplyError, EnvReason};
 pub struct Execution<'a> {
     pub root: &'a Path,
     pub main: &'a Path,
+    /// The sandbox as its lock records it (`lock::symbolic`).
     pub desired: &'a Sandbox,
     pub setup: Runner,
     pub env_text: Option<&'a str>,
