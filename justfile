@@ -17,7 +17,9 @@ lint:
     NIX_CONFIG="build-users-group =" nix-instantiate --eval --strict -A ok nix/check.nix >/dev/null
 
 # Benchmarks beside git's own commands, in one run: `just bench` (all of
-# them), `just bench --runs 5 --sizes 10,100` (a quicker look).
+# them), `just bench --peers` (also worktrunk's `wt`, installed into
+# target/peers when missing), `just bench --runs 5 --sizes 10,100` (a
+# quicker look).
 bench *ARGS:
     cargo build --release --locked
     python3 bench/bench.py {{ARGS}}

@@ -15,6 +15,7 @@ use crate::BoxError;
 use crate::db::migrations::{self, Migration, Migrations};
 use crate::db::{self, Database};
 use crate::git::{self, Checkout};
+use crate::lifecycle::identity::CloneId;
 use crate::lifecycle::ports;
 use crate::lifecycle::registry::{Claim, DatabaseRecord, Record, Registry};
 use crate::recipe::config::{self, Settings};
@@ -60,6 +61,8 @@ pub struct Workspace {
     pub includes: Vec<Entry>,
     /// The repository's short name (`{repo}`).
     pub repo: String,
+    /// This clone's identity: its databases' marks, and `{clone}`.
+    pub clone: CloneId,
     pub registry: Registry,
 }
 
@@ -75,6 +78,7 @@ impl Workspace {
             settings: config::load(&checkout.main)?,
             includes: include::load(&checkout.main)?,
             repo: checkout.repo_name(),
+            clone: CloneId::of(&checkout.common_dir)?,
             registry: Registry::new(&checkout.common_dir),
             checkout,
         })
@@ -87,6 +91,7 @@ impl Workspace {
             settings: self.settings.clone(),
             includes: self.includes.clone(),
             repo: self.repo.clone(),
+            clone: self.clone.clone(),
             registry: self.registry.clone(),
         }
     }
@@ -97,6 +102,7 @@ impl Workspace {
         let values = plan::values(
             owner.name,
             &self.repo,
+            self.clone.tag(),
             owner.database,
             (owner.port, owner.ports),
             &checkout.main.to_string_lossy(),
@@ -104,7 +110,7 @@ impl Workspace {
         );
         let place = db::Place {
             common_dir: &checkout.common_dir,
-            owner: self.owner(owner.id),
+            mark: self.mark(owner.id),
             worktree: owner.worktree,
             env: plan::overrides(&self.settings, &values)?,
             values,
@@ -112,13 +118,13 @@ impl Workspace {
         Ok(db::open(&self.settings.database, owner.database, &place))
     }
 
-    /// Who a database of worktree `id` belongs to, as its mark names it.
-    pub fn owner(&self, id: &str) -> String {
-        format!(
-            "repo={} worktree={}",
-            self.checkout.common_dir.display(),
-            id
-        )
+    /// The mark of a database of worktree `id` (the store's too).
+    pub fn mark(&self, id: &str) -> db::Mark {
+        db::Mark {
+            clone: self.clone.as_str().to_string(),
+            common_dir: self.checkout.common_dir.clone(),
+            worktree: id.to_string(),
+        }
     }
 
     /// Every port name of the recipe, at 0: for opening a database that
@@ -140,7 +146,7 @@ impl Workspace {
         // This worktree's own lock naming the record's sandbox settles it,
         // whatever a lost or forged claim says: the claim is written again.
         let locked_here = |r: &Record| {
-            lock::read(&checkout.root)
+            lock::read(&checkout.root, self.clone.tag())
                 .ok()
                 .flatten()
                 .is_some_and(|read| {
@@ -174,7 +180,9 @@ impl Workspace {
             (None, Some(name)) => name.to_string(),
             (None, None) => default_name(checkout),
         };
-        let db_name = plan::database_name(&self.settings, &name, &self.repo)?;
+        let kept = existing.map(|r| r.database.name.as_str());
+        let db_name =
+            plan::database_name(&self.settings, &name, &self.repo, self.clone.tag(), kept)?;
         if let Some(record) = existing.filter(|r| r.database.name != db_name) {
             return Err(ReserveError::DatabaseRenamed {
                 name,
@@ -301,6 +309,7 @@ impl WorktreeSandbox {
     /// yet (the recipe added it) reads as port 0 until `apply` reserves it,
     /// so the plan shows the lock as stale instead of failing to expand.
     pub fn observe(workspace: Workspace, lock: &Sandbox) -> Self {
+        // `lock` has the clone's tag filled in (`lock::read`).
         let locked = lock.named_ports();
         let ports: NamedPorts = (workspace.settings.ports.names.iter())
             .map(|name| (name.clone(), locked.get(name).copied().unwrap_or(0)))
@@ -338,21 +347,73 @@ impl WorktreeSandbox {
 
     /// Observes the main checkout and worktree, then plans.
     pub fn plan(&self, migrations: &[Migration]) -> Result<Plan, BoxError> {
-        let main_repo = git2::Repository::open(&self.checkout.main)?;
-        let resolved = include::resolve(&self.includes, &main_repo, &self.checkout.main)?;
+        let main = self.main_view()?;
+        if self.checkout.is_main() {
+            return self.plan_with(&main, None, migrations);
+        }
+        let worktree = self.checkout.open()?;
+        let head = git::head_tree(&worktree)?;
+        self.plan_with(&main, head.as_ref(), migrations)
+    }
+
+    /// Plans against `main` (read once for many worktrees) and the tree of
+    /// this worktree's HEAD commit (`None` before its first commit, and
+    /// unused in the main checkout).
+    pub fn plan_with(
+        &self,
+        main: &MainView,
+        head: Option<&git2::Tree>,
+        migrations: &[Migration],
+    ) -> Result<Plan, BoxError> {
         let mut tracked_in_worktree = BTreeSet::new();
         if !self.checkout.is_main() {
-            let worktree = self.checkout.open()?;
-            let head = git::head_tree(&worktree)?;
-            for (path, _) in &resolved.present {
-                if git::committed(head.as_ref(), path) {
+            for (path, _) in &main.resolved.present {
+                if git::committed(head, path) {
                     tracked_in_worktree.insert(path.clone());
                 }
             }
         }
+        let main_path = self.checkout.main.to_string_lossy();
+        let worktree = self.checkout.root.to_string_lossy();
+        let inputs = Inputs {
+            settings: &self.settings,
+            include_lines: self.includes.iter().map(|e| e.text.clone()).collect(),
+            name: &self.name,
+            repo: &self.repo,
+            clone: self.clone.tag(),
+            database: Some(&self.database_name),
+            port: self.port,
+            ports: &self.ports,
+            main: &main_path,
+            worktree: &worktree,
+            is_main: self.checkout.is_main(),
+            resolved: &main.resolved,
+            tracked_in_worktree: &tracked_in_worktree,
+            shared_env: main.shared_env.as_deref(),
+            linked_env_keys: &main.linked_env_keys,
+            migrations,
+        };
+        Ok(plan::plan(&inputs)?)
+    }
+}
+
+/// What a plan reads from the main checkout: the includes resolved against
+/// its files, and the linked env files' contents. The same for every
+/// worktree, so `status` reads it once for all of them.
+pub struct MainView {
+    resolved: include::Resolved,
+    shared_env: Option<String>,
+    linked_env_keys: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Workspace {
+    pub fn main_view(&self) -> Result<MainView, BoxError> {
+        let main = &self.checkout.main;
+        let main_repo = git2::Repository::open(main)?;
+        let resolved = include::resolve(&self.includes, &main_repo, main)?;
         let env_file = &self.settings.env_file;
         let shared_env = if resolved.present.iter().any(|(p, _)| p == env_file) {
-            Some(fs_err::read_to_string(self.checkout.main.join(env_file))?)
+            Some(fs_err::read_to_string(main.join(env_file))?)
         } else {
             None
         };
@@ -360,30 +421,15 @@ impl WorktreeSandbox {
         for (path, is_dir) in &resolved.present {
             if !is_dir && envfile::is_dotenv(path) {
                 // Unreadable (not UTF-8, say): it sets nothing provision can see.
-                let text =
-                    fs_err::read_to_string(self.checkout.main.join(path)).unwrap_or_default();
+                let text = fs_err::read_to_string(main.join(path)).unwrap_or_default();
                 linked_env_keys.insert(path.clone(), envfile::keys(&text));
             }
         }
-        let main = self.checkout.main.to_string_lossy();
-        let worktree = self.checkout.root.to_string_lossy();
-        let inputs = Inputs {
-            settings: &self.settings,
-            include_lines: self.includes.iter().map(|e| e.text.clone()).collect(),
-            name: &self.name,
-            repo: &self.repo,
-            port: self.port,
-            ports: &self.ports,
-            main: &main,
-            worktree: &worktree,
-            is_main: self.checkout.is_main(),
-            resolved: &resolved,
-            tracked_in_worktree: &tracked_in_worktree,
-            shared_env: shared_env.as_deref(),
-            linked_env_keys: &linked_env_keys,
-            migrations,
-        };
-        Ok(plan::plan(&inputs)?)
+        Ok(MainView {
+            resolved,
+            shared_env,
+            linked_env_keys,
+        })
     }
 }
 

@@ -4,7 +4,7 @@
 //! reads those hooks' events and writes those settings entries.
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::ordered_json::Json;
 
@@ -106,6 +106,19 @@ fn event(value: &serde_json::Value) -> Result<Event, HookError> {
 #[error("{SETTINGS_FILE}: {reason}; provision leaves it as it is")]
 pub struct SettingsError {
     reason: String,
+}
+
+impl SettingsError {
+    /// The settings file, or the folder it is in, is the symlink `link` to
+    /// `target`: a file outside the checkout, perhaps shared by others.
+    pub fn linked(link: &str, target: &Path) -> Self {
+        SettingsError {
+            reason: format!(
+                "{link} is a symlink to {}, and provision writes nothing outside the checkout: add the WorktreeCreate and WorktreeRemove hooks running `{HOOK_COMMAND}` there yourself",
+                target.display()
+            ),
+        }
+    }
 }
 
 /// The settings with provision's hook entries merged in, and the events

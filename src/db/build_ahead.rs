@@ -29,13 +29,13 @@ pub struct Prebuilt {
 pub struct Ahead(Option<JoinHandle<Option<Prebuilt>>>);
 
 impl Ahead {
-    /// `store_owner`: whose mark the store's entries carry (`db::store`).
+    /// `store_mark`: whose mark the store's entries carry (`db::store`).
     pub fn start(
         main: &Path,
         common_dir: &Path,
         settings: &Settings,
         rev: &str,
-        store_owner: String,
+        store_mark: String,
     ) -> Self {
         // A seeded database starts as its seed's copy, which `apply` makes.
         if settings.database.kind != DatabaseKind::Sqlite || settings.database.seed.is_some() {
@@ -48,7 +48,7 @@ impl Ahead {
         let format = settings.database.format;
         let rev = rev.to_string();
         Ahead(Some(std::thread::spawn(move || {
-            build(&main, &dir, &folder, format, &rev, &store_owner).ok()
+            build(&main, &dir, &folder, format, &rev, &store_mark).ok()
         })))
     }
 
@@ -69,7 +69,7 @@ fn build(
     folder: &str,
     format: Option<Format>,
     rev: &str,
-    store_owner: &str,
+    store_mark: &str,
 ) -> Result<Prebuilt, BoxError> {
     // What a killed `new` left here goes first; this one's is locked.
     db::sweep_abandoned(dir)?;
@@ -82,13 +82,13 @@ fn build(
         })
         .collect();
     let keys = store::keys(
-        store_owner,
+        store_mark,
         DatabaseKind::Sqlite,
         Format::Flat,
         "empty",
         &applied,
     );
-    let (file, from_store) = db::prebuild_stored(dir, &migrations, &keys, store_owner)?;
+    let (file, from_store) = db::prebuild_stored(dir, &migrations, &keys, store_mark)?;
     Ok(Prebuilt {
         file,
         applied,

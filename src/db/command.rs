@@ -21,14 +21,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Database, DbError, Ledger, LedgerRow};
+use super::{Database, DbError, Ledger, LedgerRow, MARK, Mark};
 use crate::db::migrations::{Applied, Migration};
 use crate::fsutil;
 use crate::recipe::config::{Commands, DatabaseKind, DatabaseSettings};
 use crate::recipe::template;
 use crate::shell::{Ran, Shell};
-
-const MARK: &str = "provision:v1";
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,7 +37,7 @@ struct Record {
 
 pub struct CommandDb {
     name: String,
-    owner: String,
+    mark: Mark,
     commands: Commands,
     /// The worktree as the sandbox knows it: `{worktree}` and
     /// `PROVISION_WORKTREE`, even once its folder is gone.
@@ -56,7 +54,7 @@ impl CommandDb {
         values.insert("db", name.to_string());
         CommandDb {
             name: name.to_string(),
-            owner: place.owner.clone(),
+            mark: place.mark.clone(),
             commands: settings.commands.clone(),
             root: place.worktree.to_path_buf(),
             main: values.get("main").cloned().unwrap_or_default(),
@@ -86,15 +84,10 @@ impl CommandDb {
         Ok(Some(record).filter(|r| r.mark.starts_with(MARK)))
     }
 
-    /// The record, if its whole mark names this repository and worktree
+    /// The record, if its whole mark names this clone and worktree
     /// (another worktree's record for the same name is not this one's).
     fn record(&self) -> Result<Option<Record>, DbError> {
-        let mark = self.mark();
-        Ok(self.any_record()?.filter(|r| r.mark == mark))
-    }
-
-    fn mark(&self) -> String {
-        format!("{MARK} {}", self.owner)
+        Ok(self.any_record()?.filter(|r| self.mark.is_ours(&r.mark)))
     }
 
     fn remove_record(&self) -> Result<(), DbError> {
@@ -104,8 +97,14 @@ impl CommandDb {
         }
     }
 
+    /// Writes `record` with the mark by identity (one by path is marked
+    /// anew with the next write).
     fn write_record(&self, record: &Record) -> Result<(), DbError> {
-        let mut text = serde_json::to_string_pretty(record).expect("a record serializes");
+        let record = Record {
+            mark: self.mark.text(),
+            migrations: record.migrations.clone(),
+        };
+        let mut text = serde_json::to_string_pretty(&record).expect("a record serializes");
         text.push('\n');
         Ok(fsutil::write_atomically(
             &self.record_path,
@@ -258,7 +257,7 @@ impl Database for CommandDb {
             self.must("create", &template, None, &[])?;
         }
         self.write_record(&Record {
-            mark: self.mark(),
+            mark: self.mark.text(),
             migrations: Vec::new(),
         })
     }
@@ -325,6 +324,13 @@ impl Database for CommandDb {
 
     fn forget(&mut self) -> Result<(), DbError> {
         self.remove_record()
+    }
+
+    fn remark(&mut self) -> Result<(), DbError> {
+        match self.record()? {
+            Some(record) if self.mark.is_by_path(&record.mark) => self.write_record(&record),
+            _ => Ok(()),
+        }
     }
 
     fn drop_database(&mut self) -> Result<(), DbError> {

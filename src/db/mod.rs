@@ -29,7 +29,7 @@ pub use sqlite::{BuiltAhead, Source, Sqlite, prebuild_stored, snapshot, sweep_ab
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error(
-        "database `{name}` at {location} exists but was not created by provision for this worktree (it has no provision mark naming this repository and worktree); \
+        "database `{name}` at {location} exists but was not created by provision for this worktree (it has no provision mark naming this clone and worktree); \
          provision will not migrate or drop it: choose another name with `[database] name` in provision.toml"
     )]
     Unmarked { name: String, location: String },
@@ -169,6 +169,12 @@ pub trait Database {
         drop(built);
         Ok(false)
     }
+    /// Marks an existing database that carries this sandbox's mark by path
+    /// (see [`Mark`]) with the mark by identity; anything else is left as
+    /// it is.
+    fn remark(&mut self) -> Result<(), DbError> {
+        Ok(())
+    }
     /// Drops the database; only ever called on a marked one.
     fn drop_database(&mut self) -> Result<(), DbError>;
     /// Whether the recipe gives a way to drop it (the command kind may
@@ -206,10 +212,10 @@ pub trait Database {
     fn make_spare(&mut self) -> Result<(), DbError> {
         Ok(())
     }
-    /// The store's entries beside this database that carry the mark of
-    /// `owner` (the store's).
-    fn store_entries(&mut self, owner: &str) -> Result<Vec<store::Stored>, DbError> {
-        let _ = owner;
+    /// The store's entries beside this database that carry `mark` (the
+    /// store's).
+    fn store_entries(&mut self, mark: &str) -> Result<Vec<store::Stored>, DbError> {
+        let _ = mark;
         Ok(Vec::new())
     }
     /// Moves this (marked) database to the name `aside`, mark and all,
@@ -220,11 +226,51 @@ pub trait Database {
     }
 }
 
+/// What every mark starts with.
+const MARK: &str = "provision:v1";
+
+/// The mark of one sandbox's database: `provision:v1 clone=<id>
+/// worktree=<id>`, naming the clone by its identity (see
+/// `lifecycle::identity`), so that moving the repository keeps it, and the
+/// worktree by git's id for it.
+///
+/// Databases marked before clones had an identity name the git common
+/// dir's path instead (`repo=<path>`). Such a mark is still this
+/// sandbox's while the path is the same; `apply` marks it anew.
+#[derive(Debug, Clone)]
+pub struct Mark {
+    pub clone: String,
+    pub common_dir: PathBuf,
+    pub worktree: String,
+}
+
+impl Mark {
+    /// The mark a database gets.
+    pub fn text(&self) -> String {
+        format!("{MARK} clone={} worktree={}", self.clone, self.worktree)
+    }
+
+    /// Whether `found` marks this sandbox's database, in either form.
+    pub fn is_ours(&self, found: &str) -> bool {
+        found == self.text() || self.is_by_path(found)
+    }
+
+    /// Whether `found` is this sandbox's mark in the form by path.
+    pub fn is_by_path(&self, found: &str) -> bool {
+        let by_path = format!(
+            "{MARK} repo={} worktree={}",
+            self.common_dir.display(),
+            self.worktree
+        );
+        found == by_path
+    }
+}
+
 /// Where things live that a database kind needs to know of.
 pub struct Place<'a> {
     pub common_dir: &'a Path,
-    /// Identifies repository and worktree in the ownership mark.
-    pub owner: String,
+    /// The mark of the sandbox's database.
+    pub mark: Mark,
     /// The worktree root, where commands run while it exists. It stays the
     /// sandbox's own path (for `{worktree}`) after its folder is gone.
     pub worktree: &'a Path,
@@ -239,9 +285,9 @@ pub fn open(settings: &DatabaseSettings, name: &str, place: &Place) -> Box<dyn D
         DatabaseKind::Sqlite => Box::new(Sqlite::new(
             sqlite_path(place.common_dir, name),
             name,
-            place.owner.clone(),
+            place.mark.text(),
         )),
-        DatabaseKind::Postgres => Box::new(Postgres::new(settings, name, place.owner.clone())),
+        DatabaseKind::Postgres => Box::new(Postgres::new(settings, name, place.mark.clone())),
         DatabaseKind::Command => Box::new(CommandDb::new(settings, name, place)),
     }
 }

@@ -9,14 +9,14 @@
 //! (SQLite: files beside the sandboxes' under `.git/provision/sqlite/`,
 //! copied with a reflink where the file system can; PostgreSQL: databases
 //! that sandboxes are made from with `CREATE DATABASE … TEMPLATE`). Each is
-//! marked as provision's with the owner of the store (`Workspace::owner`
-//! of [`STORE_ID`]), made under a temporary name and moved into place only
+//! marked as provision's with the store's mark (`Workspace::mark` of
+//! [`STORE_ID`]), made under a temporary name and moved into place only
 //! when complete, and never changed after: two `new`s building one entry
 //! at once each make their own, and the second to arrive drops its copy.
 
 use serde::Serialize;
 
-use crate::db::migrations::{Applied, Format, chain};
+use crate::db::migrations::{Applied, Format, chain, chain_link};
 use crate::recipe::config::{DatabaseKind, DatabaseSettings};
 
 /// How every entry's name starts.
@@ -37,8 +37,8 @@ pub const KEEP_NEWEST: usize = 3;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub name: String,
-    /// The store's owner, as the mark names it.
-    pub owner: String,
+    /// The store's mark, which the entry carries.
+    pub mark: String,
 }
 
 /// An entry as listed: its name, size in bytes, and an order of creation
@@ -65,22 +65,25 @@ pub fn usable(settings: &DatabaseSettings) -> bool {
 /// The entry names of every prefix of `applied`: `[i]` is the state after
 /// its first `i + 1` migrations, from `start` (`"empty"`, or a seed's
 /// identity), in `format` (whose tool's ledger the database keeps too).
-/// `owner`, the store's, is part of the key: two clones on one server keep
-/// stores of their own, and never take each other's entries.
+/// `mark`, the store's (naming the clone), is part of the key: two clones
+/// on one server keep stores of their own, and never take each other's
+/// entries.
 pub fn keys(
-    owner: &str,
+    mark: &str,
     kind: DatabaseKind,
     format: Format,
     start: &str,
     applied: &[Applied],
 ) -> Vec<String> {
-    (1..=applied.len())
-        .map(|n| {
+    let mut link = chain(std::iter::empty());
+    applied
+        .iter()
+        .map(|m| {
+            link = chain_link(&link, m);
             let text = format!(
-                "provision-store:v1\0{owner}\0{}\0{}\0{start}\0{}",
+                "provision-store:v1\0{mark}\0{}\0{}\0{start}\0{link}",
                 kind.as_str(),
                 format.as_str(),
-                chain(&applied[..n])
             );
             format!("{PREFIX}{}", &blake3::hash(text.as_bytes()).to_hex()[..32])
         })
@@ -108,7 +111,9 @@ pub fn collectable<'a>(stored: &'a [Stored], needed: &[String]) -> Vec<&'a Store
         .skip(KEEP_NEWEST)
         .filter(|s| !needed.contains(&s.name))
         .collect();
-    let kept = |entry: &str| stored.iter().any(|s| s.name == entry) && !gone.iter().any(|g| g.name == entry);
+    let kept = |entry: &str| {
+        stored.iter().any(|s| s.name == entry) && !gone.iter().any(|g| g.name == entry)
+    };
     let spares = stored
         .iter()
         .filter(|s| spare_of(&s.name).is_some_and(|entry| !kept(&entry)));
@@ -131,12 +136,22 @@ pub fn spare_of(name: &str) -> Option<String> {
 /// A new name for a spare copy of `entry`.
 pub fn spare_name(entry: &str) -> String {
     let hash = entry.strip_prefix(PREFIX).unwrap_or(entry);
-    let seed = format!("{entry}{:?}{}", std::time::SystemTime::now(), std::process::id());
-    format!("{SPARE}{hash}_{}", &blake3::hash(seed.as_bytes()).to_hex()[..8])
+    let seed = format!(
+        "{entry}{:?}{}",
+        std::time::SystemTime::now(),
+        std::process::id()
+    );
+    format!(
+        "{SPARE}{hash}_{}",
+        &blake3::hash(seed.as_bytes()).to_hex()[..8]
+    )
 }
 
 fn is_hex(text: &str, len: usize) -> bool {
-    text.len() == len && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    text.len() == len
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[cfg(test)]

@@ -36,6 +36,42 @@ impl Checkout {
         Self::discover(&self.main)
     }
 
+    /// The worktree `worktree` of this checkout's repository, as `git
+    /// worktree list` gave it: what [`Checkout::discover`] finds there,
+    /// without opening the repository again when the worktree's `.git`
+    /// leads straight back to the entry git listed (anything else is
+    /// discovered as usual).
+    pub fn sibling(&self, worktree: &super::Worktree) -> Result<Self, GitError> {
+        let root = fs_err::canonicalize(&worktree.path)?;
+        let same = if worktree.is_main {
+            root == self.main && root.join(".git") == self.common_dir
+        } else {
+            fs_err::read_to_string(root.join(".git"))
+                .ok()
+                .and_then(|text| {
+                    let gitdir = root.join(text.trim_end().strip_prefix("gitdir: ")?);
+                    fs_err::canonicalize(gitdir).ok()
+                })
+                .is_some_and(|gitdir| {
+                    gitdir == self.common_dir.join("worktrees").join(&worktree.id)
+                })
+        };
+        if !same {
+            return Self::discover(&root);
+        }
+        Ok(Checkout {
+            main: self.main.clone(),
+            root,
+            common_dir: self.common_dir.clone(),
+            id: if worktree.is_main {
+                MAIN_ID.into()
+            } else {
+                worktree.id.clone()
+            },
+            branch: worktree.branch.clone(),
+        })
+    }
+
     pub fn is_main(&self) -> bool {
         self.root == self.main
     }

@@ -3,6 +3,7 @@
 //! exclude file (`exclude`), branches and unsaved work (`history`). Callers
 //! see one flat `git::` namespace.
 
+mod cached;
 mod checkout;
 mod exclude;
 mod history;
@@ -11,6 +12,7 @@ mod worktree;
 use std::path::Path;
 use std::process::Command;
 
+pub use cached::{Excludes, proven_clean};
 pub use checkout::{Checkout, Untracked, committed, head_tree, is_tracked, untracked};
 pub use exclude::{exclude_paths, excluded_paths};
 pub use history::{
@@ -18,9 +20,9 @@ pub use history::{
     unsaved_files,
 };
 pub use worktree::{
-    Start, Worktree, branch_start, expired_entries, has_entry, has_submodules, prune_expire,
-    same_path, take_over_added, unlock, unlock_added, worktree_add, worktree_remove, worktree_undo,
-    worktrees,
+    Start, Worktree, branch_start, expired_entries, has_entry, has_submodules,
+    parallel_checkout_pays, prune_expire, same_path, take_over_added, unlock, unlock_added,
+    worktree_add, worktree_remove, worktree_undo, worktrees,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -88,19 +88,24 @@ pub fn branch_start(main: &Path, branch: &str, from: Option<&str>) -> Result<Sta
     }
 }
 
-/// `git worktree add` of `path` on `branch`, as `start` says.
-pub fn worktree_add(main: &Path, branch: &str, path: &Path, start: &Start) -> Result<(), GitError> {
-    // Not git's parallel checkout (`checkout.workers`): on 2 cores it saved
-    // 3–7% idle and took 1.7–2.5× as long with the other core busy, which
-    // is what many agents at once look like (`just bench`). A user who sets
-    // it in git's config gets it anyway.
+/// `git worktree add` of `path` on `branch`, as `start` says; with git's
+/// parallel checkout when `parallel` (see [`parallel_checkout_pays`]).
+pub fn worktree_add(
+    main: &Path,
+    branch: &str,
+    path: &Path,
+    start: &Start,
+    parallel: bool,
+) -> Result<(), GitError> {
     // Locked from git's first write until `unlock_added`, with a reason of
     // provision's own: a `new` killed in between leaves a worktree that
     // `gc` knows for one no `new` will finish (`new` holds the registry
     // lock until it unlocks, and `gc` takes it).
-    let mut args: Vec<String> = ["worktree", "add", "--lock", "--reason", ADDING]
-        .map(String::from)
-        .into();
+    let mut args: Vec<String> = Vec::new();
+    if parallel {
+        args.extend(["-c".into(), "checkout.workers=0".into()]);
+    }
+    args.extend(["worktree", "add", "--lock", "--reason", ADDING].map(String::from));
     let path = path.to_string_lossy().into_owned();
     match start {
         Start::New(from) => {
@@ -117,6 +122,62 @@ pub fn worktree_add(main: &Path, branch: &str, path: &Path, start: &Start) -> Re
         ]),
     }
     run_git(main, &args).map(|_| ())
+}
+
+/// Whether git's parallel checkout (`checkout.workers=0`, a worker per
+/// core) pays for a new worktree now: 2 cores or more, nothing else
+/// running this moment, and no task kept waiting for a core lately (the
+/// kernel's CPU pressure over 10 s under 10%; without it, a load average
+/// under all cores but one). On the 3,000-file benchmark with 2 cores it
+/// took 0.74–0.97× the default's time with the cores idle (the less, the
+/// more the disk is the limit: its writes overlap), but 1.7–2.5× with the
+/// other core busy, which is what many agents at once look like. Waiting
+/// on the disk is not a busy core: the load average counts it, the
+/// pressure does not. A user's own `checkout.workers` is never overridden.
+pub fn parallel_checkout_pays(main: &Path) -> bool {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let loadavg = fs_err::read_to_string("/proc/loadavg").unwrap_or_default();
+    let fields: Vec<&str> = loadavg.split_whitespace().collect();
+    // "running/total" scheduling entities; running counts this thread.
+    let running: Option<usize> = fields
+        .get(3)
+        .and_then(|f| f.split('/').next())
+        .and_then(|f| f.parse().ok());
+    let calm = match fs_err::read_to_string("/proc/pressure/cpu") {
+        // "some avg10=2.80 avg60=… avg300=… total=…"
+        Ok(text) => text
+            .lines()
+            .find_map(|line| line.strip_prefix("some "))
+            .and_then(|line| line.split_whitespace().next())
+            .and_then(|field| field.strip_prefix("avg10="))
+            .and_then(|value| value.parse::<f64>().ok())
+            .is_some_and(|stalled| stalled < 10.0),
+        Err(_) => fields
+            .first()
+            .and_then(|f| f.parse::<f64>().ok())
+            .is_some_and(|load| load < (cores - 1) as f64),
+    };
+    cores >= 2 && running.is_some_and(|r| r <= 1) && calm && !configured(main, "checkout.workers")
+}
+
+/// Whether git's config sets `key` for the repository at `main`, as far as
+/// libgit2 reads it, or may set it where libgit2 does not look (the
+/// environment's `GIT_CONFIG_*`).
+fn configured(main: &Path, key: &str) -> bool {
+    let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if env("GIT_CONFIG_PARAMETERS").is_some() || env("GIT_CONFIG_COUNT").is_some() {
+        return true;
+    }
+    let in_file = |name: &str| {
+        env(name).is_some_and(|path| {
+            git2::Config::open(Path::new(&path)).is_ok_and(|c| c.get_entry(key).is_ok())
+        })
+    };
+    in_file("GIT_CONFIG_GLOBAL")
+        || in_file("GIT_CONFIG_SYSTEM")
+        || Repository::open(main)
+            .and_then(|repo| repo.config())
+            .is_ok_and(|config| config.get_entry(key).is_ok())
 }
 
 /// The lock reason `worktree_add` gives git while the worktree is made.
@@ -241,7 +302,8 @@ pub fn worktrees(main: &Path, common_dir: &Path) -> Result<Vec<Worktree>, GitErr
             "-z".into(),
         ],
     )?;
-    let ids = worktree_ids(common_dir);
+    // Read only for a worktree whose `.git` does not name its entry.
+    let mut ids: Option<Vec<(String, String)>> = None;
     let mut out: Vec<Worktree> = Vec::new();
     for field in text.split('\0') {
         let (key, value) = field.split_once(' ').unwrap_or((field, ""));
@@ -254,7 +316,8 @@ pub fn worktrees(main: &Path, common_dir: &Path) -> Result<Vec<Worktree>, GitErr
             } else {
                 id_from_dot_git(common_dir, Path::new(value))
                     .or_else(|| {
-                        ids.iter()
+                        ids.get_or_insert_with(|| worktree_ids(common_dir))
+                            .iter()
                             .find(|(path, _)| same_path(Path::new(path), Path::new(value)))
                             .map(|(_, id)| id.clone())
                     })

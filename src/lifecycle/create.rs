@@ -33,14 +33,16 @@ pub fn create(
     let Options { name, path, from } = options;
     let checkout = &workspace.checkout;
     let start = git::branch_start(&checkout.main, name, from)?;
+    // Asked before the database is built ahead, which runs beside git.
+    let parallel = git::parallel_checkout_pays(&checkout.main);
     let ahead = Ahead::start(
         &checkout.main,
         &checkout.common_dir,
         &workspace.settings,
         &start.revision(name),
-        workspace.owner(store::STORE_ID),
+        workspace.mark(store::STORE_ID).text(),
     );
-    let added = add_worktree(workspace, name, &path, from, progress);
+    let added = add_worktree(workspace, name, &path, from, parallel, progress);
     if let Ok(start) = &added {
         progress.step(&format!(
             "worktree  {} {}",
@@ -151,12 +153,13 @@ fn add_worktree(
     name: &str,
     path: &Path,
     from: Option<&str>,
+    parallel: bool,
     progress: &Progress,
 ) -> Result<Start, BoxError> {
     let checkout = &workspace.checkout;
     let _turn = workspace.registry.lock()?;
     let start = git::branch_start(&checkout.main, name, from)?;
-    let added = git::worktree_add(&checkout.main, name, path, &start)
+    let added = git::worktree_add(&checkout.main, name, path, &start, parallel)
         .and_then(|()| git::unlock_added(&checkout.common_dir, path));
     if added.is_err() && start.creates_branch() {
         forget_failed_add(checkout, name, progress);

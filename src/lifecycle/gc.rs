@@ -149,7 +149,13 @@ pub fn gc(workspace: &Workspace, options: GcOptions) -> Result<Report, BoxError>
         .zip(claims)
         .filter(|((r, owner), _)| r.id != git::MAIN_ID && owner.is_none())
     {
-        let evidence = Evidence::gather(record, claim, &worktrees, &checkout.common_dir);
+        let evidence = Evidence::gather(
+            record,
+            claim,
+            &worktrees,
+            &checkout.common_dir,
+            workspace.clone.tag(),
+        );
         run.record(record, evidence, &records);
     }
     run.corrupt(registry)?;

@@ -1,10 +1,12 @@
 //! Sandboxes over time: the registry of what provision created (the roots),
 //! creating them (`create`), taking them down again (`remove`, `gc`, over
 //! `teardown`), and the `status` of all; `orphans` is the one table `gc`
-//! and `status` judge a record without a worktree by.
+//! and `status` judge a record without a worktree by; `identity` is the
+//! clone's, which marks its databases.
 
 pub(crate) mod create;
 pub(crate) mod gc;
+pub(crate) mod identity;
 pub(crate) mod orphans;
 pub(crate) mod ports;
 pub(crate) mod registry;

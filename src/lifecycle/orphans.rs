@@ -79,22 +79,26 @@ impl Gone {
 
 impl Evidence {
     /// The evidence on `record`, whose claim was read as `claim`, against
-    /// git's list `worktrees`.
+    /// git's list `worktrees`; `tag` is the clone's (`{clone}`).
     pub fn gather(
         record: &Record,
         claim: Claim,
         worktrees: &[Worktree],
         common_dir: &Path,
+        tag: &str,
     ) -> Self {
         let listed = match worktrees.iter().find(|w| w.id == record.id) {
             None => Listed::No,
             Some(w) if git::same_path(&w.path, &record.path) => Listed::AtItsPath,
             Some(_) => Listed::Elsewhere,
         };
-        let locked_here = lock::read(&record.path).ok().flatten().is_some_and(|read| {
-            read.sandbox.worktree == record.name
-                && read.sandbox.database.name == record.database.name
-        });
+        let locked_here = lock::read(&record.path, tag)
+            .ok()
+            .flatten()
+            .is_some_and(|read| {
+                read.sandbox.worktree == record.name
+                    && read.sandbox.database.name == record.database.name
+            });
         Evidence {
             listed,
             claim,

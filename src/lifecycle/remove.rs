@@ -9,7 +9,6 @@ use serde::Serialize;
 
 use crate::BoxError;
 use crate::git::{self, Worktree};
-use crate::hash;
 use crate::lifecycle::registry::{Record, Registry};
 use crate::lifecycle::teardown::{self, Options};
 use crate::sandbox::{envfile, lock};
@@ -140,7 +139,7 @@ pub fn unsaved(workspace: &Workspace, worktree: &Worktree) -> Result<Unsaved, Bo
         return Ok(Unsaved::default());
     }
     let files = git::unsaved_files(&worktree.path)?;
-    let hidden = hidden_files(&checkout.common_dir, &worktree.path)?;
+    let hidden = hidden_files(workspace, &worktree.path)?;
     let commits = match &worktree.head {
         Some(head) => git::unique_commits(&checkout.main, head, worktree.branch.as_deref())?,
         None => Vec::new(),
@@ -158,9 +157,13 @@ pub fn unsaved(workspace: &Workspace, worktree: &Worktree) -> Result<Unsaved, Bo
 /// file a user put in its place. Checks each such path (and the lock's
 /// links and env file) by hand: a symlink, or an env file exactly as
 /// provision wrote it, is provision's; anything else is someone's work.
-fn hidden_files(common_dir: &Path, root: &Path) -> Result<Vec<String>, BoxError> {
+fn hidden_files(workspace: &Workspace, root: &Path) -> Result<Vec<String>, BoxError> {
+    let (common_dir, tag) = (&workspace.checkout.common_dir, workspace.clone.tag());
     // A lock that cannot be read only loses the env file's hash.
-    let sandbox = lock::read(root).ok().flatten().map(|read| read.sandbox);
+    let sandbox = lock::read(root, tag)
+        .ok()
+        .flatten()
+        .map(|read| read.sandbox);
     let mut paths: BTreeSet<String> = git::excluded_paths(common_dir)?.into_iter().collect();
     if let Some(sandbox) = &sandbox {
         paths.extend(sandbox.links.iter().map(|l| l.path.clone()));
@@ -188,7 +191,7 @@ fn hidden_files(common_dir: &Path, root: &Path) -> Result<Vec<String>, BoxError>
                 "{}/ (a real folder, not provision's lock)",
                 lock::FILE_NAME
             ));
-        } else if meta.file_type().is_symlink() || !matches!(lock::read(root), Ok(Some(_))) {
+        } else if meta.file_type().is_symlink() || !matches!(lock::read(root, tag), Ok(Some(_))) {
             out.push(format!("{} (not a lock provision wrote)", lock::FILE_NAME));
         }
     }
@@ -218,7 +221,7 @@ fn hidden_files(common_dir: &Path, root: &Path) -> Result<Vec<String>, BoxError>
         let bytes = fs_err::read(&at)?;
         let ours = envfile::is_ours(&String::from_utf8_lossy(&bytes));
         match written_env.filter(|e| e.file == path) {
-            Some(env) if ours && hash::of(&bytes) == env.content => {}
+            Some(env) if ours && lock::env_hash(&bytes, tag) == env.content => {}
             Some(_) if ours => out.push(format!("{path} (edited since provision wrote it)")),
             None if ours => {}
             _ => out.push(format!("{path} (a real file, not provision's)")),

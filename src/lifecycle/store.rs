@@ -65,7 +65,7 @@ pub fn size(bytes: u64) -> String {
     }
 }
 
-/// The store's entry `name`, opened as the store's (its mark's owner).
+/// The store's entry `name`, opened as the store's (with its mark).
 fn open_entry(workspace: &Workspace, name: &str) -> Result<Box<dyn Database>, BoxError> {
     let ports = workspace.no_ports();
     workspace.open_database(&Owner {
@@ -84,8 +84,8 @@ fn entries(workspace: &Workspace) -> Result<Vec<Stored>, BoxError> {
     if !store::usable(&workspace.settings.database) {
         return Ok(Vec::new());
     }
-    let owner = workspace.owner(store::STORE_ID);
-    Ok(open_entry(workspace, store::PREFIX)?.store_entries(&owner)?)
+    let mark = workspace.mark(store::STORE_ID).text();
+    Ok(open_entry(workspace, store::PREFIX)?.store_entries(&mark)?)
 }
 
 fn line(workspace: &Workspace, stored: &Stored, done: Option<String>) -> Line {
@@ -112,14 +112,14 @@ fn needed(workspace: &Workspace) -> Result<Vec<String>, BoxError> {
     let settings = &workspace.settings.database;
     let main = &workspace.checkout.main;
     let format = migrations::scan(main, &settings.migrations, settings.format)?.format;
-    let owner = workspace.owner(store::STORE_ID);
+    let mark = workspace.mark(store::STORE_ID).text();
     let mut keys = Vec::new();
     for record in workspace.registry.read_all()? {
-        let Ok(Some(read)) = lock::read(&record.path) else {
+        let Ok(Some(read)) = lock::read(&record.path, workspace.clone.tag()) else {
             continue;
         };
         let chain = &read.sandbox.database.migrations;
-        keys.extend(store::keys(&owner, settings.kind, format, "empty", chain));
+        keys.extend(store::keys(&mark, settings.kind, format, "empty", chain));
     }
     Ok(keys)
 }

@@ -15,11 +15,14 @@ pub const KNOWN: &[&str] = &[
     "port",
     "main",
     "worktree",
+    "clone",
     "migration",
 ];
 
 /// The templates that describe a sandbox (all but the per-migration one).
-pub const SANDBOX: &[&str] = &["name", "slug", "db", "repo", "port", "main", "worktree"];
+pub const SANDBOX: &[&str] = &[
+    "name", "slug", "db", "repo", "port", "main", "worktree", "clone",
+];
 
 /// `{port.NAME}`: the port named `NAME` in `[ports] names`. It may be used
 /// wherever `{port}` may.

@@ -170,6 +170,32 @@ impl Store {
         Ok((store, path))
     }
 
+    /// The approvals, held against every other writer until the returned
+    /// lock drops: two `provision trust` runs at once would each save what
+    /// they read, and one's approvals would be lost.
+    pub fn load_to_change() -> Result<(Store, PathBuf, std::fs::File), TrustError> {
+        let path = store_path()?;
+        let lock_path = path.with_extension("json.lock");
+        let held = (|| {
+            fs_err::create_dir_all(path.parent().expect("the store is in a folder"))?;
+            let file = fs_err::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)?
+                .into_parts()
+                .0;
+            file.lock()?;
+            Ok(file)
+        })()
+        .map_err(|source| TrustError::Write {
+            path: lock_path.clone(),
+            source,
+        })?;
+        let (store, path) = Store::load()?;
+        Ok((store, path, held))
+    }
+
     pub fn approves(&self, main: &str, run: &str) -> bool {
         self.repositories
             .get(main)

@@ -11,7 +11,7 @@ use crate::db::{Database, DbError, Ledger, LedgerRow};
 use crate::fsutil;
 use crate::hash;
 use crate::sandbox::envfile;
-use crate::sandbox::lock::{DatabaseLock, EnvLock, Link, LinkKind, LinkMode, Sandbox};
+use crate::sandbox::lock::{self, DatabaseLock, EnvLock, Link, LinkKind, LinkMode, Sandbox};
 
 /// What one look at a link's path finds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,10 +128,12 @@ pub struct Observed {
     pub sandbox: Sandbox,
 }
 
+/// `tag` is the clone's (`{clone}`), as in the env file's hash.
 pub fn observe(
     reference: &Sandbox,
     worktree: &Path,
     main: &Path,
+    tag: &str,
     database: &mut dyn Database,
 ) -> Result<Observed, DbError> {
     let links: Vec<Found> = reference
@@ -142,7 +144,7 @@ pub fn observe(
     let env = reference
         .env
         .as_ref()
-        .map(|env| look_env(env, worktree, main));
+        .map(|env| look_env(env, worktree, main, tag));
     let seen = DatabaseSeen::look(database)?;
     let sandbox = Sandbox {
         links: reference
@@ -222,7 +224,13 @@ pub fn spot(path: &str, worktree: &Path, main: &Path) -> Spot {
 /// never compared; a symlink in its place shows as a symlink.
 pub fn as_link(link: &Link, found: &Found) -> Link {
     let (target, kind, mode) = match found {
-        Found::Nothing if link.kind == LinkKind::Absent => {
+        // Nothing, or the worktree's own file or link: nothing of provision's.
+        Found::Nothing | Found::Real(_) if link.kind == LinkKind::Absent => {
+            (link.target.clone(), LinkKind::Absent, link.mode)
+        }
+        Found::Symlink { target, .. }
+            if link.kind == LinkKind::Absent && *target != link.target =>
+        {
             (link.target.clone(), LinkKind::Absent, link.mode)
         }
         Found::Nothing => (link.target.clone(), LinkKind::Missing, link.mode),
@@ -242,8 +250,9 @@ pub fn as_link(link: &Link, found: &Found) -> Link {
 const MISSING: &str = "(missing)";
 const SYMLINK: &str = "(a symlink, not a real file)";
 
-/// The env file, and the values it sets for the keys `env` overrides.
-pub fn look_env(env: &EnvLock, worktree: &Path, main: &Path) -> EnvSeen {
+/// The env file, and the values it sets for the keys `env` overrides;
+/// its hash as the lock records it, with the clone's `tag`.
+pub fn look_env(env: &EnvLock, worktree: &Path, main: &Path, tag: &str) -> EnvSeen {
     let path = worktree.join(&env.file);
     let shared = env.shared.as_ref().map(|_| {
         fs_err::read(main.join(&env.file)).map_or_else(|_| MISSING.to_string(), |b| hash::of(&b))
@@ -253,7 +262,7 @@ pub fn look_env(env: &EnvLock, worktree: &Path, main: &Path) -> EnvSeen {
         Ok(meta) if meta.file_type().is_symlink() => EnvFound::Symlink,
         Ok(_) => match fs_err::read_to_string(&path) {
             Ok(text) => EnvFound::Text {
-                hash: hash::of(text.as_bytes()),
+                hash: lock::env_hash(text.as_bytes(), tag),
                 ours: envfile::is_ours(&text),
                 values: envfile::values(&text, env.overrides.keys().cloned()),
             },

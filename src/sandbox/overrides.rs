@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 
 use crate::BoxError;
 use crate::git::Checkout;
-use crate::hash;
+use crate::lifecycle::identity::CloneId;
 use crate::recipe::config;
-use crate::sandbox::lock::{self, LockError};
+use crate::sandbox::lock::{self, EnvLock, LockError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OverridesError {
@@ -42,7 +42,8 @@ pub struct Overrides {
 
 pub fn current(cwd: &Path) -> Result<Overrides, BoxError> {
     let checkout = Checkout::discover(cwd)?;
-    let read = lock::read(&checkout.root)?
+    let clone = CloneId::of(&checkout.common_dir)?;
+    let read = lock::read(&checkout.root, clone.tag())?
         .ok_or_else(|| OverridesError::NoSandbox(checkout.root.clone()))?;
     if !read.hash_ok {
         return Err(OverridesError::Tampered(checkout.root).into());
@@ -59,7 +60,7 @@ pub fn current(cwd: &Path) -> Result<Overrides, BoxError> {
     }
     Ok(match read.sandbox.env {
         Some(env) => Overrides {
-            note: drifted(&checkout.root, &env.file, &env.content),
+            note: drifted(&checkout.root, &env, clone.tag()),
             vars: env.overrides,
         },
         None => Overrides {
@@ -75,12 +76,13 @@ pub fn current(cwd: &Path) -> Result<Overrides, BoxError> {
 /// A warning when the env file is no longer what the lock records: the
 /// values printed are the lock's, and the app may be reading others.
 /// `file` is one the lock's reader let through: inside the worktree.
-fn drifted(root: &Path, file: &str, content: &str) -> Option<String> {
+fn drifted(root: &Path, env: &EnvLock, tag: &str) -> Option<String> {
+    let (file, content) = (&env.file, &env.content);
     let path = root.join(file);
     let now = match fs_err::symlink_metadata(&path) {
         Ok(meta) if meta.file_type().is_symlink() => "is a symlink",
         Ok(_) => match fs_err::read(&path) {
-            Ok(bytes) if hash::of(&bytes) == content => return None,
+            Ok(bytes) if lock::env_hash(&bytes, tag) == *content => return None,
             Ok(_) => "was edited",
             Err(_) => "cannot be read",
         },

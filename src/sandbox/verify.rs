@@ -9,8 +9,10 @@ use similar::TextDiff;
 use crate::BoxError;
 use crate::db::migrations::Migrations;
 use crate::git::Checkout;
+use crate::lifecycle::identity::CloneId;
 use crate::sandbox::lock::{self, Sandbox};
 use crate::sandbox::observe::{self, Observed};
+use crate::sandbox::plan::Plan;
 use crate::sandbox::state::{self, Ledger, MigrationFile, Presence, Step};
 use crate::workspace::{Workspace, WorktreeSandbox};
 
@@ -89,7 +91,8 @@ pub struct Report {
 pub fn verify(checkout: Checkout) -> Result<Report, BoxError> {
     let root = checkout.root.clone();
     let path = root.display().to_string();
-    let Some(read) = lock::read(&root)? else {
+    let clone = CloneId::of(&checkout.common_dir)?;
+    let Some(read) = lock::read(&root, clone.tag())? else {
         let finding = Finding::lock(
             "missing: this worktree is not provisioned (run `provision apply`)".into(),
         );
@@ -103,6 +106,46 @@ pub fn verify(checkout: Checkout) -> Result<Report, BoxError> {
             warnings: Vec::new(),
         });
     };
+    let ctx = WorktreeSandbox::observe(Workspace::load(checkout)?, &read.sandbox);
+    let checked = check(&ctx, &read, |files| ctx.plan(files))?;
+    let locked = &read.sandbox;
+    let mut diff = unified(locked, &checked.observed, "observed");
+    if checked
+        .findings
+        .iter()
+        .any(|f| f.kind == FindingKind::Stale)
+    {
+        diff.push_str(&unified(locked, &checked.plan.sandbox, "recipe"));
+    }
+    Ok(Report {
+        worktree: Some(locked.worktree.clone()),
+        path,
+        clean: checked.findings.is_empty(),
+        diverged: checked.diverged,
+        findings: checked.findings,
+        diff,
+        warnings: checked.plan.shadowed,
+    })
+}
+
+/// What `verify` finds, before its report is worded: the findings, the
+/// sandbox as observed, and what the recipe now plans.
+pub struct Checked {
+    pub findings: Vec<Finding>,
+    /// The database no longer matches the branch's migrations.
+    pub diverged: bool,
+    pub observed: Sandbox,
+    pub plan: Plan,
+}
+
+/// Checks the sandbox `ctx` against its lock `read`; `plan` plans from the
+/// migration files found (`status` plans many worktrees from one read of
+/// the main checkout).
+pub fn check(
+    ctx: &WorktreeSandbox,
+    read: &lock::Read,
+    plan: impl FnOnce(&Migrations) -> Result<Plan, BoxError>,
+) -> Result<Checked, BoxError> {
     let locked = &read.sandbox;
     let mut findings = Vec::new();
     if !read.hash_ok {
@@ -111,11 +154,12 @@ pub fn verify(checkout: Checkout) -> Result<Report, BoxError> {
             read.recorded_hash
         )));
     }
-    let ctx = WorktreeSandbox::observe(Workspace::load(checkout)?, locked);
     let files = ctx.migrations()?;
     let mut database = ctx.database()?;
     database.tool_ledger(files.format, &files);
-    let observed = observe::observe(locked, &root, &ctx.checkout.main, database.as_mut())?;
+    let main = &ctx.checkout.main;
+    let root = &ctx.checkout.root;
+    let observed = observe::observe(locked, root, main, ctx.clone.tag(), database.as_mut())?;
     worktree_drift(locked, &observed, &mut findings);
     let dir = &ctx.settings.database.migrations;
     let diverged = database_drift(locked, &observed, &files, dir, &mut findings);
@@ -127,7 +171,7 @@ pub fn verify(checkout: Checkout) -> Result<Report, BoxError> {
             "differs from its lock (see the diff)",
         ));
     }
-    let plan = ctx.plan(&files)?;
+    let plan = plan(&files)?;
     for change in state::changes(locked, &plan.sandbox) {
         let subject = change.subject();
         // A migration its tool applied is already named as stale.
@@ -140,19 +184,11 @@ pub fn verify(checkout: Checkout) -> Result<Report, BoxError> {
             findings.push(Finding::stale(subject, message));
         }
     }
-
-    let mut diff = unified(locked, &observed.sandbox, "observed");
-    if findings.iter().any(|f| f.kind == FindingKind::Stale) {
-        diff.push_str(&unified(locked, &plan.sandbox, "recipe"));
-    }
-    Ok(Report {
-        worktree: Some(locked.worktree.clone()),
-        path,
-        clean: findings.is_empty(),
+    Ok(Checked {
         diverged,
         findings,
-        diff,
-        warnings: plan.shadowed,
+        observed: observed.sandbox,
+        plan,
     })
 }
 

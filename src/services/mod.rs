@@ -81,7 +81,7 @@ impl Here {
         let checkout = &workspace.checkout;
         // Checks the lock and its keys; fails where there is none.
         let env = overrides::current(cwd)?.vars;
-        let locked = lock::read(&checkout.root)?
+        let locked = lock::read(&checkout.root, workspace.clone.tag())?
             .ok_or_else(|| overrides::OverridesError::NoSandbox(checkout.root.clone()))?
             .sandbox;
         let registry = &workspace.registry;
@@ -94,6 +94,7 @@ impl Here {
         let values = plan::values(
             &locked.worktree,
             &workspace.repo,
+            workspace.clone.tag(),
             &locked.database.name,
             (locked.port, &locked.named_ports()),
             &checkout.main.to_string_lossy(),

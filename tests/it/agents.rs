@@ -191,3 +191,40 @@ fn worktree_create_reuses_an_existing_branch_despite_a_base() {
     assert_eq!(run.stdout.trim(), path.display().to_string());
     env.provision(&path, &["verify"]).expect(0);
 }
+
+#[test]
+fn init_agent_never_writes_through_a_symlinked_settings_file() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    let shared = env.path("dotfiles/settings.json");
+    fs_err::create_dir_all(env.path("dotfiles")).unwrap();
+    write(&shared, "{\"model\": \"opus\"}\n");
+    fs_err::create_dir_all(main.join(".claude")).unwrap();
+    fs_err::os::unix::fs::symlink(&shared, main.join(".claude/settings.json")).unwrap();
+    let run = env
+        .provision(&main, &["init", "--agent", "claude-code"])
+        .expect(2);
+    assert!(
+        run.stderr.contains(".claude/settings.json is a symlink to")
+            && run
+                .stderr
+                .contains("add the WorktreeCreate and WorktreeRemove hooks"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(read(&shared), "{\"model\": \"opus\"}\n");
+    assert!(main.join(".claude/settings.json").is_symlink());
+
+    // A linked folder is outside the checkout all the same.
+    fs_err::remove_dir_all(main.join(".claude")).unwrap();
+    fs_err::os::unix::fs::symlink(env.path("dotfiles"), main.join(".claude")).unwrap();
+    let run = env
+        .provision(&main, &["init", "--agent", "claude-code"])
+        .expect(2);
+    assert!(
+        run.stderr.contains(".claude is a symlink to"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(read(&shared), "{\"model\": \"opus\"}\n");
+}

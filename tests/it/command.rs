@@ -13,7 +13,7 @@ fn command_app(env: &TestEnv, migrate: &str, extra: &str) -> PathBuf {
 }
 
 /// `command_app` with the main checkout at `rel`.
-fn command_app_at(env: &TestEnv, rel: &str, migrate: &str, extra: &str) -> PathBuf {
+pub(crate) fn command_app_at(env: &TestEnv, rel: &str, migrate: &str, extra: &str) -> PathBuf {
     assert!(
         Path::new(SQLITE3).is_file(),
         "the command-kind tests drive {SQLITE3}: install the `sqlite3` package"

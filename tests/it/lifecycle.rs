@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Barrier;
 
-use crate::support::{TestEnv, read, sqlite, write};
+use crate::support::{Run, TestEnv, read, sqlite, write};
 
 fn db_file(main: &Path, db: &str) -> PathBuf {
     main.join(".git/provision/sqlite")
@@ -489,6 +489,27 @@ fn status_lists_every_worktree_with_its_state() {
     let state_column = header.find("STATE").unwrap();
     let line = text.lines().find(|l| l.starts_with("stale ")).unwrap();
     assert_eq!(&line[state_column..state_column + 5], "stale", "{text}");
+}
+
+/// On a terminal the rows print as each is read, in the table a pipe gets
+/// (here the main checkout's `not provisioned` sets the state column's
+/// width either way).
+#[test]
+fn status_on_a_terminal_prints_the_table_a_pipe_gets() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    for name in ["one", "two", "three"] {
+        env.provision(&main, &["new", name]).expect(0);
+    }
+    fs_err::remove_file(env.path("worktree-two/.npmrc")).unwrap();
+    let piped = env.provision(&main, &["status"]).expect(0).stdout;
+    assert!(piped.contains("└ link .npmrc"), "{piped}");
+    let mut cmd = env.command("script", &main);
+    cmd.args(["-qec", "\"$PROVISION\" status", "/dev/null"])
+        .env("TERM", "xterm")
+        .env("NO_COLOR", "1");
+    let run = Run::from(cmd.output().unwrap()).expect(0);
+    assert_eq!(run.stdout.replace("\r\n", "\n"), piped);
 }
 
 /// git hands a removed worktree's id to the next worktree of the same folder

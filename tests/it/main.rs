@@ -6,6 +6,7 @@ mod support;
 
 mod agents;
 mod chaos;
+mod clones;
 mod command;
 mod compose;
 mod crash;

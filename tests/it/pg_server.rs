@@ -18,6 +18,10 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::LazyLock;
 
+/// The role `pg_hba.conf` asks a password of (it does not exist until a
+/// test creates it).
+pub const PASSWORD_USER: &str = "t_password_user";
+
 pub struct PgServer {
     pub port: u16,
 }
@@ -86,6 +90,12 @@ fn start() -> PgServer {
             "-D",
         ])
         .arg(&data));
+    // One role needs a password, for the password-file test; every other
+    // connection is trusted.
+    let hba = data.join("pg_hba.conf");
+    let rules = fs_err::read_to_string(&hba).expect("read pg_hba.conf");
+    let with_password = format!("host all {PASSWORD_USER} 127.0.0.1/32 scram-sha-256\n");
+    fs_err::write(&hba, with_password + &rules).expect("write pg_hba.conf");
     let port = free_port();
     let options = format!(
         "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",

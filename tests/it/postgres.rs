@@ -9,11 +9,17 @@ use crate::support::{TestEnv, read, write};
 
 /// The fixture app with a PostgreSQL recipe; its sandboxes are `t_<tag>_<slug>`.
 fn pg_app(env: &TestEnv, tag: &str, extra: &str) -> PathBuf {
-    let main = env.fixture_repo("app");
+    pg_app_at(env, "app", &format!("name = \"t_{tag}_{{slug}}\"\n{extra}"))
+}
+
+/// The fixture app at `rel` on the test server, with `extra` in its
+/// `[database]` (PostgreSQL's default name unless it names one).
+pub(crate) fn pg_app_at(env: &TestEnv, rel: &str, extra: &str) -> PathBuf {
+    let main = env.fixture_repo(rel);
     write(
         main.join("provision.toml"),
         &format!(
-            "[database]\nkind = \"postgres\"\nurl = \"{}\"\nname = \"t_{tag}_{{slug}}\"\n{extra}",
+            "[database]\nkind = \"postgres\"\nurl = \"{}\"\n{extra}",
             server().url()
         ),
     );
@@ -21,7 +27,7 @@ fn pg_app(env: &TestEnv, tag: &str, extra: &str) -> PathBuf {
     main
 }
 
-fn database_exists(name: &str) -> bool {
+pub(crate) fn database_exists(name: &str) -> bool {
     server()
         .client("postgres")
         .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
@@ -44,7 +50,15 @@ fn new_creates_a_marked_migrated_database_and_verify_is_clean() {
         )
         .unwrap()
         .get(0);
-    assert!(mark.starts_with("provision:v1 repo="), "{mark}");
+    // The clone by its identity, not by its path.
+    let clone = read(main.join(".git/provision/clone-id"));
+    assert_eq!(
+        mark,
+        format!(
+            "provision:v1 clone={} worktree=worktree-feature",
+            clone.trim_end()
+        )
+    );
 
     let mut db = server().client("t_new_feature");
     let ledger: Vec<String> = db
@@ -346,4 +360,61 @@ fn remove_and_gc_drop_marked_databases_only() {
         .client("postgres")
         .batch_execute("DROP DATABASE t_life_unmarked")
         .unwrap();
+}
+
+#[test]
+fn a_password_comes_from_the_password_file_as_libpq_reads_it() {
+    use crate::pg_server::PASSWORD_USER;
+    let env = TestEnv::new();
+    server()
+        .client("postgres")
+        .batch_execute(&format!(
+            "CREATE ROLE {PASSWORD_USER} LOGIN CREATEDB PASSWORD 'se:cret'"
+        ))
+        .unwrap();
+    let main = env.fixture_repo("app");
+    let url = format!(
+        "postgres://{PASSWORD_USER}@127.0.0.1:{}/postgres",
+        server().port
+    );
+    write(
+        main.join("provision.toml"),
+        &format!(
+            "[database]\nkind = \"postgres\"\nurl = \"{url}\"\nname = \"t_pgpass_{{slug}}\"\n"
+        ),
+    );
+    env.commit_all(&main, "postgres recipe");
+    let pgpass = env.path("pgpass");
+    let port = server().port;
+    write(
+        &pgpass,
+        &format!(
+            "# first match wins\n127.0.0.1:{port}:*:{PASSWORD_USER}:se\\:cret\n*:*:*:*:wrong\n"
+        ),
+    );
+    let run = |args: &[&str]| {
+        crate::support::Run::from(
+            env.command(env!("CARGO_BIN_EXE_provision"), &main)
+                .env("PGPASSFILE", &pgpass)
+                .args(args)
+                .output()
+                .unwrap(),
+        )
+    };
+    let mode = |mode| {
+        fs_err::set_permissions(&pgpass, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .unwrap()
+    };
+
+    // libpq ignores a password file others can read, and so does provision.
+    mode(0o644);
+    let refused = run(&["new", "open"]).expect(2);
+    assert!(refused.stderr.contains("password"), "{}", refused.stderr);
+    assert!(!database_exists("t_pgpass_open"));
+
+    mode(0o600);
+    run(&["new", "feature"]).expect(0);
+    assert!(database_exists("t_pgpass_feature"));
+    run(&["remove", "feature"]).expect(0);
+    assert!(!database_exists("t_pgpass_feature"));
 }

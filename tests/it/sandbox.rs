@@ -578,6 +578,40 @@ fn an_absent_include_that_appears_is_linked_by_the_next_apply() {
 }
 
 #[test]
+fn what_the_worktree_makes_at_an_absent_includes_path_is_its_own() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    write(main.join(".worktreeinclude"), ".env\n.wrangler\n.cache\n");
+    env.provision(&main, &["new", "feature"]).expect(0);
+    let wt = env.path("worktree-feature");
+    // wrangler makes its state folder in the worktree; a person links a
+    // cache of their own. Neither is provision's, so verify has nothing to
+    // say and apply nothing to do, and neither touches them.
+    fs_err::create_dir_all(wt.join(".wrangler/state")).unwrap();
+    write(wt.join(".wrangler/state/d1.sqlite"), "local");
+    fs_err::os::unix::fs::symlink("/tmp", wt.join(".cache")).unwrap();
+    env.provision(&wt, &["verify"]).expect(0);
+    let dry = env.provision(&wt, &["apply", "--dry-run"]).expect(0);
+    assert!(
+        dry.stdout.contains("would apply 0 action(s)"),
+        "{}",
+        dry.stdout
+    );
+    env.provision(&wt, &["apply"]).expect(0);
+    assert_eq!(read(wt.join(".wrangler/state/d1.sqlite")), "local");
+    assert_eq!(
+        fs_err::read_link(wt.join(".cache")).unwrap(),
+        Path::new("/tmp")
+    );
+
+    // Once the main checkout has one, the worktree's own is in the way: named, kept.
+    fs_err::create_dir_all(main.join(".wrangler")).unwrap();
+    let run = env.provision(&wt, &["verify"]).expect(1);
+    assert!(run.stdout.contains("link .wrangler"), "{}", run.stdout);
+    assert_eq!(read(wt.join(".wrangler/state/d1.sqlite")), "local");
+}
+
+#[test]
 fn a_ledger_checksum_edited_in_the_database_is_drift() {
     let env = TestEnv::new();
     let main = env.fixture_repo("app");

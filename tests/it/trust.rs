@@ -180,3 +180,37 @@ fn the_commands_environment_and_teardown_are_approved_too() {
     assert!(!main.join("pwned").exists());
     assert!(main.join(".dbs/app_feat").is_dir());
 }
+
+#[test]
+fn approvals_made_at_once_in_many_repositories_are_all_kept() {
+    let env = TestEnv::new();
+    let repos: Vec<_> = (0..8)
+        .map(|i| {
+            let main = env.fixture_repo(&format!("app{i}"));
+            write(main.join("provision.toml"), RECIPE);
+            env.commit_all(&main, "setup");
+            main
+        })
+        .collect();
+    // Each saves the whole store: without a lock around reading and
+    // saving it, the last to save drops what the others approved.
+    let runs: Vec<_> = repos
+        .iter()
+        .map(|main| {
+            env.command(env!("CARGO_BIN_EXE_provision"), main)
+                .env_remove("PROVISION_TRUST")
+                .arg("trust")
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut run in runs {
+        assert!(run.wait().unwrap().success());
+    }
+    for main in &repos {
+        let list = untrusted(&env, main, &["trust", "--list", "--json"])
+            .expect(0)
+            .json();
+        assert_eq!(list["commands"][0]["state"], "approved", "{list}");
+    }
+}

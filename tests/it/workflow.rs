@@ -218,7 +218,7 @@ fn a_failed_worktree_add_leaves_no_branch() {
     // git's command as `-v` shows it: quoted where a shell would split it.
     assert!(
         run.stderr
-            .contains("`git worktree add --lock --reason 'provision new: being created' -b taken "),
+            .contains(" worktree add --lock --reason 'provision new: being created' -b taken "),
         "{}",
         run.stderr
     );

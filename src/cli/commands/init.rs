@@ -50,6 +50,11 @@ pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
 fn claude_settings(globals: &Globals) -> Result<AgentSettings, BoxError> {
     let main = Checkout::discover(&globals.cwd)?.main_of()?;
     let path = main.main.join(SETTINGS_FILE);
+    for link in [".claude", SETTINGS_FILE] {
+        if let Ok(target) = fs_err::read_link(main.main.join(link)) {
+            return Err(claude_code::SettingsError::linked(link, &target).into());
+        }
+    }
     let existing = match fs_err::read_to_string(&path) {
         Ok(text) => Some(text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,

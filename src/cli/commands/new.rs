@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use crate::BoxError;
 use crate::cli::{Exit, Globals};
 use crate::fsutil;
+use crate::git::Checkout;
 use crate::lifecycle::create::{self, Options};
+use crate::lifecycle::identity::CloneId;
 use crate::output::{self, GREEN, Report, paint};
 use crate::recipe::config::DatabaseKind;
 use crate::recipe::{template, trust};
@@ -39,7 +41,9 @@ pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
     }
     // What an orchestrator needs next, from the lock just written: one
     // object, so nothing has to be scraped from text.
-    let locked = lock::read(Path::new(&outcome.path))?
+    let at = Path::new(&outcome.path);
+    let clone = CloneId::of(&Checkout::discover(at)?.common_dir)?;
+    let locked = lock::read(at, clone.tag())?
         .map(|read| read.sandbox)
         .ok_or("the new sandbox has no lock")?;
     let report = NewReport {

@@ -1,6 +1,8 @@
 //! `provision status`: every worktree and every orphaned record, as one
 //! aligned table (the rows come from `lifecycle::status`).
 
+use std::io::IsTerminal;
+
 use crate::BoxError;
 use crate::cli::{Exit, Globals};
 use crate::git::Checkout;
@@ -14,67 +16,107 @@ use crate::services::ServiceStatus;
 pub struct Args {}
 
 pub fn run(_: Args, globals: &Globals) -> Result<Exit, BoxError> {
-    let report = status::status(&Checkout::discover(&globals.cwd)?)?;
-    output::emit(&report, globals.json);
+    let checkout = Checkout::discover(&globals.cwd)?;
+    // On a terminal each row shows as soon as it and those above it are
+    // read. Its columns are as wide as git's list and the records make
+    // them before any state is read, the state's as wide as its longest
+    // word: a report that is read whole (a pipe, a file, `--json`) is laid
+    // out from the rows as they came.
+    if !globals.json && std::io::stdout().is_terminal() {
+        let listing = status::Listing::gather(&checkout)?;
+        let mut sandboxes = Vec::with_capacity(listing.rows.len());
+        let table = Table::new(&listing.rows, true);
+        output::stdout(table.header().as_bytes());
+        listing.finish(|row| {
+            output::stdout(table.row(&row).as_bytes());
+            sandboxes.push(row);
+        });
+        output::stdout(footer(&sandboxes).as_bytes());
+        output::stdout(store_line(status::store(&checkout).as_ref()).as_bytes());
+    } else {
+        output::emit(&status::status(&checkout)?, globals.json);
+    }
     Ok(Exit::Clean)
 }
 
 impl Report for status::Report {
     fn text(&self) -> String {
-        let header = [
-            "NAME", "BRANCH", "STATE", "DIRTY", "PORT", "SERVICES", "DATABASE", "PATH",
-        ];
-        let cells: Vec<[String; 8]> = self.sandboxes.iter().map(cells).collect();
-        let mut widths = header.map(str::len);
-        for row in &cells {
-            for (width, cell) in widths.iter_mut().zip(row) {
+        let table = Table::new(&self.sandboxes, false);
+        let mut out = table.header();
+        for row in &self.sandboxes {
+            out.push_str(&table.row(row));
+        }
+        out.push_str(&footer(&self.sandboxes));
+        out.push_str(&store_line(self.store.as_ref()));
+        out
+    }
+}
+
+/// The store of migrated states in one line, where it holds anything.
+fn store_line(store: Option<&crate::lifecycle::store::Contents>) -> String {
+    store.map_or_else(String::new, |store| {
+        paint(
+            DIM,
+            format!("store of migrated states: {}\n", store.summary()),
+        )
+    })
+}
+
+const HEADER: [&str; 8] = [
+    "NAME", "BRANCH", "STATE", "DIRTY", "PORT", "SERVICES", "DATABASE", "PATH",
+];
+
+/// The columns' widths, from the rows they hold.
+struct Table {
+    widths: [usize; 8],
+}
+
+impl Table {
+    /// With `any_state`, the state column fits every state's word, for
+    /// rows whose state is not read yet.
+    fn new(rows: &[status::Row], any_state: bool) -> Self {
+        let mut widths = HEADER.map(str::len);
+        for row in rows {
+            for (width, cell) in widths.iter_mut().zip(cells(row)) {
                 *width = (*width).max(cell.chars().count());
             }
         }
-        // Pad before painting, so escape codes never upset the alignment.
-        let line = |row: &[String], styles: &[anstyle::Style]| {
-            let mut text = String::new();
-            for (i, cell) in row.iter().enumerate() {
-                let padded = if i + 1 == row.len() {
-                    cell.clone()
-                } else {
-                    format!("{cell:<w$}  ", w = widths[i])
-                };
-                text.push_str(&paint(styles[i], padded));
-            }
-            text.trim_end().to_string() + "\n"
-        };
-        let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
-        let mut out = line(&header, &[BOLD; 8]);
-        for (row, data) in cells.iter().zip(&self.sandboxes) {
-            let state = match data.state {
-                status::State::Clean => GREEN,
-                status::State::Stale => YELLOW,
-                status::State::Drift | status::State::Orphan | status::State::Error => RED,
-                status::State::NotProvisioned | status::State::Missing => DIM,
+        if any_state {
+            widths[2] = widths[2].max(status::State::NotProvisioned.label().len());
+        }
+        Table { widths }
+    }
+
+    /// Pads before painting, so escape codes never upset the alignment.
+    fn line(&self, row: &[String], styles: &[anstyle::Style]) -> String {
+        let mut text = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            let padded = if i + 1 == row.len() {
+                cell.clone()
+            } else {
+                format!("{cell:<w$}  ", w = self.widths[i])
             };
-            let plain = anstyle::Style::new();
-            let styles = [plain, plain, state, plain, plain, plain, plain, DIM];
-            out.push_str(&line(row, &styles));
-            out.push_str(&below(data));
+            text.push_str(&paint(styles[i], padded));
         }
-        if let Some(store) = &self.store {
-            out.push_str(&paint(
-                DIM,
-                format!("store of migrated states: {}\n", store.summary()),
-            ));
-        }
-        if self
-            .sandboxes
-            .iter()
-            .any(|r| r.main && r.state == status::State::NotProvisioned)
-        {
-            out.push_str(&paint(
-                DIM,
-                "the main checkout is `not provisioned` until `provision apply` runs there; worktrees link to its files either way\n",
-            ));
-        }
-        out
+        text.trim_end().to_string() + "\n"
+    }
+
+    fn header(&self) -> String {
+        let header: Vec<String> = HEADER.iter().map(|h| h.to_string()).collect();
+        self.line(&header, &[BOLD; 8])
+    }
+
+    /// A row's line, then what is under it.
+    fn row(&self, data: &status::Row) -> String {
+        let state = match data.state {
+            status::State::Clean => GREEN,
+            status::State::Stale => YELLOW,
+            status::State::Drift | status::State::Orphan | status::State::Error => RED,
+            status::State::NotProvisioned | status::State::Missing => DIM,
+        };
+        let plain = anstyle::Style::new();
+        let styles = [plain, plain, state, plain, plain, plain, plain, DIM];
+        self.line(&cells(data), &styles) + &below(data)
     }
 }
 
@@ -107,6 +149,20 @@ fn cells(row: &status::Row) -> [String; 8] {
         row.database.clone().unwrap_or_else(|| "-".into()),
         row.path.clone(),
     ]
+}
+
+fn footer(rows: &[status::Row]) -> String {
+    if rows
+        .iter()
+        .any(|r| r.main && r.state == status::State::NotProvisioned)
+    {
+        paint(
+            DIM,
+            "the main checkout is `not provisioned` until `provision apply` runs there; worktrees link to its files either way\n",
+        )
+    } else {
+        String::new()
+    }
 }
 
 /// Under a row: its named ports, why it is not clean (the reason an `error`

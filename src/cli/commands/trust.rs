@@ -40,7 +40,13 @@ pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
     let settings = config::load(&main.main)?;
     let repository = main.main.to_string_lossy().into_owned();
     let commands = trust::commands(&settings);
-    let (mut store, path) = Store::load()?;
+    let (mut store, path, _held) = if args.list {
+        let (store, path) = Store::load()?;
+        (store, path, None)
+    } else {
+        let (store, path, held) = Store::load_to_change()?;
+        (store, path, Some(held))
+    };
     let rows = commands
         .iter()
         .map(|command| Row {

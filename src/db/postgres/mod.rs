@@ -14,14 +14,14 @@ use postgres::{Client, Config, NoTls};
 
 mod ledger;
 mod migrate;
+mod pgpass;
 
 use super::ledgers::{Dialect, ToolLedger};
 use super::store::{self, Entry, Stored};
-use super::{Database, DbError, Ledger};
+use super::{Database, DbError, Ledger, Mark};
 use crate::db::migrations::{Applied, Format, Migration};
 use crate::recipe::config::{DatabaseKind, DatabaseSettings};
 
-const MARK: &str = "provision:v1";
 /// Long enough for a loaded server, short enough that a stopped one is
 /// reported while the user still waits for it.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -37,7 +37,7 @@ const LEDGER: &str = "
 
 pub struct Postgres {
     name: String,
-    owner: String,
+    mark: Mark,
     template: Option<String>,
     /// The maintenance database's settings; an error is kept until the
     /// first connection so that only commands that need the server fail.
@@ -50,10 +50,10 @@ pub struct Postgres {
 }
 
 impl Postgres {
-    pub fn new(settings: &DatabaseSettings, name: &str, owner: String) -> Self {
+    pub fn new(settings: &DatabaseSettings, name: &str, mark: Mark) -> Self {
         Postgres {
             name: name.to_string(),
-            owner,
+            mark,
             template: settings.template.clone(),
             config: server_config(settings.url.as_deref()),
             admin: None,
@@ -83,6 +83,11 @@ impl Postgres {
         };
         if let Some(dbname) = dbname {
             config.dbname(dbname);
+        }
+        if config.get_password().is_none()
+            && let Some(password) = pgpass::lookup(&config)
+        {
+            config.password(password);
         }
         config.connect(NoTls).map_err(|source| DbError::Connect {
             server: describe(&config),
@@ -140,15 +145,14 @@ impl Postgres {
         result.map_err(fail)
     }
 
-    /// Marks `name`, made a moment ago, as `owner`'s. Never leaves an
+    /// Marks `name`, made a moment ago, with `mark`. Never leaves an
     /// unmarked database behind: nothing else would ever be allowed to
     /// drop it, so one whose mark fails is dropped.
-    fn mark_new(&mut self, name: &str, owner: &str) -> Result<(), DbError> {
-        let mark = format!("{MARK} {owner}");
+    fn mark_new(&mut self, name: &str, mark: &str) -> Result<(), DbError> {
         let comment = format!(
             "COMMENT ON DATABASE {} IS {}",
             quote_ident(name),
-            quote_literal(&mark)
+            quote_literal(mark)
         );
         let fail = self.fail("mark");
         if let Err(e) = self.admin()?.batch_execute(&comment) {
@@ -170,6 +174,23 @@ impl Postgres {
             )
             .map_err(fail)?;
         Ok(row.and_then(|r| r.get(0)))
+    }
+
+    /// Marks the database as this sandbox's.
+    fn comment(&mut self) -> Result<(), DbError> {
+        let comment = format!(
+            "COMMENT ON DATABASE {} IS {}",
+            quote_ident(&self.name),
+            quote_literal(&self.mark.text())
+        );
+        let fail = self.fail("mark");
+        self.admin()?.batch_execute(&comment).map_err(fail)
+    }
+
+    /// The database's comment, where provision keeps its mark.
+    fn found_mark(&mut self) -> Result<Option<String>, DbError> {
+        let name = self.name.clone();
+        self.mark_of(&name)
     }
 
     /// Keys the advisory lock that serialises migrations on this database.
@@ -203,11 +224,9 @@ impl Database for Postgres {
     }
 
     fn is_marked(&mut self) -> Result<bool, DbError> {
-        let name = self.name.clone();
-        // The whole mark, owner included: another clone of this repository
-        // on the same server makes databases of the same names.
-        let mark = self.mark_of(&name)?;
-        Ok(mark.is_some_and(|m| m == format!("{MARK} {}", self.owner)))
+        // The whole mark, clone and worktree included: another clone of
+        // this repository may use the same server.
+        Ok(self.found_mark()?.is_some_and(|m| self.mark.is_ours(&m)))
     }
 
     fn create(&mut self) -> Result<(), DbError> {
@@ -232,8 +251,15 @@ impl Database for Postgres {
             }
             return Err(fail(e));
         }
-        let (name, owner) = (self.name.clone(), self.owner.clone());
-        self.mark_new(&name, &owner)
+        let (name, mark) = (self.name.clone(), self.mark.text());
+        self.mark_new(&name, &mark)
+    }
+
+    fn remark(&mut self) -> Result<(), DbError> {
+        match self.found_mark()? {
+            Some(found) if self.mark.is_by_path(&found) => self.comment(),
+            _ => Ok(()),
+        }
     }
 
     fn ledger(&mut self) -> Result<Ledger, DbError> {
@@ -278,7 +304,7 @@ impl Database for Postgres {
     /// template only while nobody is connected to it, and another `new`
     /// may be copying the same entry: tried again for a while.
     fn create_from(&mut self, entry: &Entry) -> Result<bool, DbError> {
-        if self.mark_of(&entry.name)? != Some(format!("{MARK} {}", entry.owner)) || self.exists()? {
+        if self.mark_of(&entry.name)? != Some(entry.mark.clone()) || self.exists()? {
             return Ok(false);
         }
         let sql = format!(
@@ -298,8 +324,8 @@ impl Database for Postgres {
                 Err(e) => return Err(fail(e)),
             }
         }
-        let (name, owner) = (self.name.clone(), self.owner.clone());
-        self.mark_new(&name, &owner)?;
+        let (name, mark) = (self.name.clone(), self.mark.text());
+        self.mark_new(&name, &mark)?;
         Ok(true)
     }
 
@@ -315,7 +341,7 @@ impl Database for Postgres {
         );
         let fail = self.fail("copy into the store");
         match self.admin()?.batch_execute(&sql) {
-            Ok(()) => self.mark_new(&entry.name, &entry.owner),
+            Ok(()) => self.mark_new(&entry.name, &entry.mark),
             Err(e) if e.code() == Some(&SqlState::DUPLICATE_DATABASE) => Ok(()),
             Err(e) => Err(fail(e)),
         }
@@ -326,21 +352,21 @@ impl Database for Postgres {
             return Ok(false);
         };
         let pattern = format!("{}{hash}\\_%", store::SPARE.replace('_', "\\_"));
-        let store_mark = format!("{MARK} {}", entry.owner);
+        let store_mark = &entry.mark;
         let fail = self.fail("look for a spare copy");
         let spares: Vec<String> = self
             .admin()?
             .query(
                 "SELECT datname FROM pg_database WHERE datname LIKE $1 \
                  AND shobj_description(oid, 'pg_database') = $2 ORDER BY oid",
-                &[&pattern, &store_mark],
+                &[&pattern, store_mark],
             )
             .map_err(fail)?
             .iter()
             .map(|r| r.get(0))
             .filter(|name: &String| store::spare_of(name).as_deref() == Some(entry.name.as_str()))
             .collect();
-        let mark = format!("{MARK} {}", self.owner);
+        let mark = self.mark.text();
         for spare in spares {
             // Marked as this sandbox's before it takes the name: a crash in
             // between leaves a spare nothing uses, never a sandbox's
@@ -360,8 +386,8 @@ impl Database for Postgres {
             if admin.batch_execute(&comment).is_ok() && admin.batch_execute(&rename).is_ok() {
                 // Another `new` may have marked the spare between the two:
                 // marked again, under its new name, which only this has.
-                let (name, owner) = (self.name.clone(), self.owner.clone());
-                self.mark_new(&name, &owner)?;
+                let (name, mark) = (self.name.clone(), self.mark.text());
+                self.mark_new(&name, &mark)?;
                 return Ok(true);
             }
         }
@@ -376,7 +402,10 @@ impl Database for Postgres {
         let fail = self.fail("make a spare copy");
         let there = self
             .admin()?
-            .query_opt("SELECT 1 FROM pg_database WHERE datname LIKE $1", &[&pattern])
+            .query_opt(
+                "SELECT 1 FROM pg_database WHERE datname LIKE $1",
+                &[&pattern],
+            )
             .map_err(&fail)?;
         if there.is_some() || !self.is_marked()? {
             return Ok(());
@@ -388,15 +417,14 @@ impl Database for Postgres {
             quote_ident(&self.name)
         );
         self.admin()?.batch_execute(&sql).map_err(fail)?;
-        let owner = self.owner.clone();
-        self.mark_new(&spare, &owner)
+        let mark = self.mark.text();
+        self.mark_new(&spare, &mark)
     }
 
-    fn store_entries(&mut self, owner: &str) -> Result<Vec<Stored>, DbError> {
+    fn store_entries(&mut self, mark: &str) -> Result<Vec<Stored>, DbError> {
         let fail = self.fail("list the store");
         let like = |prefix: &str| format!("{}%", prefix.replace('_', "\\_"));
         let (entries, spares) = (like(store::PREFIX), like(store::SPARE));
-        let mark = format!("{MARK} {owner}");
         let rows = self
             .admin()?
             .query(

@@ -21,8 +21,6 @@ use crate::db::migrations::{Applied, Format, Migration};
 
 pub use prebuild::{BuiltAhead, Source, prebuild, prebuild_stored, snapshot, sweep_abandoned};
 
-const MARK: &str = "provision:v1";
-
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS d1_migrations(
         id         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -40,7 +38,8 @@ const SCHEMA: &str = "
 pub struct Sqlite {
     path: PathBuf,
     name: String,
-    owner: String,
+    /// The mark a database made here gets.
+    mark: String,
     conn: Option<Connection>,
     /// The migration tool's ledger kept beside provision's: wrangler's
     /// until `tool_ledger` names the layout.
@@ -48,11 +47,11 @@ pub struct Sqlite {
 }
 
 impl Sqlite {
-    pub fn new(path: PathBuf, name: &str, owner: String) -> Self {
+    pub fn new(path: PathBuf, name: &str, mark: String) -> Self {
         Sqlite {
             path,
             name: name.to_string(),
-            owner,
+            mark,
             conn: None,
             tool: ToolLedger::new(Format::Flat, Dialect::Sqlite, &[]),
         }
@@ -178,7 +177,8 @@ impl Database for Sqlite {
             )
             .optional()
             .map_err(self.fail("read mark"))?;
-        Ok(mark.is_some_and(|m| m.starts_with(MARK)))
+        // Any clone's mark: the file lives in this clone's common dir.
+        Ok(mark.is_some_and(|m| m.starts_with(super::MARK)))
     }
 
     fn create(&mut self) -> Result<(), DbError> {
@@ -294,7 +294,7 @@ impl Database for Sqlite {
             // Synced once, below, with everything else in the file.
             conn.pragma_update(None, "synchronous", "OFF")
                 .map_err(self.fail("adopt"))?;
-            set_mark(&conn, &format!("{MARK} {}", self.owner)).map_err(self.fail("mark"))?;
+            set_mark(&conn, &self.mark).map_err(self.fail("mark"))?;
         }
         fs_err::File::open(&built.path)?.sync_all()?;
         // Moved while still locked: a sweep never sees it unlocked.
@@ -308,7 +308,7 @@ impl Database for Sqlite {
 
     fn create_from(&mut self, entry: &Entry) -> Result<bool, DbError> {
         let from = self.path.with_file_name(format!("{}.sqlite", entry.name));
-        if self.exists()? || mark_of(&from) != Some(format!("{MARK} {}", entry.owner)) {
+        if self.exists()? || mark_of(&from).as_ref() != Some(&entry.mark) {
             return Ok(false);
         }
         let dir = self.path.parent().expect("the path has a folder");
@@ -330,12 +330,12 @@ impl Database for Sqlite {
         self.conn()?
             .execute("VACUUM INTO ?1", [target])
             .map_err(self.fail("copy into the store"))?;
-        save_marked(&built, &to, &format!("{MARK} {}", entry.owner))
+        save_marked(&built, &to, &entry.mark)
     }
 
-    fn store_entries(&mut self, owner: &str) -> Result<Vec<Stored>, DbError> {
+    fn store_entries(&mut self, mark: &str) -> Result<Vec<Stored>, DbError> {
         let dir = self.path.parent().expect("the path has a folder");
-        list_entries(dir, &format!("{MARK} {owner}"))
+        list_entries(dir, mark)
     }
 
     /// A hard link under the new name, then the old name removed: never

@@ -39,16 +39,15 @@ pub fn prebuild(dir: &Path, migrations: &[Source]) -> Result<BuiltAhead, DbError
 }
 
 /// As `prebuild`, from the store's entry of the longest prefix of
-/// `migrations` (`keys`: the entry of each prefix) that it has, marked as
-/// `store_owner`'s; the result goes into the store. Returns the database and
+/// `migrations` (`keys`: the entry of each prefix) that it has, marked
+/// `store_mark` (the store's); the result goes into the store. Returns the database and
 /// the entry it started from, with how many migrations that had applied.
 pub fn prebuild_stored(
     dir: &Path,
     migrations: &[Source],
     keys: &[String],
-    store_owner: &str,
+    store_mark: &str,
 ) -> Result<(BuiltAhead, Option<(String, usize)>), DbError> {
-    let store_mark = &format!("{} {store_owner}", super::MARK);
     let entry = |name: &str| dir.join(format!("{name}.sqlite"));
     let stored = super::list_entries(dir, store_mark)?;
     let hit = store::longest(keys, &stored);

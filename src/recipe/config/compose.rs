@@ -64,7 +64,9 @@ mod tests {
             "x".repeat(90).as_str(),
             "ünïcode",
         ] {
-            let db = crate::sandbox::plan::database_name(&settings, name, "My.App").unwrap();
+            let db =
+                crate::sandbox::plan::database_name(&settings, name, "My.App", "0a1b2c3d", None)
+                    .unwrap();
             let mut chars = db.chars();
             assert!(
                 chars

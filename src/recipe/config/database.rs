@@ -40,10 +40,12 @@ pub(super) fn resolve(
         source.templates(
             &name,
             "database.name",
-            &["name", "slug", "repo"],
+            &["name", "slug", "repo", "clone"],
             "the database name cannot depend on itself, the port or absolute paths",
         )?;
         database.name = name.into_inner();
+    } else {
+        database.name = default_name(database.kind).to_string();
     }
     if let Some(dir) = raw.migrations {
         source.templates(
@@ -88,6 +90,22 @@ pub(super) fn resolve(
     }
     Ok(())
 }
+
+/// `[database] name` when the recipe leaves it out. A PostgreSQL server
+/// may be shared by many clones (a team's dev server), so its databases'
+/// names carry the clone's tag; a SQLite file lives inside the clone's git
+/// dir, and a command kind's tool is most often local too (a recipe whose
+/// tool is shared writes `{clone}` into its name).
+pub fn default_name(kind: DatabaseKind) -> &'static str {
+    match kind {
+        DatabaseKind::Postgres => "{repo}_{slug}_{clone}",
+        DatabaseKind::Sqlite | DatabaseKind::Command => NAME_BEFORE_CLONES,
+    }
+}
+
+/// The default name of every kind before clones had a tag: sandboxes made
+/// then keep their databases' names.
+pub const NAME_BEFORE_CLONES: &str = "{repo}_{slug}";
 
 fn kind_of(kind: &Spanned<String>, source: &Source) -> Result<DatabaseKind, ConfigError> {
     match kind.get_ref().as_str() {
@@ -245,6 +263,27 @@ mod tests {
         assert_eq!(s.database.template, None);
         assert_eq!(s.database.commands, Default::default());
         assert_eq!(s.database.format, None);
+    }
+
+    /// A database outside the clone carries the clone's tag, unless the
+    /// recipe names it otherwise.
+    #[test]
+    fn server_kinds_name_their_databases_after_the_clone_too() {
+        let kind = |toml: &str| parse(toml).unwrap().database.name;
+        assert_eq!(kind("[database]\nkind = \"sqlite\"\n"), "{repo}_{slug}");
+        assert_eq!(
+            kind("[database]\nkind = \"postgres\"\n"),
+            "{repo}_{slug}_{clone}"
+        );
+        assert_eq!(kind("[database]\nkind = \"command\"\n"), "{repo}_{slug}");
+        assert_eq!(
+            kind("[database]\nkind = \"postgres\"\nname = \"{slug}\"\n"),
+            "{slug}"
+        );
+        assert_eq!(
+            kind("[database]\nname = \"{clone}_{slug}\"\n"),
+            "{clone}_{slug}"
+        );
     }
 
     #[test]

@@ -74,6 +74,7 @@ pub struct Lines {
     pub env_file: Option<usize>,
 }
 
+pub use database::{NAME_BEFORE_CLONES, default_name as default_database_name};
 pub use links::Links;
 pub use ports::{DEFAULT_PORT_NAME, PortRange, Ports};
 pub use services::{DEFAULT_GRACE, Service, is_service_name};
@@ -184,7 +185,7 @@ impl Default for Settings {
             ]),
             database: DatabaseSettings {
                 kind: DatabaseKind::Sqlite,
-                name: "{repo}_{slug}".into(),
+                name: NAME_BEFORE_CLONES.into(),
                 migrations: "migrations".into(),
                 format: None,
                 migrations_set: false,

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::BoxError;
 use crate::fsutil;
 use crate::git::{self, Checkout};
-use crate::recipe::config;
+use crate::recipe::config::{self, DatabaseKind};
 use crate::recipe::include;
 
 mod migrations;
@@ -285,6 +285,7 @@ fn env_section(found: &Found, out: &mut String) {
 /// wrangler, the commented command kind that keeps wrangler's own D1 state.
 fn database_section(found: &Found, out: &mut String) {
     out.push_str("\n[database]\n");
+    let mut kind = DatabaseKind::Postgres;
     if found.supabase && found.migrations_dir() == Some("supabase/migrations") {
         out.push_str(
             "# Supabase migrations are PostgreSQL's SQL. The server comes from\n\
@@ -299,9 +300,16 @@ fn database_section(found: &Found, out: &mut String) {
              kind = \"postgres\"\n"
         ));
     } else {
+        kind = DatabaseKind::Sqlite;
         out.push_str("kind = \"sqlite\"   # sqlite (default), postgres or command\n");
     }
-    out.push_str("name = \"{repo}_{slug}\"   # slugged to [a-z0-9_], at most 63 bytes\n");
+    if kind == DatabaseKind::Postgres {
+        out.push_str("# {clone}: this clone's own tag, so that clones sharing a server differ\n");
+    }
+    out.push_str(&format!(
+        "name = \"{}\"   # slugged to [a-z0-9_], at most 63 bytes\n",
+        config::default_database_name(kind)
+    ));
     migrations::lines(&found.migrations, out);
     if let Some(file) = found.wrangler {
         out.push_str(&format!(
@@ -363,6 +371,9 @@ mod tests {
         for found in all_kinds() {
             let text = recipe(&found);
             let settings = config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            // The kind's own default, written out: `{clone}` on a server.
+            let database = &settings.database;
+            assert_eq!(database.name, config::default_database_name(database.kind));
             if found.wrangler.is_some() {
                 assert_eq!(settings.env_file, ".dev.vars");
             } else if let Some((file, _)) = found.env_loader {

@@ -25,6 +25,7 @@ use super::{Action, ApplyError, EnvReason};
 pub struct Execution<'a> {
     pub root: &'a Path,
     pub main: &'a Path,
+    /// The sandbox as its lock records it (`lock::symbolic`).
     pub desired: &'a Sandbox,
     pub setup: Runner,
     pub env_text: Option<&'a str>,
@@ -34,7 +35,7 @@ pub struct Execution<'a> {
     pub aside: Option<&'a Aside>,
     pub common_dir: &'a Path,
     /// Who the store's entries belong to, as their mark names it.
-    pub store_owner: String,
+    pub store_mark: String,
     /// The seed's copy a new database starts as (`[database] seed`).
     pub seed: Option<BuiltAhead>,
     pub migrations: &'a [Migration],
@@ -161,7 +162,7 @@ impl Execution<'_> {
             } => {
                 let entry = from_store.as_ref().map(|name| Entry {
                     name: name.clone(),
-                    owner: self.store_owner.clone(),
+                    mark: self.store_mark.clone(),
                 });
                 // Gone meanwhile (a `gc`), or not the store's: built as
                 // any other, the cached migrations too.
@@ -193,7 +194,7 @@ impl Execution<'_> {
             Action::Store { entry } => {
                 let entry = Entry {
                     name: entry.clone(),
-                    owner: self.store_owner.clone(),
+                    mark: self.store_mark.clone(),
                 };
                 // The store only saves time: a failure to fill it is said,
                 // and the sandbox is whole without it.

@@ -258,7 +258,8 @@ pub fn apply(
     // A lock that fails its own hash was edited, one that does not parse is
     // broken: nothing in either is trusted, and the new lock replaces it. A
     // newer provision's lock is kept: this one cannot know what it records.
-    let previous = match lock::read(root) {
+    let tag = ctx.clone.tag();
+    let previous = match lock::read(root, tag) {
         Err(err @ lock::LockError::Newer(_)) => return Err(err.into()),
         Err(err) => {
             progress.warn(&format!(
@@ -304,13 +305,13 @@ pub fn apply(
         rebuild,
     )?;
     actions.extend(db.actions);
-    let store_owner = ctx.owner(store::STORE_ID);
+    let store_mark = ctx.mark(store::STORE_ID).text();
     let starts = start::Starts {
         ctx,
         wanted: &plan.sandbox.database.migrations,
         files: &migrations,
         known: &known,
-        store_owner: &store_owner,
+        store_mark: &store_mark,
         progress,
     };
     let seed = starts.plan(database.as_mut(), &mut actions)?;
@@ -341,8 +342,9 @@ pub fn apply(
     let desired = &plan.sandbox;
     let locked_setup = locked.map(|l| l.setup.as_slice()).unwrap_or_default();
     actions.extend(decide::setup(&desired.setup, locked_setup));
-    let rendered = lock::render(desired);
-    let lock_hash = lock::hash_of(desired);
+    let on_disk = lock::symbolic(desired, tag);
+    let rendered = lock::render(&on_disk);
+    let lock_hash = lock::hash_of(&on_disk);
     if previous.as_ref().is_none_or(|p| p.text != rendered) {
         actions.push(Action::WriteLock {
             hash: lock_hash.clone(),
@@ -350,17 +352,18 @@ pub fn apply(
     }
 
     if !dry_run {
+        database.remark()?;
         let run = execute::Execution {
             root,
             main: &ctx.checkout.main,
-            desired,
+            desired: &on_disk,
             setup: Runner::new(root, &plan, &ctx.settings.lines.setup),
             env_text: plan.env_text.as_deref(),
             lock_text: &rendered,
             database: database.as_mut(),
             aside: aside.as_ref(),
             common_dir: &ctx.checkout.common_dir,
-            store_owner,
+            store_mark,
             seed,
             migrations: &migrations,
             known: &known,
@@ -437,7 +440,7 @@ fn worktree_actions<'a>(
         .collect();
     let mut actions = decide::links(&wanted, &dropped, &copies, root, main)?;
     if let Some(env) = &desired.env {
-        let seen = observe::look_env(env, root, main);
+        let seen = observe::look_env(env, root, main, ctx.clone.tag());
         let blocker = observe::blocker(root, &env.file);
         actions.extend(decide::env(env, &seen, blocker.as_ref(), &actions)?);
     }
@@ -448,7 +451,7 @@ fn worktree_actions<'a>(
         && !desired.links.iter().any(|l| l.path == old.file)
         && observe::blocker(root, &old.file).is_none()
         && matches!(
-            observe::look_env(old, root, main).file,
+            observe::look_env(old, root, main, ctx.clone.tag()).file,
             observe::EnvFound::Text { hash, ours: true, .. } if hash == old.content
         )
     {

@@ -36,7 +36,7 @@ pub struct Starts<'a> {
     pub wanted: &'a [Applied],
     pub files: &'a Migrations,
     pub known: &'a [Applied],
-    pub store_owner: &'a str,
+    pub store_mark: &'a str,
     pub progress: &'a Progress,
 }
 
@@ -163,9 +163,9 @@ impl Starts<'_> {
         if chain.len() != names.len() {
             return;
         }
-        let owner = self.store_owner;
-        let keys = store::keys(owner, database.kind(), self.files.format, start, &chain);
-        let stored = match database.store_entries(owner) {
+        let mark = self.store_mark;
+        let keys = store::keys(mark, database.kind(), self.files.format, start, &chain);
+        let stored = match database.store_entries(mark) {
             Ok(stored) => stored,
             Err(e) => {
                 self.progress

@@ -209,6 +209,59 @@ impl Sandbox {
     }
 }
 
+/// Where a lock holds the clone's tag (`lifecycle::identity`): in a
+/// database name (and so its location and the overrides that hold it),
+/// written so, every clone's lock is the same, as link targets record
+/// `{main}`. In memory a sandbox holds its clone's tag itself.
+pub const CLONE: &str = "{clone}";
+
+/// `sandbox` as its lock records it: `tag` written [`CLONE`].
+pub fn symbolic(sandbox: &Sandbox, tag: &str) -> Sandbox {
+    let mut sandbox = sandbox.clone();
+    swap(&mut sandbox, tag, CLONE);
+    sandbox
+}
+
+/// A lock's sandbox with [`CLONE`] filled in with `tag`.
+pub fn realised(mut sandbox: Sandbox, tag: &str) -> Sandbox {
+    swap(&mut sandbox, CLONE, tag);
+    sandbox
+}
+
+fn swap(sandbox: &mut Sandbox, from: &str, to: &str) {
+    assert!(!from.is_empty(), "a clone's tag is never empty");
+    let database = &mut sandbox.database;
+    database.name = database.name.replace(from, to);
+    database.location = database.location.replace(from, to);
+    for value in sandbox
+        .env
+        .iter_mut()
+        .flat_map(|e| e.overrides.values_mut())
+    {
+        *value = value.replace(from, to);
+    }
+}
+
+/// The hash of an env file as a lock records it (`env.content`): of its
+/// bytes with the clone's `tag` written [`CLONE`], so that it is the same
+/// in every clone.
+pub fn env_hash(bytes: &[u8], tag: &str) -> String {
+    assert!(!tag.is_empty(), "a clone's tag is never empty");
+    let tag = tag.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        if rest.starts_with(tag) {
+            out.extend_from_slice(CLONE.as_bytes());
+            rest = &rest[tag.len()..];
+        } else {
+            out.push(rest[0]);
+            rest = &rest[1..];
+        }
+    }
+    hash::of(&out)
+}
+
 /// Canonical bytes: compact JSON with sorted keys.
 pub fn canonical(sandbox: &Sandbox) -> Vec<u8> {
     let value = serde_json::to_value(sandbox).expect("a sandbox always serializes");
@@ -241,7 +294,8 @@ pub struct Read {
     pub hash_ok: bool,
 }
 
-pub fn read(worktree: &Path) -> Result<Option<Read>, LockError> {
+/// The worktree's lock, its sandbox with the clone's `tag` filled in.
+pub fn read(worktree: &Path, tag: &str) -> Result<Option<Read>, LockError> {
     let path = worktree.join(FILE_NAME);
     // Read back, so never followed: a link would carry the read (and the
     // lock's paths) outside the worktree.
@@ -255,9 +309,12 @@ pub fn read(worktree: &Path) -> Result<Option<Read>, LockError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(LockError::Read(e)),
     };
-    parse(&text).map(Some)
+    let mut read = parse(&text)?;
+    read.sandbox = realised(read.sandbox, tag);
+    Ok(Some(read))
 }
 
+/// A lock's text, as its file holds it: [`CLONE`] left unfilled.
 pub fn parse(text: &str) -> Result<Read, LockError> {
     let mut value: Value =
         serde_json::from_str(text).map_err(|e| LockError::Parse(e.to_string()))?;
@@ -316,7 +373,8 @@ fn check(sandbox: &Sandbox) -> Result<(), String> {
         inside(&env.file).map_err(|why| format!("env.file `{}`: {why}", env.file))?;
     }
     let name = &sandbox.database.name;
-    if !crate::slug::is_identifier(name) {
+    let filled = name.replace(CLONE, &"0".repeat(crate::lifecycle::identity::TAG_LEN));
+    if !crate::slug::is_identifier(&filled) {
         return Err(format!(
             "database.name `{name}`: not a database name provision makes ([a-z0-9_], at most {} bytes)",
             crate::slug::MAX_IDENTIFIER

@@ -147,3 +147,43 @@ fn paths_and_names_read_back_are_checked() {
     );
     assert!(inside("config/dev/.env").is_ok() && inside("node_modules").is_ok());
 }
+
+/// The clone's tag is `{clone}` in the file and itself in memory; a name
+/// with `{clone}` elsewhere than where a tag fits is still refused.
+#[test]
+fn the_clones_tag_is_written_symbolically() {
+    let mut sandbox = sample();
+    sandbox.database.name = "app_feature_0a1b2c3d".into();
+    sandbox.database.location = "postgres:app_feature_0a1b2c3d".into();
+    let env = sandbox.env.as_mut().unwrap();
+    env.overrides
+        .insert("URL".into(), "postgres:///app_feature_0a1b2c3d".into());
+    let text = render(&symbolic(&sandbox, "0a1b2c3d"));
+    assert!(!text.contains("0a1b2c3d"), "{text}");
+    assert!(text.contains("\"name\": \"app_feature_{clone}\""), "{text}");
+    let read = parse(&text).unwrap();
+    assert!(read.hash_ok);
+    assert_eq!(realised(read.sandbox, "0a1b2c3d"), sandbox);
+    // Another clone's lock, byte for byte.
+    let other = realised(parse(&text).unwrap().sandbox, "ffff0000");
+    assert_eq!(other.database.name, "app_feature_ffff0000");
+    assert_eq!(render(&symbolic(&other, "ffff0000")), text);
+
+    let too_long = format!("app_{}", CLONE.repeat(8));
+    for bad in [too_long.as_str(), "{Clone}", "{clone"] {
+        let mut sandbox = sample();
+        sandbox.database.name = bad.into();
+        assert!(parse(&render(&sandbox)).is_err(), "{bad}");
+    }
+}
+
+/// An env file hashes alike in every clone, and as before where it holds
+/// no tag.
+#[test]
+fn env_files_hash_without_the_clones_tag() {
+    let one = env_hash(b"DB=app_0a1b2c3d\n", "0a1b2c3d");
+    assert_eq!(one, env_hash(b"DB=app_ffff0000\n", "ffff0000"));
+    assert_eq!(one, hash::of(b"DB=app_{clone}\n"));
+    assert_eq!(env_hash(b"DB=app\n", "0a1b2c3d"), hash::of(b"DB=app\n"));
+    assert_ne!(one, env_hash(b"DB=app_0a1b2c3d\n", "ffff0000"));
+}

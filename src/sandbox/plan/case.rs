@@ -14,6 +14,10 @@ pub(super) struct Case {
     pub settings: Settings,
     pub include_lines: Vec<String>,
     pub name: String,
+    /// The clone's tag.
+    pub clone: String,
+    /// The database name the sandbox has now.
+    pub database: Option<String>,
     pub main: String,
     pub worktree: String,
     pub is_main: bool,
@@ -32,6 +36,8 @@ impl Case {
             settings: Settings::default(),
             include_lines: Vec::new(),
             name: "feature".into(),
+            clone: "0a1b2c3d".into(),
+            database: None,
             main: "/home/dev/app".into(),
             worktree: "/home/dev/worktree-feature".into(),
             is_main: false,
@@ -98,6 +104,8 @@ impl Case {
             include_lines: self.include_lines.clone(),
             name: &self.name,
             repo: "app",
+            clone: &self.clone,
+            database: self.database.as_deref(),
             port: 20001,
             ports: &self.ports,
             main: &self.main,
@@ -117,6 +125,6 @@ impl Case {
 
     /// The lock file's text of the planned sandbox.
     pub fn lock(&self) -> String {
-        lock::render(&self.plan().unwrap().sandbox)
+        lock::render(&lock::symbolic(&self.plan().unwrap().sandbox, &self.clone))
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::{Inputs, PlanError, overrides};
 use crate::hash;
 use crate::sandbox::envfile;
-use crate::sandbox::lock::EnvLock;
+use crate::sandbox::lock::{self, EnvLock};
 
 /// The env file must be a real file of the worktree: inside a linked folder
 /// it would be the main checkout's.
@@ -48,7 +48,7 @@ pub(super) fn env(
         file: env_file.to_string(),
         shared: shared.map(|s| hash::of(s.as_bytes())),
         overrides,
-        content: hash::of(text.as_bytes()),
+        content: lock::env_hash(text.as_bytes(), inputs.clone),
     };
     Ok((Some(lock), Some(text)))
 }

@@ -1,7 +1,8 @@
 //! The plan: recipe × worktree ⇒ the sandbox it should have. Pure: every
 //! fact it needs is observed beforehand and passed in, and the result holds
 //! no timestamps, host names or absolute paths (unless a recipe template puts
-//! them into an env value).
+//! them into an env value). The clone's tag (`{clone}`) is in it as itself:
+//! the lock writes it `{clone}` (`lock::symbolic`).
 //!
 //! One step per part of the sandbox: `links`, `env`, the database and the
 //! recipe hash, each a function of `Inputs` alone.
@@ -15,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::db::migrations::{self, Migration};
 use crate::hash;
-use crate::recipe::config::Settings;
+use crate::recipe::config::{self, Settings};
 use crate::recipe::include::Resolved;
 use crate::recipe::template::{self, TemplateError};
 use crate::sandbox::lock::{self, DatabaseLock, Hook, NamedPorts, Sandbox, VERSION};
@@ -28,6 +29,10 @@ pub struct Inputs<'a> {
     pub include_lines: Vec<String>,
     pub name: &'a str,
     pub repo: &'a str,
+    /// The clone's tag (`{clone}`).
+    pub clone: &'a str,
+    /// The database name the sandbox has now, if any (see [`database_name`]).
+    pub database: Option<&'a str>,
     /// The first named port (`{port}`).
     pub port: u16,
     /// Every named port (`{port.NAME}`), the first among them.
@@ -60,17 +65,37 @@ pub struct Plan {
     pub values: BTreeMap<&'static str, String>,
 }
 
-/// The database name a sandbox gets: the `name` template, slugged and cut.
-pub fn database_name(settings: &Settings, name: &str, repo: &str) -> Result<String, TemplateError> {
-    let values = BTreeMap::from([
-        ("name", name.to_string()),
-        ("slug", slug::slug(name)),
-        ("repo", repo.to_string()),
-    ]);
-    Ok(slug::identifier(&template::expand(
-        &settings.database.name,
-        &values,
-    )?))
+/// The database name a sandbox gets: the `name` template, slugged and cut,
+/// with the clone's `tag` for `{clone}`. `kept` is the name the sandbox
+/// has now (its record's, or its lock's): one from before `{clone}` joined
+/// the default name stays while the recipe keeps the default.
+pub fn database_name(
+    settings: &Settings,
+    name: &str,
+    repo: &str,
+    tag: &str,
+    kept: Option<&str>,
+) -> Result<String, TemplateError> {
+    let database = &settings.database;
+    // Only `{clone}` may stand for a tag.
+    let plain = |text: &str| text.replace(slug::TAG, "_");
+    let named = |template: &str| -> Result<String, TemplateError> {
+        let values = BTreeMap::from([
+            ("name", plain(name)),
+            ("slug", slug::slug(name)),
+            ("repo", plain(repo)),
+            ("clone", slug::TAG.to_string()),
+        ]);
+        let cut = slug::identifier_with_tags(&template::expand(template, &values)?, tag.len());
+        Ok(cut.replace(slug::TAG, tag))
+    };
+    if database.name == config::default_database_name(database.kind)
+        && let Some(kept) = kept
+        && kept == named(config::NAME_BEFORE_CLONES)?
+    {
+        return Ok(kept.to_string());
+    }
+    named(&database.name)
 }
 
 /// The values of a sandbox's templates; `ports` is the first port
@@ -78,6 +103,7 @@ pub fn database_name(settings: &Settings, name: &str, repo: &str) -> Result<Stri
 pub fn values(
     name: &str,
     repo: &str,
+    clone: &str,
     db: &str,
     (port, ports): (u16, &NamedPorts),
     main: &str,
@@ -87,6 +113,7 @@ pub fn values(
         ("name", name.to_string()),
         ("slug", slug::slug(name)),
         ("repo", repo.to_string()),
+        ("clone", clone.to_string()),
         ("db", db.to_string()),
         ("port", port.to_string()),
         ("main", main.to_string()),
@@ -135,10 +162,17 @@ pub enum PlanError {
 
 pub fn plan(inputs: &Inputs) -> Result<Plan, PlanError> {
     let settings = inputs.settings;
-    let db = database_name(settings, inputs.name, inputs.repo)?;
+    let db = database_name(
+        settings,
+        inputs.name,
+        inputs.repo,
+        inputs.clone,
+        inputs.database,
+    )?;
     let values = values(
         inputs.name,
         inputs.repo,
+        inputs.clone,
         &db,
         (inputs.port, inputs.ports),
         inputs.main,
@@ -328,8 +362,11 @@ mod tests {
             plan.sandbox.database.kind,
             crate::recipe::config::DatabaseKind::Postgres
         );
-        assert_eq!(plan.sandbox.database.location, "postgres:app_feature");
-        assert_eq!(plan.values["db"], "app_feature");
+        assert_eq!(
+            plan.sandbox.database.location,
+            "postgres:app_feature_0a1b2c3d"
+        );
+        assert_eq!(plan.values["db"], "app_feature_0a1b2c3d");
     }
 
     #[test]
@@ -377,6 +414,58 @@ mod tests {
         assert_eq!(base, crate::hash::of(&serde_json::to_vec(&json).unwrap()));
     }
 
+    /// On a server, each clone's database is its own, and its lock is the
+    /// same as every other clone's: the tag is written `{clone}`.
+    #[test]
+    fn each_clone_names_its_own_database_in_the_same_lock() {
+        let recipe = "[database]\nkind = \"postgres\"\n[env.vars]\nURL = \"postgres:///{db}\"\n";
+        let mut other = Case::new().recipe(recipe);
+        other.clone = "ffff0000".into();
+        let (one, two) = (Case::new().recipe(recipe), other);
+        let planned = one.plan().unwrap();
+        assert_eq!(planned.sandbox.database.name, "app_feature_0a1b2c3d");
+        assert_eq!(planned.values["db"], "app_feature_0a1b2c3d");
+        assert_eq!(
+            two.plan().unwrap().sandbox.database.name,
+            "app_feature_ffff0000"
+        );
+        assert_eq!(one.lock(), two.lock());
+        for symbolic in [
+            r#""name": "app_feature_{clone}""#,
+            r#""location": "postgres:app_feature_{clone}""#,
+            r#""URL": "postgres:///app_feature_{clone}""#,
+        ] {
+            assert!(one.lock().contains(symbolic), "{}", one.lock());
+        }
+        let text = one.plan().unwrap().env_text.unwrap();
+        assert!(
+            text.contains("URL=postgres:///app_feature_0a1b2c3d"),
+            "{text}"
+        );
+    }
+
+    /// A sandbox made before `{clone}` joined the default keeps its
+    /// database; one the recipe renames does not.
+    #[test]
+    fn a_name_from_before_clone_tags_is_kept_under_the_default() {
+        let postgres = "[database]\nkind = \"postgres\"\n";
+        let mut old = Case::new().recipe(postgres);
+        old.database = Some("app_feature".into());
+        assert_eq!(old.plan().unwrap().sandbox.database.name, "app_feature");
+        old.database = Some("app_other".into());
+        assert_eq!(
+            old.plan().unwrap().sandbox.database.name,
+            "app_feature_0a1b2c3d"
+        );
+        let mut renamed =
+            Case::new().recipe(&format!("{postgres}name = \"x_{{slug}}_{{clone}}\"\n"));
+        renamed.database = Some("app_feature".into());
+        assert_eq!(
+            renamed.plan().unwrap().sandbox.database.name,
+            "x_feature_0a1b2c3d"
+        );
+    }
+
     #[test]
     fn setup_commands_are_planned_as_completed_in_order() {
         let case = Case::new().recipe("[[setup]]\nrun = \"a\"\n[[setup]]\nrun = \"b {port}\"\n");
@@ -420,6 +509,7 @@ mod tests {
         assert_eq!(
             keys,
             [
+                "clone",
                 "db",
                 "main",
                 "name",
@@ -431,6 +521,7 @@ mod tests {
             ]
         );
         assert_eq!(values["main"], "/home/dev/app");
+        assert_eq!(values["clone"], "0a1b2c3d");
         assert_eq!(values["port"], "20001");
         assert_eq!(values["port.PORT"], "20001");
     }

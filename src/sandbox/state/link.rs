@@ -40,6 +40,14 @@ pub enum LinkState {
 pub fn link(want: &Link, found: &Found, own_copy: bool) -> LinkState {
     match found {
         Found::Nothing if want.kind == LinkKind::Absent => LinkState::InPlace,
+        // The main checkout has nothing there to link: what the worktree
+        // made there itself (`.wrangler` by wrangler) is its own.
+        Found::Real(_) if want.kind == LinkKind::Absent => LinkState::InPlace,
+        Found::Symlink { target, .. }
+            if want.kind == LinkKind::Absent && *target != want.target =>
+        {
+            LinkState::InPlace
+        }
         Found::Nothing | Found::Unreadable => LinkState::Missing,
         Found::Real(have) if want.mode.is_symlink() => LinkState::Occupied {
             have: *have,
@@ -154,6 +162,19 @@ mod tests {
                 have: LinkKind::Dir,
                 own_copy: true
             }
+        );
+    }
+
+    #[test]
+    fn the_worktrees_own_file_or_link_at_an_absent_links_path_is_in_place() {
+        let absent = want(LinkKind::Absent, LinkMode::Symlink);
+        assert_eq!(
+            link(&absent, &Found::Real(LinkKind::Dir), false),
+            LinkState::InPlace
+        );
+        assert_eq!(
+            link(&absent, &symlink("/elsewhere", LinkKind::Dir), false),
+            LinkState::InPlace
         );
     }
 
