@@ -127,9 +127,11 @@ def hermetic_env(work):
     return env
 
 
-def generate_repo(app, files, migrations, env):
+def generate_repo(app, files, migrations, env, others=0):
     """A web app's shape: source files in nested folders, SQL migrations, and
-    untracked config (.env, .dev.vars, .npmrc, a node_modules of 200 files)."""
+    untracked config (.env, .dev.vars, .npmrc, a node_modules of 200 files).
+    `others`: as many files as migrations would be, of the same text, in a
+    folder that holds no migrations (so git checks out as much)."""
     for i in range(files):
         folder = os.path.join(app, "src", f"area{i % 30:02}", f"module{i % 7}")
         os.makedirs(folder, exist_ok=True)
@@ -138,6 +140,13 @@ def generate_repo(app, files, migrations, env):
     os.makedirs(os.path.join(app, "migrations"))
     for i in range(1, migrations + 1):
         with open(os.path.join(app, "migrations", f"{i:04}_table_{i}.sql"), "w") as f:
+            f.write(f"CREATE TABLE t{i} (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n"
+                    f"CREATE INDEX t{i}_name ON t{i} (name);\n"
+                    f"INSERT INTO t{i} (name) VALUES ('a'), ('b'), ('c');\n")
+    if others:
+        os.makedirs(os.path.join(app, "docs", "sql"))
+    for i in range(1, others + 1):
+        with open(os.path.join(app, "docs", "sql", f"{i:04}_table_{i}.sql"), "w") as f:
             f.write(f"CREATE TABLE t{i} (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n"
                     f"CREATE INDEX t{i}_name ON t{i} (name);\n"
                     f"INSERT INTO t{i} (name) VALUES ('a'), ('b'), ('c');\n")
@@ -282,11 +291,14 @@ class Bench:
 
     def sqlite_migrations(self, runs, many, files, work):
         """`provision new` (SQLite) in two repositories alike but for their
-        migrations: none, and MANY. In each, a first `new` (not timed)
-        fills the store of migrated states, as any earlier sandbox would."""
+        migrations: none, and MANY. The first holds MANY files of the same
+        text elsewhere, so that git checks out as much in both and the
+        ratio is what the migrations cost provision. In each, a first
+        `new` (not timed) fills the store of migrated states, as any
+        earlier sandbox would."""
         none_app = os.path.join(work, "none", "app")
         many_app = os.path.join(work, "many", "app")
-        generate_repo(none_app, files, 0, self.env)
+        generate_repo(none_app, files, 0, self.env, others=many)
         generate_repo(many_app, files, many, self.env)
         for app in (none_app, many_app):
             self.quiet([self.provision, "new", "warm"], cwd=app)
