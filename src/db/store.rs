@@ -51,14 +51,16 @@ pub struct Stored {
     pub newness: u64,
 }
 
-/// Whether databases of this recipe go through the store: not the command
-/// kind (its tool keeps the database), not a PostgreSQL `template` (whose
-/// contents provision cannot key).
+/// Whether databases of this recipe go through the store: the command kind
+/// only with `snapshot` and `restore` commands, not a PostgreSQL
+/// `template` (whose contents provision cannot key).
 pub fn usable(settings: &DatabaseSettings) -> bool {
     match settings.kind {
         DatabaseKind::Sqlite => true,
         DatabaseKind::Postgres => settings.template.is_none(),
-        DatabaseKind::Command => false,
+        DatabaseKind::Command => {
+            settings.commands.snapshot.is_some() && settings.commands.restore.is_some()
+        }
     }
 }
 

@@ -720,3 +720,66 @@ fn the_database_never_goes_while_its_worktree_stays() {
     env.provision(&main, &["remove", "feature"]).expect(0);
     assert!(!wt.exists() && !main.join(".sandboxes/app_feature.db").exists());
 }
+
+/// With `snapshot` and `restore`, the command kind keeps a store of
+/// migrated states too: the second sandbox is restored from the first's
+/// state and applies nothing.
+#[test]
+fn snapshot_and_restore_give_the_command_kind_a_store() {
+    let env = TestEnv::new();
+    let dir = "\"$PROVISION_MAIN/.sandboxes\"";
+    let main = command_app(
+        &env,
+        &format!("{SQLITE3} \"$PROVISION_MAIN/.sandboxes/$PROVISION_DB.db\" < {{migration}}"),
+        &format!(
+            "snapshot = 'cp {dir}/\"{{db}}.db\" {dir}/\"{{entry}}.db\"'\nrestore = 'cp {dir}/\"{{entry}}.db\" {dir}/\"{{db}}.db\"'\n"
+        ),
+    );
+    let run = env.provision(&main, &["new", "a", "--json"]).expect(0);
+    let actions = run.json()["actions"].clone();
+    assert!(
+        actions
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "store"),
+        "{actions}"
+    );
+    let run = env.provision(&main, &["new", "b", "--json"]).expect(0);
+    let report = run.json();
+    let actions = report["actions"].as_array().unwrap();
+    let create = actions
+        .iter()
+        .find(|a| a["action"] == "create-database")
+        .unwrap();
+    let entry = create["from_store"].as_str().unwrap().to_string();
+    assert!(
+        !actions.iter().any(|a| a["action"] == "migrate"),
+        "{report}"
+    );
+    assert_eq!(
+        tables(&main.join(".sandboxes/app_b.db")),
+        ["posts", "users"]
+    );
+    assert!(main.join(format!(".sandboxes/{entry}.db")).is_file());
+    env.provision(&env.path("worktree-b"), &["verify"])
+        .expect(0);
+
+    // `{entry}` is known to those two only, and they come in a pair.
+    for (extra, want) in [
+        (
+            "snapshot = 'cp a {entry}'\n",
+            "database.snapshot: needs a `restore` command too",
+        ),
+        (
+            "create = 'x {entry}'\n",
+            "database.create: `{entry}` cannot be used here",
+        ),
+    ] {
+        let recipe =
+            format!("[database]\nkind = \"command\"\nexists = 'e'\nmigrate = 'm'\n{extra}");
+        write(main.join("provision.toml"), &recipe);
+        let run = env.provision(&main, &["apply"]).expect(2);
+        assert!(run.stderr.contains(want), "{want}: {}", run.stderr);
+    }
+}

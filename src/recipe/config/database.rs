@@ -23,6 +23,8 @@ pub(super) struct RawDatabase {
     drop: Option<Spanned<String>>,
     on_divergence: Option<Spanned<String>>,
     seed: Option<Spanned<String>>,
+    snapshot: Option<Spanned<String>>,
+    restore: Option<Spanned<String>>,
 }
 
 pub(super) fn resolve(
@@ -157,6 +159,8 @@ fn only_for_their_kind(
         ("migrate", &raw.migrate, Command),
         ("exists", &raw.exists, Command),
         ("drop", &raw.drop, Command),
+        ("snapshot", &raw.snapshot, Command),
+        ("restore", &raw.restore, Command),
     ] {
         if let Some(value) = value
             && kind != wanted
@@ -212,11 +216,19 @@ fn commands(
 ) -> Result<(), ConfigError> {
     let sandbox = template::SANDBOX;
     let migrate = [sandbox, &["migration"]].concat();
+    let entry = [sandbox, &["entry"]].concat();
     for (key, value, allowed, slot) in [
         ("create", &raw.create, sandbox, &mut commands.create),
         ("migrate", &raw.migrate, &migrate[..], &mut commands.migrate),
         ("exists", &raw.exists, sandbox, &mut commands.exists),
         ("drop", &raw.drop, sandbox, &mut commands.drop),
+        (
+            "snapshot",
+            &raw.snapshot,
+            &entry[..],
+            &mut commands.snapshot,
+        ),
+        ("restore", &raw.restore, &entry[..], &mut commands.restore),
     ] {
         let Some(value) = value else { continue };
         let name = format!("database.{key}");
@@ -224,10 +236,24 @@ fn commands(
             value,
             &name,
             allowed,
-            "`{migration}` is only known to `migrate`",
+            "`{migration}` is only known to `migrate`, `{entry}` to `snapshot` and `restore`",
         )?;
         source.shell_quoting(value, &name)?;
         *slot = Some(value.get_ref().clone());
+    }
+    // The store of migrated states needs both ways, or neither.
+    for (key, value, other, missing) in [
+        ("snapshot", &raw.snapshot, "restore", raw.restore.is_none()),
+        ("restore", &raw.restore, "snapshot", raw.snapshot.is_none()),
+    ] {
+        if let (Some(value), true) = (value, missing) {
+            return Err(source.error_at(
+                value,
+                format!(
+                    "database.{key}: needs a `{other}` command too: the store of migrated states copies a database both ways"
+                ),
+            ));
+        }
     }
     // Without `exists`, an idempotent `create` (`CREATE DATABASE IF NOT
     // EXISTS`) succeeds on someone else's database: provision would mark it
@@ -485,7 +511,7 @@ mod tests {
             ),
             (
                 "[database]\nkind = \"sqlite\"\nkinds = 1\n",
-                "provision.toml:3: unknown field `kinds`, expected one of `kind`, `name`, `migrations`, `format`, `url`, `template`, `create`, `migrate`, `exists`, `drop`, `on_divergence`, `seed`",
+                "provision.toml:3: unknown field `kinds`, expected one of `kind`, `name`, `migrations`, `format`, `url`, `template`, `create`, `migrate`, `exists`, `drop`, `on_divergence`, `seed`, `snapshot`, `restore`",
             ),
         ] {
             assert_eq!(parse(text).unwrap_err().to_string(), want, "{text:?}");

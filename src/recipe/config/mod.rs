@@ -154,6 +154,12 @@ pub struct Commands {
     pub exists: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drop: Option<String>,
+    /// Copies database `{db}` into the store's entry `{entry}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    /// Makes database `{db}` as a copy of the store's entry `{entry}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
