@@ -120,7 +120,7 @@ struct Shared<'a> {
 impl<'a> Listing<'a> {
     pub fn gather(checkout: &'a Checkout) -> Result<Self, BoxError> {
         let registry = Registry::new(&checkout.common_dir);
-        let clone = CloneId::of(&checkout.common_dir)?;
+        let clone = CloneId::current(&checkout.common_dir)?;
         let records = registry.read_all()?;
         let worktrees = git::worktrees(&checkout.main, &checkout.common_dir)?;
         let expired = if worktrees.iter().any(|w| w.prunable) {
@@ -394,7 +394,7 @@ fn verify(
     };
     let workspace = shared
         .workspace
-        .get_or_init(|| Workspace::load(shared.checkout.clone()));
+        .get_or_init(|| Workspace::load_as(shared.checkout.clone(), shared.clone.clone()));
     let workspace = match workspace {
         Ok(workspace) => workspace,
         Err(e) => return Err(Shared::error(e.to_string())),
