@@ -444,3 +444,25 @@ fn read_only_commands_write_no_identity() {
     env.provision(&moved, &["apply"]).expect(0);
     assert_ne!(read(dir.join("clone-home")), home);
 }
+
+/// A literal `{clone}` in an override (`{{clone}}` in the recipe) stays
+/// literal through the lock: `verify` is clean right after `new`, and
+/// `env` prints what the env file holds.
+#[test]
+fn a_literal_clone_in_an_override_stays_literal() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    write(
+        main.join("provision.toml"),
+        "[env.vars]\nLITERAL = \"{{clone}}\"\nJSON = '{{\"a\": \"{{clone}}\"}}'\n",
+    );
+    env.commit_all(&main, "literal");
+    env.provision(&main, &["new", "f"]).expect(0);
+    let wt = env.path("worktree-f");
+    env.provision(&wt, &["verify"]).expect(0);
+    let vars = env.provision(&wt, &["--json", "env"]).expect(0).json();
+    assert_eq!(vars["LITERAL"], "{clone}", "{vars}");
+    assert_eq!(vars["JSON"], "{\"a\": \"{clone}\"}", "{vars}");
+    let lock = read(wt.join("provision.lock"));
+    assert!(lock.contains(r#""LITERAL": "{{clone}""#), "{lock}");
+}
