@@ -733,10 +733,6 @@ mod walk {
             Some(out)
         }
 
-        /// Whether the tracked file `name` in `dir` still has the stat data
-        /// git cached for index entry `entry`, and is not racily clean.
-        // Stat's field types differ by target; the index keeps 32 bits of each.
-        #[allow(clippy::unnecessary_cast)]
         /// Whether the tracked file or folder `name` in `dir` is as the
         /// index has it.
         fn child_clean(
@@ -758,6 +754,10 @@ mod walk {
             }
         }
 
+        /// Whether the tracked file `name` in `dir` still has the stat data
+        /// git cached for index entry `entry`, and is not racily clean.
+        // Stat's field types differ by target; the index keeps 32 bits of each.
+        #[allow(clippy::unnecessary_cast)]
         fn unchanged(&self, dir: &OwnedFd, name: &[u8], entry: usize) -> bool {
             let Ok(st) = statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) else {
                 return false;
@@ -1160,7 +1160,8 @@ mod tests {
     /// the main checkout, where the config is read: left to git.
     #[test]
     fn conditional_includes_are_left_to_git() {
-        let listing = "core.excludesfile\n/nonexistent/ignore\0includeif.onbranch:wt.path\n/x.inc\0";
+        let listing =
+            "core.excludesfile\n/nonexistent/ignore\0includeif.onbranch:wt.path\n/x.inc\0";
         assert!(Excludes::from_config(listing, Path::new("/nonexistent")).is_none());
         let listing = "core.excludesfile\n/nonexistent/ignore\0";
         assert!(Excludes::from_config(listing, Path::new("/nonexistent")).is_some());

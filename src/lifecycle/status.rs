@@ -397,17 +397,17 @@ fn verify(
         .get_or_init(|| Workspace::load_as(shared.checkout.clone(), shared.clone.clone()));
     let workspace = match workspace {
         Ok(workspace) => workspace,
-        Err(e) => return Err(Shared::error(e.to_string())),
+        Err(e) => return Err(e.to_string().into()),
     };
     let ctx = WorktreeSandbox::observe(workspace.at(checkout), &read.sandbox);
     let checked = verify::check(&ctx, &read, |files| {
         let main = shared
             .main
             .get_or_init(|| workspace.main_view().map_err(|e| e.to_string()));
-        let main = main.as_ref().map_err(|e| Shared::error(e.clone()))?;
+        let main = main.as_ref().map_err(|e| BoxError::from(e.clone()))?;
         let head = match head {
             Ok(head) => head.as_ref(),
-            Err(e) => return Err(Shared::error(e.to_string())),
+            Err(e) => return Err(e.to_string().into()),
         };
         ctx.plan_with(main, head, files)
     })?;
@@ -426,13 +426,6 @@ fn verify(
         .find(|f| state == State::Stale || !stale(f))
         .map(|f| format!("{}: {}", f.subject, f.message));
     Ok((state, first, checked.plan.shadowed))
-}
-
-impl Shared<'_> {
-    /// An error every row shares, worded as it was read.
-    fn error(message: String) -> BoxError {
-        message.into()
-    }
 }
 
 /// Computes `f` for every item on all cores, each thread with its own
