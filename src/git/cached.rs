@@ -306,7 +306,9 @@ mod proof {
     }
 
     /// Replaces the record whole (a reader sees the old one or the new
-    /// one); not synced: a record lost is a proof to make again.
+    /// one); not synced: a record lost is a proof to make again. Only into
+    /// a folder that is there: a linked worktree's admin dir made again
+    /// after git removed it would be a broken entry.
     fn write(record: &Path, inputs: &str, proven: Duration) {
         let text = format!(
             "{VERSION}\n{}.{:09}\n{inputs}\n",
@@ -316,7 +318,6 @@ mod proof {
         let Some(dir) = record.parent() else {
             return;
         };
-        let _ = fs_err::create_dir_all(dir);
         if let Ok(mut tmp) = tempfile::Builder::new()
             .prefix(".provision-clean-")
             .tempfile_in(dir)
@@ -1052,6 +1053,35 @@ mod tests {
         sh(&wt, "echo x > src/deep/new.log");
         // Only the folder that changed is listed again.
         assert_eq!(proof(&wt), Some(1));
+    }
+
+    /// A record goes only into a folder that is there: a worktree's admin
+    /// dir git removed meanwhile is not made again.
+    #[test]
+    fn a_record_makes_no_folder() {
+        let (tmp, wt) = fixture();
+        let common = tmp.path().join("repo/.git");
+        let listing = git(&wt, &["config", "-z", "--list"]);
+        let excludes = Excludes::from_config(&listing, &common).unwrap();
+        let tree = git2::Repository::open(&wt)
+            .unwrap()
+            .head()
+            .unwrap()
+            .peel_to_tree()
+            .unwrap()
+            .id();
+        let gone = common.join("worktrees/gone");
+        std::thread::sleep(Duration::from_millis(50));
+        let proven = prove(
+            &excludes,
+            &wt,
+            &common.join("worktrees/wt"),
+            &gone.join("provision-clean"),
+            tree,
+            Duration::from_millis(25),
+        );
+        assert!(proven.is_some_and(|listed| listed > 0));
+        assert!(!gone.exists());
     }
 
     #[test]

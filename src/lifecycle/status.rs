@@ -362,11 +362,14 @@ fn dirty(
     let excludes = shared
         .excludes
         .get_or_init(|| git::Excludes::load(&shared.checkout.main, &shared.checkout.common_dir));
+    // Only a worktree of this repository: the excludes are its own.
+    let checkout = checkout.filter(|c| c.common_dir == shared.checkout.common_dir);
     if let (Some(excludes), Some(checkout), Ok(Some(tree))) = (excludes, checkout, head) {
         // The proof's record goes where git's index is, and with it: a
         // linked worktree's admin dir goes with the worktree.
         let (git_dir, record) = if checkout.is_main() {
             let common = &checkout.common_dir;
+            let _ = fs_err::create_dir_all(common.join("provision"));
             (common.clone(), common.join("provision").join("main-clean"))
         } else {
             let admin = checkout.common_dir.join("worktrees").join(&checkout.id);
