@@ -59,6 +59,12 @@ pub fn identifier_with_tags(name: &str, tag_len: usize) -> String {
     cut(slug_keeping(name, Some(TAG)), tag_len)
 }
 
+/// How many tags of `tag_len` characters a name cut to fit can keep whole,
+/// each with a `_` before it, beside the hash suffix.
+pub fn most_tags(tag_len: usize) -> usize {
+    (MAX_IDENTIFIER - SUFFIX_HEX - 1) / (tag_len + 1)
+}
+
 /// `slug` cut to fit, counting each [`TAG`] in it as `tag_len` long.
 fn cut(slug: String, tag_len: usize) -> String {
     let tags = slug.matches(TAG).count();
@@ -88,6 +94,17 @@ fn cut(slug: String, tag_len: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// As many tags as `most_tags` allows fit once filled in; one more
+    /// cannot.
+    #[test]
+    fn the_most_tags_fit() {
+        let most = most_tags(8);
+        let fill = |name: String| name.replace(TAG, "0a1b2c3d");
+        let name = |n: usize| format!("{}{}", "x".repeat(80), format!("_{TAG}").repeat(n));
+        assert!(fill(identifier_with_tags(&name(most), 8)).len() <= MAX_IDENTIFIER);
+        assert!(fill(identifier_with_tags(&name(most + 1), 8)).len() > MAX_IDENTIFIER);
+    }
 
     #[test]
     fn slugs_to_lowercase_underscores() {

@@ -74,11 +74,18 @@ impl Workspace {
 
     /// `checkout` with the recipe of its main checkout.
     pub fn load(checkout: Checkout) -> Result<Self, BoxError> {
+        let clone = CloneId::of(&checkout.common_dir)?;
+        Self::load_as(checkout, clone)
+    }
+
+    /// `checkout` with the recipe of its main checkout, as the clone
+    /// `clone` (read-only commands: [`CloneId::current`]).
+    pub fn load_as(checkout: Checkout, clone: CloneId) -> Result<Self, BoxError> {
         Ok(Workspace {
             settings: config::load(&checkout.main)?,
             includes: include::load(&checkout.main)?,
             repo: checkout.repo_name(),
-            clone: CloneId::of(&checkout.common_dir)?,
+            clone,
             registry: Registry::new(&checkout.common_dir),
             checkout,
         })

@@ -12,8 +12,8 @@ use clap::{Parser, Subcommand};
 use crate::BoxError;
 use crate::output::{self, Progress, Verbosity};
 use commands::{
-    apply, completions, db, down, env, exec, gc, hook, init, logs, mcp, new, remove, status, trust,
-    up, verify,
+    apply, completions, db, down, env, exec, gc, hook, identity, init, logs, mcp, new, remove,
+    status, trust, up, verify,
 };
 
 /// A reproducible sandbox for every git worktree: its own checkout, links to
@@ -84,6 +84,8 @@ pub enum Command {
     Mcp(mcp::Args),
     /// List the recipe's commands and approve them for this repository.
     Trust(trust::Args),
+    /// Show this clone's identity; `--new` for a copied repository, `--moved` for a moved one.
+    Identity(identity::Args),
     /// Print a shell completion script.
     Completions(completions::Args),
 }
@@ -157,6 +159,7 @@ pub fn run(cli: Cli) -> Result<Exit, BoxError> {
         Some(Command::Hook(args)) => hook::run(args, &globals),
         Some(Command::Mcp(args)) => mcp::run(args, &globals),
         Some(Command::Trust(args)) => trust::run(args, &globals),
+        Some(Command::Identity(args)) => identity::run(args, &globals),
         Some(Command::Completions(args)) => completions::run(args),
     }
 }

@@ -87,6 +87,8 @@ pub enum DbError {
     NoAside(&'static str),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Untrusted(#[from] crate::recipe::trust::TrustError),
 }
 
 /// What a busy SQLite database means here: another provision holds it for
@@ -287,7 +289,12 @@ pub fn open(settings: &DatabaseSettings, name: &str, place: &Place) -> Box<dyn D
             name,
             place.mark.text(),
         )),
-        DatabaseKind::Postgres => Box::new(Postgres::new(settings, name, place.mark.clone())),
+        DatabaseKind::Postgres => Box::new(Postgres::new(
+            settings,
+            name,
+            place.mark.clone(),
+            place.values.get("main").map_or("", String::as_str),
+        )),
         DatabaseKind::Command => Box::new(CommandDb::new(settings, name, place)),
     }
 }

@@ -49,8 +49,8 @@ pub struct Excludes {
 impl Excludes {
     /// The excludes git applies in `main`'s repository, or `None` when git
     /// is set up in a way this module does not follow: environment that
-    /// points git elsewhere, names that ignore case, per-worktree config,
-    /// another hash than SHA-1, an exclude file it cannot read as git does.
+    /// points git elsewhere, names that ignore case, per-worktree config or
+    /// conditional includes (`includeIf`), another hash than SHA-1, an exclude file it cannot read as git does.
     pub fn load(main: &Path, common_dir: &Path) -> Option<Excludes> {
         const REDIRECTS: [&str; 5] = [
             "GIT_DIR",
@@ -78,6 +78,9 @@ impl Excludes {
                 "core.ignorecase" | "extensions.worktreeconfig" if !is_false(value) => return None,
                 "extensions.objectformat" if !value.eq_ignore_ascii_case("sha1") => return None,
                 "core.excludesfile" => excludes_file = Some(value.to_string()),
+                // Read here once, in the main checkout: a condition on the
+                // branch or git dir can set other excludes in a worktree.
+                _ if key.starts_with("includeif.") => return None,
                 _ => {}
             }
         }
@@ -151,7 +154,10 @@ fn default_excludes_file() -> Option<PathBuf> {
 /// The patterns of one ignore file, matched with paths relative to its
 /// folder; none when there is no file. `None` when git would read it
 /// differently: not a regular file (git does not follow a `.gitignore`
-/// symlink in the worktree), unreadable, or a line this matcher rejects.
+/// symlink in the worktree), unreadable, a line this matcher rejects (an
+/// unclosed `[`, which git never matches), or a line ending in whitespace
+/// other than a space (a tab, form feed, no-break space: git keeps it in
+/// the pattern, this matcher trims it).
 fn load_file(path: &Path, follow: bool) -> Option<Gitignore> {
     let meta = if follow {
         fs_err::metadata(path)
@@ -163,7 +169,19 @@ fn load_file(path: &Path, follow: bool) -> Option<Gitignore> {
         Ok(meta) if meta.is_file() => {}
         _ => return None,
     }
+    let bytes = fs_err::read(path).ok()?;
+    let odd_end = |line: &[u8]| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        String::from_utf8_lossy(line)
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_whitespace() && c != ' ')
+    };
+    if bytes.split(|&b| b == b'\n').any(odd_end) {
+        return None;
+    }
     let mut builder = GitignoreBuilder::new(".");
+    builder.allow_unclosed_class(false);
     if builder.add(path).is_some() {
         return None;
     }
@@ -288,7 +306,9 @@ mod proof {
     }
 
     /// Replaces the record whole (a reader sees the old one or the new
-    /// one); not synced: a record lost is a proof to make again.
+    /// one); not synced: a record lost is a proof to make again. Only into
+    /// a folder that is there: a linked worktree's admin dir made again
+    /// after git removed it would be a broken entry.
     fn write(record: &Path, inputs: &str, proven: Duration) {
         let text = format!(
             "{VERSION}\n{}.{:09}\n{inputs}\n",
@@ -298,7 +318,6 @@ mod proof {
         let Some(dir) = record.parent() else {
             return;
         };
-        let _ = fs_err::create_dir_all(dir);
         if let Ok(mut tmp) = tempfile::Builder::new()
             .prefix(".provision-clean-")
             .tempfile_in(dir)
@@ -715,10 +734,6 @@ mod walk {
             Some(out)
         }
 
-        /// Whether the tracked file `name` in `dir` still has the stat data
-        /// git cached for index entry `entry`, and is not racily clean.
-        // Stat's field types differ by target; the index keeps 32 bits of each.
-        #[allow(clippy::unnecessary_cast)]
         /// Whether the tracked file or folder `name` in `dir` is as the
         /// index has it.
         fn child_clean(
@@ -740,6 +755,10 @@ mod walk {
             }
         }
 
+        /// Whether the tracked file `name` in `dir` still has the stat data
+        /// git cached for index entry `entry`, and is not racily clean.
+        // Stat's field types differ by target; the index keeps 32 bits of each.
+        #[allow(clippy::unnecessary_cast)]
         fn unchanged(&self, dir: &OwnedFd, name: &[u8], entry: usize) -> bool {
             let Ok(st) = statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) else {
                 return false;
@@ -993,7 +1012,7 @@ mod tests {
     fn proof(wt: &Path) -> Option<usize> {
         let common = wt.parent().unwrap().join("repo/.git");
         let listing = git(wt, &["config", "-z", "--list"]);
-        let excludes = Excludes::from_config(&listing, &common).expect("followed");
+        let excludes = Excludes::from_config(&listing, &common)?;
         let repo = git2::Repository::open(wt).unwrap();
         let tree = repo.head().unwrap().peel_to_tree().unwrap().id();
         let git_dir = common.join("worktrees/wt");
@@ -1034,6 +1053,35 @@ mod tests {
         sh(&wt, "echo x > src/deep/new.log");
         // Only the folder that changed is listed again.
         assert_eq!(proof(&wt), Some(1));
+    }
+
+    /// A record goes only into a folder that is there: a worktree's admin
+    /// dir git removed meanwhile is not made again.
+    #[test]
+    fn a_record_makes_no_folder() {
+        let (tmp, wt) = fixture();
+        let common = tmp.path().join("repo/.git");
+        let listing = git(&wt, &["config", "-z", "--list"]);
+        let excludes = Excludes::from_config(&listing, &common).unwrap();
+        let tree = git2::Repository::open(&wt)
+            .unwrap()
+            .head()
+            .unwrap()
+            .peel_to_tree()
+            .unwrap()
+            .id();
+        let gone = common.join("worktrees/gone");
+        std::thread::sleep(Duration::from_millis(50));
+        let proven = prove(
+            &excludes,
+            &wt,
+            &common.join("worktrees/wt"),
+            &gone.join("provision-clean"),
+            tree,
+            Duration::from_millis(25),
+        );
+        assert!(proven.is_some_and(|listed| listed > 0));
+        assert!(!gone.exists());
     }
 
     #[test]
@@ -1115,6 +1163,38 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Lines git reads otherwise than the matcher: a trailing tab, form
+    /// feed, vertical tab or no-break space stays in git's pattern; git
+    /// never matches an unclosed `[`. In an exclude file, or a tracked
+    /// `.gitignore`: left to git.
+    #[test]
+    fn ignore_lines_git_reads_otherwise_are_left_to_git() {
+        for (line, file) in [
+            ("*.odd\t", "x.odd"),
+            ("*.odd\u{c}", "x.odd"),
+            ("*.odd\u{b}", "x.odd"),
+            ("*.odd\u{a0}", "x.odd"),
+            ("[abc", "[abc"),
+        ] {
+            let (tmp, wt) = fixture();
+            let exclude = tmp.path().join("repo/.git/info/exclude");
+            fs_err::write(&exclude, format!("{line}\n")).unwrap();
+            fs_err::write(wt.join(file), "x").unwrap();
+            assert_eq!(both(&wt), (true, false), "{line:?}");
+        }
+    }
+
+    /// Conditional includes can set other excludes in a worktree than in
+    /// the main checkout, where the config is read: left to git.
+    #[test]
+    fn conditional_includes_are_left_to_git() {
+        let listing =
+            "core.excludesfile\n/nonexistent/ignore\0includeif.onbranch:wt.path\n/x.inc\0";
+        assert!(Excludes::from_config(listing, Path::new("/nonexistent")).is_none());
+        let listing = "core.excludesfile\n/nonexistent/ignore\0";
+        assert!(Excludes::from_config(listing, Path::new("/nonexistent")).is_some());
     }
 
     #[test]

@@ -107,7 +107,9 @@ pub fn status(checkout: &Checkout) -> Result<Report, BoxError> {
 /// The store of migrated states, where it holds anything and the recipe
 /// (and its server) can be read.
 pub fn store(checkout: &Checkout) -> Option<crate::lifecycle::store::Contents> {
-    crate::workspace::Workspace::load(checkout.clone())
+    // Read-only: the clone's identity as it is, never made here.
+    let clone = CloneId::current(&checkout.common_dir).ok()?;
+    crate::workspace::Workspace::load_as(checkout.clone(), clone)
         .ok()
         .and_then(|workspace| crate::lifecycle::store::contents(&workspace).ok())
         .filter(|contents| !contents.entries.is_empty())
@@ -136,7 +138,7 @@ struct Shared<'a> {
 impl<'a> Listing<'a> {
     pub fn gather(checkout: &'a Checkout) -> Result<Self, BoxError> {
         let registry = Registry::new(&checkout.common_dir);
-        let clone = CloneId::of(&checkout.common_dir)?;
+        let clone = CloneId::current(&checkout.common_dir)?;
         let records = registry.read_all()?;
         let worktrees = git::worktrees(&checkout.main, &checkout.common_dir)?;
         let expired = if worktrees.iter().any(|w| w.prunable) {
@@ -378,11 +380,14 @@ fn dirty(
     let excludes = shared
         .excludes
         .get_or_init(|| git::Excludes::load(&shared.checkout.main, &shared.checkout.common_dir));
+    // Only a worktree of this repository: the excludes are its own.
+    let checkout = checkout.filter(|c| c.common_dir == shared.checkout.common_dir);
     if let (Some(excludes), Some(checkout), Ok(Some(tree))) = (excludes, checkout, head) {
         // The proof's record goes where git's index is, and with it: a
         // linked worktree's admin dir goes with the worktree.
         let (git_dir, record) = if checkout.is_main() {
             let common = &checkout.common_dir;
+            let _ = fs_err::create_dir_all(common.join("provision"));
             (common.clone(), common.join("provision").join("main-clean"))
         } else {
             let admin = checkout.common_dir.join("worktrees").join(&checkout.id);
@@ -410,20 +415,20 @@ fn verify(
     };
     let workspace = shared
         .workspace
-        .get_or_init(|| Workspace::load(shared.checkout.clone()));
+        .get_or_init(|| Workspace::load_as(shared.checkout.clone(), shared.clone.clone()));
     let workspace = match workspace {
         Ok(workspace) => workspace,
-        Err(e) => return Err(Shared::error(e.to_string())),
+        Err(e) => return Err(e.to_string().into()),
     };
     let ctx = WorktreeSandbox::observe(workspace.at(checkout), &read.sandbox);
     let checked = verify::check(&ctx, &read, |files| {
         let main = shared
             .main
             .get_or_init(|| workspace.main_view().map_err(|e| e.to_string()));
-        let main = main.as_ref().map_err(|e| Shared::error(e.clone()))?;
+        let main = main.as_ref().map_err(|e| BoxError::from(e.clone()))?;
         let head = match head {
             Ok(head) => head.as_ref(),
-            Err(e) => return Err(Shared::error(e.to_string())),
+            Err(e) => return Err(e.to_string().into()),
         };
         ctx.plan_with(main, head, files)
     })?;
@@ -442,13 +447,6 @@ fn verify(
         .find(|f| state == State::Stale || !stale(f))
         .map(|f| format!("{}: {}", f.subject, f.message));
     Ok((state, first, checked.plan.shadowed))
-}
-
-impl Shared<'_> {
-    /// An error every row shares, worded as it was read.
-    fn error(message: String) -> BoxError {
-        message.into()
-    }
 }
 
 /// Computes `f` for every item on all cores, each thread with its own

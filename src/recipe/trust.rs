@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fsutil;
 use crate::hash;
-use crate::recipe::config::Settings;
+use crate::recipe::config::{DatabaseKind, Settings};
 
 /// The variable that, set to `1`, trusts every recipe's commands.
 pub const ENV: &str = "PROVISION_TRUST";
@@ -35,6 +35,10 @@ pub enum TrustError {
         run: String,
         main: String,
     },
+    #[error(
+        "[database] url `{url}` of {main}'s provision.toml names a server that asks for a password, and your password file has one for it: a server a repository names gets your password only once you approved it; review it with `provision trust`, which approves it (CI and agents you set up: `--trust` or {ENV}=1)"
+    )]
+    UntrustedServer { url: String, main: String },
     #[error(
         "{}: not a file of approvals provision can read ({reason}); delete it to start over (the approvals in it are lost)", .path.display()
     )]
@@ -121,6 +125,25 @@ pub fn commands(settings: &Settings) -> Vec<RecipeCommand> {
     }
     out
 }
+
+/// What `provision trust` lists and approves: the recipe's commands, and
+/// the server its `[database] url` names, which gets a password from the
+/// password file only once approved.
+pub fn approvals(settings: &Settings) -> Vec<RecipeCommand> {
+    let mut out = commands(settings);
+    if settings.database.kind == DatabaseKind::Postgres
+        && let Some(url) = &settings.database.url
+    {
+        out.push(RecipeCommand {
+            what: SERVER.into(),
+            line: None,
+            run: url.clone(),
+        });
+    }
+    out
+}
+
+const SERVER: &str = "database.url (gets your password file's password for it)";
 
 /// What this user approved: per main checkout, the hashes of the exact
 /// command texts (with the text, for a person reading the file).
@@ -243,6 +266,18 @@ pub fn require(main: &str, what: &str, run: &str) -> Result<(), TrustError> {
     Err(TrustError::Untrusted {
         what: what.to_string(),
         run: run.to_string(),
+        main: main.to_string(),
+    })
+}
+
+/// The gate in front of sending a password from the password file to the
+/// server `url` the recipe of `main` names.
+pub fn require_server(main: &str, url: &str) -> Result<(), TrustError> {
+    if trust_all() || store()?.approves(main, url) {
+        return Ok(());
+    }
+    Err(TrustError::UntrustedServer {
+        url: url.to_string(),
         main: main.to_string(),
     })
 }

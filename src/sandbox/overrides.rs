@@ -42,7 +42,7 @@ pub struct Overrides {
 
 pub fn current(cwd: &Path) -> Result<Overrides, BoxError> {
     let checkout = Checkout::discover(cwd)?;
-    let clone = CloneId::of(&checkout.common_dir)?;
+    let clone = CloneId::current(&checkout.common_dir)?;
     let read = lock::read(&checkout.root, clone.tag())?
         .ok_or_else(|| OverridesError::NoSandbox(checkout.root.clone()))?;
     if !read.hash_ok {

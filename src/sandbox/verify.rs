@@ -91,7 +91,7 @@ pub struct Report {
 pub fn verify(checkout: Checkout) -> Result<Report, BoxError> {
     let root = checkout.root.clone();
     let path = root.display().to_string();
-    let clone = CloneId::of(&checkout.common_dir)?;
+    let clone = CloneId::current(&checkout.common_dir)?;
     let Some(read) = lock::read(&root, clone.tag())? else {
         let finding = Finding::lock(
             "missing: this worktree is not provisioned (run `provision apply`)".into(),
@@ -106,7 +106,7 @@ pub fn verify(checkout: Checkout) -> Result<Report, BoxError> {
             warnings: Vec::new(),
         });
     };
-    let ctx = WorktreeSandbox::observe(Workspace::load(checkout)?, &read.sandbox);
+    let ctx = WorktreeSandbox::observe(Workspace::load_as(checkout, clone)?, &read.sandbox);
     let checked = check(&ctx, &read, |files| ctx.plan(files))?;
     let locked = &read.sandbox;
     let mut diff = unified(locked, &checked.observed, "observed");

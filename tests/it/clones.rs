@@ -323,14 +323,18 @@ fn a_forged_clone_id_is_an_error_and_nothing_is_dropped() {
     assert!(!exists(&db));
 }
 
-/// A repository copied whole carries its identity: the copy is refused
-/// until it has one of its own, and the original's databases stay its.
+/// A repository copied whole carries its identity: the copy is refused,
+/// even once the original has moved away, until `provision identity --new`
+/// gives it one of its own; then its sandboxes get databases of their own,
+/// and the original's stay its.
 #[test]
 fn a_copied_repository_is_refused_until_it_has_an_identity_of_its_own() {
     let env = TestEnv::new();
     let main = pg_app_at(&env, "app", "");
+    env.provision(&main, &["apply"]).expect(0);
     env.provision(&main, &["new", "feature"]).expect(0);
-    let db = format!("app_feature_{}", tag(&main));
+    let original = tag(&main);
+    let db = |name: &str| format!("app_{name}_{original}");
     let copy = env.path("copy/app");
     fs_err::create_dir_all(copy.parent().unwrap()).unwrap();
     let cp = std::process::Command::new("cp")
@@ -338,29 +342,127 @@ fn a_copied_repository_is_refused_until_it_has_an_identity_of_its_own() {
         .status()
         .unwrap();
     assert!(cp.success());
-    for args in [&["new", "other"][..], &["gc"][..]] {
+    // The original is renamed: it keeps its identity, the copy does not
+    // take it.
+    let main = move_repository(&env, &main, "renamed/app");
+    env.provision(&main, &["status"]).expect(0);
+    let copy_git = fs_err::canonicalize(copy.join(".git")).unwrap();
+    for args in [
+        &["new", "other"][..],
+        &["gc"][..],
+        &["status"][..],
+        &["apply"][..],
+    ] {
         let run = env.provision(&copy, args).expect(2);
-        let copy_git = fs_err::canonicalize(copy.join(".git")).unwrap();
         assert!(
             run.stderr.starts_with(&format!(
-                "error: {} is a copy of the clone at {}",
+                "error: {} holds the clone identity of {}, but is not that folder: this repository is a copy of it, or was moved from another file system;",
                 copy_git.display(),
-                fs_err::canonicalize(main.join(".git")).unwrap().display()
-            )),
+                fs_err::canonicalize(env.path("app")).unwrap_or(env.path("app")).join(".git").display()
+            )) && run.stderr.contains("`provision identity --new`"),
             "{args:?}: {}",
             run.stderr
         );
     }
-    assert!(exists(&db));
-    env.provision(&env.path("worktree-feature"), &["verify"])
-        .expect(0);
+    assert!(exists(&db("main")) && exists(&db("feature")));
+    env.provision(&main, &["new", "x"]).expect(0);
 
-    fs_err::remove_file(copy.join(".git/provision/clone-id")).unwrap();
-    env.provision(&copy, &["new", "other"]).expect(0);
-    assert_ne!(tag(&copy), tag(&main));
-    let other = format!("app_other_{}", tag(&copy));
-    assert!(exists(&other));
-    env.provision(&copy, &["remove", "other"]).expect(0);
+    let json = env
+        .provision(&copy, &["--json", "identity", "--new"])
+        .expect(0)
+        .json();
+    assert_eq!(json["action"], "new");
+    assert_eq!(json["renamed"], serde_json::json!(["main", "feature"]));
+    let own = tag(&copy);
+    assert_ne!(own, original);
+    env.provision(&copy, &["apply"]).expect(0);
+    env.provision(&copy, &["verify"]).expect(0);
+    env.provision(&copy, &["new", "x"]).expect(0);
+    assert!(exists(&format!("app_main_{own}")) && exists(&format!("app_x_{own}")));
+    env.provision(&copy, &["remove", "x"]).expect(0);
+    assert!(exists(&db("x")) && exists(&db("main")) && exists(&db("feature")));
+    env.provision(&env.path("renamed/worktree-x"), &["verify"])
+        .expect(0);
+    env.provision(&main, &["remove", "x"]).expect(0);
     env.provision(&main, &["remove", "feature"]).expect(0);
-    assert!(!exists(&other) && !exists(&db));
+    assert!(!exists(&db("x")) && !exists(&db("feature")));
+}
+
+/// A hard-linked copy (`cp -al`) shares the identity's file, not its
+/// folder: refused too. Moved across file systems (a new folder, the old
+/// one gone), `provision identity --moved` keeps the identity.
+#[test]
+fn a_hard_linked_copy_is_refused_and_a_move_is_accepted_when_told() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["apply"]).expect(0);
+    let id = clone_id(&main);
+    let copy = env.path("linked");
+    let cp = std::process::Command::new("cp")
+        .args(["-al", main.to_str().unwrap(), copy.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    let run = env.provision(&copy, &["status"]).expect(2);
+    assert!(
+        run.stderr.contains("but is not that folder"),
+        "{}",
+        run.stderr
+    );
+    let json = env.provision(&copy, &["--json", "status"]).expect(2).json();
+    assert_eq!(json["exit"], 2);
+
+    // As a move across file systems looks: a new folder, the old gone.
+    fs_err::remove_dir_all(&main).unwrap();
+    env.provision(&copy, &["status"]).expect(2);
+    let moved = env.provision(&copy, &["identity", "--moved"]).expect(0);
+    assert!(moved.stdout.contains(&id), "{}", moved.stdout);
+    env.provision(&copy, &["status"]).expect(0);
+    assert_eq!(clone_id(&copy), id);
+}
+
+/// `verify`, `status` and `env` only read: they make no identity, and do
+/// not write down where a moved repository now is.
+#[test]
+fn read_only_commands_write_no_identity() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    let dir = main.join(".git/provision");
+    env.provision(&main, &["verify"]).expect(1);
+    env.provision(&main, &["status"]).expect(0);
+    env.provision(&main, &["env"]).expect(2);
+    assert!(!dir.join("clone-id").exists() && !dir.join("clone-home").exists());
+
+    env.provision(&main, &["apply"]).expect(0);
+    let home = read(dir.join("clone-home"));
+    let moved = move_repository(&env, &main, "moved/app");
+    let dir = moved.join(".git/provision");
+    for args in [&["verify"][..], &["status"][..], &["env"][..]] {
+        env.provision(&moved, args).expect(0);
+    }
+    assert_eq!(read(dir.join("clone-home")), home);
+    env.provision(&moved, &["apply"]).expect(0);
+    assert_ne!(read(dir.join("clone-home")), home);
+}
+
+/// A literal `{clone}` in an override (`{{clone}}` in the recipe) stays
+/// literal through the lock: `verify` is clean right after `new`, and
+/// `env` prints what the env file holds.
+#[test]
+fn a_literal_clone_in_an_override_stays_literal() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    write(
+        main.join("provision.toml"),
+        "[env.vars]\nLITERAL = \"{{clone}}\"\nJSON = '{{\"a\": \"{{clone}}\"}}'\n",
+    );
+    env.commit_all(&main, "literal");
+    env.provision(&main, &["new", "f"]).expect(0);
+    let wt = env.path("worktree-f");
+    env.provision(&wt, &["verify"]).expect(0);
+    let vars = env.provision(&wt, &["--json", "env"]).expect(0).json();
+    assert_eq!(vars["LITERAL"], "{clone}", "{vars}");
+    assert_eq!(vars["JSON"], "{\"a\": \"{clone}\"}", "{vars}");
+    let lock = read(wt.join("provision.lock"));
+    assert!(lock.contains(r#""LITERAL": "{{clone}""#), "{lock}");
 }

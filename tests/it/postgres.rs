@@ -366,12 +366,7 @@ fn remove_and_gc_drop_marked_databases_only() {
 fn a_password_comes_from_the_password_file_as_libpq_reads_it() {
     use crate::pg_server::PASSWORD_USER;
     let env = TestEnv::new();
-    server()
-        .client("postgres")
-        .batch_execute(&format!(
-            "CREATE ROLE {PASSWORD_USER} LOGIN CREATEDB PASSWORD 'se:cret'"
-        ))
-        .unwrap();
+    password_role();
     let main = env.fixture_repo("app");
     let url = format!(
         "postgres://{PASSWORD_USER}@127.0.0.1:{}/postgres",
@@ -417,4 +412,89 @@ fn a_password_comes_from_the_password_file_as_libpq_reads_it() {
     assert!(database_exists("t_pgpass_feature"));
     run(&["remove", "feature"]).expect(0);
     assert!(!database_exists("t_pgpass_feature"));
+}
+
+/// The role the server asks a password of, made once by whichever test
+/// needs it first.
+fn password_role() {
+    use crate::pg_server::PASSWORD_USER;
+    static MADE: std::sync::Once = std::sync::Once::new();
+    MADE.call_once(|| {
+        server()
+            .client("postgres")
+            .batch_execute(&format!(
+                "CREATE ROLE {PASSWORD_USER} LOGIN CREATEDB PASSWORD 'se:cret'"
+            ))
+            .unwrap()
+    });
+}
+
+/// A password from the password file goes to a server the repository's
+/// recipe names only once this user approved its url (`provision trust`);
+/// to a server the user's own environment names, freely; and a server
+/// that asks for none needs no approval.
+#[test]
+fn a_password_goes_to_a_server_a_recipe_names_only_once_approved() {
+    use crate::pg_server::PASSWORD_USER;
+    let env = TestEnv::new();
+    password_role();
+    let port = server().port;
+    let main = env.fixture_repo("app");
+    let url = format!("postgres://{PASSWORD_USER}@127.0.0.1:{port}/postgres");
+    let recipe = |url: &str| {
+        let url = if url.is_empty() {
+            String::new()
+        } else {
+            format!("url = \"{url}\"\n")
+        };
+        write(
+            main.join("provision.toml"),
+            &format!("[database]\nkind = \"postgres\"\n{url}name = \"t_approve_{{slug}}\"\n"),
+        );
+        env.commit_all(&main, "postgres recipe");
+    };
+    let pgpass = env.path("pgpass");
+    write(&pgpass, "*:*:*:*:se\\:cret\n");
+    fs_err::set_permissions(&pgpass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let run = |args: &[&str], vars: &[(&str, &str)]| {
+        crate::support::Run::from(
+            env.command(env!("CARGO_BIN_EXE_provision"), &main)
+                .env_remove("PROVISION_TRUST")
+                .env("PGPASSFILE", &pgpass)
+                .envs(vars.iter().copied())
+                .args(args)
+                .output()
+                .unwrap(),
+        )
+    };
+
+    recipe(&url);
+    let refused = run(&["new", "feature"], &[]).expect(2);
+    let main_path = fs_err::canonicalize(&main).unwrap();
+    assert!(
+        refused.stderr.contains(&format!(
+            "[database] url `{url}` of {}'s provision.toml names a server that asks for a password, and your password file has one for it:",
+            main_path.display()
+        )) && refused.stderr.contains("`provision trust`"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!database_exists("t_approve_feature"));
+    let listed = run(&["trust", "--list"], &[]).expect(0);
+    assert!(listed.stdout.contains(&url), "{}", listed.stdout);
+    run(&["trust"], &[]).expect(0);
+    run(&["new", "feature"], &[]).expect(0);
+    assert!(database_exists("t_approve_feature"));
+    run(&["remove", "feature"], &[]).expect(0);
+
+    // Named by the user's environment: no approval asked.
+    recipe("");
+    run(&["new", "env"], &[("DATABASE_URL", &url)]).expect(0);
+    run(&["remove", "env"], &[("DATABASE_URL", &url)]).expect(0);
+
+    // A server that asks for no password needs no approval.
+    recipe(&format!("postgres://postgres@127.0.0.1:{port}/postgres"));
+    run(&["new", "open"], &[]).expect(0);
+    run(&["remove", "open"], &[]).expect(0);
+    assert!(!database_exists("t_approve_open"));
 }

@@ -39,6 +39,26 @@ fn unknown_template_is_named_with_its_line() {
     );
 }
 
+/// A name whose `{clone}` tags alone cannot fit a database name is
+/// refused where it is written, not by the server.
+#[test]
+fn too_many_clone_tags_are_refused_at_load() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    let name = |n: usize| format!("[database]\nname = \"{}\"\n", "{clone}".repeat(n));
+    write(main.join("provision.toml"), &name(7));
+    let run = env.provision(&main, &["new", "x"]).expect(2);
+    assert!(
+        run.stderr.starts_with(
+            "error: provision.toml:2: database.name: `{clone}` 7 times does not fit a database name (63 bytes at most): use it at most 6 times"
+        ),
+        "{}",
+        run.stderr
+    );
+    write(main.join("provision.toml"), &name(6));
+    env.provision(&main, &["new", "x"]).expect(0);
+}
+
 #[test]
 fn entries_leaving_the_repository_are_refused() {
     let env = TestEnv::new();

@@ -10,6 +10,7 @@ pub mod env;
 pub mod exec;
 pub mod gc;
 pub mod hook;
+pub mod identity;
 pub mod init;
 pub mod logs;
 pub mod mcp;

@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::BoxError;
 use crate::cli::{Exit, Globals};
 use crate::fsutil;
-use crate::git::Checkout;
 use crate::lifecycle::create::{self, Options};
-use crate::lifecycle::identity::CloneId;
 use crate::output::{self, GREEN, Report, paint};
 use crate::recipe::config::DatabaseKind;
 use crate::recipe::{template, trust};
@@ -35,15 +33,14 @@ pub struct Args {
 }
 
 pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
-    let outcome = create(globals, &args.name, args.path, args.from.as_deref())?;
+    let (outcome, tag) = create(globals, &args.name, args.path, args.from.as_deref())?;
     for warning in &outcome.shadowed {
         globals.progress.warn(warning);
     }
     // What an orchestrator needs next, from the lock just written: one
     // object, so nothing has to be scraped from text.
     let at = Path::new(&outcome.path);
-    let clone = CloneId::of(&Checkout::discover(at)?.common_dir)?;
-    let locked = lock::read(at, clone.tag())?
+    let locked = lock::read(at, &tag)?
         .map(|read| read.sandbox)
         .ok_or("the new sandbox has no lock")?;
     let report = NewReport {
@@ -63,13 +60,14 @@ pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
 }
 
 /// What `new` does, for `new` and for the agents' hooks: `path` relative
-/// to where provision runs, else `[worktree] path`.
+/// to where provision runs, else `[worktree] path`; with the clone's tag,
+/// to read the new lock with.
 pub(super) fn create(
     globals: &Globals,
     name: &str,
     path: Option<PathBuf>,
     from: Option<&str>,
-) -> Result<Outcome, BoxError> {
+) -> Result<(Outcome, String), BoxError> {
     let workspace = Workspace::discover(&globals.cwd)?;
     trust::check_recipe(&workspace.checkout.main, &workspace.settings)?;
     let main = &workspace.checkout.main;
@@ -103,7 +101,8 @@ pub(super) fn create(
         path: fsutil::normalize(&path),
         from,
     };
-    create::create(&workspace, options, &globals.progress)
+    let outcome = create::create(&workspace, options, &globals.progress)?;
+    Ok((outcome, workspace.clone.tag().to_string()))
 }
 
 /// `new`'s report: apply's, read as the announcement of a new sandbox,

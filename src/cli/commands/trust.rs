@@ -39,7 +39,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
     let main = Checkout::discover(&globals.cwd)?.main_of()?;
     let settings = config::load(&main.main)?;
     let repository = main.main.to_string_lossy().into_owned();
-    let commands = trust::commands(&settings);
+    let commands = trust::approvals(&settings);
     let (mut store, path, _held) = if args.list {
         let (store, path) = Store::load()?;
         (store, path, None)

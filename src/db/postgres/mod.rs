@@ -21,6 +21,7 @@ use super::store::{self, Entry, Stored};
 use super::{Database, DbError, Ledger, Mark};
 use crate::db::migrations::{Applied, Format, Migration};
 use crate::recipe::config::{DatabaseKind, DatabaseSettings};
+use crate::recipe::trust;
 
 /// Long enough for a loaded server, short enough that a stopped one is
 /// reported while the user still waits for it.
@@ -47,13 +48,18 @@ pub struct Postgres {
     /// The migration tool's ledger kept beside provision's, once
     /// `tool_ledger` names the layout (flat folders have none here).
     tool: Option<ToolLedger>,
+    /// The main checkout and `[database] url`, when the recipe names the
+    /// server: a password from the password file goes there only once
+    /// this user approved the url (`provision trust`).
+    recipe_server: Option<(String, String)>,
 }
 
 impl Postgres {
-    pub fn new(settings: &DatabaseSettings, name: &str, mark: Mark) -> Self {
+    pub fn new(settings: &DatabaseSettings, name: &str, mark: Mark, main: &str) -> Self {
         Postgres {
             name: name.to_string(),
             mark,
+            recipe_server: settings.url.clone().map(|url| (main.to_string(), url)),
             template: settings.template.clone(),
             config: server_config(settings.url.as_deref()),
             admin: None,
@@ -84,14 +90,32 @@ impl Postgres {
         if let Some(dbname) = dbname {
             config.dbname(dbname);
         }
-        if config.get_password().is_none()
-            && let Some(password) = pgpass::lookup(&config)
-        {
-            config.password(password);
-        }
-        config.connect(NoTls).map_err(|source| DbError::Connect {
-            server: describe(&config),
-            source,
+        // As libpq, an empty password is none.
+        let password = match config.get_password() {
+            Some(password) if !password.is_empty() => None,
+            _ => pgpass::lookup(&config),
+        };
+        let refused = match (password, &self.recipe_server) {
+            (None, _) => None,
+            (Some(password), None) => {
+                config.password(password);
+                None
+            }
+            (Some(password), Some((main, url))) => match trust::require_server(main, url) {
+                Ok(()) => {
+                    config.password(password);
+                    None
+                }
+                Err(refused) => Some(refused),
+            },
+        };
+        config.connect(NoTls).map_err(|source| match refused {
+            // The server asked for the password the file holds.
+            Some(refused) if asked_for_password(&source) => DbError::Untrusted(refused),
+            _ => DbError::Connect {
+                server: describe(&config),
+                source,
+            },
         })
     }
 
@@ -499,6 +523,13 @@ fn server_config(url: Option<&str>) -> Result<Config, (&'static str, String)> {
     config.connect_timeout(CONNECT_TIMEOUT);
     config.application_name("provision");
     Ok(config)
+}
+
+/// Whether the connection failed because the server asked for a password
+/// provision had none for (the client's "password missing").
+fn asked_for_password(error: &postgres::Error) -> bool {
+    std::iter::successors(Some(error as &dyn std::error::Error), |e| e.source())
+        .any(|e| e.to_string() == "password missing")
 }
 
 fn parse_url(url: &str, from: &'static str) -> Result<Config, (&'static str, String)> {

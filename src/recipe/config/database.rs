@@ -6,7 +6,9 @@ use toml::Spanned;
 
 use super::{Commands, ConfigError, DatabaseKind, DatabaseSettings, OnDivergence, Seed, Source};
 use crate::db::migrations::Format;
+use crate::lifecycle::identity::TAG_LEN;
 use crate::recipe::template;
+use crate::slug;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, expecting = "a table")]
@@ -45,6 +47,21 @@ pub(super) fn resolve(
             &["name", "slug", "repo", "clone"],
             "the database name cannot depend on itself, the port or absolute paths",
         )?;
+        let tags = template::keys(name.get_ref())
+            .unwrap_or_default()
+            .iter()
+            .filter(|key| *key == "clone")
+            .count();
+        let most = slug::most_tags(TAG_LEN);
+        if tags > most {
+            return Err(source.error_at(
+                &name,
+                format!(
+                    "database.name: `{{clone}}` {tags} times does not fit a database name ({} bytes at most): use it at most {most} times",
+                    slug::MAX_IDENTIFIER
+                ),
+            ));
+        }
         database.name = name.into_inner();
     } else {
         database.name = default_name(database.kind).to_string();

@@ -215,31 +215,63 @@ impl Sandbox {
 /// `{main}`. In memory a sandbox holds its clone's tag itself.
 pub const CLONE: &str = "{clone}";
 
-/// `sandbox` as its lock records it: `tag` written [`CLONE`].
+/// `sandbox` as its lock records it: `tag` written [`CLONE`]. In an
+/// override value, which may hold any text, a `{` of its own is written
+/// `{{` first, so that a literal `{clone}` reads back as itself; a value
+/// without `{` is written as before.
 pub fn symbolic(sandbox: &Sandbox, tag: &str) -> Sandbox {
+    assert!(!tag.is_empty(), "a clone's tag is never empty");
     let mut sandbox = sandbox.clone();
-    swap(&mut sandbox, tag, CLONE);
-    sandbox
-}
-
-/// A lock's sandbox with [`CLONE`] filled in with `tag`.
-pub fn realised(mut sandbox: Sandbox, tag: &str) -> Sandbox {
-    swap(&mut sandbox, CLONE, tag);
-    sandbox
-}
-
-fn swap(sandbox: &mut Sandbox, from: &str, to: &str) {
-    assert!(!from.is_empty(), "a clone's tag is never empty");
     let database = &mut sandbox.database;
-    database.name = database.name.replace(from, to);
-    database.location = database.location.replace(from, to);
-    for value in sandbox
+    database.name = database.name.replace(tag, CLONE);
+    database.location = database.location.replace(tag, CLONE);
+    for value in overrides(&mut sandbox) {
+        *value = value.replace('{', "{{").replace(tag, CLONE);
+    }
+    sandbox
+}
+
+/// A lock's sandbox with [`CLONE`] filled in with `tag` (and, in override
+/// values, `{{` read as `{`).
+pub fn realised(mut sandbox: Sandbox, tag: &str) -> Sandbox {
+    let database = &mut sandbox.database;
+    database.name = database.name.replace(CLONE, tag);
+    database.location = database.location.replace(CLONE, tag);
+    for value in overrides(&mut sandbox) {
+        *value = unescape(value, tag);
+    }
+    sandbox
+}
+
+fn overrides(sandbox: &mut Sandbox) -> impl Iterator<Item = &mut String> {
+    sandbox
         .env
         .iter_mut()
         .flat_map(|e| e.overrides.values_mut())
-    {
-        *value = value.replace(from, to);
+}
+
+/// An override value as [`symbolic`] wrote it, read left to right: `{{` is
+/// `{`, [`CLONE`] is `tag`, anything else itself (a lock written before
+/// braces were escaped reads as it did).
+fn unescape(value: &str, tag: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(at) = rest.find('{') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        if let Some(after) = rest.strip_prefix("{{") {
+            out.push('{');
+            rest = after;
+        } else if let Some(after) = rest.strip_prefix(CLONE) {
+            out.push_str(tag);
+            rest = after;
+        } else {
+            out.push('{');
+            rest = &rest[1..];
+        }
     }
+    out.push_str(rest);
+    out
 }
 
 /// The hash of an env file as a lock records it (`env.content`): of its

@@ -177,6 +177,29 @@ fn the_clones_tag_is_written_symbolically() {
     }
 }
 
+/// A literal `{clone}` (or any `{`) in an override value reads back as
+/// itself; a value without `{` is written as before.
+#[test]
+fn a_literal_clone_in_a_value_is_not_filled_in() {
+    let mut sandbox = sample();
+    let env = sandbox.env.as_mut().unwrap();
+    for (key, value) in [
+        ("LITERAL", "{clone}"),
+        ("MIXED", "{{clone}}_0a1b2c3d_{clone"),
+        ("JSON", r#"{"db":"app_0a1b2c3d"}"#),
+        ("PLAIN", "app_0a1b2c3d"),
+    ] {
+        env.overrides.insert(key.into(), value.into());
+    }
+    let written = symbolic(&sandbox, "0a1b2c3d");
+    let values = &written.env.as_ref().unwrap().overrides;
+    assert_eq!(values["LITERAL"], "{{clone}");
+    assert_eq!(values["JSON"], r#"{{"db":"app_{clone}"}"#);
+    assert_eq!(values["PLAIN"], "app_{clone}");
+    let read = parse(&render(&written)).unwrap();
+    assert_eq!(realised(read.sandbox, "0a1b2c3d"), sandbox);
+}
+
 /// An env file hashes alike in every clone, and as before where it holds
 /// no tag.
 #[test]
