@@ -84,16 +84,19 @@ impl Report for Reset {
         if outcome.dry_run {
             return outcome.text();
         }
-        let migrated = outcome.actions.iter().find_map(|a| match a {
-            Action::Migrate { names } => Some(names.len()),
-            _ => None,
-        });
+        let (mut applied, mut cached) = (0, 0);
+        for action in &outcome.actions {
+            match action {
+                Action::Migrate { names } => applied += names.len(),
+                Action::CreateDatabase { cached: from, .. } => cached += from.len(),
+                _ => {}
+            }
+        }
         let mut out = paint(
             GREEN,
             format!(
-                "rebuilt the database of sandbox {} ({} migration(s) applied)",
-                outcome.worktree,
-                migrated.unwrap_or(0)
+                "rebuilt the database of sandbox {} ({applied} migration(s) applied, {cached} from the store)",
+                outcome.worktree
             ),
         );
         out.push('\n');
