@@ -54,6 +54,7 @@ def main():
         bench = Bench(app, env, provision, wt)
         results = []
         results += bench.new_against_git(args.runs)
+        results += bench.sqlite_migrations(args.runs, args.many, args.files, work)
         results += bench.verify_against_git_status(args.runs)
         results += bench.listing_growth(args.sizes, args.runs)
         results += bench.migration_throughput(os.path.join(work, "mig"), args.statements,
@@ -76,6 +77,8 @@ def parse_args():
     p.add_argument("--runs", type=int, default=15, help="rounds per group (default 15)")
     p.add_argument("--files", type=int, default=3000, help="tracked files (default 3000)")
     p.add_argument("--migrations", type=int, default=20, help="migrations (default 20)")
+    p.add_argument("--many", type=int, default=200,
+                   help="migrations of the SQLite `new` compared with none (default 200)")
     p.add_argument("--sizes", default="10,100,300,1000",
                    help="sandbox counts for status and gc (default 10,100,300,1000)")
     p.add_argument("--statements", type=int, default=100_000,
@@ -124,9 +127,11 @@ def hermetic_env(work):
     return env
 
 
-def generate_repo(app, files, migrations, env):
+def generate_repo(app, files, migrations, env, others=0):
     """A web app's shape: source files in nested folders, SQL migrations, and
-    untracked config (.env, .dev.vars, .npmrc, a node_modules of 200 files)."""
+    untracked config (.env, .dev.vars, .npmrc, a node_modules of 200 files).
+    `others`: as many files as migrations would be, of the same text, in a
+    folder that holds no migrations (so git checks out as much)."""
     for i in range(files):
         folder = os.path.join(app, "src", f"area{i % 30:02}", f"module{i % 7}")
         os.makedirs(folder, exist_ok=True)
@@ -135,6 +140,13 @@ def generate_repo(app, files, migrations, env):
     os.makedirs(os.path.join(app, "migrations"))
     for i in range(1, migrations + 1):
         with open(os.path.join(app, "migrations", f"{i:04}_table_{i}.sql"), "w") as f:
+            f.write(f"CREATE TABLE t{i} (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n"
+                    f"CREATE INDEX t{i}_name ON t{i} (name);\n"
+                    f"INSERT INTO t{i} (name) VALUES ('a'), ('b'), ('c');\n")
+    if others:
+        os.makedirs(os.path.join(app, "docs", "sql"))
+    for i in range(1, others + 1):
+        with open(os.path.join(app, "docs", "sql", f"{i:04}_table_{i}.sql"), "w") as f:
             f.write(f"CREATE TABLE t{i} (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n"
                     f"CREATE INDEX t{i}_name ON t{i} (name);\n"
                     f"INSERT INTO t{i} (name) VALUES ('a'), ('b'), ('c');\n")
@@ -276,6 +288,34 @@ class Bench:
         results.append(Result("new", "provision new X: peak memory",
                               [kib / 1024 for kib in memory], unit="MiB", limit=64))
         return results
+
+    def sqlite_migrations(self, runs, many, files, work):
+        """`provision new` (SQLite) in two repositories alike but for their
+        migrations: none, and MANY. The first holds MANY files of the same
+        text elsewhere, so that git checks out as much in both and the
+        ratio is what the migrations cost provision. In each, a first
+        `new` (not timed) fills the store of migrated states, as any
+        earlier sandbox would."""
+        none_app = os.path.join(work, "none", "app")
+        many_app = os.path.join(work, "many", "app")
+        generate_repo(none_app, files, 0, self.env, others=many)
+        generate_repo(many_app, files, many, self.env)
+        for app in (none_app, many_app):
+            self.quiet([self.provision, "new", "warm"], cwd=app)
+        def timed(app):
+            return lambda name: self.run([self.provision, "new", name], cwd=app)[0]
+        def remove(app):
+            return lambda name: self.quiet([self.provision, "remove", "--force", name], cwd=app)
+        none = "provision new X (sqlite, no migrations)"
+        with_many = f"provision new X (sqlite, {many} migrations)"
+        samples = self.rounds(runs, {
+            none: (lambda: self.fresh("none"), timed(none_app), remove(none_app)),
+            with_many: (lambda: self.fresh("many"), timed(many_app), remove(many_app)),
+        })
+        return [
+            Result("migrations", none, samples[none]),
+            Result("migrations", with_many, samples[with_many], baseline=none, target=1.05),
+        ]
 
     def verify_against_git_status(self, runs):
         self.quiet([self.provision, "new", "steady"])

@@ -117,16 +117,30 @@ impl Workspace {
         );
         let place = db::Place {
             common_dir: &checkout.common_dir,
-            mark: db::Mark {
-                clone: self.clone.as_str().to_string(),
-                common_dir: checkout.common_dir.clone(),
-                worktree: owner.id.to_string(),
-            },
+            mark: self.mark(owner.id),
             worktree: owner.worktree,
             env: plan::overrides(&self.settings, &values)?,
             values,
         };
         Ok(db::open(&self.settings.database, owner.database, &place))
+    }
+
+    /// The mark of a database of worktree `id` (the store's too).
+    pub fn mark(&self, id: &str) -> db::Mark {
+        db::Mark {
+            clone: self.clone.as_str().to_string(),
+            common_dir: self.checkout.common_dir.clone(),
+            worktree: id.to_string(),
+        }
+    }
+
+    /// Every port name of the recipe, at 0: for opening a database that
+    /// is no sandbox's (the store's, one set aside), whose kind runs no
+    /// commands, while the env templates still expand.
+    pub fn no_ports(&self) -> NamedPorts {
+        (self.settings.ports.names.iter())
+            .map(|name| (name.clone(), 0))
+            .collect()
     }
 
     /// This worktree's record, if it has one. A record under its id that

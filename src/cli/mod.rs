@@ -12,8 +12,8 @@ use clap::{Parser, Subcommand};
 use crate::BoxError;
 use crate::output::{self, Progress, Verbosity};
 use commands::{
-    apply, completions, down, env, exec, gc, hook, identity, init, logs, mcp, new, remove, status,
-    trust, up, verify,
+    apply, completions, db, down, env, exec, gc, hook, identity, init, logs, mcp, new, remove,
+    status, trust, up, verify,
 };
 
 /// A reproducible sandbox for every git worktree: its own checkout, links to
@@ -56,6 +56,8 @@ pub enum Command {
     New(new::Args),
     /// Bring this worktree's sandbox to what the recipe says (the default command).
     Apply(apply::Args),
+    /// This sandbox's database: `db reset` builds it anew from the migrations.
+    Db(db::Args),
     /// Check this worktree's sandbox against its lock; exit 1 on drift.
     Verify(verify::Args),
     /// Remove a worktree with its processes, database, ports and record; delete its branch if merged.
@@ -78,7 +80,7 @@ pub enum Command {
     Init(init::Args),
     /// Handle a coding agent's worktree hook: the event's JSON arrives on stdin.
     Hook(hook::Args),
-    /// Serve provision's commands as MCP tools over stdio (new, apply, verify, status, env, remove).
+    /// Serve provision's commands as MCP tools over stdio (new, apply, db_reset, verify, status, env, remove).
     Mcp(mcp::Args),
     /// List the recipe's commands and approve them for this repository.
     Trust(trust::Args),
@@ -143,6 +145,7 @@ pub fn run(cli: Cli) -> Result<Exit, BoxError> {
         None => apply::run(apply::Args::default(), &globals),
         Some(Command::New(args)) => new::run(args, &globals),
         Some(Command::Apply(args)) => apply::run(args, &globals),
+        Some(Command::Db(args)) => db::run(args, &globals),
         Some(Command::Verify(args)) => verify::run(args, &globals),
         Some(Command::Remove(args)) => remove::run(args, &globals),
         Some(Command::Gc(args)) => gc::run(args, &globals),

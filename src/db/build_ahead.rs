@@ -12,13 +12,16 @@ use git2::{ObjectType, Repository};
 
 use crate::BoxError;
 use crate::db::migrations::{Applied, Entry, Format, Mode, layout};
-use crate::db::{self, BuiltAhead, Source};
+use crate::db::{self, BuiltAhead, Source, store};
 use crate::recipe::config::{DatabaseKind, Settings};
 
 /// A database built ahead of its worktree, and what it has applied.
 pub struct Prebuilt {
     pub file: BuiltAhead,
     pub applied: Vec<Applied>,
+    /// The store's entry it started from, and how many migrations that
+    /// had applied.
+    pub from_store: Option<(String, usize)>,
 }
 
 /// Starts building on another thread; `None` for kinds that are not built
@@ -26,8 +29,16 @@ pub struct Prebuilt {
 pub struct Ahead(Option<JoinHandle<Option<Prebuilt>>>);
 
 impl Ahead {
-    pub fn start(main: &Path, common_dir: &Path, settings: &Settings, rev: &str) -> Self {
-        if settings.database.kind != DatabaseKind::Sqlite {
+    /// `store_mark`: whose mark the store's entries carry (`db::store`).
+    pub fn start(
+        main: &Path,
+        common_dir: &Path,
+        settings: &Settings,
+        rev: &str,
+        store_mark: String,
+    ) -> Self {
+        // A seeded database starts as its seed's copy, which `apply` makes.
+        if settings.database.kind != DatabaseKind::Sqlite || settings.database.seed.is_some() {
             return Ahead(None);
         }
         let main = main.to_path_buf();
@@ -37,7 +48,7 @@ impl Ahead {
         let format = settings.database.format;
         let rev = rev.to_string();
         Ahead(Some(std::thread::spawn(move || {
-            build(&main, &dir, &folder, format, &rev).ok()
+            build(&main, &dir, &folder, format, &rev, &store_mark).ok()
         })))
     }
 
@@ -58,19 +69,31 @@ fn build(
     folder: &str,
     format: Option<Format>,
     rev: &str,
+    store_mark: &str,
 ) -> Result<Prebuilt, BoxError> {
     // What a killed `new` left here goes first; this one's is locked.
     db::sweep_abandoned(dir)?;
     let migrations = read_migrations(main, folder, format, rev)?;
-    let file = db::prebuild(dir, &migrations)?;
-    let applied = migrations
-        .into_iter()
+    let applied: Vec<Applied> = migrations
+        .iter()
         .map(|m| Applied {
-            name: m.name,
-            checksum: m.checksum,
+            name: m.name.clone(),
+            checksum: m.checksum.clone(),
         })
         .collect();
-    Ok(Prebuilt { file, applied })
+    let keys = store::keys(
+        store_mark,
+        DatabaseKind::Sqlite,
+        Format::Flat,
+        "empty",
+        &applied,
+    );
+    let (file, from_store) = db::prebuild_stored(dir, &migrations, &keys, store_mark)?;
+    Ok(Prebuilt {
+        file,
+        applied,
+        from_store,
+    })
 }
 
 /// The migrations of `folder` at `rev`, as `migrations::scan` reads them

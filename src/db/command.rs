@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::store::{self, Entry, Stored};
 use super::{Database, DbError, Ledger, LedgerRow, MARK, Mark};
 use crate::db::migrations::{Applied, Migration};
 use crate::fsutil;
@@ -70,18 +71,12 @@ impl CommandDb {
 
     /// The record file, whoever's it is.
     fn any_record(&self) -> Result<Option<Record>, DbError> {
-        let text = match fs_err::read_to_string(&self.record_path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let record: Record = serde_json::from_str(&text).map_err(|e| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{}: {e}", self.record_path.display()),
-            )
-        })?;
-        Ok(Some(record).filter(|r| r.mark.starts_with(MARK)))
+        read_record(&self.record_path)
+    }
+
+    /// The record of the store's entry `name` beside this one's.
+    fn entry_path(&self, name: &str) -> PathBuf {
+        self.record_path.with_file_name(format!("{name}.json"))
     }
 
     /// The record, if its whole mark names this clone and worktree
@@ -104,12 +99,7 @@ impl CommandDb {
             mark: self.mark.text(),
             migrations: record.migrations.clone(),
         };
-        let mut text = serde_json::to_string_pretty(&record).expect("a record serializes");
-        text.push('\n');
-        Ok(fsutil::write_atomically(
-            &self.record_path,
-            text.as_bytes(),
-        )?)
+        write_record_at(&self.record_path, &record)
     }
 
     fn command(&self, key: &'static str, why: &'static str) -> Result<&str, DbError> {
@@ -148,13 +138,13 @@ impl CommandDb {
     fn run(
         &self,
         template: &str,
-        migration: Option<&str>,
+        value: Option<(&'static str, &str)>,
         extra_env: &[(&str, String)],
         quiet: bool,
     ) -> Result<Ran, DbError> {
         let mut values = self.values.clone();
-        if let Some(migration) = migration {
-            values.insert("migration", migration.to_string());
+        if let Some((key, value)) = value {
+            values.insert(key, value.to_string());
         }
         let cwd = if self.root.is_dir() {
             self.root.as_path()
@@ -183,15 +173,37 @@ impl CommandDb {
         &self,
         what: &'static str,
         template: &str,
-        migration: Option<&str>,
+        value: Option<(&'static str, &str)>,
         extra_env: &[(&str, String)],
     ) -> Result<(), DbError> {
-        let ran = self.run(template, migration, extra_env, false)?;
+        let ran = self.run(template, value, extra_env, false)?;
         if ran.code == Some(0) {
             return Ok(());
         }
         Err(failure(what, template, ran))
     }
+}
+
+/// A record file (a sandbox's, or a store entry's), whoever's it is.
+fn read_record(path: &Path) -> Result<Option<Record>, DbError> {
+    let text = match fs_err::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let record: Record = serde_json::from_str(&text).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{}: {e}", path.display()),
+        )
+    })?;
+    Ok(Some(record).filter(|r| r.mark.starts_with(MARK)))
+}
+
+fn write_record_at(path: &Path, record: &Record) -> Result<(), DbError> {
+    let mut text = serde_json::to_string_pretty(record).expect("a record serializes");
+    text.push('\n');
+    Ok(fsutil::write_atomically(path, text.as_bytes())?)
 }
 
 fn failure(what: &'static str, template: &str, ran: Ran) -> DbError {
@@ -311,11 +323,92 @@ impl Database for CommandDb {
             let env = [("PROVISION_MIGRATIONS", paths.join("\n"))];
             // One file is also `{migration}` and `PROVISION_MIGRATION`.
             let one = (batch.len() == 1).then(|| paths[0].clone());
-            self.must("migrate", &template, one.as_deref(), &env)?;
+            let one = one.as_deref().map(|path| ("migration", path));
+            self.must("migrate", &template, one, &env)?;
             record.migrations.extend(batch.iter().map(|m| m.record()));
             self.write_record(&record)?;
         }
         Ok(())
+    }
+
+    /// `restore`, when the entry's record carries the store's mark: the
+    /// record of this database then lists what the entry's does.
+    fn create_from(&mut self, entry: &Entry) -> Result<bool, DbError> {
+        let Some(template) = self.commands.restore.clone() else {
+            return Ok(false);
+        };
+        let Some(stored) =
+            read_record(&self.entry_path(&entry.name))?.filter(|r| r.mark == entry.mark)
+        else {
+            return Ok(false);
+        };
+        if self.commands.exists.is_some() && self.exists()? {
+            return Ok(false);
+        }
+        // A record left over is stale, and goes first (as in `create`).
+        self.remove_record()?;
+        self.must("restore", &template, Some(("entry", &entry.name)), &[])?;
+        self.write_record(&stored)?;
+        Ok(true)
+    }
+
+    /// `snapshot`, then the entry's record, marked as the store's, lists
+    /// what this database's does.
+    fn save_as(&mut self, entry: &Entry) -> Result<(), DbError> {
+        let (Some(template), Some(record)) = (self.commands.snapshot.clone(), self.record()?)
+        else {
+            return Ok(());
+        };
+        let at = self.entry_path(&entry.name);
+        if read_record(&at)?.is_some() {
+            return Ok(());
+        }
+        self.must("snapshot", &template, Some(("entry", &entry.name)), &[])?;
+        let stored = Record {
+            mark: entry.mark.clone(),
+            migrations: record.migrations,
+        };
+        write_record_at(&at, &stored)
+    }
+
+    fn store_entries(&mut self, mark: &str) -> Result<Vec<Stored>, DbError> {
+        let dir = self.record_path.parent().expect("a record has a folder");
+        let entries = match fs_err::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for item in entries {
+            let item = item?;
+            let file = item.file_name().to_string_lossy().into_owned();
+            let Some(name) = file.strip_suffix(".json").filter(|n| store::is_entry(n)) else {
+                continue;
+            };
+            if read_record(&item.path())?.is_none_or(|r| r.mark != mark) {
+                continue;
+            }
+            let newness = item
+                .metadata()?
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+            out.push(Stored {
+                name: name.to_string(),
+                bytes: 0,
+                newness,
+            });
+        }
+        Ok(out)
+    }
+
+    fn can_drop(&self) -> bool {
+        self.commands.drop.is_some()
+    }
+
+    fn forget(&mut self) -> Result<(), DbError> {
+        self.remove_record()
     }
 
     fn remark(&mut self) -> Result<(), DbError> {

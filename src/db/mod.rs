@@ -4,12 +4,14 @@
 //! drop anything without that mark: provision never touches a database it did
 //! not create.
 
+pub mod aside;
 pub(crate) mod build_ahead;
 mod command;
 pub mod ledgers;
 pub mod migrations;
 pub(crate) mod postgres;
 mod sqlite;
+pub mod store;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,7 +24,7 @@ use crate::recipe::config::{DatabaseKind, DatabaseSettings};
 
 pub use command::CommandDb;
 pub use postgres::Postgres;
-pub use sqlite::{BuiltAhead, Source, Sqlite, prebuild, sweep_abandoned};
+pub use sqlite::{BuiltAhead, Source, Sqlite, prebuild_stored, snapshot, sweep_abandoned};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -79,6 +81,10 @@ pub enum DbError {
     WorktreeGone { command: String, worktree: String },
     #[error("no `{0}` command in [database] of provision.toml; the command kind needs one to {1}")]
     NoCommand(&'static str, &'static str),
+    #[error(
+        "the {0} kind cannot keep a database aside: `provision db reset --discard` drops it and builds it anew"
+    )]
+    NoAside(&'static str),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
@@ -173,6 +179,53 @@ pub trait Database {
     }
     /// Drops the database; only ever called on a marked one.
     fn drop_database(&mut self) -> Result<(), DbError>;
+    /// Whether the recipe gives a way to drop it (the command kind may
+    /// have no `drop` command).
+    fn can_drop(&self) -> bool {
+        true
+    }
+    /// Lets go of a database provision cannot drop: forgets what it kept
+    /// of it, so its name is never mistaken for provision's later.
+    fn forget(&mut self) -> Result<(), DbError> {
+        Ok(())
+    }
+    /// Builds this (missing) database as a copy of the store's `entry`,
+    /// marked as this one's; false where the kind keeps no store, or the
+    /// entry is not there or not the store's.
+    fn create_from(&mut self, entry: &store::Entry) -> Result<bool, DbError> {
+        let _ = entry;
+        Ok(false)
+    }
+    /// Copies this database into the store as `entry`, marked as the
+    /// store's, unless it is there already.
+    fn save_as(&mut self, entry: &store::Entry) -> Result<(), DbError> {
+        let _ = entry;
+        Ok(())
+    }
+    /// Becomes a spare copy of the store's `entry` made ahead (marked as
+    /// its own first, then renamed: an instant); false where there is none
+    /// (or the kind makes none).
+    fn take_spare(&mut self, entry: &store::Entry) -> Result<bool, DbError> {
+        let _ = entry;
+        Ok(false)
+    }
+    /// Makes a spare copy of this database, a store entry, unless one is
+    /// there (see `store::SPARE`).
+    fn make_spare(&mut self) -> Result<(), DbError> {
+        Ok(())
+    }
+    /// The store's entries beside this database that carry `mark` (the
+    /// store's).
+    fn store_entries(&mut self, mark: &str) -> Result<Vec<store::Stored>, DbError> {
+        let _ = mark;
+        Ok(Vec::new())
+    }
+    /// Moves this (marked) database to the name `aside`, mark and all,
+    /// never over anything there; this name is then free.
+    fn set_aside(&mut self, aside: &str) -> Result<(), DbError> {
+        let _ = aside;
+        Err(DbError::NoAside(self.kind().as_str()))
+    }
 }
 
 /// What every mark starts with.

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::BoxError;
 use crate::db::build_ahead::{Ahead, Prebuilt};
 use crate::db::migrations::{Applied, Migration};
+use crate::db::store;
 use crate::git::{self, Checkout, Start};
 use crate::output::Progress;
 use crate::sandbox::apply::{self, Action, Outcome};
@@ -39,6 +40,7 @@ pub fn create(
         &checkout.common_dir,
         &workspace.settings,
         &start.revision(name),
+        workspace.mark(store::STORE_ID).text(),
     );
     let added = add_worktree(workspace, name, &path, from, parallel, progress);
     if let Ok(start) = &added {
@@ -97,7 +99,7 @@ fn build_new(
         Some(prebuilt) if attempt.new_database => adopt(sandbox, prebuilt, progress)?,
         _ => Vec::new(),
     };
-    let mut outcome = apply::apply(sandbox, false, progress)?;
+    let mut outcome = apply::apply(sandbox, apply::Options::default(), progress)?;
     outcome.actions.splice(0..0, made);
     Ok(outcome)
 }
@@ -119,16 +121,25 @@ fn adopt(
     if checked_out != prebuilt.applied || !database.adopt(prebuilt.file)? {
         return Ok(Vec::new());
     }
+    let names: Vec<String> = prebuilt.applied.into_iter().map(|a| a.name).collect();
+    let cached = prebuilt.from_store.as_ref().map_or(0, |(_, n)| *n);
     let create = Action::CreateDatabase {
         name: database.name().to_string(),
         location: database.location(),
+        from_store: prebuilt.from_store.map(|(entry, _)| entry),
+        cached: names[..cached].to_vec(),
+        seed: None,
     };
     progress.step(&create.to_string());
-    let names: Vec<String> = prebuilt.applied.into_iter().map(|a| a.name).collect();
-    for name in &names {
+    let rest = names[cached..].to_vec();
+    for name in &rest {
         progress.step(&format!("migrate   {name}"));
     }
-    Ok(vec![create, Action::Migrate { names }])
+    let mut made = vec![create];
+    if !rest.is_empty() {
+        made.push(Action::Migrate { names: rest });
+    }
+    Ok(made)
 }
 
 /// `git worktree add` under the registry lock: git does not serialise

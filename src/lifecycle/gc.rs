@@ -10,13 +10,15 @@
 use serde::Serialize;
 
 use crate::BoxError;
+use crate::db::aside;
 use crate::git::{self, Worktree};
 use crate::lifecycle::orphans::{self, Evidence, Verdict};
 use crate::lifecycle::registry::{Claim, Guard, Record, Registry, RegistryError};
 use crate::lifecycle::remove;
+use crate::lifecycle::store;
 use crate::lifecycle::teardown::{self, Options, Removal};
 use crate::output;
-use crate::workspace::Workspace;
+use crate::workspace::{Owner, Workspace};
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -25,6 +27,20 @@ pub struct Report {
     pub kept: Vec<Kept>,
     /// Orphans whose take-down failed part way; the record stays for the next run.
     pub failed: Vec<Failed>,
+    /// The databases rebuilds set aside (`provision db reset`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub set_aside: Vec<AsideFate>,
+    /// The store of migrated states, each entry with what became of it.
+    pub store: store::Contents,
+}
+
+/// What became of one database a rebuild set aside.
+#[derive(Debug, Serialize)]
+pub struct AsideFate {
+    pub database: String,
+    /// The sandbox it was set aside from.
+    pub sandbox: String,
+    pub done: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -115,6 +131,8 @@ pub fn gc(workspace: &Workspace, options: GcOptions) -> Result<Report, BoxError>
             removed: Vec::new(),
             kept: Vec::new(),
             failed: Vec::new(),
+            set_aside: Vec::new(),
+            store: store::Contents::default(),
         },
     };
     for (index, worktree) in worktrees.iter().enumerate() {
@@ -141,12 +159,85 @@ pub fn gc(workspace: &Workspace, options: GcOptions) -> Result<Report, BoxError>
         run.record(record, evidence, &records);
     }
     run.corrupt(registry)?;
+    run.report.set_aside = set_aside(workspace, dry_run)?;
+    // After the take-downs: a sandbox just removed needs nothing. A store
+    // that cannot be read is a failure of its own, not gc's.
+    match store::collect(workspace, dry_run) {
+        Ok(contents) => run.report.store = contents,
+        Err(e) => run.report.failed.push(Failed {
+            name: "store of migrated states".into(),
+            path: String::new(),
+            error: output::one_line(&*e),
+        }),
+    }
     if !dry_run {
         // Provision's own temporary files, named as such and unlocked:
         // a killed `new` was building these ahead of its worktree.
         crate::db::sweep_abandoned(&crate::db::sqlite_dir(&checkout.common_dir))?;
     }
     Ok(run.report)
+}
+
+/// Drops the databases rebuilds set aside: each only where it still
+/// carries the mark of the sandbox its record names (opened as that
+/// sandbox's, under the name it was set aside as).
+fn set_aside(workspace: &Workspace, dry_run: bool) -> Result<Vec<AsideFate>, BoxError> {
+    let common_dir = &workspace.checkout.common_dir;
+    let (records, broken) = aside::all(common_dir)?;
+    let mut out: Vec<AsideFate> = broken
+        .into_iter()
+        .map(|(path, why)| AsideFate {
+            database: path.display().to_string(),
+            sandbox: String::new(),
+            done: format!("kept: its record cannot be used ({why}); remove it by hand"),
+        })
+        .collect();
+    let ports = workspace.no_ports();
+    for aside in records {
+        let owner = Owner {
+            worktree: &aside.path,
+            id: &aside.id,
+            name: &aside.sandbox,
+            database: &aside.database,
+            port: 0,
+            ports: &ports,
+        };
+        let done = (|| -> Result<String, BoxError> {
+            let mut database = workspace.open_database(&owner)?;
+            if database.kind() != aside.kind {
+                return Ok(format!(
+                    "kept: it is a {} database, and the recipe's kind is now {}",
+                    aside.kind.as_str(),
+                    database.kind().as_str()
+                ));
+            }
+            let (would, did) = if !database.exists()? {
+                (
+                    "forget its record: it is gone",
+                    "forgot its record: it was gone",
+                )
+            } else if !database.is_marked()? {
+                return Ok("kept: it has no provision mark naming its sandbox".into());
+            } else {
+                if !dry_run {
+                    database.drop_database()?;
+                }
+                ("drop it", "dropped")
+            };
+            if dry_run {
+                return Ok(format!("would {would}"));
+            }
+            aside::forget(common_dir, &aside.database)?;
+            Ok(did.into())
+        })()
+        .unwrap_or_else(|e| format!("kept: {}", output::one_line(&*e)));
+        out.push(AsideFate {
+            database: aside.database,
+            sandbox: aside.sandbox,
+            done,
+        });
+    }
+    Ok(out)
 }
 
 /// One gc run, filling in its report.

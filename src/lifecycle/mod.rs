@@ -12,4 +12,5 @@ pub(crate) mod ports;
 pub(crate) mod registry;
 pub(crate) mod remove;
 pub(crate) mod status;
+pub(crate) mod store;
 pub(crate) mod teardown;

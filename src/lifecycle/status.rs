@@ -86,6 +86,10 @@ pub struct Row {
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub sandboxes: Vec<Row>,
+    /// The store of migrated states; `None` where the recipe cannot be
+    /// read (or its server reached).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<crate::lifecycle::store::Contents>,
 }
 
 /// Works from the checkout alone: a bad recipe shows as each sandbox's
@@ -94,7 +98,21 @@ pub fn status(checkout: &Checkout) -> Result<Report, BoxError> {
     let listing = Listing::gather(checkout)?;
     let mut sandboxes = Vec::with_capacity(listing.rows.len());
     listing.finish(|row| sandboxes.push(row));
-    Ok(Report { sandboxes })
+    Ok(Report {
+        sandboxes,
+        store: store(checkout),
+    })
+}
+
+/// The store of migrated states, where it holds anything and the recipe
+/// (and its server) can be read.
+pub fn store(checkout: &Checkout) -> Option<crate::lifecycle::store::Contents> {
+    // Read-only: the clone's identity as it is, never made here.
+    let clone = CloneId::current(&checkout.common_dir).ok()?;
+    crate::workspace::Workspace::load_as(checkout.clone(), clone)
+        .ok()
+        .and_then(|workspace| crate::lifecycle::store::contents(&workspace).ok())
+        .filter(|contents| !contents.entries.is_empty())
 }
 
 /// Every row of a status, before any state is read: what git's list and

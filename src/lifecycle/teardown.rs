@@ -27,6 +27,14 @@ pub enum TeardownError {
     Busy(String),
     #[error("cannot delete the registry record of `{0}`")]
     Record(String, #[source] RegistryError),
+    #[error(
+        "sandbox `{name}` was not removed: git would refuse to remove its worktree ({why}), and its database goes only with it; {remedy}"
+    )]
+    WorktreeStays {
+        name: String,
+        why: String,
+        remedy: String,
+    },
 }
 
 /// What became of a sandbox's database.
@@ -45,6 +53,9 @@ pub enum DatabaseFate {
     KeptRecipeChanged,
     /// A command-kind command names the worktree, whose folder is gone.
     KeptWorktreeGone,
+    /// The command kind's recipe has no `drop`: the database is left to
+    /// its tool, and provision forgot its record of it.
+    KeptNoDrop,
 }
 
 impl DatabaseFate {
@@ -69,6 +80,9 @@ impl DatabaseFate {
             ),
             DatabaseFate::KeptWorktreeGone => format!(
                 "kept database {name}: its `exists` or `drop` command names the worktree, whose folder is gone; remove it by hand"
+            ),
+            DatabaseFate::KeptNoDrop => format!(
+                "left database {name} to its tool: the recipe has no `drop` command (provision forgot its record of it)"
             ),
         }
     }
@@ -112,6 +126,12 @@ fn drop_database(
         }
         if !database.is_marked()? {
             return Ok(DatabaseFate::KeptUnmarked);
+        }
+        if !database.can_drop() {
+            if !dry_run {
+                database.forget()?;
+            }
+            return Ok(DatabaseFate::KeptNoDrop);
         }
         if dry_run {
             return Ok(DatabaseFate::WouldDrop);
@@ -212,6 +232,13 @@ pub fn take_down(
     // database goes first; every other kind's goes after git has removed
     // the worktree, the step that can still refuse.
     let database_first = workspace.settings.database.kind == DatabaseKind::Command;
+    // A database never goes while its worktree stays: whatever would make
+    // git refuse is checked right before the database goes.
+    if let (true, false, Some(record), Some(worktree)) =
+        (database_first, options.dry_run, record, worktree)
+    {
+        git_would_keep(workspace, record, worktree, options.force)?;
+    }
     let mut fate = match record {
         Some(record) if database_first => Some(drop_database(record)?),
         _ => None,
@@ -247,6 +274,47 @@ pub fn take_down(
         removal.branch_deleted = branch_fate(workspace, branch, options, &mut removal.done)?;
     }
     Ok(removal)
+}
+
+/// Refuses when `git worktree remove` would refuse `worktree`, as git
+/// checks it: locked, or (without `force`) changed or untracked files or
+/// submodules.
+fn git_would_keep(
+    workspace: &Workspace,
+    record: &Record,
+    worktree: &Worktree,
+    force: bool,
+) -> Result<(), BoxError> {
+    if !worktree.path.is_dir() {
+        return Ok(());
+    }
+    let refuse = |why: String, remedy: &str| TeardownError::WorktreeStays {
+        name: record.name.clone(),
+        why,
+        remedy: remedy.to_string(),
+    };
+    // Read again: gc unlocks a worktree a killed `new` left locked.
+    let lock = (workspace.checkout.common_dir.join("worktrees"))
+        .join(&worktree.id)
+        .join("locked");
+    if worktree.locked && lock.exists() {
+        return Err(refuse(
+            "it is locked (`git worktree lock`)".into(),
+            "run `git worktree unlock` first",
+        )
+        .into());
+    }
+    if force {
+        return Ok(());
+    }
+    let mut work = crate::lifecycle::remove::unsaved(workspace, worktree)?;
+    // Commits stay on the branch; git removes a worktree that has them.
+    work.commits.clear();
+    if !work.is_empty() {
+        let remedy = work.remedy(worktree.branch.as_deref());
+        return Err(refuse(work.describe(), &remedy).into());
+    }
+    Ok(())
 }
 
 /// Stops the sandbox's services and every other process working in its

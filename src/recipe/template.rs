@@ -17,6 +17,7 @@ pub const KNOWN: &[&str] = &[
     "worktree",
     "clone",
     "migration",
+    "entry",
 ];
 
 /// The templates that describe a sandbox (all but the per-migration one).

@@ -83,6 +83,8 @@ pub fn commands(settings: &Settings) -> Vec<RecipeCommand> {
         ("exists", &db.exists),
         ("migrate", &db.migrate),
         ("drop", &db.drop),
+        ("snapshot", &db.snapshot),
+        ("restore", &db.restore),
     ];
     let database = database.into_iter().filter_map(|(key, run)| {
         run.as_ref().map(|run| RecipeCommand {

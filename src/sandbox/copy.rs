@@ -120,6 +120,17 @@ fn clone(_from: &Path, _to: &Path) -> io::Result<()> {
     Err(io::ErrorKind::Unsupported.into())
 }
 
+/// Makes the (empty) file `target` a copy-on-write clone of `source`.
+#[cfg(target_os = "linux")]
+pub fn clone_into(source: &std::fs::File, target: &std::fs::File) -> io::Result<()> {
+    rustix::fs::ioctl_ficlone(target, source).map_err(io::Error::from)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn clone_into(_source: &std::fs::File, _target: &std::fs::File) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

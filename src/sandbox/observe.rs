@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::db::migrations;
+use crate::db::migrations::{self, Applied};
 use crate::db::{Database, DbError, Ledger, LedgerRow};
 use crate::fsutil;
 use crate::hash;
@@ -94,6 +94,25 @@ impl DatabaseSeen {
             marked,
             rows,
         })
+    }
+
+    /// The rows the whole ledger has, as a lock records them: a checksum
+    /// the ledger does not keep is the best `known` one.
+    pub fn applied(&self, known: &[Applied]) -> Vec<Applied> {
+        self.rows
+            .iter()
+            .filter(|r| r.missing_from.is_none())
+            .map(|r| Applied {
+                name: r.name.clone(),
+                checksum: r.checksum.clone().unwrap_or_else(|| {
+                    known
+                        .iter()
+                        .find(|k| k.name == r.name)
+                        .map(|k| k.checksum.clone())
+                        .unwrap_or_default()
+                }),
+            })
+            .collect()
     }
 }
 

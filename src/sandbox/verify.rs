@@ -78,6 +78,10 @@ pub struct Report {
     pub clean: bool,
     pub findings: Vec<Finding>,
     pub diff: String,
+    /// The database no longer matches the branch's migrations: only
+    /// `provision db reset` brings it there.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub diverged: bool,
     /// Linked dotenv files that set a key the overrides set: an app that
     /// loads one of them gets the main checkout's values.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -98,6 +102,7 @@ pub fn verify(checkout: Checkout) -> Result<Report, BoxError> {
             clean: false,
             findings: vec![finding],
             diff: String::new(),
+            diverged: false,
             warnings: Vec::new(),
         });
     };
@@ -116,6 +121,7 @@ pub fn verify(checkout: Checkout) -> Result<Report, BoxError> {
         worktree: Some(locked.worktree.clone()),
         path,
         clean: checked.findings.is_empty(),
+        diverged: checked.diverged,
         findings: checked.findings,
         diff,
         warnings: checked.plan.shadowed,
@@ -126,6 +132,8 @@ pub fn verify(checkout: Checkout) -> Result<Report, BoxError> {
 /// sandbox as observed, and what the recipe now plans.
 pub struct Checked {
     pub findings: Vec<Finding>,
+    /// The database no longer matches the branch's migrations.
+    pub diverged: bool,
     pub observed: Sandbox,
     pub plan: Plan,
 }
@@ -154,7 +162,7 @@ pub fn check(
     let observed = observe::observe(locked, root, main, ctx.clone.tag(), database.as_mut())?;
     worktree_drift(locked, &observed, &mut findings);
     let dir = &ctx.settings.database.migrations;
-    database_drift(locked, &observed, &files, dir, &mut findings);
+    let diverged = database_drift(locked, &observed, &files, dir, &mut findings);
     // Whatever the specific checks above do not name, the diff still shows:
     // verify never passes a sandbox that differs from its lock.
     if findings.iter().all(|f| f.kind == FindingKind::Lock) && observed.sandbox != *locked {
@@ -177,6 +185,7 @@ pub fn check(
         }
     }
     Ok(Checked {
+        diverged,
         findings,
         observed: observed.sandbox,
         plan,
@@ -236,14 +245,15 @@ fn worktree_drift(locked: &Sandbox, observed: &Observed, findings: &mut Vec<Find
 }
 
 /// The database and its ledger against the lock, and the migration files
-/// against the lock's checksums.
+/// against the lock's checksums; whether the database diverged from the
+/// branch's migrations.
 fn database_drift(
     locked: &Sandbox,
     observed: &Observed,
     files: &Migrations,
     dir: &str,
     findings: &mut Vec<Finding>,
-) {
+) -> bool {
     let want = &locked.database;
     let known = state::known_checksums(Some(locked), files);
     let db = state::database(
@@ -267,6 +277,19 @@ fn database_drift(
     }
     if let Some(message) = db.presence.message() {
         findings.push(Finding::drift(format!("database {}", want.name), message));
+    }
+    // The branch's migrations against what the database applied, as
+    // apply reads them: one finding, in apply's words.
+    let branch: Vec<_> = files.iter().map(|f| f.record()).collect();
+    let branch_state = state::database(files.format, &branch, files, &known, &observed.database);
+    let diverged = branch_state.divergence();
+    // A folder that is gone is said once, above.
+    let diverged = db.presence == Presence::Ours && !diverged.is_empty() && !folder_gone;
+    if diverged {
+        findings.push(Finding::stale(
+            format!("database {}", want.name),
+            state::diverged_message(&branch_state.divergence()),
+        ));
     }
     for applied in &want.migrations {
         let subject = || format!("migration {}", applied.name);
@@ -315,4 +338,5 @@ fn database_drift(
             findings.push(Finding::drift(subject, message));
         }
     }
+    diverged
 }

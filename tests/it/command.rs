@@ -640,3 +640,146 @@ fn a_half_made_database_is_named_not_dropped() {
     assert!(main.join(".db/app_feat").is_file());
     assert!(!env.path("worktree-feat").exists());
 }
+
+/// A recipe with only `migrate` (a tool that makes its database on first
+/// migrate, inside the worktree): `remove` and `gc` take the sandbox down,
+/// leave the database to its tool, and forget provision's record of it.
+#[test]
+fn a_recipe_with_only_migrate_is_removable() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    write(
+        main.join("provision.toml"),
+        "[database]\nkind = \"command\"\nmigrate = 'mkdir -p state && cat \"{migration}\" >> state/db.sql'\n",
+    );
+    write(
+        main.join(".gitignore"),
+        &format!("{}state/\n", read(main.join(".gitignore"))),
+    );
+    env.commit_all(&main, "migrate-only recipe");
+    env.provision(&main, &["new", "a"]).expect(0);
+    env.provision(&main, &["new", "b"]).expect(0);
+    let record = |db: &str| main.join(format!(".git/provision/command/{db}.json"));
+    assert!(record("app_a").is_file());
+
+    let run = env.provision(&main, &["remove", "a", "--json"]).expect(0);
+    assert_eq!(
+        run.json()["database_fate"],
+        "kept-no-drop",
+        "{}",
+        run.stdout
+    );
+    assert!(!env.path("worktree-a").exists());
+    assert!(!record("app_a").exists(), "the record is forgotten");
+
+    fs_err::remove_dir_all(env.path("worktree-b")).unwrap();
+    env.git(&main, &["config", "gc.worktreePruneExpire", "now"]);
+    let run = env.provision(&main, &["gc"]).expect(0);
+    assert!(
+        run.stdout
+            .contains("left database app_b to its tool: the recipe has no `drop` command"),
+        "{}",
+        run.stdout
+    );
+    assert!(!record("app_b").exists());
+    let status = env.provision(&main, &["status", "--json"]).expect(0).json();
+    assert_eq!(status["sandboxes"].as_array().unwrap().len(), 1);
+}
+
+/// A service that writes into its worktree as it stops leaves work that
+/// makes `git worktree remove` refuse: the database must not go first.
+#[test]
+fn the_database_never_goes_while_its_worktree_stays() {
+    let env = TestEnv::new();
+    let main = per_file_app(&env);
+    let recipe = read(main.join("provision.toml"));
+    write(
+        main.join("provision.toml"),
+        &format!(
+            "{recipe}\n[[services]]\nname = \"writer\"\nrun = \"trap 'echo bye > shutdown.log; exit 0' TERM; while :; do sleep 0.1; done\"\n"
+        ),
+    );
+    env.commit_all(&main, "a service");
+    env.provision(&main, &["new", "feature"]).expect(0);
+    let wt = env.path("worktree-feature");
+    env.provision(&wt, &["up"]).expect(0);
+
+    let run = env.provision(&main, &["remove", "feature"]).expect(2);
+    assert!(
+        run.stderr
+            .contains("git would refuse to remove its worktree")
+            && run.stderr.contains("shutdown.log"),
+        "{}",
+        run.stderr
+    );
+    assert!(wt.is_dir());
+    assert!(main.join(".sandboxes/app_feature.db").is_file(), "kept");
+    env.provision(&wt, &["verify"]).expect(0);
+    // Once the work is dealt with, both go.
+    fs_err::remove_file(wt.join("shutdown.log")).unwrap();
+    env.provision(&main, &["remove", "feature"]).expect(0);
+    assert!(!wt.exists() && !main.join(".sandboxes/app_feature.db").exists());
+}
+
+/// With `snapshot` and `restore`, the command kind keeps a store of
+/// migrated states too: the second sandbox is restored from the first's
+/// state and applies nothing.
+#[test]
+fn snapshot_and_restore_give_the_command_kind_a_store() {
+    let env = TestEnv::new();
+    let dir = "\"$PROVISION_MAIN/.sandboxes\"";
+    let main = command_app(
+        &env,
+        &format!("{SQLITE3} \"$PROVISION_MAIN/.sandboxes/$PROVISION_DB.db\" < {{migration}}"),
+        &format!(
+            "snapshot = 'cp {dir}/\"{{db}}.db\" {dir}/\"{{entry}}.db\"'\nrestore = 'cp {dir}/\"{{entry}}.db\" {dir}/\"{{db}}.db\"'\n"
+        ),
+    );
+    let run = env.provision(&main, &["new", "a", "--json"]).expect(0);
+    let actions = run.json()["actions"].clone();
+    assert!(
+        actions
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "store"),
+        "{actions}"
+    );
+    let run = env.provision(&main, &["new", "b", "--json"]).expect(0);
+    let report = run.json();
+    let actions = report["actions"].as_array().unwrap();
+    let create = actions
+        .iter()
+        .find(|a| a["action"] == "create-database")
+        .unwrap();
+    let entry = create["from_store"].as_str().unwrap().to_string();
+    assert!(
+        !actions.iter().any(|a| a["action"] == "migrate"),
+        "{report}"
+    );
+    assert_eq!(
+        tables(&main.join(".sandboxes/app_b.db")),
+        ["posts", "users"]
+    );
+    assert!(main.join(format!(".sandboxes/{entry}.db")).is_file());
+    env.provision(&env.path("worktree-b"), &["verify"])
+        .expect(0);
+
+    // `{entry}` is known to those two only, and they come in a pair.
+    for (extra, want) in [
+        (
+            "snapshot = 'cp a {entry}'\n",
+            "database.snapshot: needs a `restore` command too",
+        ),
+        (
+            "create = 'x {entry}'\n",
+            "database.create: `{entry}` cannot be used here",
+        ),
+    ] {
+        let recipe =
+            format!("[database]\nkind = \"command\"\nexists = 'e'\nmigrate = 'm'\n{extra}");
+        write(main.join("provision.toml"), &recipe);
+        let run = env.provision(&main, &["apply"]).expect(2);
+        assert!(run.stderr.contains(want), "{want}: {}", run.stderr);
+    }
+}

@@ -415,7 +415,7 @@ fn quiet_keeps_progress_back_and_verbose_shows_commands() {
 
     let run = env.provision(&main, &["new", "two"]).expect(0);
     assert!(
-        run.stderr.contains("• migrate   0001_create_users.sql"),
+        run.stderr.contains("• create    database app_two"),
         "{}",
         run.stderr
     );
@@ -435,7 +435,7 @@ fn quiet_keeps_progress_back_and_verbose_shows_commands() {
         run.stderr
     );
     assert!(
-        run.stderr.contains("• migrate   0001_create_users.sql"),
+        run.stderr.contains("• create    database app_three"),
         "{}",
         run.stderr
     );

@@ -271,7 +271,7 @@ fn applies(format: &str, db: Db) {
     let run = env.provision(&wt, &["apply"]).expect(2);
     assert!(
         run.stderr.contains(&format!(
-            "error: migration {first} was changed after it was applied"
+            "no longer matches this branch's migrations: {first} was edited after it was applied"
         )),
         "{format}: {}",
         run.stderr

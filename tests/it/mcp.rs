@@ -42,7 +42,12 @@ fn an_mcp_client_drives_the_sandbox_lifecycle() {
     assert_eq!(report["server"], "provision");
     let tools = report["tools"].as_object().unwrap();
     let names: Vec<&str> = tools.keys().map(String::as_str).collect();
-    assert_eq!(names, ["apply", "env", "new", "remove", "status", "verify"]);
+    assert_eq!(
+        names,
+        [
+            "apply", "db_reset", "env", "new", "remove", "status", "verify"
+        ]
+    );
     assert_eq!(tools["new"]["required"], serde_json::json!(["name"]));
     assert_eq!(tools["remove"]["properties"]["force"]["type"], "boolean");
 
@@ -51,6 +56,17 @@ fn an_mcp_client_drives_the_sandbox_lifecycle() {
     assert_eq!(report["new"]["result"]["path"], worktree.to_str().unwrap());
     assert_eq!(report["env"]["result"]["DB_NAME"], "app_feat");
     assert_eq!(report["verify"]["result"]["clean"], true);
+    let reset = &report["db_reset"]["result"];
+    assert_eq!(report["db_reset"]["error"], false);
+    let aside = reset["set_aside"]["database"].as_str().unwrap();
+    assert!(aside.starts_with("app_feat_aside_"), "{reset}");
+    assert!(
+        reset["set_aside"]["restore"]
+            .as_str()
+            .unwrap()
+            .starts_with("mv -f "),
+        "{reset}"
+    );
     let rows = report["status"]["result"]["sandboxes"].as_array().unwrap();
     assert!(
         rows.iter()

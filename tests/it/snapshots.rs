@@ -52,3 +52,12 @@ fn help_of_the_service_commands() {
         insta::assert_snapshot!(format!("help_{command}"), run.stdout);
     }
 }
+
+#[test]
+fn help_of_db_reset() {
+    let env = TestEnv::new();
+    let run = env
+        .provision(env.dir.path(), &["db", "reset", "--help"])
+        .expect(0);
+    insta::assert_snapshot!("help_db_reset", run.stdout);
+}

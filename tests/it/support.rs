@@ -193,8 +193,8 @@ impl TestEnv {
         let run = self.provision(worktree, &["apply"]).expect(2);
         assert!(
             run.stderr.contains(
-                "error: migration 0001_create_users.sql was changed after it was applied"
-            ),
+                "no longer matches this branch's migrations: 0001_create_users.sql was edited after it was applied"
+            ) && run.stderr.contains("`provision db reset`"),
             "{}",
             run.stderr
         );

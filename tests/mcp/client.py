@@ -30,6 +30,7 @@ async def main(provision: str, repo: str) -> dict:
             worktree = out["new"]["result"]["path"]
             out["env"] = await call("env", {"directory": worktree})
             out["verify"] = await call("verify", {"directory": worktree})
+            out["db_reset"] = await call("db_reset", {"directory": worktree})
             out["status"] = await call("status", {})
             out["bad"] = await call("new", {"name": "bad..name"})
             out["elsewhere"] = await call("status", {"directory": "/"})

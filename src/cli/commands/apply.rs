@@ -45,7 +45,11 @@ fn apply_in(dir: &Path, dry_run: bool, globals: &Globals) -> Result<Outcome, Box
     let workspace = Workspace::discover(dir)?;
     trust::check_recipe(&workspace.checkout.main, &workspace.settings)?;
     let sandbox = WorktreeSandbox::reserve(workspace, None, dry_run)?;
-    apply::apply(&sandbox, dry_run, &globals.progress)
+    let options = apply::Options {
+        dry_run,
+        ..apply::Options::default()
+    };
+    apply::apply(&sandbox, options, &globals.progress)
 }
 
 impl Report for Outcome {

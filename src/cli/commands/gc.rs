@@ -4,6 +4,7 @@
 use crate::BoxError;
 use crate::cli::{Exit, Globals};
 use crate::lifecycle::gc::{self, GcOptions};
+use crate::lifecycle::store::size;
 use crate::output::{self, BOLD, DIM, GREEN, RED, Report, paint};
 use crate::workspace::Workspace;
 
@@ -71,6 +72,29 @@ impl Report for gc::Report {
                 failed.name,
                 failed.path,
                 failed.error
+            ));
+        }
+        if !self.set_aside.is_empty() {
+            out.push_str(&paint(BOLD, "set aside by rebuilds\n"));
+        }
+        for aside in &self.set_aside {
+            out.push_str(&format!(
+                "  {}  (of {})  {}\n",
+                aside.database, aside.sandbox, aside.done
+            ));
+        }
+        if !self.store.entries.is_empty() {
+            out.push_str(&paint(
+                BOLD,
+                format!("store of migrated states: {}\n", self.store.summary()),
+            ));
+        }
+        for entry in &self.store.entries {
+            out.push_str(&format!(
+                "  {}  {}  {}\n",
+                entry.name,
+                size(entry.bytes),
+                entry.done.as_deref().unwrap_or_default()
             ));
         }
         if self.dry_run {

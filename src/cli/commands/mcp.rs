@@ -80,6 +80,21 @@ struct ApplyArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[schemars(crate = "rmcp::schemars")]
+struct DbResetArgs {
+    /// Only say what would be done.
+    #[serde(default)]
+    dry_run: bool,
+    /// Drop the old database instead of keeping it aside (the command
+    /// kind's only way).
+    #[serde(default)]
+    discard: bool,
+    /// The worktree whose database to rebuild (default: where the server
+    /// was started).
+    directory: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
 struct RemoveArgs {
     /// The sandbox name, or the worktree's path.
     name: String,
@@ -119,6 +134,23 @@ impl Server {
         let mut argv = vec!["apply".to_string()];
         if args.dry_run {
             argv.push("--dry-run".into());
+        }
+        self.provision(argv, args.directory).await
+    }
+
+    #[tool(
+        description = "Rebuild a worktree's database from its branch's migrations, for one that no longer matches them (an applied migration edited, or an earlier-sorting one merged in); the old one is kept aside until the next gc. Returns `provision db reset --json`, whose `set_aside.restore` says how to get the old one back."
+    )]
+    async fn db_reset(
+        &self,
+        Parameters(args): Parameters<DbResetArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let mut argv = vec!["db".to_string(), "reset".to_string()];
+        if args.dry_run {
+            argv.push("--dry-run".into());
+        }
+        if args.discard {
+            argv.push("--discard".into());
         }
         self.provision(argv, args.directory).await
     }
@@ -229,7 +261,7 @@ impl ServerHandler for Server {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("provision", env!("CARGO_PKG_VERSION")))
             .with_instructions(
-                "provision gives every git worktree its own sandbox: links to the main checkout's untracked config, env overrides (DB_NAME, PORT), its own migrated database. Use `new` to start work on a branch in its own worktree, `env` for its values, `verify`/`status` to check, `remove` when done.",
+                "provision gives every git worktree its own sandbox: links to the main checkout's untracked config, env overrides (DB_NAME, PORT), its own migrated database. Use `new` to start work on a branch in its own worktree, `env` for its values, `verify`/`status` to check, `db_reset` when its database no longer matches the branch's migrations, `remove` when done.",
             )
     }
 }

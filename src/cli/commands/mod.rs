@@ -4,6 +4,7 @@
 mod all;
 pub mod apply;
 pub mod completions;
+pub mod db;
 pub mod down;
 pub mod env;
 pub mod exec;

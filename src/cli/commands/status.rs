@@ -32,6 +32,7 @@ pub fn run(_: Args, globals: &Globals) -> Result<Exit, BoxError> {
             sandboxes.push(row);
         });
         output::stdout(footer(&sandboxes).as_bytes());
+        output::stdout(store_line(status::store(&checkout).as_ref()).as_bytes());
     } else {
         output::emit(&status::status(&checkout)?, globals.json);
     }
@@ -46,8 +47,19 @@ impl Report for status::Report {
             out.push_str(&table.row(row));
         }
         out.push_str(&footer(&self.sandboxes));
+        out.push_str(&store_line(self.store.as_ref()));
         out
     }
+}
+
+/// The store of migrated states in one line, where it holds anything.
+fn store_line(store: Option<&crate::lifecycle::store::Contents>) -> String {
+    store.map_or_else(String::new, |store| {
+        paint(
+            DIM,
+            format!("store of migrated states: {}\n", store.summary()),
+        )
+    })
 }
 
 const HEADER: [&str; 8] = [

@@ -78,6 +78,11 @@ impl Report for verify::Report {
         let name = self.worktree.as_deref().unwrap_or("this worktree");
         if self.clean {
             out.push_str(&paint(GREEN, format!("sandbox {name} matches its lock\n")));
+        } else if self.diverged {
+            out.push_str(&format!(
+                "{} finding(s) in {name}; `provision db reset` rebuilds the database, and `provision apply` repairs the rest\n",
+                self.findings.len()
+            ));
         } else {
             out.push_str(&format!(
                 "{} finding(s) in {name}; `provision apply` repairs what it can\n",

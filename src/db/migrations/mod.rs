@@ -236,17 +236,20 @@ fn utf8_name(entry: &fs_err::DirEntry) -> std::io::Result<Option<String>> {
 
 /// `blake3(previous chain ‖ name ‖ checksum)` folded over the sequence.
 pub fn chain<'a>(applied: impl IntoIterator<Item = &'a Applied>) -> String {
-    let mut link = hash::of(b"");
-    for m in applied {
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(link.as_bytes());
-        hasher.update(b"\0");
-        hasher.update(m.name.as_bytes());
-        hasher.update(b"\0");
-        hasher.update(m.checksum.as_bytes());
-        link = format!("{}{}", hash::PREFIX, hasher.finalize().to_hex());
-    }
-    link
+    applied
+        .into_iter()
+        .fold(hash::of(b""), |link, m| chain_link(&link, m))
+}
+
+/// The chain after `m`, from the chain `link` before it.
+pub fn chain_link(link: &str, m: &Applied) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(link.as_bytes());
+    hasher.update(b"\0");
+    hasher.update(m.name.as_bytes());
+    hasher.update(b"\0");
+    hasher.update(m.checksum.as_bytes());
+    format!("{}{}", hash::PREFIX, hasher.finalize().to_hex())
 }
 
 #[cfg(test)]

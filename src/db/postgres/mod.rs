@@ -17,6 +17,7 @@ mod migrate;
 mod pgpass;
 
 use super::ledgers::{Dialect, ToolLedger};
+use super::store::{self, Entry, Stored};
 use super::{Database, DbError, Ledger, Mark};
 use crate::db::migrations::{Applied, Format, Migration};
 use crate::recipe::config::{DatabaseKind, DatabaseSettings};
@@ -142,10 +143,53 @@ impl Postgres {
         }
     }
 
-    /// The database's comment, where provision keeps its mark.
-    fn found_mark(&mut self) -> Result<Option<String>, DbError> {
-        let fail = self.fail("read mark");
+    /// Runs `sql` (a drop or a rename of this database) once no other
+    /// session is connected to it; one may connect between the two
+    /// statements, so it is tried twice.
+    fn end_sessions_then(&mut self, sql: &str, action: &str) -> Result<(), DbError> {
         let name = self.name.clone();
+        let fail = self.fail(action);
+        let end_sessions = self.fail("end its sessions");
+        let admin = self.admin()?;
+        let mut result = Ok(());
+        for _ in 0..2 {
+            admin
+                .execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    &[&name],
+                )
+                .map_err(&end_sessions)?;
+            result = admin.batch_execute(sql);
+            match &result {
+                Err(e) if e.code() == Some(&SqlState::OBJECT_IN_USE) => continue,
+                _ => break,
+            }
+        }
+        result.map_err(fail)
+    }
+
+    /// Marks `name`, made a moment ago, with `mark`. Never leaves an
+    /// unmarked database behind: nothing else would ever be allowed to
+    /// drop it, so one whose mark fails is dropped.
+    fn mark_new(&mut self, name: &str, mark: &str) -> Result<(), DbError> {
+        let comment = format!(
+            "COMMENT ON DATABASE {} IS {}",
+            quote_ident(name),
+            quote_literal(mark)
+        );
+        let fail = self.fail("mark");
+        if let Err(e) = self.admin()?.batch_execute(&comment) {
+            let drop = format!("DROP DATABASE {}", quote_ident(name));
+            let _ = self.admin()?.batch_execute(&drop);
+            return Err(fail(e));
+        }
+        Ok(())
+    }
+
+    /// The mark of database `name`, if it has one.
+    fn mark_of(&mut self, name: &str) -> Result<Option<String>, DbError> {
+        let fail = self.fail("read mark");
         let row = self
             .admin()?
             .query_opt(
@@ -165,6 +209,12 @@ impl Postgres {
         );
         let fail = self.fail("mark");
         self.admin()?.batch_execute(&comment).map_err(fail)
+    }
+
+    /// The database's comment, where provision keeps its mark.
+    fn found_mark(&mut self) -> Result<Option<String>, DbError> {
+        let name = self.name.clone();
+        self.mark_of(&name)
     }
 
     /// Keys the advisory lock that serialises migrations on this database.
@@ -225,14 +275,8 @@ impl Database for Postgres {
             }
             return Err(fail(e));
         }
-        if let Err(e) = self.comment() {
-            // Never leave an unmarked database behind: nothing else would
-            // ever be allowed to drop it. It is ours, made a moment ago.
-            let drop = format!("DROP DATABASE {}", quote_ident(&self.name));
-            let _ = self.admin()?.batch_execute(&drop);
-            return Err(e);
-        }
-        Ok(())
+        let (name, mark) = (self.name.clone(), self.mark.text());
+        self.mark_new(&name, &mark)
     }
 
     fn remark(&mut self) -> Result<(), DbError> {
@@ -280,6 +324,167 @@ impl Database for Postgres {
         result
     }
 
+    /// `CREATE DATABASE … TEMPLATE` the entry. PostgreSQL copies a
+    /// template only while nobody is connected to it, and another `new`
+    /// may be copying the same entry: tried again for a while.
+    fn create_from(&mut self, entry: &Entry) -> Result<bool, DbError> {
+        if self.mark_of(&entry.name)? != Some(entry.mark.clone()) || self.exists()? {
+            return Ok(false);
+        }
+        let sql = format!(
+            "CREATE DATABASE {} TEMPLATE {}",
+            quote_ident(&self.name),
+            quote_ident(&entry.name)
+        );
+        let fail = self.fail("create from the store");
+        let mut tries = 0;
+        loop {
+            match self.admin()?.batch_execute(&sql) {
+                Ok(()) => break,
+                Err(e) if e.code() == Some(&SqlState::OBJECT_IN_USE) && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => return Err(fail(e)),
+            }
+        }
+        let (name, mark) = (self.name.clone(), self.mark.text());
+        self.mark_new(&name, &mark)?;
+        Ok(true)
+    }
+
+    /// This database as the template of the entry: nobody may be connected
+    /// to it meanwhile, so provision's own session ends first, and an
+    /// entry another `new` made first is left as it is.
+    fn save_as(&mut self, entry: &Entry) -> Result<(), DbError> {
+        self.sandbox = None;
+        let sql = format!(
+            "CREATE DATABASE {} TEMPLATE {}",
+            quote_ident(&entry.name),
+            quote_ident(&self.name)
+        );
+        let fail = self.fail("copy into the store");
+        match self.admin()?.batch_execute(&sql) {
+            Ok(()) => self.mark_new(&entry.name, &entry.mark),
+            Err(e) if e.code() == Some(&SqlState::DUPLICATE_DATABASE) => Ok(()),
+            Err(e) => Err(fail(e)),
+        }
+    }
+
+    fn take_spare(&mut self, entry: &Entry) -> Result<bool, DbError> {
+        let Some(hash) = entry.name.strip_prefix(store::PREFIX) else {
+            return Ok(false);
+        };
+        let pattern = format!("{}{hash}\\_%", store::SPARE.replace('_', "\\_"));
+        let store_mark = &entry.mark;
+        let fail = self.fail("look for a spare copy");
+        let spares: Vec<String> = self
+            .admin()?
+            .query(
+                "SELECT datname FROM pg_database WHERE datname LIKE $1 \
+                 AND shobj_description(oid, 'pg_database') = $2 ORDER BY oid",
+                &[&pattern, store_mark],
+            )
+            .map_err(fail)?
+            .iter()
+            .map(|r| r.get(0))
+            .filter(|name: &String| store::spare_of(name).as_deref() == Some(entry.name.as_str()))
+            .collect();
+        let mark = self.mark.text();
+        for spare in spares {
+            // Marked as this sandbox's before it takes the name: a crash in
+            // between leaves a spare nothing uses, never a sandbox's
+            // database marked as someone else's. Another `new` may take
+            // the same spare meanwhile: whoever renames it first has it.
+            let comment = format!(
+                "COMMENT ON DATABASE {} IS {}",
+                quote_ident(&spare),
+                quote_literal(&mark)
+            );
+            let rename = format!(
+                "ALTER DATABASE {} RENAME TO {}",
+                quote_ident(&spare),
+                quote_ident(&self.name)
+            );
+            let admin = self.admin()?;
+            if admin.batch_execute(&comment).is_ok() && admin.batch_execute(&rename).is_ok() {
+                // Another `new` may have marked the spare between the two:
+                // marked again, under its new name, which only this has.
+                let (name, mark) = (self.name.clone(), self.mark.text());
+                self.mark_new(&name, &mark)?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn make_spare(&mut self) -> Result<(), DbError> {
+        let Some(hash) = self.name.strip_prefix(store::PREFIX) else {
+            return Ok(());
+        };
+        let pattern = format!("{}{hash}\\_%", store::SPARE.replace('_', "\\_"));
+        let fail = self.fail("make a spare copy");
+        let there = self
+            .admin()?
+            .query_opt(
+                "SELECT 1 FROM pg_database WHERE datname LIKE $1",
+                &[&pattern],
+            )
+            .map_err(&fail)?;
+        if there.is_some() || !self.is_marked()? {
+            return Ok(());
+        }
+        let spare = store::spare_name(&self.name);
+        let sql = format!(
+            "CREATE DATABASE {} TEMPLATE {}",
+            quote_ident(&spare),
+            quote_ident(&self.name)
+        );
+        self.admin()?.batch_execute(&sql).map_err(fail)?;
+        let mark = self.mark.text();
+        self.mark_new(&spare, &mark)
+    }
+
+    fn store_entries(&mut self, mark: &str) -> Result<Vec<Stored>, DbError> {
+        let fail = self.fail("list the store");
+        let like = |prefix: &str| format!("{}%", prefix.replace('_', "\\_"));
+        let (entries, spares) = (like(store::PREFIX), like(store::SPARE));
+        let rows = self
+            .admin()?
+            .query(
+                "SELECT datname, pg_database_size(oid), oid::bigint FROM pg_database \
+                 WHERE (datname LIKE $1 OR datname LIKE $2) \
+                 AND shobj_description(oid, 'pg_database') = $3",
+                &[&entries, &spares, &mark],
+            )
+            .map_err(fail)?;
+        Ok(rows
+            .iter()
+            .map(|r| Stored {
+                name: r.get(0),
+                bytes: u64::try_from(r.get::<_, i64>(1)).unwrap_or(0),
+                newness: u64::try_from(r.get::<_, i64>(2)).unwrap_or(0),
+            })
+            .filter(|s| store::is_entry(&s.name) || store::spare_of(&s.name).is_some())
+            .collect())
+    }
+
+    /// Renamed, its comment (the mark) kept: PostgreSQL renames only a
+    /// database nobody is connected to, so its sessions are ended first.
+    fn set_aside(&mut self, aside: &str) -> Result<(), DbError> {
+        if !self.is_marked()? {
+            return Err(self.unmarked());
+        }
+        self.sandbox = None;
+        let name = self.name.clone();
+        let rename = format!(
+            "ALTER DATABASE {} RENAME TO {}",
+            quote_ident(&name),
+            quote_ident(aside)
+        );
+        self.end_sessions_then(&rename, "set aside")
+    }
+
     fn drop_database(&mut self) -> Result<(), DbError> {
         if !self.exists()? {
             return Ok(());
@@ -288,29 +493,8 @@ impl Database for Postgres {
             return Err(self.unmarked());
         }
         self.sandbox = None;
-        let name = self.name.clone();
-        let drop = format!("DROP DATABASE {}", quote_ident(&name));
-        let fail = self.fail("drop");
-        let end_sessions = self.fail("end its sessions");
-        let admin = self.admin()?;
-        // Other sessions keep a database from being dropped; a new one may
-        // connect between the two statements, so try twice.
-        let mut result = Ok(());
-        for _ in 0..2 {
-            admin
-                .execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                     WHERE datname = $1 AND pid <> pg_backend_pid()",
-                    &[&name],
-                )
-                .map_err(&end_sessions)?;
-            result = admin.batch_execute(&drop);
-            match &result {
-                Err(e) if e.code() == Some(&SqlState::OBJECT_IN_USE) => continue,
-                _ => break,
-            }
-        }
-        result.map_err(fail)
+        let drop = format!("DROP DATABASE {}", quote_ident(&self.name));
+        self.end_sessions_then(&drop, "drop")
     }
 }
 

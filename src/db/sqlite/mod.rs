@@ -15,10 +15,11 @@ use std::path::PathBuf;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::ledgers::{self, Dialect, OURS, ToolLedger};
+use super::store::{self, Entry, Stored};
 use super::{Database, DatabaseKind, DbError, Ledger};
 use crate::db::migrations::{Applied, Format, Migration};
 
-pub use prebuild::{BuiltAhead, Source, prebuild, sweep_abandoned};
+pub use prebuild::{BuiltAhead, Source, prebuild, prebuild_stored, snapshot, sweep_abandoned};
 
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS d1_migrations(
@@ -293,11 +294,7 @@ impl Database for Sqlite {
             // Synced once, below, with everything else in the file.
             conn.pragma_update(None, "synchronous", "OFF")
                 .map_err(self.fail("adopt"))?;
-            conn.execute(
-                "INSERT INTO provision_meta(key, value) VALUES('mark', ?1)",
-                [&self.mark],
-            )
-            .map_err(self.fail("mark"))?;
+            set_mark(&conn, &self.mark).map_err(self.fail("mark"))?;
         }
         fs_err::File::open(&built.path)?.sync_all()?;
         // Moved while still locked: a sweep never sees it unlocked.
@@ -307,6 +304,62 @@ impl Database for Sqlite {
             Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
             Err(e) => Err(e.error.into()),
         }
+    }
+
+    fn create_from(&mut self, entry: &Entry) -> Result<bool, DbError> {
+        let from = self.path.with_file_name(format!("{}.sqlite", entry.name));
+        if self.exists()? || mark_of(&from).as_ref() != Some(&entry.mark) {
+            return Ok(false);
+        }
+        let dir = self.path.parent().expect("the path has a folder");
+        let built = prebuild::copied(dir, &from)?;
+        self.adopt(built)
+    }
+
+    /// `VACUUM INTO` a new file (a consistent copy even while another
+    /// connection writes), marked as the store's, moved into place unless
+    /// an entry got there first.
+    fn save_as(&mut self, entry: &Entry) -> Result<(), DbError> {
+        let to = self.path.with_file_name(format!("{}.sqlite", entry.name));
+        if to.exists() {
+            return Ok(());
+        }
+        let dir = self.path.parent().expect("the path has a folder");
+        let built = prebuild::empty(dir)?;
+        let target = built.path.to_string_lossy().into_owned();
+        self.conn()?
+            .execute("VACUUM INTO ?1", [target])
+            .map_err(self.fail("copy into the store"))?;
+        save_marked(&built, &to, &entry.mark)
+    }
+
+    fn store_entries(&mut self, mark: &str) -> Result<Vec<Stored>, DbError> {
+        let dir = self.path.parent().expect("the path has a folder");
+        list_entries(dir, mark)
+    }
+
+    /// A hard link under the new name, then the old name removed: never
+    /// over a file that is there. The journal (a killed writer's, which
+    /// SQLite rolls back on the next open) goes along first.
+    fn set_aside(&mut self, aside: &str) -> Result<(), DbError> {
+        if !self.is_marked()? {
+            return Err(DbError::Unmarked {
+                name: self.name.clone(),
+                location: self.path.display().to_string(),
+            });
+        }
+        self.conn = None;
+        let to = self.path.with_file_name(format!("{aside}.sqlite"));
+        for suffix in SIDE_FILES.iter().rev() {
+            let from = PathBuf::from(format!("{}{suffix}", self.path.display()));
+            let into = PathBuf::from(format!("{}{suffix}", to.display()));
+            match fs_err::hard_link(&from, &into) {
+                Ok(()) => fs_err::remove_file(&from)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !suffix.is_empty() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 
     fn drop_database(&mut self) -> Result<(), DbError> {
@@ -320,7 +373,7 @@ impl Database for Sqlite {
             });
         }
         self.conn = None;
-        for suffix in ["", "-wal", "-shm", "-journal"] {
+        for suffix in SIDE_FILES {
             let path = PathBuf::from(format!("{}{suffix}", self.path.display()));
             match fs_err::remove_file(&path) {
                 Ok(()) => {}
@@ -331,6 +384,89 @@ impl Database for Sqlite {
         Ok(())
     }
 }
+
+/// Sets a database's mark (a copy carries its source's: replaced).
+fn set_mark(conn: &Connection, mark: &str) -> rusqlite::Result<()> {
+    conn.execute_batch(SCHEMA)?;
+    conn.execute(
+        "INSERT INTO provision_meta(key, value) VALUES('mark', ?1) \
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        [mark],
+    )?;
+    Ok(())
+}
+
+/// The mark of the database file at `path`, read only; `None` where there
+/// is none (or no file, or no database).
+fn mark_of(path: &std::path::Path) -> Option<String> {
+    if !path.is_file() {
+        return None;
+    }
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+    conn.query_row(
+        "SELECT value FROM provision_meta WHERE key = 'mark'",
+        [],
+        |r| r.get(0),
+    )
+    .ok()
+}
+
+/// Marks the database `built` with `mark`, syncs it and moves it to `to`
+/// unless something is there (another provision stored the same entry:
+/// this copy goes).
+pub fn save_marked(built: &BuiltAhead, to: &std::path::Path, mark: &str) -> Result<(), DbError> {
+    let fail = |source| DbError::Sqlite {
+        name: to.display().to_string(),
+        action: "mark a store entry".into(),
+        source,
+    };
+    {
+        let conn = Connection::open(&built.path).map_err(fail)?;
+        set_mark(&conn, mark).map_err(fail)?;
+    }
+    fs_err::File::open(&built.path)?.sync_all()?;
+    // A link never replaces what is there; the temporary name goes with
+    // `built`.
+    match std::fs::hard_link(&built.path, to) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// The store's entries in `dir` marked `mark`, newest by modification time.
+pub fn list_entries(dir: &std::path::Path, mark: &str) -> Result<Vec<Stored>, DbError> {
+    let entries = match fs_err::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(name) = file.strip_suffix(".sqlite").filter(|n| store::is_entry(n)) else {
+            continue;
+        };
+        if mark_of(&entry.path()).as_deref() != Some(mark) {
+            continue;
+        }
+        let meta = entry.metadata()?;
+        let newness = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as u64);
+        out.push(Stored {
+            name: name.to_string(),
+            bytes: meta.len(),
+            newness,
+        });
+    }
+    Ok(out)
+}
+
+/// The database file and those SQLite keeps beside it.
+const SIDE_FILES: [&str; 4] = ["", "-wal", "-shm", "-journal"];
 
 /// A migration's ledger rows, provision's and its tool's, in the
 /// caller's transaction.

@@ -5,11 +5,11 @@
 
 use std::path::Path;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 use tempfile::TempPath;
 
 use super::{SCHEMA, run_migration};
-use crate::db::DbError;
+use crate::db::{DbError, store};
 
 /// A migration read from git's objects rather than from a checkout.
 pub struct Source {
@@ -33,6 +33,77 @@ pub struct BuiltAhead {
 /// Builds a database from `migrations` in `dir`, unmarked and unsynced:
 /// `Database::adopt` marks it, syncs it and moves it into place.
 pub fn prebuild(dir: &Path, migrations: &[Source]) -> Result<BuiltAhead, DbError> {
+    let built = empty(dir)?;
+    migrate(&built, migrations)?;
+    Ok(built)
+}
+
+/// As `prebuild`, from the store's entry of the longest prefix of
+/// `migrations` (`keys`: the entry of each prefix) that it has, marked
+/// `store_mark` (the store's); the result goes into the store. Returns the database and
+/// the entry it started from, with how many migrations that had applied.
+pub fn prebuild_stored(
+    dir: &Path,
+    migrations: &[Source],
+    keys: &[String],
+    store_mark: &str,
+) -> Result<(BuiltAhead, Option<(String, usize)>), DbError> {
+    let entry = |name: &str| dir.join(format!("{name}.sqlite"));
+    let stored = super::list_entries(dir, store_mark)?;
+    let hit = store::longest(keys, &stored);
+    let built = match hit {
+        Some((cached, name)) => {
+            let built = copied(dir, &entry(name))?;
+            migrate(&built, &migrations[cached..])?;
+            built
+        }
+        None => prebuild(dir, migrations)?,
+    };
+    if let Some(full) = keys
+        .last()
+        .filter(|_| hit.is_none_or(|(n, _)| n < keys.len()))
+    {
+        super::save_marked(&copied(dir, &built.path)?, &entry(full), store_mark)?;
+    }
+    Ok((built, hit.map(|(n, name)| (name.to_string(), n))))
+}
+
+/// A consistent copy of the database `from` (a seed, which someone may be
+/// writing), under a temporary name in `dir`: `VACUUM INTO` through a
+/// read-only connection, so the seed itself is never written. Returns it
+/// with its identity, the hash of its bytes.
+pub fn snapshot(dir: &Path, from: &Path) -> Result<(BuiltAhead, String), DbError> {
+    if !from.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("the seed {} is not a file", from.display()),
+        )
+        .into());
+    }
+    let built = empty(dir)?;
+    let fail = |source| DbError::Sqlite {
+        name: from.display().to_string(),
+        action: "copy the seed".into(),
+        source,
+    };
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(from, flags).map_err(fail)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(fail)?;
+    let target = built.path.to_string_lossy().into_owned();
+    conn.execute("VACUUM INTO ?1", [target]).map_err(fail)?;
+    let identity = crate::hash::of(&fs_err::read(&built.path)?);
+    Ok((built, identity))
+}
+
+impl BuiltAhead {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// An empty file under a temporary name in `dir`, locked while it lives.
+pub(super) fn empty(dir: &Path) -> Result<BuiltAhead, DbError> {
     use std::os::unix::fs::MetadataExt;
     fs_err::create_dir_all(dir)?;
     let (held, path) = tempfile::Builder::new()
@@ -45,12 +116,30 @@ pub fn prebuild(dir: &Path, migrations: &[Source]) -> Result<BuiltAhead, DbError
     if fs_err::metadata(&path)?.ino() != held.metadata()?.ino() {
         return Err(std::io::Error::other("a sweep took the file being built").into());
     }
+    Ok(BuiltAhead { path, _held: held })
+}
+
+/// A copy of the database `from` (a store entry) under a temporary name
+/// in `dir`, as `prebuild` makes one; a reflink where the file system can.
+pub fn copied(dir: &Path, from: &Path) -> Result<BuiltAhead, DbError> {
+    let built = empty(dir)?;
+    let source = fs_err::File::open(from)?;
+    let target = fs_err::OpenOptions::new().write(true).open(&built.path)?;
+    if crate::sandbox::copy::clone_into(source.file(), target.file()).is_err() {
+        std::io::copy(&mut &source, &mut &target)?;
+    }
+    Ok(built)
+}
+
+/// Applies `migrations` to the database `built` in one transaction.
+pub fn migrate(built: &BuiltAhead, migrations: &[Source]) -> Result<(), DbError> {
+    let path = &built.path;
     let fail = |source| DbError::Sqlite {
         name: path.display().to_string(),
         action: "create".into(),
         source,
     };
-    let mut conn = Connection::open(&path).map_err(fail)?;
+    let mut conn = Connection::open(path).map_err(fail)?;
     conn.pragma_update(None, "synchronous", "OFF")
         .map_err(fail)?;
     let tx = conn.transaction().map_err(fail)?;
@@ -59,8 +148,7 @@ pub fn prebuild(dir: &Path, migrations: &[Source]) -> Result<BuiltAhead, DbError
     }
     tx.execute_batch(SCHEMA).map_err(fail)?;
     tx.commit().map_err(fail)?;
-    drop(conn);
-    Ok(BuiltAhead { path, _held: held })
+    Ok(())
 }
 
 /// Deletes the databases that a killed `new` was building ahead in `dir`:

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Commands, ConfigError, DatabaseKind, DatabaseSettings, Source};
+use super::{Commands, ConfigError, DatabaseKind, DatabaseSettings, OnDivergence, Seed, Source};
 use crate::db::migrations::Format;
 use crate::lifecycle::identity::TAG_LEN;
 use crate::recipe::template;
@@ -23,6 +23,10 @@ pub(super) struct RawDatabase {
     migrate: Option<Spanned<String>>,
     exists: Option<Spanned<String>>,
     drop: Option<Spanned<String>>,
+    on_divergence: Option<Spanned<String>>,
+    seed: Option<Spanned<String>>,
+    snapshot: Option<Spanned<String>>,
+    restore: Option<Spanned<String>>,
 }
 
 pub(super) fn resolve(
@@ -73,6 +77,23 @@ pub(super) fn resolve(
         database.migrations = dir.into_inner();
         database.migrations_set = true;
     }
+    if let Some(value) = &raw.on_divergence {
+        database.on_divergence = on_divergence(value, source, database.kind)?;
+    }
+    if let Some(seed) = &raw.seed {
+        source.templates(
+            seed,
+            "database.seed",
+            &[],
+            "the seed is one database every sandbox copies",
+        )?;
+        database.seed = Some(if seed.get_ref() == "main" {
+            Seed::Main
+        } else {
+            source.relative(seed, "database.seed")?;
+            Seed::File(seed.get_ref().clone())
+        });
+    }
     if let Some(format) = &raw.format {
         database.format = Some(Format::parse(format.get_ref()).ok_or_else(|| {
             let known: Vec<&str> = Format::ALL.iter().map(|f| f.as_str()).collect();
@@ -117,6 +138,29 @@ fn kind_of(kind: &Spanned<String>, source: &Source) -> Result<DatabaseKind, Conf
     }
 }
 
+fn on_divergence(
+    value: &Spanned<String>,
+    source: &Source,
+    kind: DatabaseKind,
+) -> Result<OnDivergence, ConfigError> {
+    match value.get_ref().as_str() {
+        "refuse" => Ok(OnDivergence::Refuse),
+        // The command kind has no way to keep a database aside, and a
+        // rebuild must never lose the old one without being asked.
+        "rebuild" if kind == DatabaseKind::Command => Err(source.error_at(
+            value,
+            "database.on_divergence: \"rebuild\" keeps the old database aside, which the command kind cannot do; \
+             use \"refuse\" (`provision db reset --discard` rebuilds it by hand)"
+                .into(),
+        )),
+        "rebuild" => Ok(OnDivergence::Rebuild),
+        other => Err(source.error_at(
+            value,
+            format!("database.on_divergence: unknown value `{other}`; known: refuse, rebuild"),
+        )),
+    }
+}
+
 /// A key another kind uses is a mistake worth a line number, not a no-op.
 fn only_for_their_kind(
     raw: &RawDatabase,
@@ -127,10 +171,13 @@ fn only_for_their_kind(
     for (key, value, wanted) in [
         ("url", &raw.url, Postgres),
         ("template", &raw.template, Postgres),
+        ("seed", &raw.seed, DatabaseKind::Sqlite),
         ("create", &raw.create, Command),
         ("migrate", &raw.migrate, Command),
         ("exists", &raw.exists, Command),
         ("drop", &raw.drop, Command),
+        ("snapshot", &raw.snapshot, Command),
+        ("restore", &raw.restore, Command),
     ] {
         if let Some(value) = value
             && kind != wanted
@@ -186,11 +233,19 @@ fn commands(
 ) -> Result<(), ConfigError> {
     let sandbox = template::SANDBOX;
     let migrate = [sandbox, &["migration"]].concat();
+    let entry = [sandbox, &["entry"]].concat();
     for (key, value, allowed, slot) in [
         ("create", &raw.create, sandbox, &mut commands.create),
         ("migrate", &raw.migrate, &migrate[..], &mut commands.migrate),
         ("exists", &raw.exists, sandbox, &mut commands.exists),
         ("drop", &raw.drop, sandbox, &mut commands.drop),
+        (
+            "snapshot",
+            &raw.snapshot,
+            &entry[..],
+            &mut commands.snapshot,
+        ),
+        ("restore", &raw.restore, &entry[..], &mut commands.restore),
     ] {
         let Some(value) = value else { continue };
         let name = format!("database.{key}");
@@ -198,10 +253,24 @@ fn commands(
             value,
             &name,
             allowed,
-            "`{migration}` is only known to `migrate`",
+            "`{migration}` is only known to `migrate`, `{entry}` to `snapshot` and `restore`",
         )?;
         source.shell_quoting(value, &name)?;
         *slot = Some(value.get_ref().clone());
+    }
+    // The store of migrated states needs both ways, or neither.
+    for (key, value, other, missing) in [
+        ("snapshot", &raw.snapshot, "restore", raw.restore.is_none()),
+        ("restore", &raw.restore, "snapshot", raw.snapshot.is_none()),
+    ] {
+        if let (Some(value), true) = (value, missing) {
+            return Err(source.error_at(
+                value,
+                format!(
+                    "database.{key}: needs a `{other}` command too: the store of migrated states copies a database both ways"
+                ),
+            ));
+        }
     }
     // Without `exists`, an idempotent `create` (`CREATE DATABASE IF NOT
     // EXISTS`) succeeds on someone else's database: provision would mark it
@@ -319,6 +388,57 @@ mod tests {
     }
 
     #[test]
+    fn on_divergence_is_refuse_unless_asked_and_never_rebuilds_the_command_kind() {
+        use crate::recipe::config::OnDivergence;
+        assert_eq!(
+            parse("").unwrap().database.on_divergence,
+            OnDivergence::Refuse
+        );
+        let s = parse("[database]\non_divergence = \"rebuild\"\n").unwrap();
+        assert_eq!(s.database.on_divergence, OnDivergence::Rebuild);
+        // Part of the recipe hash only when set.
+        let json = serde_json::to_string(&s.database).unwrap();
+        assert!(json.contains(r#""on_divergence":"rebuild""#), "{json}");
+        let plain = serde_json::to_string(&parse("").unwrap().database).unwrap();
+        assert!(!plain.contains("on_divergence"), "{plain}");
+        for (text, want) in [
+            (
+                "[database]\non_divergence = \"drop\"\n",
+                "provision.toml:2: database.on_divergence: unknown value `drop`; known: refuse, rebuild",
+            ),
+            (
+                "[database]\nkind = \"command\"\nmigrate = \"m\"\non_divergence = \"rebuild\"\n",
+                "provision.toml:4: database.on_divergence: \"rebuild\" keeps the old database aside",
+            ),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.starts_with(want), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_seed_is_main_or_a_path_inside_the_repository() {
+        use crate::recipe::config::Seed;
+        let seed = |text: &str| parse(&format!("[database]\nseed = \"{text}\"\n"));
+        assert_eq!(seed("main").unwrap().database.seed, Some(Seed::Main));
+        assert_eq!(
+            seed("db/seed.sqlite").unwrap().database.seed,
+            Some(Seed::File("db/seed.sqlite".into()))
+        );
+        let json = serde_json::to_string(&seed("main").unwrap().database).unwrap();
+        assert!(json.contains(r#""seed":"main""#), "{json}");
+        let err = seed("../x.sqlite").unwrap_err().to_string();
+        assert!(err.starts_with("provision.toml:2: database.seed:"), "{err}");
+        let err = parse("[database]\nkind = \"postgres\"\nseed = \"main\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("provision.toml:3: database.seed: only used with kind = \"sqlite\""),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn create_and_drop_need_exists() {
         for key in ["create", "drop"] {
             let err = parse(&format!(
@@ -408,7 +528,7 @@ mod tests {
             ),
             (
                 "[database]\nkind = \"sqlite\"\nkinds = 1\n",
-                "provision.toml:3: unknown field `kinds`, expected one of `kind`, `name`, `migrations`, `format`, `url`, `template`, `create`, `migrate`, `exists`, `drop`",
+                "provision.toml:3: unknown field `kinds`, expected one of `kind`, `name`, `migrations`, `format`, `url`, `template`, `create`, `migrate`, `exists`, `drop`, `on_divergence`, `seed`, `snapshot`, `restore`",
             ),
         ] {
             assert_eq!(parse(text).unwrap_err().to_string(), want, "{text:?}");

@@ -103,6 +103,45 @@ pub struct DatabaseSettings {
     /// `command`: the templated shell commands.
     #[serde(flatten)]
     pub commands: Commands,
+    /// `on_divergence`: what `apply` does with a database whose applied
+    /// migrations the branch's no longer extend. Left out of the recipe
+    /// hash at its default.
+    #[serde(skip_serializing_if = "OnDivergence::is_refuse")]
+    pub on_divergence: OnDivergence,
+    /// `sqlite`: the database a new sandbox's starts as a copy of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<Seed>,
+}
+
+/// Where a SQLite sandbox's database starts (`[database] seed`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Seed {
+    /// `"main"`: the main checkout's sandbox database.
+    Main,
+    /// A database file, relative to the main checkout.
+    File(String),
+}
+
+/// What `apply` does with a database that has diverged from the branch's
+/// migrations (an applied one edited or gone, or a new one sorting before
+/// an applied one).
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDivergence {
+    /// Bring everything else up to date, leave the database, and say so:
+    /// `provision db reset` rebuilds it.
+    #[default]
+    Refuse,
+    /// Rebuild it from the migrations, keeping the old one aside until
+    /// the next `gc` (for agents' sandboxes).
+    Rebuild,
+}
+
+impl OnDivergence {
+    pub fn is_refuse(&self) -> bool {
+        *self == OnDivergence::Refuse
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -115,6 +154,12 @@ pub struct Commands {
     pub exists: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drop: Option<String>,
+    /// Copies database `{db}` into the store's entry `{entry}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    /// Makes database `{db}` as a copy of the store's entry `{entry}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -153,6 +198,8 @@ impl Default for Settings {
                 url: None,
                 template: None,
                 commands: Commands::default(),
+                on_divergence: OnDivergence::Refuse,
+                seed: None,
             },
             ports: Ports {
                 range: PortRange {

@@ -56,7 +56,7 @@ mod tests {
             ),
             (
                 "[worktree]\npath = \"{nme}\"\n",
-                "provision.toml:2: worktree.path: unknown template `{nme}`; known: {name} {slug} {db} {repo} {port} {main} {worktree} {clone} {migration} {port.NAME}",
+                "provision.toml:2: worktree.path: unknown template `{nme}`; known: {name} {slug} {db} {repo} {port} {main} {worktree} {clone} {migration} {entry} {port.NAME}",
             ),
             (
                 "[worktree]\npath = \"{name\"\n",

@@ -11,7 +11,8 @@ use crate::fsutil;
 use crate::sandbox::lock::{EnvLock, Hook, Link, LinkKind};
 use crate::sandbox::observe::{EnvSeen, Spot};
 use crate::sandbox::state::{
-    self, DatabaseState, EnvFileState, Ledger, LinkState, MigrationFile, Presence, Step, kind_word,
+    self, DatabaseState, Divergence, EnvFileState, Ledger, LinkState, MigrationFile, Presence,
+    Step, kind_word,
 };
 
 use super::{Action, ApplyError, EnvReason};
@@ -159,18 +160,48 @@ pub fn env(
     Ok(Some(Action::WriteEnv { file, reason }))
 }
 
-/// `name` and `location` are the database's; `dir` the migrations folder.
+/// What apply does with a database that has to be built anew: diverged
+/// from the branch's migrations, or `provision db reset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rebuild<'a> {
+    /// Leave it as it is, and say why (`on_divergence = "refuse"`).
+    Leave,
+    /// Move it aside under this name (until the next `gc`), then build it.
+    SetAside(&'a str),
+    /// Drop it, then build it (`db reset --discard`, for the command kind,
+    /// which cannot keep one aside).
+    Discard,
+}
+
+/// The database's actions, and where it diverged from the branch's
+/// migrations.
+#[derive(Debug, Default)]
+pub struct DatabaseActions {
+    pub actions: Vec<Action>,
+    pub diverged: Vec<Divergence>,
+    /// Diverged, and left as it is (no actions).
+    pub left: bool,
+}
+
+/// `name` and `location` are the database's; `all` every wanted
+/// migration, in the order a new database applies them; `reset` rebuilds
+/// it even where it has not diverged.
 pub fn database(
     state: &DatabaseState,
     name: &str,
     location: String,
-    dir: &str,
-) -> Result<Vec<Action>, BoxError> {
+    all: &[String],
+    reset: bool,
+    rebuild: Rebuild,
+) -> Result<DatabaseActions, BoxError> {
     let mut actions = Vec::new();
     match state.presence {
         Presence::Missing => actions.push(Action::CreateDatabase {
             name: name.into(),
             location,
+            from_store: None,
+            cached: Vec::new(),
+            seed: None,
         }),
         Presence::Unmarked => {
             return Err(DbError::Unmarked {
@@ -179,7 +210,43 @@ pub fn database(
             }
             .into());
         }
-        Presence::Ours => {}
+        Presence::Ours => {
+            let diverged = state.divergence();
+            if reset || !diverged.is_empty() {
+                let first = match rebuild {
+                    Rebuild::Leave => {
+                        return Ok(DatabaseActions {
+                            actions,
+                            diverged,
+                            left: true,
+                        });
+                    }
+                    Rebuild::SetAside(aside) => Action::SetAside {
+                        name: name.into(),
+                        aside: aside.into(),
+                    },
+                    Rebuild::Discard => Action::DropDatabase { name: name.into() },
+                };
+                actions.push(first);
+                actions.push(Action::CreateDatabase {
+                    name: name.into(),
+                    location,
+                    from_store: None,
+                    cached: Vec::new(),
+                    seed: None,
+                });
+                if !all.is_empty() {
+                    actions.push(Action::Migrate {
+                        names: all.to_vec(),
+                    });
+                }
+                return Ok(DatabaseActions {
+                    actions,
+                    diverged,
+                    left: false,
+                });
+            }
+        }
     }
     let partial: Vec<String> = state
         .migrations
@@ -194,43 +261,26 @@ pub fn database(
     // Repeatables run after every versioned migration, new or changed.
     let mut repeatables = Vec::new();
     for m in &state.migrations {
-        let name = m.name.clone();
-        let refusal = match &m.ledger {
+        match &m.ledger {
             Ledger::Differs { .. } | Ledger::Pending { .. }
-                if state.is_repeatable(&name) && m.file != MigrationFile::Gone =>
+                if state.is_repeatable(&m.name) && m.file != MigrationFile::Gone =>
             {
-                repeatables.push(name);
-                continue;
+                repeatables.push(m.name.clone());
             }
-            _ if m.is_recorded() && m.file == MigrationFile::Gone => ApplyError::FileMissing {
-                name,
-                dir: dir.into(),
-            },
-            // The plan wants each file as it is now.
-            Ledger::Differs { recorded, wanted } => ApplyError::Edited {
-                name,
-                recorded: recorded.clone(),
-                current: wanted.clone(),
-            },
-            Ledger::Pending {
-                before: Some(applied),
-            } => ApplyError::OutOfOrder {
-                pending: name,
-                applied: applied.clone(),
-            },
-            Ledger::Pending { before: None } => {
-                pending.push(name);
-                continue;
-            }
-            Ledger::Applied | Ledger::Unwanted => continue,
-        };
-        return Err(refusal.into());
+            // Whatever else is not applied is pending: a missing database
+            // has no rows to diverge from, an existing one did not diverge.
+            Ledger::Pending { .. } => pending.push(m.name.clone()),
+            _ => {}
+        }
     }
     pending.extend(repeatables);
     if !pending.is_empty() {
         actions.push(Action::Migrate { names: pending });
     }
-    Ok(actions)
+    Ok(DatabaseActions {
+        actions,
+        ..DatabaseActions::default()
+    })
 }
 
 /// Every command from the first that did not complete as the lock records.

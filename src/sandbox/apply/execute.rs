@@ -4,10 +4,13 @@
 use std::path::Path;
 
 use crate::BoxError;
-use crate::db::Database;
+use crate::db::aside::{self, Aside};
 use crate::db::migrations::{Applied, Migration};
+use crate::db::store::Entry;
+use crate::db::{BuiltAhead, Database};
 use crate::fsutil;
 use crate::git;
+use crate::lifecycle::registry::Registry;
 use crate::output::Progress;
 use crate::sandbox::copy;
 use crate::sandbox::lock::{self, LinkMode, Sandbox};
@@ -28,6 +31,13 @@ pub struct Execution<'a> {
     pub env_text: Option<&'a str>,
     pub lock_text: &'a str,
     pub database: &'a mut dyn Database,
+    /// The record of the database a rebuild sets aside.
+    pub aside: Option<&'a Aside>,
+    pub common_dir: &'a Path,
+    /// Who the store's entries belong to, as their mark names it.
+    pub store_mark: String,
+    /// The seed's copy a new database starts as (`[database] seed`).
+    pub seed: Option<BuiltAhead>,
     pub migrations: &'a [Migration],
     pub known: &'a [Applied],
     pub progress: &'a Progress,
@@ -147,22 +157,84 @@ impl Execution<'_> {
                 let text = self.env_text.expect("an env action has text");
                 fsutil::write_atomically(&at, text.as_bytes())?;
             }
-            Action::CreateDatabase { .. } => self.database.create()?,
-            Action::RepairLedger { .. } => self.database.repair(self.known)?,
-            Action::Migrate { names } => {
-                let pending: Vec<&Migration> = names
-                    .iter()
-                    .filter_map(|name| self.migrations.iter().find(|f| &f.name == name))
-                    .collect();
-                let progress = self.progress;
-                self.database.migrate_all(&pending, &mut |m| {
-                    progress.step(&format!("migrate   {}", m.name))
-                })?;
+            Action::CreateDatabase {
+                from_store, cached, ..
+            } => {
+                let entry = from_store.as_ref().map(|name| Entry {
+                    name: name.clone(),
+                    mark: self.store_mark.clone(),
+                });
+                // Gone meanwhile (a `gc`), or not the store's: built as
+                // any other, the cached migrations too.
+                let made = entry.is_some_and(|e| {
+                    let spare = self.database.take_spare(&e);
+                    if let Ok(true) = spare {
+                        return true;
+                    }
+                    self.database.create_from(&e).unwrap_or_else(|err| {
+                        let warning = format!("the store's {} is passed over: {err}", e.name);
+                        self.progress.warn(&warning);
+                        false
+                    })
+                });
+                if !made {
+                    match self.seed.take() {
+                        // Something got there first: theirs stays.
+                        Some(copy) => {
+                            if !self.database.adopt(copy)? {
+                                let path = self.database.location();
+                                return Err(ApplyError::Changed { path }.into());
+                            }
+                        }
+                        None => self.database.create()?,
+                    }
+                    self.migrate(cached)?;
+                }
             }
+            Action::Store { entry } => {
+                let entry = Entry {
+                    name: entry.clone(),
+                    mark: self.store_mark.clone(),
+                };
+                // The store only saves time: a failure to fill it is said,
+                // and the sandbox is whole without it.
+                if let Err(e) = self.database.save_as(&entry) {
+                    self.progress
+                        .warn(&format!("the store keeps no copy of this database: {e}"));
+                }
+            }
+            Action::SetAside { .. } => {
+                let record = self.aside.expect("a set-aside action has its record");
+                // Recorded first: a crash after the move leaves a record
+                // that leads `gc` to it, never a database nothing names.
+                // Under the registry lock, which `gc` holds: it never reads
+                // the record between the two.
+                let _guard = Registry::new(self.common_dir).lock()?;
+                aside::record(self.common_dir, record)?;
+                if let Err(e) = self.database.set_aside(&record.database) {
+                    aside::forget(self.common_dir, &record.database)?;
+                    return Err(e.into());
+                }
+            }
+            Action::DropDatabase { .. } => self.database.drop_database()?,
+            Action::RepairLedger { .. } => self.database.repair(self.known)?,
+            Action::Migrate { names } => self.migrate(names)?,
             Action::WriteLock { .. } => {
                 fsutil::write_atomically(&root.join(lock::FILE_NAME), self.lock_text.as_bytes())?
             }
         }
+        Ok(())
+    }
+
+    fn migrate(&mut self, names: &[String]) -> Result<(), BoxError> {
+        let pending: Vec<&Migration> = names
+            .iter()
+            .filter_map(|name| self.migrations.iter().find(|f| &f.name == name))
+            .collect();
+        let progress = self.progress;
+        self.database.migrate_all(&pending, &mut |m| {
+            progress.step(&format!("migrate   {}", m.name))
+        })?;
         Ok(())
     }
 

@@ -5,17 +5,23 @@
 //! last, so it never claims more than is true.
 
 mod decide;
+use decide::DatabaseActions;
+pub use decide::Rebuild;
 mod execute;
+mod start;
 #[cfg(test)]
 mod tests;
 
 use serde::Serialize;
 
 use crate::BoxError;
-use crate::db::Database;
+use crate::db::aside::{self, Aside};
 use crate::db::migrations::{Applied, Migrations, ScanError};
+use crate::db::store;
+use crate::db::{Database, DbError};
 use crate::git;
 use crate::output::Progress;
+use crate::recipe::config::DatabaseKind;
 use crate::sandbox::lock::{self, Link, LinkMode};
 use crate::sandbox::observe::{self, DatabaseSeen};
 use crate::sandbox::plan::Plan;
@@ -58,20 +64,9 @@ pub enum ApplyError {
         "{path} changed while apply ran: a real file or folder is there now; provision leaves it: move it away and run `provision apply`"
     )]
     Changed { path: String },
-    #[error(
-        "migration {name} was changed after it was applied (applied {recorded}, file now {current}); restore the file and add the change as a new migration"
-    )]
-    Edited {
-        name: String,
-        recorded: String,
-        current: String,
-    },
-    #[error("migration {name} is applied in the database but its file is missing from {dir}/")]
-    FileMissing { name: String, dir: String },
-    #[error(
-        "migration {pending} sorts before the already applied {applied}; rename it so it sorts last"
-    )]
-    OutOfOrder { pending: String, applied: String },
+    /// Everything else is brought up to date; the database is left.
+    #[error("database {name} {message}")]
+    Diverged { name: String, message: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -112,6 +107,30 @@ pub enum Action {
     CreateDatabase {
         name: String,
         location: String,
+        /// The store's entry it is made from (a copy of a migrated state).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        from_store: Option<String>,
+        /// The migrations that entry has applied.
+        #[serde(skip)]
+        cached: Vec<String>,
+        /// `[database] seed`: the seed's identity (a hash of its contents),
+        /// where the database starts as its copy.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seed: Option<String>,
+    },
+    /// The database, just migrated, copied into the store as `entry`.
+    Store {
+        entry: String,
+    },
+    /// The database moved to the name `aside` (kept until the next `gc`),
+    /// to be built anew.
+    SetAside {
+        name: String,
+        aside: String,
+    },
+    /// `db reset --discard`: the database dropped, to be built anew.
+    DropDatabase {
+        name: String,
     },
     RepairLedger {
         rows: Vec<String>,
@@ -150,9 +169,28 @@ impl std::fmt::Display for Action {
                 };
                 write!(f, "write     {file} ({why})")
             }
-            Action::CreateDatabase { name, location } => {
-                write!(f, "create    database {name} at {location}")
+            Action::CreateDatabase {
+                name,
+                location,
+                from_store,
+                cached,
+                seed,
+            } => {
+                write!(f, "create    database {name} at {location}")?;
+                if seed.is_some() {
+                    write!(f, " from the seed")?;
+                }
+                match from_store {
+                    Some(_) => write!(f, " from the store ({} migration(s) cached)", cached.len()),
+                    None => Ok(()),
+                }
             }
+            Action::Store { entry } => write!(f, "store     the migrated database as {entry}"),
+            Action::SetAside { name, aside } => write!(
+                f,
+                "set aside database {name} as {aside} (kept until the next `provision gc`)"
+            ),
+            Action::DropDatabase { name } => write!(f, "drop      database {name}"),
             Action::RepairLedger { rows } => write!(f, "repair    ledger rows {}", rows.join(", ")),
             Action::Migrate { names } => write!(f, "migrate   {}", names.join(", ")),
             Action::WriteLock { hash } => write!(f, "lock      {} {hash}", lock::FILE_NAME),
@@ -170,14 +208,40 @@ pub struct Outcome {
     /// Linked dotenv files that set a key the overrides set (`new` says so).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub shadowed: Vec<String>,
+    /// The database a rebuild set aside, and how to go back to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub set_aside: Option<SetAside>,
     pub lock: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SetAside {
+    pub database: String,
+    pub location: String,
+    /// Until then it is kept.
+    pub until: &'static str,
+    /// What brings it back in place of the rebuilt one.
+    pub restore: String,
+}
+
+/// What `apply` is asked to do.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Say what would be done, and do nothing.
+    pub dry_run: bool,
+    /// `provision db reset`: build the database anew even where it has
+    /// not diverged, setting the old one aside.
+    pub reset: bool,
+    /// With `reset`: drop the old one instead (the command kind's only way).
+    pub discard: bool,
 }
 
 pub fn apply(
     ctx: &WorktreeSandbox,
-    dry_run: bool,
+    options: Options,
     progress: &Progress,
 ) -> Result<Outcome, BoxError> {
+    let dry_run = options.dry_run;
     let root = &ctx.checkout.root;
     let _turn = if dry_run {
         None
@@ -213,13 +277,68 @@ pub fn apply(
     let locked = previous.as_ref().map(|p| &p.sandbox);
     let known = state::known_checksums(locked, &migrations);
     let mut actions = worktree_actions(ctx, &plan, locked)?;
-    actions.extend(database_actions(
-        ctx,
+    let settings = &ctx.settings.database;
+    let now = aside::now();
+    let aside = (options.reset || !settings.on_divergence.is_refuse()).then(|| Aside {
+        database: aside::name(database.name(), now),
+        from: database.name().to_string(),
+        kind: database.kind(),
+        sandbox: ctx.name.clone(),
+        id: ctx.checkout.id.clone(),
+        path: root.clone(),
+        at: now,
+    });
+    if options.reset && !options.discard && database.kind() == DatabaseKind::Command {
+        return Err(DbError::NoAside(database.kind().as_str()).into());
+    }
+    let rebuild = match &aside {
+        _ if options.discard => Rebuild::Discard,
+        None => Rebuild::Leave,
+        Some(aside) => Rebuild::SetAside(&aside.database),
+    };
+    let (db, seen) = database_actions(
         &plan,
         database.as_mut(),
         &migrations,
         &known,
-    )?);
+        options.reset,
+        rebuild,
+    )?;
+    actions.extend(db.actions);
+    let store_mark = ctx.mark(store::STORE_ID).text();
+    let starts = start::Starts {
+        ctx,
+        wanted: &plan.sandbox.database.migrations,
+        files: &migrations,
+        known: &known,
+        store_mark: &store_mark,
+        progress,
+    };
+    let seed = starts.plan(database.as_mut(), &mut actions)?;
+    // Left as it is, the database is locked as it is: the lock never
+    // claims migrations the database does not have.
+    let diverged = db.left.then(|| ApplyError::Diverged {
+        name: database.name().to_string(),
+        message: state::diverged_message(&db.diverged),
+    });
+    if !db.left && !db.diverged.is_empty() {
+        let note = format!(
+            "database {} no longer matched this branch's migrations ({}): it is rebuilt",
+            database.name(),
+            state::divergence_words(&db.diverged)
+        );
+        progress.warn(&note);
+        plan.notes.push(note);
+    }
+    if diverged.is_some() {
+        plan.sandbox.database.migrations = seen.applied(&known);
+        plan.sandbox.database.chain =
+            crate::db::migrations::chain(&plan.sandbox.database.migrations);
+    }
+    if let (Some(diverged), true) = (&diverged, dry_run) {
+        progress.warn(&diverged.to_string());
+        plan.notes.push(diverged.to_string());
+    }
     let desired = &plan.sandbox;
     let locked_setup = locked.map(|l| l.setup.as_slice()).unwrap_or_default();
     actions.extend(decide::setup(&desired.setup, locked_setup));
@@ -242,12 +361,28 @@ pub fn apply(
             env_text: plan.env_text.as_deref(),
             lock_text: &rendered,
             database: database.as_mut(),
+            aside: aside.as_ref(),
+            common_dir: &ctx.checkout.common_dir,
+            store_mark,
+            seed,
             migrations: &migrations,
             known: &known,
             progress,
         };
         execute::all(ctx, run, &actions, &lock_hash)?;
+        start::refill_spare(ctx, database.kind(), &actions);
+        if let Some(diverged) = diverged {
+            return Err(diverged.into());
+        }
     }
+    let set_aside = aside
+        .filter(|_| actions.iter().any(|a| matches!(a, Action::SetAside { .. })))
+        .map(|aside| SetAside {
+            location: crate::db::location(aside.kind, &aside.database),
+            until: "the next `provision gc`",
+            restore: aside::restore_hint(&ctx.checkout.common_dir, &aside),
+            database: aside.database,
+        });
     Ok(Outcome {
         worktree: ctx.name.clone(),
         path: root.display().to_string(),
@@ -255,6 +390,7 @@ pub fn apply(
         actions,
         notes: plan.notes,
         shadowed: plan.shadowed,
+        set_aside,
         lock: lock_hash,
     })
 }
@@ -326,17 +462,21 @@ fn worktree_actions<'a>(
     Ok(actions)
 }
 
-/// The database: looked at only now, after the worktree's refusals.
+/// The database: looked at only now, after the worktree's refusals; and
+/// what was seen of it.
 fn database_actions(
-    ctx: &WorktreeSandbox,
     plan: &Plan,
     database: &mut dyn Database,
     files: &Migrations,
     known: &[Applied],
-) -> Result<Vec<Action>, BoxError> {
+    reset: bool,
+    rebuild: Rebuild,
+) -> Result<(DatabaseActions, DatabaseSeen), BoxError> {
     let seen = DatabaseSeen::look_if_ours(database)?;
     let wanted = &plan.sandbox.database.migrations;
     let state = state::database(files.format, wanted, files, known, &seen);
-    let dir = &ctx.settings.database.migrations;
-    decide::database(&state, database.name(), database.location(), dir)
+    let all: Vec<String> = wanted.iter().map(|m| m.name.clone()).collect();
+    let name = database.name();
+    let actions = decide::database(&state, name, database.location(), &all, reset, rebuild)?;
+    Ok((actions, seen))
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::decide::{database, env, links, setup};
+use super::decide::{Rebuild, database, env, links, setup};
 use super::{Action, ApplyError, EnvReason};
 use crate::db::migrations::{Applied, Format};
 use crate::sandbox::lock::{EnvLock, Hook, Link, LinkKind, LinkMode};
@@ -147,6 +147,11 @@ fn an_env_file_is_rewritten_only_where_provision_wrote_it() {
 }
 
 fn database_for(seen: DatabaseSeen) -> Result<Vec<String>, String> {
+    rebuilt(seen, false, Rebuild::Leave)
+}
+
+/// The actions, or where a database left as it is diverged.
+fn rebuilt(seen: DatabaseSeen, reset: bool, rebuild: Rebuild) -> Result<Vec<String>, String> {
     let applied = |name: &str| Applied {
         name: name.into(),
         checksum: format!("c{name}"),
@@ -160,9 +165,14 @@ fn database_for(seen: DatabaseSeen) -> Result<Vec<String>, String> {
         })
         .collect();
     let state = state::database(Format::Flat, &wanted, &files, &wanted, &seen);
-    database(&state, "app_a", "sqlite:app_a".into(), "migrations")
-        .map(|actions| actions.iter().map(ToString::to_string).collect())
-        .map_err(|e| e.to_string())
+    let all = ["1.sql".to_string(), "2.sql".to_string()];
+    let decided = database(&state, "app_a", "sqlite:app_a".into(), &all, reset, rebuild)
+        .map_err(|e| e.to_string())?;
+    if decided.left {
+        assert!(decided.actions.is_empty());
+        return Err(state::divergence_words(&decided.diverged));
+    }
+    Ok(decided.actions.iter().map(ToString::to_string).collect())
 }
 
 fn ours(rows: &[(&str, Option<&'static str>)]) -> DatabaseSeen {
@@ -199,13 +209,51 @@ fn the_database_is_created_repaired_and_migrated_in_order() {
             .is_empty()
     );
     let refused = |seen| database_for(seen).unwrap_err();
-    assert!(refused(ours(&[("2.sql", None)])).starts_with("migration 1.sql sorts before"));
-    assert!(refused(ours(&[("0.sql", None)])).starts_with("migration 0.sql is applied"));
+    assert_eq!(
+        refused(ours(&[("2.sql", None)])),
+        "1.sql is new but sorts before the applied 2.sql"
+    );
+    assert_eq!(
+        refused(ours(&[("0.sql", None)])),
+        "0.sql was applied but its file is gone"
+    );
     let unmarked = DatabaseSeen {
         exists: true,
         ..DatabaseSeen::default()
     };
     assert!(refused(unmarked).starts_with("database `app_a` at sqlite:app_a exists but"));
+}
+
+#[test]
+fn a_rebuild_sets_aside_or_drops_then_builds_anew() {
+    let anew = |first: &str| {
+        vec![
+            first.to_string(),
+            "create    database app_a at sqlite:app_a".into(),
+            "migrate   1.sql, 2.sql".into(),
+        ]
+    };
+    let aside = Rebuild::SetAside("app_a_aside_1");
+    let set_aside =
+        "set aside database app_a as app_a_aside_1 (kept until the next `provision gc`)";
+    // Diverged, with `on_divergence = "rebuild"`.
+    assert_eq!(
+        rebuilt(ours(&[("2.sql", None)]), false, aside).unwrap(),
+        anew(set_aside)
+    );
+    // Not diverged: only a reset rebuilds it.
+    let current = || ours(&[("1.sql", None), ("2.sql", None)]);
+    assert!(rebuilt(current(), false, aside).unwrap().is_empty());
+    assert_eq!(rebuilt(current(), true, aside).unwrap(), anew(set_aside));
+    assert_eq!(
+        rebuilt(current(), true, Rebuild::Discard).unwrap(),
+        anew("drop      database app_a")
+    );
+    // A missing database is simply created.
+    assert_eq!(
+        rebuilt(DatabaseSeen::default(), true, aside).unwrap(),
+        anew("create    database app_a at sqlite:app_a")[1..]
+    );
 }
 
 #[test]
@@ -229,17 +277,29 @@ fn a_changed_repeatable_runs_again_after_the_versioned_ones() {
     let mut seen = ours(&[("V1__a.sql", None), ("R__v.sql", None)]);
     seen.rows[0].checksum = Some("c1".into());
     seen.rows[1].checksum = Some("old".into());
-    let state = state::database(Format::Flyway, &wanted, &files, &wanted, &seen);
-    let actions = database(&state, "app_a", "sqlite:app_a".into(), "migrations").unwrap();
-    assert_eq!(actions[0].to_string(), "migrate   V2__b.sql, R__v.sql");
-    // Anywhere else, a changed migration is refused.
-    let state = state::database(Format::Flat, &wanted, &files, &wanted, &seen);
-    let refused = database(&state, "app_a", "sqlite:app_a".into(), "migrations").unwrap_err();
-    assert!(
-        refused
-            .to_string()
-            .starts_with("migration R__v.sql was changed"),
-        "{refused}"
+    let decide = |format| {
+        let state = state::database(format, &wanted, &files, &wanted, &seen);
+        database(
+            &state,
+            "app_a",
+            "sqlite:app_a".into(),
+            &[],
+            false,
+            Rebuild::Leave,
+        )
+        .unwrap()
+    };
+    let decided = decide(Format::Flyway);
+    assert_eq!(
+        decided.actions[0].to_string(),
+        "migrate   V2__b.sql, R__v.sql"
+    );
+    // Anywhere else, a changed migration is a divergence.
+    let decided = decide(Format::Flat);
+    assert!(decided.left);
+    assert_eq!(
+        state::divergence_words(&decided.diverged),
+        "R__v.sql was edited after it was applied"
     );
 }
 

@@ -65,6 +65,51 @@ pub enum MigrationFile {
     Gone,
 }
 
+/// One way the branch's migrations no longer extend the chain the
+/// database has applied. Only a rebuild (`provision db reset`) brings such
+/// a database to the branch: applying on top would not give the schema the
+/// migrations describe.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "how", rename_all = "kebab-case")]
+pub enum Divergence {
+    /// Applied, and its file changed since.
+    Edited { name: String },
+    /// Applied, and its file is gone from the branch.
+    Gone { name: String },
+    /// Not applied, and it sorts before `applied`, which is (a migration
+    /// that came with a merge, say).
+    Earlier { name: String, applied: String },
+}
+
+impl Divergence {
+    fn words(&self) -> String {
+        match self {
+            Divergence::Edited { name } => format!("{name} was edited after it was applied"),
+            Divergence::Gone { name } => format!("{name} was applied but its file is gone"),
+            Divergence::Earlier { name, applied } => {
+                format!("{name} is new but sorts before the applied {applied}")
+            }
+        }
+    }
+}
+
+/// How apply and verify both say that a database diverged, in one
+/// wording (after the database's name).
+pub fn diverged_message(found: &[Divergence]) -> String {
+    format!(
+        "no longer matches this branch's migrations: {}; \
+         `provision db reset` rebuilds it from the migrations (keeping this one aside until the next `provision gc`), \
+         or set `[database] on_divergence = \"rebuild\"` to have `provision apply` do so",
+        divergence_words(found)
+    )
+}
+
+/// What diverged, each part in its words.
+pub fn divergence_words(found: &[Divergence]) -> String {
+    let what: Vec<String> = found.iter().map(Divergence::words).collect();
+    what.join("; ")
+}
+
 /// The checksum each migration was applied with, as best known: the lock's
 /// record, else the file. (Part of a ledger may keep no checksum.)
 pub fn known_checksums(locked: Option<&Sandbox>, files: &[Migration]) -> Vec<Applied> {
@@ -182,6 +227,34 @@ impl DatabaseState {
         self.migrations
             .iter()
             .filter(|m| m.is_recorded() && m.missing_from.is_none())
+    }
+
+    /// Where the branch's migrations (the wanted ones, as apply reads
+    /// them) no longer extend what the database applied; empty when
+    /// applying the pending ones on top brings it to the branch.
+    pub fn divergence(&self) -> Vec<Divergence> {
+        let mut found = Vec::new();
+        for m in &self.migrations {
+            let name = m.name.clone();
+            found.push(match &m.ledger {
+                // A changed repeatable is applied again: no divergence.
+                Ledger::Differs { .. } | Ledger::Pending { .. }
+                    if self.is_repeatable(&name) && m.file != MigrationFile::Gone =>
+                {
+                    continue;
+                }
+                _ if m.is_recorded() && m.file == MigrationFile::Gone => Divergence::Gone { name },
+                Ledger::Differs { .. } => Divergence::Edited { name },
+                Ledger::Pending {
+                    before: Some(applied),
+                } => Divergence::Earlier {
+                    name,
+                    applied: applied.clone(),
+                },
+                Ledger::Pending { before: None } | Ledger::Applied | Ledger::Unwanted => continue,
+            });
+        }
+        found
     }
 
     /// How verify words whole rows out of their tool's order, the order

@@ -13,7 +13,10 @@ mod env;
 mod link;
 
 pub use changes::{LinkChange, Step, changes, link_changes, steps};
-pub use database::{DatabaseState, Ledger, MigrationFile, Presence, database, known_checksums};
+pub use database::{
+    DatabaseState, Divergence, Ledger, MigrationFile, Presence, database, diverged_message,
+    divergence_words, known_checksums,
+};
 pub use env::{EnvFileState, env};
 pub use link::{LinkState, link};
 
