@@ -31,6 +31,8 @@ ROOT = os.path.dirname(HERE)
 
 INCLUDES = [".env", ".dev.vars", ".npmrc", "node_modules"]
 SETTLE = float(os.environ.get("BENCH_SETTLE", "0.3"))
+# After a group's worktrees are deleted, before the next group starts.
+TEARDOWN_SETTLE = float(os.environ.get("BENCH_TEARDOWN_SETTLE", "5"))
 WORKTRUNK = "0.67.0"
 # `wt list` is timed at these sizes (the issue's); status at every size.
 PEER_SIZES = (10, 100, 300)
@@ -230,7 +232,9 @@ class Bench:
         # a delete took several times as long as it does otherwise.
         for teardown, arg in made:
             teardown(arg)
+        # ... and the next group starts once the file system has settled.
         os.sync()
+        time.sleep(TEARDOWN_SETTLE)
         return samples
 
     def new_against_git(self, runs):
