@@ -188,6 +188,29 @@ pub fn expired_entries(main: &Path, expire: &str) -> Result<Vec<String>, GitErro
         .collect())
 }
 
+/// The file in a worktree's admin dir that says a provision take-down has
+/// begun `git worktree remove` there. git deletes the admin dir last, so
+/// while the worktree is still listed, a marked one is one git's step was
+/// cut short in: its missing files are git's doing, not the user's.
+const REMOVING: &str = "provision-removing";
+
+/// Marks worktree `id` as being removed by provision (see [`REMOVING`]).
+pub fn mark_removing(common_dir: &Path, id: &str) -> Result<(), GitError> {
+    let path = common_dir.join("worktrees").join(id).join(REMOVING);
+    Ok(crate::fsutil::write_atomically(
+        &path,
+        b"provision remove\n",
+    )?)
+}
+
+/// `git worktree prune` under git's own expiry for entries whose folder is
+/// gone (`expire`, see [`prune_expire`]): what git's gc would prune. Takes
+/// away an admin dir a take-down cut short left without its folder.
+pub fn worktree_prune(main: &Path, expire: &str) -> Result<(), GitError> {
+    let args = ["worktree", "prune", "--expire", expire].map(String::from);
+    run_git(main, &args).map(|_| ())
+}
+
 /// Removes a worktree's lock (`worktrees/<id>/locked`).
 pub fn unlock(common_dir: &Path, id: &str) -> Result<(), GitError> {
     match fs_err::remove_file(common_dir.join("worktrees").join(id).join("locked")) {
@@ -227,6 +250,9 @@ pub struct Worktree {
     pub cut_short: bool,
     /// Git would prune it: its folder (or its gitdir file) is gone.
     pub prunable: bool,
+    /// A provision take-down had begun `git worktree remove` on it (see
+    /// [`mark_removing`]): what is missing from it, git deleted.
+    pub removing: bool,
 }
 
 /// Every worktree of the repository, the main one first, as git lists it.
@@ -260,6 +286,12 @@ pub fn worktrees(main: &Path, common_dir: &Path) -> Result<Vec<Worktree>, GitErr
                     })
                     .unwrap_or_else(|| file_name(Path::new(value)))
             };
+            let removing = !is_main
+                && common_dir
+                    .join("worktrees")
+                    .join(&id)
+                    .join(REMOVING)
+                    .is_file();
             out.push(Worktree {
                 id,
                 path: PathBuf::from(value),
@@ -269,6 +301,7 @@ pub fn worktrees(main: &Path, common_dir: &Path) -> Result<Vec<Worktree>, GitErr
                 locked: false,
                 cut_short: false,
                 prunable: false,
+                removing,
             });
             continue;
         }

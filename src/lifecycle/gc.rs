@@ -203,17 +203,7 @@ impl Run<'_> {
             // someone has worked in it since, it is theirs to keep. Its
             // index may be half written, so what counts is content HEAD
             // does not have: what git itself wrote is no one's work.
-            let mut work = remove::unsaved(self.workspace, worktree)?;
-            let listed: Vec<String> = work
-                .files
-                .iter()
-                .filter_map(|f| f.split_once(' ').map(|(_, path)| path.to_string()))
-                .collect();
-            work.files = if worktree.path.is_dir() {
-                git::unlike_head(&worktree.path, &listed)?
-            } else {
-                Vec::new()
-            };
+            let work = remove::unsaved_after_git(self.workspace, worktree)?;
             if !work.is_empty() {
                 return Ok(Step::Keep(format!(
                     "a `provision new` was cut short while git made it, but it holds unsaved work ({}): `provision apply` there takes it over; to discard it, `git worktree unlock {path}` then `provision remove --force {path}`",
@@ -232,6 +222,26 @@ impl Run<'_> {
             Step::TakeDown(
                 "a `provision new` was cut short while git made it".into(),
                 options,
+            )
+        } else if worktree.removing && !worktree.locked {
+            // A take-down (`remove`, or an earlier gc) was cut short inside
+            // `git worktree remove`: it had decided the worktree goes, and
+            // git deleted part of it. Finished unless someone has written
+            // to it since.
+            let work = remove::unsaved_after_git(self.workspace, worktree)?;
+            if !work.is_empty() {
+                return Ok(Step::Keep(format!(
+                    "a take-down was cut short inside `git worktree remove`, but it holds unsaved work ({}): `provision remove --force {}` discards it",
+                    work.describe(),
+                    worktree.path.display()
+                )));
+            }
+            Step::TakeDown(
+                "a take-down was cut short inside `git worktree remove`".into(),
+                Options {
+                    branch: true,
+                    ..orphan
+                },
             )
         } else if worktree.locked {
             let gone = if worktree.path.exists() {

@@ -123,7 +123,7 @@ impl Unsaved {
     }
 }
 
-fn first_few(items: &[String]) -> String {
+pub fn first_few(items: &[String]) -> String {
     const SHOWN: usize = 5;
     let mut text = items[..items.len().min(SHOWN)].join(", ");
     if items.len() > SHOWN {
@@ -151,6 +151,26 @@ pub fn unsaved(workspace: &Workspace, worktree: &Worktree) -> Result<Unsaved, Bo
         hidden,
         submodules: git::has_submodules(&checkout.common_dir, &worktree.id, &worktree.path)?,
     })
+}
+
+/// [`unsaved`] for a worktree whose git step was cut short: a `new` killed
+/// inside `git worktree add`, or a take-down inside `git worktree remove`.
+/// Its index may be half written and git deleted some of its files, so
+/// what counts is content HEAD does not have: what git itself wrote (or
+/// deleted) there is no one's work.
+pub fn unsaved_after_git(workspace: &Workspace, worktree: &Worktree) -> Result<Unsaved, BoxError> {
+    let mut work = unsaved(workspace, worktree)?;
+    let listed: Vec<String> = work
+        .files
+        .iter()
+        .filter_map(|f| f.split_once(' ').map(|(_, path)| path.to_string()))
+        .collect();
+    work.files = if worktree.path.is_dir() {
+        git::unlike_head(&worktree.path, &listed)?
+    } else {
+        Vec::new()
+    };
+    Ok(work)
 }
 
 /// The shared `info/exclude` hides every path provision ever linked, in
@@ -284,7 +304,11 @@ pub fn remove(workspace: &Workspace, options: RemoveOptions) -> Result<Removal, 
         .into());
     }
     if let (false, Some(worktree)) = (force, worktree) {
-        let work = unsaved(workspace, worktree)?;
+        let work = if worktree.removing {
+            unsaved_after_git(workspace, worktree)?
+        } else {
+            unsaved(workspace, worktree)?
+        };
         if !work.is_empty() {
             return Err(RemoveError::Unsaved {
                 name: record.map_or(shown, |r| r.name.clone()),

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::BoxError;
 use crate::db::DbError;
 use crate::git::{self, Worktree};
+use crate::lifecycle::leftover;
 use crate::lifecycle::registry::{Guard, Record, Registry, RegistryError};
 use crate::recipe::config::DatabaseKind;
 use crate::sandbox::lock::NamedPorts;
@@ -219,7 +220,15 @@ pub fn take_down(
     if let Some(worktree) = worktree {
         let folder_gone = !worktree.path.exists();
         if !options.dry_run {
-            git::worktree_remove(&workspace.checkout.main, &worktree.path, options.force)?;
+            let common_dir = &workspace.checkout.common_dir;
+            if git::has_entry(common_dir, &worktree.id) {
+                git::mark_removing(common_dir, &worktree.id)?;
+            }
+            // A take-down git's step was cut short in lacks the files git
+            // deleted: git would call that unsaved work. Callers have
+            // checked that nothing else is.
+            let force = options.force || worktree.removing;
+            git::worktree_remove(&workspace.checkout.main, &worktree.path, force)?;
         }
         let path = worktree.path.display();
         removal.done.push(if folder_gone {
@@ -227,6 +236,9 @@ pub fn take_down(
         } else {
             format!("{} worktree {path}", options.did("removed", "remove"))
         });
+    }
+    if let (None, Some(record), false) = (worktree, record, options.dry_run) {
+        removal.done.extend(leftover_folder(workspace, record)?);
     }
     if let Some(record) = record.filter(|_| !database_first) {
         fate = Some(drop_database(record)?);
@@ -247,6 +259,38 @@ pub fn take_down(
         removal.branch_deleted = branch_fate(workspace, branch, options, &mut removal.done)?;
     }
     Ok(removal)
+}
+
+/// The record's folder when git no longer lists it: `git worktree remove`
+/// deleted git's entry but failed (or was killed) part way through the
+/// files. It goes when every file left is content the record's branch holds
+/// or provision's own; otherwise it stays, and the report says why.
+fn leftover_folder(workspace: &Workspace, record: &Record) -> Result<Option<String>, BoxError> {
+    let checkout = &workspace.checkout;
+    let worktrees = git::worktrees(&checkout.main, &checkout.common_dir)?;
+    if !leftover::is_unlisted(&record.path, &worktrees) {
+        return Ok(None);
+    }
+    let repo = git2::Repository::open(&checkout.main)?;
+    let tip = record
+        .branch
+        .as_ref()
+        .and_then(|b| repo.find_branch(b, git2::BranchType::Local).ok())
+        .and_then(|b| b.get().target());
+    let path = record.path.display();
+    Ok(Some(
+        match leftover::clear(
+            &checkout.main,
+            &checkout.common_dir,
+            &record.path,
+            &Vec::from_iter(tip),
+        )? {
+            Ok(()) => format!("removed what git left of {path}"),
+            Err(why) => format!(
+                "kept the folder {path}, which git no longer lists: {why}; delete it by hand once you have what you need"
+            ),
+        },
+    ))
 }
 
 /// Stops the sandbox's services and every other process working in its

@@ -1,0 +1,195 @@
+//! What git leaves when its own step is cut short: a folder `git worktree
+//! add` half checked out, or one `git worktree remove` half deleted, that
+//! git no longer lists. Such a folder goes only when nothing in it is
+//! anyone's work: every file is content git holds at the same path in a
+//! tree provision knows the folder came from, or is provision's own.
+
+use std::collections::BTreeSet;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use git2::{ObjectType, Oid};
+
+use crate::BoxError;
+use crate::git;
+use crate::sandbox::{envfile, lock};
+
+/// One file (or symlink, or anything else that is not a folder) in the folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// Relative to the folder, `/`-separated.
+    pub path: String,
+    /// Its content as git would hash it (a symlink: its target), `None`
+    /// for what git cannot hold (a FIFO, a socket, an unreadable file).
+    pub blob: Option<Oid>,
+    /// The blobs the trees hold at its path.
+    pub in_trees: Vec<Oid>,
+    /// Provision's own: the folder's `.git` link, its lock, a link it made,
+    /// an env file it wrote, one of its temporary files.
+    pub own: bool,
+}
+
+/// The files whose content git does not hold and provision did not write:
+/// someone's work, which must not be deleted.
+pub fn foreign(found: &[Found]) -> Vec<String> {
+    found
+        .iter()
+        .filter(|f| !f.own && !f.blob.is_some_and(|blob| f.in_trees.contains(&blob)))
+        .map(|f| f.path.clone())
+        .collect()
+}
+
+/// Every file under `root` against `trees` (commits' trees: where the
+/// folder's files came from).
+pub fn survey(
+    root: &Path,
+    trees: &[git2::Tree],
+    common_dir: &Path,
+) -> Result<Vec<Found>, BoxError> {
+    // Provision's links and env files sit at paths its exclude block lists.
+    let excluded: BTreeSet<String> = git::excluded_paths(common_dir)?.into_iter().collect();
+    let lock_ok = matches!(lock::read(root), Ok(Some(_)));
+    let mut out = Vec::new();
+    walk(root, root, &mut |path, rel, meta| {
+        let is_link = meta.file_type().is_symlink();
+        let blob = if is_link {
+            let target = fs_err::read_link(path)?;
+            Some(Oid::hash_object(
+                ObjectType::Blob,
+                target.as_os_str().as_bytes(),
+            )?)
+        } else if meta.is_file() {
+            Oid::hash_file(ObjectType::Blob, path).ok()
+        } else {
+            None
+        };
+        let in_trees = trees
+            .iter()
+            .filter_map(|tree| tree.get_path(Path::new(&rel)).ok().map(|e| e.id()))
+            .collect();
+        let name = rel.rsplit('/').next().unwrap_or(&rel);
+        let own = (rel == ".git" && meta.is_file())
+            || (rel == lock::FILE_NAME && lock_ok)
+            || (name.starts_with(".provision-") && meta.is_file())
+            || (excluded.contains(&rel)
+                && (is_link
+                    || (meta.is_file()
+                        && fs_err::read(path)
+                            .is_ok_and(|b| envfile::is_ours(&String::from_utf8_lossy(&b))))));
+        out.push(Found {
+            path: rel,
+            blob,
+            in_trees,
+            own,
+        });
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+type Visit<'a> = dyn FnMut(&Path, String, &std::fs::Metadata) -> Result<(), BoxError> + 'a;
+
+fn walk(root: &Path, dir: &Path, visit: &mut Visit) -> Result<(), BoxError> {
+    for entry in fs_err::read_dir(dir)? {
+        let path = entry?.path();
+        let meta = fs_err::symlink_metadata(&path)?;
+        if meta.is_dir() {
+            walk(root, &path, visit)?;
+            continue;
+        }
+        let rel = path.strip_prefix(root).unwrap_or(&path);
+        visit(&path, rel.to_string_lossy().into_owned(), &meta)?;
+    }
+    Ok(())
+}
+
+/// Whether `root` is a folder git's step left behind and no longer knows:
+/// not a repository of its own (`.git` a folder), and not the folder of a
+/// worktree git lists.
+pub fn is_unlisted(root: &Path, worktrees: &[git::Worktree]) -> bool {
+    root.is_dir()
+        && !root.join(".git").is_dir()
+        && !worktrees.iter().any(|w| git::same_path(&w.path, root))
+}
+
+/// Deletes the folder `root` git left if nothing in it is anyone's work
+/// (against the trees of `commits`); `Ok(Err(why))` when it is kept.
+pub fn clear(
+    main: &Path,
+    common_dir: &Path,
+    root: &Path,
+    commits: &[Oid],
+) -> Result<Result<(), String>, BoxError> {
+    let repo = git2::Repository::open(main)?;
+    let trees: Vec<git2::Tree> = commits
+        .iter()
+        .filter_map(|oid| repo.find_commit(*oid).ok()?.tree().ok())
+        .collect();
+    if trees.is_empty() {
+        return Ok(Err(
+            "no commit it was checked out from is left to compare its files with".into(),
+        ));
+    }
+    let foreign = foreign(&survey(root, &trees, common_dir)?);
+    if !foreign.is_empty() {
+        return Ok(Err(format!(
+            "{} file(s) in it are not content git holds ({})",
+            foreign.len(),
+            crate::lifecycle::remove::first_few(&foreign)
+        )));
+    }
+    fs_err::remove_dir_all(root)?;
+    Ok(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn oid(n: u8) -> Oid {
+        Oid::from_bytes(&[n; 20]).unwrap()
+    }
+
+    fn found(path: &str, blob: Option<u8>, in_trees: &[u8], own: bool) -> Found {
+        Found {
+            path: path.into(),
+            blob: blob.map(oid),
+            in_trees: in_trees.iter().map(|n| oid(*n)).collect(),
+            own,
+        }
+    }
+
+    #[test]
+    fn content_a_tree_holds_at_its_path_is_gits() {
+        let files = [
+            found("src/a.js", Some(1), &[1], false),
+            found("src/b.js", Some(2), &[3, 2], false),
+        ];
+        assert!(foreign(&files).is_empty());
+    }
+
+    #[test]
+    fn changed_or_new_content_is_someones_work() {
+        let files = [
+            found("src/a.js", Some(1), &[9], false),
+            found("notes.txt", Some(2), &[], false),
+            found("fifo", None, &[], false),
+        ];
+        assert_eq!(foreign(&files), ["src/a.js", "notes.txt", "fifo"]);
+    }
+
+    #[test]
+    fn provisions_own_files_go_whatever_their_content() {
+        let files = [
+            found(".git", Some(1), &[], true),
+            found("provision.lock", Some(2), &[], true),
+            found("node_modules", None, &[], true),
+        ];
+        assert!(foreign(&files).is_empty());
+    }
+
+    #[test]
+    fn an_unreadable_file_is_never_gits() {
+        assert_eq!(foreign(&[found("x", None, &[1], false)]), ["x"]);
+    }
+}
