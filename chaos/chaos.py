@@ -65,6 +65,8 @@ ROOT = os.path.dirname(HERE)
 
 ADDING = "provision new: being created"
 REPO = "app"
+# Where the user puts what they move out of a worktree (not beside-the-repo victims).
+USER_KEPT = "user-kept"
 INCLUDES = [".env", ".dev.vars", ".npmrc", "node_modules"]
 PRECIOUS = ["keep-a", "keep-b"]
 SQUATTER = "squatter"  # a name whose database file exists, unowned
@@ -416,6 +418,19 @@ class World:
         return run([self.h.binary] + list(args), cwd or self.app, self.h.env,
                    timeout or self.h.timeout, kill_after)
 
+    def recover(self, args, cwd=None):
+        """A recovery step, as a person runs it: when git stops on a lock file
+        it left behind (a git run killed, or whose unlink failed, between
+        taking a ref's lock and letting go of it), git says to delete it once
+        no git process runs; the person does, and runs the step again."""
+        r = self.prov(args, cwd)
+        m = re.search(r"Unable to create '([^']+\.lock)': File exists", r.out + r.err)
+        if r.rc != 0 and m and os.path.isfile(m.group(1)):
+            os.unlink(m.group(1))
+            self.h.tally.count("recovery", "git lock files left by git, deleted as git says")
+            r = self.prov(args, cwd)
+        return r
+
     def git(self, args, cwd=None, check=True):
         r = run(["git"] + list(args), cwd or self.app, self.h.env, 120)
         if check and r.rc != 0:
@@ -678,7 +693,7 @@ class World:
 
     def outside_skip(self, rel):
         top = rel.split(os.sep)[0]
-        return top == REPO or top.startswith("worktree-")
+        return top in (REPO, USER_KEPT) or top.startswith("worktree-")
 
     def main_git_bits(self):
         out = {}
@@ -951,35 +966,35 @@ def kill_mode(h, rounds, agents):
             else:
                 choice = rng.choice(["apply", "remove"])
                 if choice == "apply" and os.path.exists(os.path.join(wt, ".git")):
-                    r = w.prov(["apply"], cwd=wt)
+                    r = w.recover(["apply"], cwd=wt)
                     recovered.append(("apply", r))
                     expect = "A" if r.rc == 0 else None
                     if r.rc != 0:
-                        r2 = w.prov(["gc"])
+                        r2 = w.recover(["gc"])
                         recovered.append(("gc", r2))
                         expect = "AB"
                 else:
-                    r = w.prov(["remove", name])
+                    r = w.recover(["remove", name])
                     recovered.append(("remove " + name, r))
                     if r.rc != 0:
-                        r2 = w.prov(["gc"])
+                        r2 = w.recover(["gc"])
                         recovered.append(("gc", r2))
                     expect = "B"
         elif op == "apply":
             if res.killed or res.rc != 0:
-                r = w.prov(["apply"], cwd=wt)
+                r = w.recover(["apply"], cwd=wt)
                 recovered.append(("apply", r))
             expect = "A"
         elif op == "remove":
             if res.killed or res.rc != 0:
-                r = w.prov(["remove", name])
+                r = w.recover(["remove", name])
                 recovered.append(("remove " + name, r))
                 if r.rc != 0:
-                    recovered.append(("gc", w.prov(["gc"])))
+                    recovered.append(("gc", w.recover(["gc"])))
             expect = "B"
         else:
             if res.killed or res.rc != 0:
-                recovered.append(("gc", w.prov(["gc"])))
+                recovered.append(("gc", w.recover(["gc"])))
             expect = "A"
         for what, r in recovered:
             h.tally.count(kind, "recoveries run")
@@ -1278,14 +1293,14 @@ def one_fault(h, w, cmd, res, hits, repro, killed=False):
         # worktree to run in, `gc` takes away what is left.
         name = "sx"
         if os.path.exists(os.path.join(w.wt(name), ".git")):
-            r = w.prov(["apply"], cwd=w.wt(name))
+            r = w.recover(["apply"], cwd=w.wt(name))
             recovered.append(("apply", r))
             expect = "A"
             if r.rc != 0:
-                recovered.append(("gc", w.prov(["gc"])))
+                recovered.append(("gc", w.recover(["gc"])))
                 expect = "B"
         else:
-            recovered.append(("gc", w.prov(["gc"])))
+            recovered.append(("gc", w.recover(["gc"])))
             expect = "B"
     elif cmd == "new":
         name, expect = "sx", None
@@ -1300,29 +1315,36 @@ def one_fault(h, w, cmd, res, hits, repro, killed=False):
                             f"`provision new sx` exited {res.rc} ({res.brief()}) but left a complete sandbox "
                             f"that verifies clean", repro)
                 expect = "A"
+            elif "finishes it" in res.err and "provision remove sx" in res.err:
+                # It could not take everything back (the fault hit the
+                # take-back too) and said so, naming the recovery: the
+                # recovery must converge.
+                h.tally.count(kind, "failed new that named what it left for `remove`/`gc`")
+                recovered.append(("gc", w.recover(["gc"])))
+                expect = "B"
             else:
                 if not w.gone(s):
                     cls = ("syscall/failed-new-left-branch" if w.gone(s, branch=False)
                            else f"syscall/failed-new-left-residue: {w.signature(s, 'B')}")
                     h.tally.add(kind, cls, f"`provision new sx` failed ({res.brief()}) and left: {w.describe(s)}",
                                 repro)
-                recovered.append(("gc", w.prov(["gc"])))
+                recovered.append(("gc", w.recover(["gc"])))
                 expect = "B"
     elif cmd == "apply":
         name, expect = "sa", "A"
         if res.rc != 0:
-            recovered.append(("apply", w.prov(["apply"], cwd=w.wt("sa"))))
+            recovered.append(("apply", w.recover(["apply"], cwd=w.wt("sa"))))
     elif cmd == "remove":
         name, expect = "sr", "B"
         if res.rc != 0:
-            r = w.prov(["remove", "sr"])
+            r = w.recover(["remove", "sr"])
             recovered.append(("remove sr", r))
             if r.rc != 0:
-                recovered.append(("gc", w.prov(["gc"])))
+                recovered.append(("gc", w.recover(["gc"])))
     else:
         name, expect = None, None
         if res.rc != 0:
-            recovered.append(("gc", w.prov(["gc"])))
+            recovered.append(("gc", w.recover(["gc"])))
     for what, r in recovered:
         h.tally.count(kind, "recoveries run")
         h.judge(kind, r, f"recovery `provision {what}`", repro, "recovery-")
@@ -1640,7 +1662,8 @@ def hostile_cases():
         if w.work_lost("sr"):
             return
         # The user moves their folder away; the sandbox then converges.
-        shutil.move(lock, os.path.join(w.wt("sr"), "moved-away"))
+        os.makedirs(os.path.join(w.root, USER_KEPT), exist_ok=True)
+        shutil.move(lock, os.path.join(w.root, USER_KEPT, "provision.lock-folder"))
         w.work.pop(w.wt("sr"))
         c.converge("sr")
 

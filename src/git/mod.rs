@@ -20,7 +20,7 @@ pub use history::{
 pub use worktree::{
     Start, Worktree, branch_start, expired_entries, has_entry, has_submodules, mark_removing,
     prune_expire, same_path, take_over_added, unlock, unlock_added, worktree_add, worktree_prune,
-    worktree_remove, worktree_undo, worktrees,
+    worktree_remove, worktrees,
 };
 
 #[derive(Debug, thiserror::Error)]

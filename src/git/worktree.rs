@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use git2::Repository;
 
-use super::{GitError, MAIN_ID, branch_delete, run_git};
+use super::{GitError, MAIN_ID, run_git};
 
 /// Where the branch of a new worktree comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,15 +132,33 @@ pub fn unlock_added(common_dir: &Path, path: &Path) -> Result<(), GitError> {
 /// Takes over a worktree a killed `new` left locked with [`ADDING`]: its
 /// lock goes, so that `gc` no longer counts it as cut short. Any other lock
 /// (the user's `git worktree lock`) stays. Returns whether there was one.
-pub fn take_over_added(common_dir: &Path, id: &str) -> Result<bool, GitError> {
-    let lock = common_dir.join("worktrees").join(id).join("locked");
-    match fs_err::read_to_string(&lock) {
-        Ok(reason) if reason.trim_end() == ADDING => {
-            unlock(common_dir, id)?;
-            Ok(true)
-        }
-        _ => Ok(false),
+/// git's checkout may have been cut short too: a missing index is made
+/// from HEAD (the files stay as they are) and the files it had not
+/// written yet are written; a file that is there is never overwritten.
+/// So is one whose take-down was cut short inside `git worktree remove`
+/// (marked [`REMOVING`]): the files git deleted come back, and the mark goes.
+pub fn take_over_added(common_dir: &Path, id: &str, root: &Path) -> Result<bool, GitError> {
+    let admin = common_dir.join("worktrees").join(id);
+    let adding = fs_err::read_to_string(admin.join("locked"))
+        .is_ok_and(|reason| reason.trim_end() == ADDING);
+    let removing = admin.join(REMOVING).is_file();
+    if !adding && !removing {
+        return Ok(false);
     }
+    // git writes the index whole or not at all: one that is there holds
+    // what the user may have staged since, and stays.
+    if !admin.join("index").is_file() {
+        run_git(root, &["reset".into(), "-q".into()])?;
+    }
+    // Exits 1 when files exist, which is what it is told to keep.
+    let _ = run_git(root, &["checkout-index".into(), "-a".into(), "-q".into()]);
+    if removing {
+        fs_err::remove_file(admin.join(REMOVING))?;
+    }
+    if adding {
+        unlock(common_dir, id)?;
+    }
+    Ok(true)
 }
 
 /// The expiry git's own gc gives an entry whose folder is gone
@@ -197,6 +215,9 @@ const REMOVING: &str = "provision-removing";
 /// Marks worktree `id` as being removed by provision (see [`REMOVING`]).
 pub fn mark_removing(common_dir: &Path, id: &str) -> Result<(), GitError> {
     let path = common_dir.join("worktrees").join(id).join(REMOVING);
+    if path.is_file() {
+        return Ok(());
+    }
     Ok(crate::fsutil::write_atomically(
         &path,
         b"provision remove\n",
@@ -217,21 +238,6 @@ pub fn unlock(common_dir: &Path, id: &str) -> Result<(), GitError> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
         _ => Ok(()),
     }
-}
-
-/// Undoes a `worktree_add` after a later step failed: the new worktree
-/// goes, and its branch when `new` made it; nothing else does.
-pub fn worktree_undo(
-    main: &Path,
-    branch: &str,
-    path: &Path,
-    start: &Start,
-) -> Result<(), GitError> {
-    worktree_remove(main, path, true)?;
-    if start.creates_branch() {
-        branch_delete(main, branch)?;
-    }
-    Ok(())
 }
 
 /// One entry of `git worktree list`.
@@ -361,9 +367,17 @@ pub fn same_path(a: &Path, b: &Path) -> bool {
         )
 }
 
-/// Whether git keeps an entry (`worktrees/<id>`) for the worktree `id`.
+/// Whether git keeps an entry (`worktrees/<id>`) for the worktree `id`: an
+/// admin dir without its `gitdir` file is one git's own prune takes away
+/// at once (what a cut-short `git worktree add` or `remove` leaves).
 pub fn has_entry(common_dir: &Path, id: &str) -> bool {
-    id != MAIN_ID && !id.is_empty() && common_dir.join("worktrees").join(id).is_dir()
+    id != MAIN_ID
+        && !id.is_empty()
+        && common_dir
+            .join("worktrees")
+            .join(id)
+            .join("gitdir")
+            .is_file()
 }
 
 fn file_name(path: &Path) -> String {

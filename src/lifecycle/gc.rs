@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::BoxError;
 use crate::git::{self, Worktree};
 use crate::lifecycle::orphans::{self, Evidence, Verdict};
+use crate::lifecycle::pending::{self, Finished, Pending};
 use crate::lifecycle::registry::{Claim, Guard, Record, Registry, RegistryError};
 use crate::lifecycle::remove;
 use crate::lifecycle::teardown::{self, Options, Removal};
@@ -91,6 +92,17 @@ pub fn gc(workspace: &Workspace, options: GcOptions) -> Result<Report, BoxError>
     } else {
         Some(registry.lock()?)
     };
+    // `new`s that failed with git's step half undone, first: what they
+    // leave is then gone from git's list and the records.
+    let finished: Vec<_> = pending::all(&checkout.common_dir)
+        .into_iter()
+        .map(|pending| {
+            let finished = guard.as_ref().map(|_| {
+                pending::finish(workspace, &pending, false).map_err(|e| output::one_line(&*e))
+            });
+            (pending, finished)
+        })
+        .collect();
     let records = registry.read_all()?;
     let worktrees = git::worktrees(&checkout.main, &checkout.common_dir)?;
     let expire = git::prune_expire(&checkout.main);
@@ -117,6 +129,9 @@ pub fn gc(workspace: &Workspace, options: GcOptions) -> Result<Report, BoxError>
             failed: Vec::new(),
         },
     };
+    for (pending, finished) in finished {
+        run.pending(&pending, finished);
+    }
     for (index, worktree) in worktrees.iter().enumerate() {
         let record = records
             .iter()
@@ -161,6 +176,8 @@ struct Run<'a> {
 enum Step {
     Keep(String),
     TakeDown(String, Options),
+    /// Taken back as a `new` that failed part way (see `pending`).
+    Finish(Pending),
 }
 
 impl Run<'_> {
@@ -176,6 +193,14 @@ impl Run<'_> {
                 return Ok(());
             }
             Step::TakeDown(reason, options) => (reason, options),
+            Step::Finish(pending) => {
+                let common_dir = &self.workspace.checkout.common_dir;
+                let finished = pending::write(common_dir, &pending)
+                    .and_then(|()| pending::finish(self.workspace, &pending, false))
+                    .map_err(|e| output::one_line(&*e));
+                self.pending(&pending, Some(finished));
+                return Ok(());
+            }
         };
         let workspace = self.workspace;
         match teardown::take_down(workspace, self.guard, record, Some(worktree), options) {
@@ -211,8 +236,25 @@ impl Run<'_> {
                     path = worktree.path.display()
                 )));
             }
+            let main = &self.workspace.checkout.main;
+            if let (false, None, Some(branch), Some(head)) =
+                (dry_run, record, &worktree.branch, &worktree.head)
+            {
+                // Taken back as a pending `new`, so that a take-down cut
+                // short in its turn is finished by the next gc. Its branch
+                // goes only while merged and where it was.
+                let (_, target) = git::default_branch(main)?;
+                return Ok(Step::Finish(Pending {
+                    name: branch.clone(),
+                    path: worktree.path.clone(),
+                    start: git::is_merged(main, branch, target)?.then(|| head.clone()),
+                    folder_existed: false,
+                }));
+            }
             if !dry_run {
-                git::unlock(&self.workspace.checkout.common_dir, &worktree.id)?;
+                let common_dir = &self.workspace.checkout.common_dir;
+                git::mark_removing(common_dir, &worktree.id)?;
+                git::unlock(common_dir, &worktree.id)?;
             }
             let options = Options {
                 force: true,
@@ -277,6 +319,29 @@ impl Run<'_> {
             let registry = &self.workspace.registry;
             Step::Keep(live(registry, self.guard, record, worktree)?)
         })
+    }
+
+    /// A `new` that failed part way, finished (or, in a dry run, not yet).
+    fn pending(&mut self, pending: &Pending, finished: Option<Result<Finished, String>>) {
+        let (name, path) = (pending.name.clone(), pending.path.display().to_string());
+        const REASON: &str = "a `provision new` failed part way";
+        match finished {
+            None => self.report.kept.push(Kept {
+                name,
+                path,
+                reason: format!("{REASON}: gc finishes it"),
+            }),
+            Some(Ok(finished)) if finished.kept.is_empty() => self.report.removed.push(Removed {
+                reason: REASON.into(),
+                removal: remove::pending_removal(pending, finished),
+            }),
+            Some(Ok(finished)) => self.report.kept.push(Kept {
+                name,
+                path,
+                reason: format!("{REASON}, and left {}", finished.kept.join("; ")),
+            }),
+            Some(Err(error)) => self.report.failed.push(Failed { name, path, error }),
+        }
     }
 
     /// A record no listed worktree owns: taken down if it is an orphan.

@@ -8,6 +8,7 @@ pub(crate) mod create;
 pub(crate) mod gc;
 pub(crate) mod leftover;
 pub(crate) mod orphans;
+pub(crate) mod pending;
 pub(crate) mod ports;
 pub(crate) mod registry;
 pub(crate) mod remove;

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::BoxError;
 use crate::git::{self, Worktree};
 use crate::hash;
+use crate::lifecycle::pending;
 use crate::lifecycle::registry::{Record, Registry};
 use crate::lifecycle::teardown::{self, Options};
 use crate::sandbox::{envfile, lock};
@@ -38,6 +39,8 @@ pub enum RemoveError {
         database: String,
         other: String,
     },
+    #[error("a `provision new {name}` failed part way, and provision keeps what it left: {kept}")]
+    PendingKept { name: String, kept: String },
     #[error("{name} has unsaved work, so nothing was removed: {work}; {remedy}")]
     Unsaved {
         name: String,
@@ -274,10 +277,17 @@ pub fn remove(workspace: &Workspace, options: RemoveOptions) -> Result<Removal, 
     let checkout = &workspace.checkout;
     let registry = &workspace.registry;
     let guard = registry.lock()?;
+    // A `new NAME` that failed with git's step half undone is finished
+    // first; its sandbox, if it got that far, then goes as any other.
+    let finished = match pending::get(&checkout.common_dir, target) {
+        Some(pending) if !dry_run => Some(finish_pending(workspace, &pending, force)?),
+        _ => None,
+    };
     let records = registry.all(&guard)?;
     let worktrees = git::worktrees(&checkout.main, &checkout.common_dir)?;
-    let (record, worktree) = resolve(cwd, target, registry, &records, &worktrees)
-        .ok_or_else(|| RemoveError::NotFound(target.to_string()))?;
+    let Some((record, worktree)) = resolve(cwd, target, registry, &records, &worktrees) else {
+        return finished.ok_or_else(|| RemoveError::NotFound(target.to_string()).into());
+    };
     let shown = worktree
         .map(|w| w.path.display().to_string())
         .or_else(|| record.map(|r| r.path.display().to_string()))
@@ -324,7 +334,52 @@ pub fn remove(workspace: &Workspace, options: RemoveOptions) -> Result<Removal, 
         keep_branch,
         dry_run,
     };
-    teardown::take_down(workspace, Some(&guard), record, worktree, options)
+    let mut removal = teardown::take_down(workspace, Some(&guard), record, worktree, options)?;
+    if let Some(finished) = finished {
+        removal.done.splice(0..0, finished.done);
+        removal.branch_deleted |= finished.branch_deleted;
+    }
+    Ok(removal)
+}
+
+/// Finishes the pending `new` of `pending.name` (see [`pending`]): an
+/// error if anything of it has to stay.
+fn finish_pending(
+    workspace: &Workspace,
+    pending: &pending::Pending,
+    force: bool,
+) -> Result<Removal, BoxError> {
+    let finished = pending::finish(workspace, pending, force)?;
+    if !finished.kept.is_empty() {
+        return Err(RemoveError::PendingKept {
+            name: pending.name.clone(),
+            kept: finished.kept.join("; "),
+        }
+        .into());
+    }
+    Ok(pending_removal(pending, finished))
+}
+
+/// A finished pending `new`, reported as a take-down.
+pub fn pending_removal(pending: &pending::Pending, finished: pending::Finished) -> Removal {
+    let mut done = vec![format!(
+        "finished a `provision new {}` that failed part way",
+        pending.name
+    )];
+    done.extend(finished.done);
+    Removal {
+        name: pending.name.clone(),
+        path: pending.path.display().to_string(),
+        branch: Some(pending.name.clone()),
+        database: None,
+        database_fate: None,
+        port: None,
+        ports: Default::default(),
+        dry_run: false,
+        stopped: Vec::new(),
+        branch_deleted: finished.branch_deleted,
+        done,
+    }
 }
 
 fn resolve<'a>(

@@ -239,24 +239,33 @@ pub fn take_down(
     }
     if let (None, Some(record), false) = (worktree, record, options.dry_run) {
         removal.done.extend(leftover_folder(workspace, record)?);
+        let common_dir = &workspace.checkout.common_dir;
+        if common_dir.join("worktrees").join(&record.id).is_dir()
+            && !git::has_entry(common_dir, &record.id)
+        {
+            // What git's cut-short step left of the admin dir: git's prune.
+            let main = &workspace.checkout.main;
+            git::worktree_prune(main, &git::prune_expire(main))?;
+        }
     }
     if let Some(record) = record.filter(|_| !database_first) {
         fate = Some(drop_database(record)?);
     }
-    if let (Some(record), Some(fate)) = (record, fate) {
-        let freed = release(workspace, guard, record, fate, options)?;
-        removal.database_fate = Some(fate);
-        removal.done.extend(freed);
-    }
     // The record's branch when git's step is already done (a `remove` cut
-    // short after it): the re-run finishes the branch too. git refuses to
-    // delete a branch some other worktree has out.
+    // short after it): the re-run finishes the branch too. Before the
+    // record goes, since the re-run finds the branch through it. git
+    // refuses to delete a branch some other worktree has out.
     let branch = match worktree {
         Some(worktree) => worktree.branch.as_ref(),
         None => record.and_then(|r| r.branch.as_ref()),
     };
     if let (true, Some(branch)) = (options.branch, branch) {
         removal.branch_deleted = branch_fate(workspace, branch, options, &mut removal.done)?;
+    }
+    if let (Some(record), Some(fate)) = (record, fate) {
+        let freed = release(workspace, guard, record, fate, options)?;
+        removal.database_fate = Some(fate);
+        removal.done.extend(freed);
     }
     Ok(removal)
 }
