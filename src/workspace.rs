@@ -209,6 +209,7 @@ impl Workspace {
             port: named[&ports.names[0]],
             ports: lock::stored_ports(&named),
             lock_hash: existing.and_then(|r| r.lock_hash.clone()),
+            removing: false,
         })
     }
 }

@@ -14,7 +14,7 @@ use std::process::Command;
 pub use checkout::{Checkout, Untracked, committed, head_tree, is_tracked, untracked};
 pub use exclude::{exclude_paths, excluded_paths};
 pub use history::{
-    branch_delete, default_branch, has_own_commits, is_merged, unique_commits, unlike_head,
+    branch_delete, default_branch, has_own_commits, holds, is_merged, unique_commits, unlike_head,
     unsaved_files,
 };
 pub use worktree::{

@@ -405,6 +405,8 @@ impl Run<'_> {
         };
         let options = Options {
             dry_run: self.dry_run,
+            // A `remove` cut short: its branch goes as it would have.
+            branch: record.removing,
             ..Options::default()
         };
         match teardown::take_down(self.workspace, self.guard, Some(record), None, options) {

@@ -5,10 +5,9 @@
 //! tree provision knows the folder came from, or is provision's own.
 
 use std::collections::BTreeSet;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use git2::{ObjectType, Oid};
+use git2::Oid;
 
 use crate::BoxError;
 use crate::git;
@@ -19,11 +18,8 @@ use crate::sandbox::{envfile, lock};
 pub struct Found {
     /// Relative to the folder, `/`-separated.
     pub path: String,
-    /// Its content as git would hash it (a symlink: its target), `None`
-    /// for what git cannot hold (a FIFO, a socket, an unreadable file).
-    pub blob: Option<Oid>,
-    /// The blobs the trees hold at its path.
-    pub in_trees: Vec<Oid>,
+    /// A tree holds its content at its path (see [`git::holds`]).
+    pub held: bool,
     /// Provision's own: the folder's `.git` link, its lock, a link it made,
     /// an env file it wrote, one of its temporary files.
     pub own: bool,
@@ -34,7 +30,7 @@ pub struct Found {
 pub fn foreign(found: &[Found]) -> Vec<String> {
     found
         .iter()
-        .filter(|f| !f.own && !f.blob.is_some_and(|blob| f.in_trees.contains(&blob)))
+        .filter(|f| !f.own && !f.held)
         .map(|f| f.path.clone())
         .collect()
 }
@@ -42,6 +38,7 @@ pub fn foreign(found: &[Found]) -> Vec<String> {
 /// Every file under `root` against `trees` (commits' trees: where the
 /// folder's files came from).
 pub fn survey(
+    repo: &git2::Repository,
     root: &Path,
     trees: &[git2::Tree],
     common_dir: &Path,
@@ -51,35 +48,21 @@ pub fn survey(
     let lock_ok = matches!(lock::read(root), Ok(Some(_)));
     let mut out = Vec::new();
     walk(root, root, &mut |path, rel, meta| {
-        let is_link = meta.file_type().is_symlink();
-        let blob = if is_link {
-            let target = fs_err::read_link(path)?;
-            Some(Oid::hash_object(
-                ObjectType::Blob,
-                target.as_os_str().as_bytes(),
-            )?)
-        } else if meta.is_file() {
-            Oid::hash_file(ObjectType::Blob, path).ok()
-        } else {
-            None
-        };
-        let in_trees = trees
+        let held = trees
             .iter()
-            .filter_map(|tree| tree.get_path(Path::new(&rel)).ok().map(|e| e.id()))
-            .collect();
+            .any(|tree| git::holds(repo, tree, Path::new(&rel), path));
         let name = rel.rsplit('/').next().unwrap_or(&rel);
         let own = (rel == ".git" && meta.is_file())
             || (rel == lock::FILE_NAME && lock_ok)
             || (name.starts_with(".provision-") && meta.is_file())
             || (excluded.contains(&rel)
-                && (is_link
+                && (meta.file_type().is_symlink()
                     || (meta.is_file()
                         && fs_err::read(path)
                             .is_ok_and(|b| envfile::is_ours(&String::from_utf8_lossy(&b))))));
         out.push(Found {
             path: rel,
-            blob,
-            in_trees,
+            held,
             own,
         });
         Ok(())
@@ -130,7 +113,7 @@ pub fn clear(
             "no commit it was checked out from is left to compare its files with".into(),
         ));
     }
-    let foreign = foreign(&survey(root, &trees, common_dir)?);
+    let foreign = foreign(&survey(&repo, root, &trees, common_dir)?);
     if !foreign.is_empty() {
         return Ok(Err(format!(
             "{} file(s) in it are not content git holds ({})",
@@ -146,24 +129,19 @@ pub fn clear(
 mod tests {
     use super::*;
 
-    fn oid(n: u8) -> Oid {
-        Oid::from_bytes(&[n; 20]).unwrap()
-    }
-
-    fn found(path: &str, blob: Option<u8>, in_trees: &[u8], own: bool) -> Found {
+    fn found(path: &str, held: bool, own: bool) -> Found {
         Found {
             path: path.into(),
-            blob: blob.map(oid),
-            in_trees: in_trees.iter().map(|n| oid(*n)).collect(),
+            held,
             own,
         }
     }
 
     #[test]
-    fn content_a_tree_holds_at_its_path_is_gits() {
+    fn content_a_tree_holds_is_gits() {
         let files = [
-            found("src/a.js", Some(1), &[1], false),
-            found("src/b.js", Some(2), &[3, 2], false),
+            found("src/a.js", true, false),
+            found("src/b.js", true, false),
         ];
         assert!(foreign(&files).is_empty());
     }
@@ -171,25 +149,20 @@ mod tests {
     #[test]
     fn changed_or_new_content_is_someones_work() {
         let files = [
-            found("src/a.js", Some(1), &[9], false),
-            found("notes.txt", Some(2), &[], false),
-            found("fifo", None, &[], false),
+            found("src/a.js", false, false),
+            found("src/b.js", true, false),
+            found("notes.txt", false, false),
         ];
-        assert_eq!(foreign(&files), ["src/a.js", "notes.txt", "fifo"]);
+        assert_eq!(foreign(&files), ["src/a.js", "notes.txt"]);
     }
 
     #[test]
     fn provisions_own_files_go_whatever_their_content() {
         let files = [
-            found(".git", Some(1), &[], true),
-            found("provision.lock", Some(2), &[], true),
-            found("node_modules", None, &[], true),
+            found(".git", false, true),
+            found("provision.lock", false, true),
+            found("node_modules", false, true),
         ];
         assert!(foreign(&files).is_empty());
-    }
-
-    #[test]
-    fn an_unreadable_file_is_never_gits() {
-        assert_eq!(foreign(&[found("x", None, &[1], false)]), ["x"]);
     }
 }

@@ -208,6 +208,21 @@ pub fn take_down(
     removal
         .done
         .extend(services::stop::describe(&removal.stopped));
+    // Said in the record first, so that a `gc` finishing a take-down cut
+    // short deletes the branch as this one would have.
+    if let (Some(record), Some(guard), false, true, false) = (
+        record,
+        guard,
+        record.is_some_and(|r| r.removing),
+        options.branch,
+        options.keep_branch || options.dry_run,
+    ) {
+        let marked = Record {
+            removing: true,
+            ..record.clone()
+        };
+        workspace.registry.put(guard, &marked)?;
+    }
     let drop_database = |record: &Record| drop_database(workspace, record, options.dry_run);
     // The command kind's commands may need the worktree folder, so its
     // database goes first; every other kind's goes after git has removed
