@@ -94,6 +94,9 @@ pub fn gc(workspace: &Workspace, options: GcOptions) -> Result<Report, BoxError>
     };
     // `new`s that failed with git's step half undone, first: what they
     // leave is then gone from git's list and the records.
+    if guard.is_some() {
+        pending::sweep(&checkout.common_dir)?;
+    }
     let finished: Vec<_> = pending::all(&checkout.common_dir)
         .into_iter()
         .map(|pending| {

@@ -64,6 +64,27 @@ pub fn delete(common_dir: &Path, name: &str) -> Result<(), BoxError> {
     }
 }
 
+/// Deletes the temporary files of entry writes cut short (entries are
+/// written under the registry lock, which the caller holds: any temporary
+/// file is a dead run's).
+pub fn sweep(common_dir: &Path) -> Result<(), BoxError> {
+    let Ok(entries) = fs_err::read_dir(dir(common_dir)) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let entry = entry?;
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".provision-")
+            && entry.file_type()?.is_file()
+        {
+            fs_err::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
 /// Every entry that reads as one provision wrote. Read back, so checked: a
 /// name git accepts for a branch, an absolute path free of `..`. Anything
 /// else is left where it is and never acted on.
@@ -187,6 +208,7 @@ pub fn finish(workspace: &Workspace, pending: &Pending, force: bool) -> Result<F
         .and_then(|b| b.get().target());
     match (start, tip) {
         (Some(start), Some(tip)) if start == tip => {
+            forget_ref_lock(common_dir, &pending.name, start)?;
             git::branch_delete(main, &pending.name)?;
             finished.branch_deleted = true;
             finished
@@ -201,6 +223,22 @@ pub fn finish(workspace: &Workspace, pending: &Pending, force: bool) -> Result<F
     }
     delete(common_dir, &pending.name)?;
     Ok(finished)
+}
+
+/// The branch's lock file a git run cut short left (`refs/heads/NAME.lock`:
+/// killed, or its unlink failed, between taking the lock and letting go),
+/// which makes every later `git branch -D` fail. Deleted only when the
+/// update it stands for changes nothing: it is empty (a deletion) or holds
+/// the commit `new` started the branch at, which the branch still points to.
+fn forget_ref_lock(common_dir: &Path, name: &str, start: git2::Oid) -> Result<(), BoxError> {
+    let lock = common_dir.join("refs/heads").join(format!("{name}.lock"));
+    match fs_err::read_to_string(&lock) {
+        Ok(text) if text.trim().is_empty() || text.trim() == start.to_string() => {
+            fs_err::remove_file(&lock)?;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

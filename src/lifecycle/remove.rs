@@ -10,9 +10,9 @@ use serde::Serialize;
 use crate::BoxError;
 use crate::git::{self, Worktree};
 use crate::hash;
-use crate::lifecycle::pending;
 use crate::lifecycle::registry::{Record, Registry};
 use crate::lifecycle::teardown::{self, Options};
+use crate::lifecycle::{leftover, pending};
 use crate::sandbox::{envfile, lock};
 use crate::workspace::Workspace;
 
@@ -162,6 +162,31 @@ pub fn unsaved(workspace: &Workspace, worktree: &Worktree) -> Result<Unsaved, Bo
 /// what counts is content HEAD does not have: what git itself wrote (or
 /// deleted) there is no one's work.
 pub fn unsaved_after_git(workspace: &Workspace, worktree: &Worktree) -> Result<Unsaved, BoxError> {
+    let checkout = &workspace.checkout;
+    if worktree.path.is_dir() && !worktree.path.join(".git").exists() {
+        // git deleted the folder's `.git` link already, and cannot say:
+        // what is left is held against HEAD's tree.
+        let repo = git2::Repository::open(&checkout.main)?;
+        let head = worktree
+            .head
+            .as_deref()
+            .map(git2::Oid::from_str)
+            .transpose()?;
+        let trees: Vec<git2::Tree> = head
+            .and_then(|oid| repo.find_commit(oid).ok()?.tree().ok())
+            .into_iter()
+            .collect();
+        let found = leftover::survey(&repo, &worktree.path, &trees, &checkout.common_dir)?;
+        let commits = match &worktree.head {
+            Some(head) => git::unique_commits(&checkout.main, head, worktree.branch.as_deref())?,
+            None => Vec::new(),
+        };
+        return Ok(Unsaved {
+            files: leftover::foreign(&found),
+            commits,
+            ..Unsaved::default()
+        });
+    }
     let mut work = unsaved(workspace, worktree)?;
     let listed: Vec<String> = work
         .files

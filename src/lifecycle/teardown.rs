@@ -26,6 +26,10 @@ pub enum TeardownError {
         "sandbox `{0}` is busy: a `provision apply` is running in it; try again when it is done"
     )]
     Busy(String),
+    #[error(
+        "kept {0}, which a take-down cut short inside git left: {1}; the sandbox's record stays, so that `provision remove` finishes it once you have moved what you need out"
+    )]
+    Kept(String, String),
     #[error("cannot delete the registry record of `{0}`")]
     Record(String, #[source] RegistryError),
 }
@@ -239,6 +243,17 @@ pub fn take_down(
             if git::has_entry(common_dir, &worktree.id) {
                 git::mark_removing(common_dir, &worktree.id)?;
             }
+            if worktree.removing && worktree.path.is_dir() && !worktree.path.join(".git").exists() {
+                // git deleted the folder's `.git` link before it was cut
+                // short, and refuses such a folder: what is left goes when
+                // HEAD holds it, then git's entry of a folder that is gone.
+                let heads = worktree.head.as_deref().map(git2::Oid::from_str);
+                let heads = Vec::from_iter(heads.transpose()?);
+                let (main, path) = (&workspace.checkout.main, &worktree.path);
+                if let Err(why) = leftover::clear(main, common_dir, path, &heads)? {
+                    return Err(TeardownError::Kept(path.display().to_string(), why).into());
+                }
+            }
             // A take-down git's step was cut short in lacks the files git
             // deleted: git would call that unsaved work. Callers have
             // checked that nothing else is.
@@ -288,7 +303,8 @@ pub fn take_down(
 /// The record's folder when git no longer lists it: `git worktree remove`
 /// deleted git's entry but failed (or was killed) part way through the
 /// files. It goes when every file left is content the record's branch holds
-/// or provision's own; otherwise it stays, and the report says why.
+/// or provision's own; otherwise it stays with the record, and the error
+/// says why.
 fn leftover_folder(workspace: &Workspace, record: &Record) -> Result<Option<String>, BoxError> {
     let checkout = &workspace.checkout;
     let worktrees = git::worktrees(&checkout.main, &checkout.common_dir)?;
@@ -301,20 +317,17 @@ fn leftover_folder(workspace: &Workspace, record: &Record) -> Result<Option<Stri
         .as_ref()
         .and_then(|b| repo.find_branch(b, git2::BranchType::Local).ok())
         .and_then(|b| b.get().target());
-    let path = record.path.display();
-    Ok(Some(
-        match leftover::clear(
-            &checkout.main,
-            &checkout.common_dir,
-            &record.path,
-            &Vec::from_iter(tip),
-        )? {
-            Ok(()) => format!("removed what git left of {path}"),
-            Err(why) => format!(
-                "kept the folder {path}, which git no longer lists: {why}; delete it by hand once you have what you need"
-            ),
-        },
-    ))
+    let path = &record.path;
+    match leftover::clear(
+        &checkout.main,
+        &checkout.common_dir,
+        path,
+        &Vec::from_iter(tip),
+    )? {
+        Ok(()) => Ok(Some(format!("removed what git left of {}", path.display()))),
+        // The record stays with it, so that the next run finishes it.
+        Err(why) => Err(TeardownError::Kept(path.display().to_string(), why).into()),
+    }
 }
 
 /// Stops the sandbox's services and every other process working in its

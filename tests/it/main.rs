@@ -10,6 +10,7 @@ mod command;
 mod compose;
 mod crash;
 mod ecosystem;
+mod faults;
 mod formats;
 mod hostile;
 mod layouts;
