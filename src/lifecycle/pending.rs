@@ -151,7 +151,12 @@ pub fn finish(workspace: &Workspace, pending: &Pending, force: bool) -> Result<F
         // git's index and admin dir may be half written: when git cannot
         // say what is in it, the files are held against the start commit.
         let work = match remove::unsaved_after_git(workspace, worktree) {
-            Ok(work) => Some(work),
+            // Its commits stay on its branch, which goes only while it
+            // points where `new` started it.
+            Ok(work) => Some(remove::Unsaved {
+                commits: Vec::new(),
+                ..work
+            }),
             Err(_) if worktree.path.is_dir() => None,
             Err(_) => Some(remove::Unsaved::default()),
         };

@@ -8,9 +8,6 @@
 use std::process::Command;
 
 #[test]
-#[ignore = "finds violations today (13 with seed 1, down from 45): a new or remove whose git step fails \
-            or is killed inside git (a half-made or half-deleted worktree, its branch) is not yet finished \
-            by remove or gc; un-ignore once `python3 chaos/chaos.py --quick --seed 1` reports 0"]
 fn a_bounded_chaos_run_finds_no_violation() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/chaos/chaos.py");
     let output = Command::new("python3")
