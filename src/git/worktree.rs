@@ -232,6 +232,20 @@ pub fn worktree_prune(main: &Path, expire: &str) -> Result<(), GitError> {
     run_git(main, &args).map(|_| ())
 }
 
+/// The admin dirs git's own prune takes away at once: no `gitdir` file (what
+/// a `git worktree add` or `remove` cut short leaves), not locked.
+pub fn broken_entries(common_dir: &Path) -> Vec<String> {
+    let Ok(entries) = fs_err::read_dir(common_dir.join("worktrees")) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
+        .filter(|e| !e.path().join("gitdir").exists() && !e.path().join("locked").exists())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
 /// Removes a worktree's lock (`worktrees/<id>/locked`).
 pub fn unlock(common_dir: &Path, id: &str) -> Result<(), GitError> {
     match fs_err::remove_file(common_dir.join("worktrees").join(id).join("locked")) {

@@ -153,6 +153,11 @@ pub fn gc(workspace: &Workspace, options: GcOptions) -> Result<Report, BoxError>
         run.record(record, evidence, &records);
     }
     run.corrupt(registry)?;
+    if !dry_run && !git::broken_entries(&checkout.common_dir).is_empty() {
+        // Admin dirs a git step cut short left without their `gitdir`:
+        // git's own prune, under git's own expiry.
+        git::worktree_prune(&checkout.main, &run.expire)?;
+    }
     if !dry_run {
         // Provision's own temporary files, named as such and unlocked:
         // a killed `new` was building these ahead of its worktree.

@@ -206,6 +206,14 @@ pub fn finish(workspace: &Workspace, pending: &Pending, force: bool) -> Result<F
     // An admin dir git's step left without its folder: git's own prune,
     // under git's own expiry.
     git::worktree_prune(main, &git::prune_expire(main))?;
+    let broken = git::broken_entries(common_dir);
+    if !broken.is_empty() {
+        finished.kept.push(format!(
+            "git's admin dir .git/worktrees/{}, which `git worktree prune` did not take away",
+            broken.join(", .git/worktrees/")
+        ));
+        return Ok(finished);
+    }
     let repo = git2::Repository::open(main)?;
     let tip = repo
         .find_branch(&pending.name, git2::BranchType::Local)

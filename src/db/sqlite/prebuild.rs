@@ -30,6 +30,16 @@ pub struct BuiltAhead {
     _held: std::fs::File,
 }
 
+impl BuiltAhead {
+    /// Whether the file at its path is still the one its builder locked:
+    /// a sweep never takes a locked file, so anything else is a bug to stop
+    /// at, not a database to mark.
+    pub(super) fn is_intact(&self) -> std::io::Result<bool> {
+        use std::os::unix::fs::MetadataExt;
+        Ok(fs_err::metadata(&self.path)?.ino() == self._held.metadata()?.ino())
+    }
+}
+
 /// Builds a database from `migrations` in `dir`, unmarked and unsynced:
 /// `Database::adopt` marks it, syncs it and moves it into place.
 pub fn prebuild(dir: &Path, migrations: &[Source]) -> Result<BuiltAhead, DbError> {
