@@ -119,6 +119,25 @@ pub fn worktree_add(main: &Path, branch: &str, path: &Path, start: &Start) -> Re
     run_git(main, &args).map(|_| ())
 }
 
+/// Whether git's checkout of a new worktree at `path` is whole: its index
+/// holds an entry for every file of HEAD's tree. git's `worktree add` can
+/// report success over a checkout that read HEAD wrong (a disk fault
+/// there): an empty index, and no files.
+pub fn checkout_complete(path: &Path) -> Result<bool, GitError> {
+    let repo = Repository::open(path)?;
+    let Some(tree) = super::head_tree(&repo)? else {
+        return Ok(true);
+    };
+    let mut files = 0usize;
+    tree.walk(git2::TreeWalkMode::PreOrder, |_, entry| {
+        if entry.kind() != Some(git2::ObjectType::Tree) {
+            files += 1;
+        }
+        git2::TreeWalkResult::Ok
+    })?;
+    Ok(repo.index()?.len() == files)
+}
+
 /// The lock reason `worktree_add` gives git while the worktree is made.
 pub const ADDING: &str = "provision new: being created";
 

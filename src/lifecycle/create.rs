@@ -170,6 +170,13 @@ fn add_worktree(
     };
     pending::write(&checkout.common_dir, &begun)?;
     let added = git::worktree_add(&checkout.main, name, path, &start)
+        .and_then(|()| match git::checkout_complete(path)? {
+            true => Ok(()),
+            false => Err(git::GitError::Command {
+                args: format!("worktree add {}", path.display()),
+                stderr: "git reported success, but its checkout is incomplete (the index lacks files of HEAD)".into(),
+            }),
+        })
         .and_then(|()| git::unlock_added(&checkout.common_dir, path))
         .map_err(BoxError::from)
         // While the entry stays, the worktree is not this run's to build.
