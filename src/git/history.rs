@@ -184,7 +184,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let repo = Repository::init(dir.path()).unwrap();
         fs_err::write(dir.path().join("a.txt"), "hello world\n").unwrap();
-        std::os::unix::fs::symlink("a.txt", dir.path().join("link")).unwrap();
+        fs_err::os::unix::fs::symlink("a.txt", dir.path().join("link")).unwrap();
         let mut index = repo.index().unwrap();
         index.add_path(Path::new("a.txt")).unwrap();
         index.add_path(Path::new("link")).unwrap();
@@ -223,7 +223,7 @@ mod tests {
         fs_err::write(dir.path().join("b.txt"), "hello").unwrap();
         assert!(!held(dir.path(), &repo, "b.txt"));
         fs_err::remove_file(dir.path().join("link")).unwrap();
-        std::os::unix::fs::symlink("elsewhere", dir.path().join("link")).unwrap();
+        fs_err::os::unix::fs::symlink("elsewhere", dir.path().join("link")).unwrap();
         assert!(!held(dir.path(), &repo, "link"));
     }
 }

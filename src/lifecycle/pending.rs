@@ -144,6 +144,14 @@ pub fn finish(workspace: &Workspace, pending: &Pending, force: bool) -> Result<F
         .map(git2::Oid::from_str)
         .transpose()?;
     let worktrees = git::worktrees(main, common_dir)?;
+    // Where git's files came from: the start commit, else (a branch that
+    // was there before) the branch.
+    let repo = git2::Repository::open(main)?;
+    let tip = repo
+        .find_branch(&pending.name, git2::BranchType::Local)
+        .ok()
+        .and_then(|b| b.get().target());
+    let sources = Vec::from_iter(start.or(tip));
     if let Some(worktree) = worktrees
         .iter()
         .find(|w| !w.is_main && git::same_path(&w.path, path))
@@ -178,7 +186,7 @@ pub fn finish(workspace: &Workspace, pending: &Pending, force: bool) -> Result<F
             if !gone && path.is_dir() {
                 // git cannot read what it made, or its removal failed part
                 // way: only what the start commit holds goes.
-                if let Err(why) = leftover::clear(main, common_dir, path, &Vec::from_iter(start))? {
+                if let Err(why) = leftover::clear(main, common_dir, path, &sources)? {
                     finished.kept.push(format!("the worktree {shown}: {why}"));
                 }
             }
@@ -191,7 +199,7 @@ pub fn finish(workspace: &Workspace, pending: &Pending, force: bool) -> Result<F
             }
         }
     } else if !pending.folder_existed && leftover::is_unlisted(path, &worktrees) {
-        match leftover::clear(main, common_dir, path, &Vec::from_iter(start))? {
+        match leftover::clear(main, common_dir, path, &sources)? {
             Ok(()) => finished
                 .done
                 .push(format!("removed what git left of {shown}")),
@@ -214,11 +222,6 @@ pub fn finish(workspace: &Workspace, pending: &Pending, force: bool) -> Result<F
         ));
         return Ok(finished);
     }
-    let repo = git2::Repository::open(main)?;
-    let tip = repo
-        .find_branch(&pending.name, git2::BranchType::Local)
-        .ok()
-        .and_then(|b| b.get().target());
     match (start, tip) {
         (Some(start), Some(tip)) if start == tip => {
             forget_ref_lock(common_dir, &pending.name, start)?;

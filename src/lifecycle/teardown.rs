@@ -214,13 +214,12 @@ pub fn take_down(
         .extend(services::stop::describe(&removal.stopped));
     // Said in the record first, so that a `gc` finishing a take-down cut
     // short deletes the branch as this one would have.
-    if let (Some(record), Some(guard), false, true, false) = (
-        record,
-        guard,
-        record.is_some_and(|r| r.removing),
-        options.branch,
-        options.keep_branch || options.dry_run,
-    ) {
+    if let (Some(record), Some(guard)) = (record, guard)
+        && options.branch
+        && !options.keep_branch
+        && !options.dry_run
+        && !record.removing
+    {
         let marked = Record {
             removing: true,
             ..record.clone()

@@ -167,4 +167,16 @@ mod tests {
         // Unmarked until adopted.
         assert_eq!(count("SELECT count(*) FROM provision_meta"), 0);
     }
+
+    #[test]
+    fn a_build_whose_file_was_replaced_is_not_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let built = prebuild(dir.path(), &[]).unwrap();
+        assert!(built.is_intact().unwrap());
+        // What issue 12 item 9's "no such table: provision_meta" needs: the
+        // file at the build's path is no longer the one it built.
+        fs_err::remove_file(&built.path).unwrap();
+        fs_err::write(&built.path, b"").unwrap();
+        assert!(!built.is_intact().unwrap());
+    }
 }
