@@ -294,6 +294,17 @@ pub struct Worktree {
     pub removing: bool,
 }
 
+impl Worktree {
+    /// git lists it but cannot use it: its admin dir lost `HEAD` or
+    /// `commondir` (a `git worktree remove` cut short part way through
+    /// deleting it), so `git status` there fails and `git worktree remove`
+    /// refuses its folder.
+    pub fn is_broken(&self, common_dir: &Path) -> bool {
+        let admin = common_dir.join("worktrees").join(&self.id);
+        !self.is_main && (!admin.join("HEAD").is_file() || !admin.join("commondir").is_file())
+    }
+}
+
 /// Every worktree of the repository, the main one first, as git lists it.
 /// One `git` run; ids come from the `gitdir` files under `worktrees/`.
 pub fn worktrees(main: &Path, common_dir: &Path) -> Result<Vec<Worktree>, GitError> {

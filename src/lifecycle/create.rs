@@ -75,7 +75,9 @@ pub fn create(
 #[derive(Default)]
 struct Attempt {
     sandbox: Option<WorktreeSandbox>,
-    new_record: bool,
+    /// The new worktree's id, once `new` reads it, when it had no record:
+    /// the record is this attempt's, even one written just before a failure.
+    new_record: Option<String>,
     new_database: bool,
 }
 
@@ -88,7 +90,9 @@ fn build_new(
     attempt: &mut Attempt,
 ) -> Result<Outcome, BoxError> {
     let checkout = Checkout::discover(path)?;
-    attempt.new_record = workspace.registry.get(&checkout.id)?.is_none();
+    if workspace.registry.get(&checkout.id)?.is_none() {
+        attempt.new_record = Some(checkout.id.clone());
+    }
     let reserved = WorktreeSandbox::reserve(workspace.at(checkout), Some(name), false)?;
     let sandbox = attempt.sandbox.insert(reserved);
     attempt.new_database = !sandbox.database()?.exists()?;
@@ -229,10 +233,10 @@ fn undo_new(
     progress: &Progress,
 ) -> String {
     let mut undone = Vec::new();
+    // The record goes only once the database is known to be gone: while it
+    // stays, it is the root that lets `gc` collect the database.
+    let mut database_gone = true;
     if let Some(sandbox) = &attempt.sandbox {
-        // The record goes only once the database is known to be gone: while
-        // it stays, it is the root that lets `gc` collect the database.
-        let mut database_gone = true;
         if attempt.new_database {
             database_gone = match drop_new_database(sandbox) {
                 Ok(true) => {
@@ -249,16 +253,17 @@ fn undo_new(
                 }
             };
         }
-        if attempt.new_record
-            && database_gone
-            && let Ok(guard) = sandbox.registry.lock()
-            && sandbox
-                .registry
-                .delete(&guard, &sandbox.checkout.id)
-                .is_ok()
-        {
-            undone.push("the registry record");
-        }
+    }
+    // Even without a sandbox: reserving it may have written the record
+    // before it failed.
+    let registry = &workspace.registry;
+    if let Some(id) = &attempt.new_record
+        && database_gone
+        && let Ok(guard) = registry.lock()
+        && registry.get(id).is_ok_and(|r| r.is_some())
+        && registry.delete(&guard, id).is_ok()
+    {
+        undone.push("the registry record");
     }
     // Pending again, so that what cannot be taken back now is finished by
     // `remove NAME` or `gc`.

@@ -273,7 +273,7 @@ impl Run<'_> {
                 "a `provision new` was cut short while git made it".into(),
                 options,
             )
-        } else if worktree.removing && !worktree.locked {
+        } else if (worktree.removing || record.is_some_and(|r| r.removing)) && !worktree.locked {
             // A take-down (`remove`, or an earlier gc) was cut short inside
             // `git worktree remove`: it had decided the worktree goes, and
             // git deleted part of it. Finished unless someone has written

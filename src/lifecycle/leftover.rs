@@ -86,13 +86,17 @@ fn walk(root: &Path, dir: &Path, visit: &mut Visit) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// Whether `root` is a folder git's step left behind and no longer knows:
-/// not a repository of its own (`.git` a folder), and not the folder of a
-/// worktree git lists.
-pub fn is_unlisted(root: &Path, worktrees: &[git::Worktree]) -> bool {
+/// Whether `root` is a folder git's step left behind: not a repository of
+/// its own (`.git` a folder), and either not the folder of a worktree git
+/// lists, or of one git lists but can no longer use (see
+/// [`git::Worktree::is_broken`]).
+pub fn is_left(root: &Path, worktrees: &[git::Worktree], common_dir: &Path) -> bool {
     root.is_dir()
         && !root.join(".git").is_dir()
-        && !worktrees.iter().any(|w| git::same_path(&w.path, root))
+        && worktrees
+            .iter()
+            .filter(|w| git::same_path(&w.path, root))
+            .all(|w| w.is_broken(common_dir))
 }
 
 /// Deletes the folder `root` git left if nothing in it is anyone's work

@@ -198,7 +198,7 @@ pub fn finish(workspace: &Workspace, pending: &Pending, force: bool) -> Result<F
                 finished.done.push(format!("removed worktree {shown}"));
             }
         }
-    } else if !pending.folder_existed && leftover::is_unlisted(path, &worktrees) {
+    } else if !pending.folder_existed && leftover::is_left(path, &worktrees, common_dir) {
         match leftover::clear(main, common_dir, path, &sources)? {
             Ok(()) => finished
                 .done

@@ -163,22 +163,37 @@ pub fn unsaved(workspace: &Workspace, worktree: &Worktree) -> Result<Unsaved, Bo
 /// deleted) there is no one's work.
 pub fn unsaved_after_git(workspace: &Workspace, worktree: &Worktree) -> Result<Unsaved, BoxError> {
     let checkout = &workspace.checkout;
-    if worktree.path.is_dir() && !worktree.path.join(".git").exists() {
-        // git deleted the folder's `.git` link already, and cannot say:
-        // what is left is held against HEAD's tree.
+    let unusable = !worktree.path.join(".git").exists() || worktree.is_broken(&checkout.common_dir);
+    if worktree.path.is_dir() && unusable {
+        // git deleted the folder's `.git` link or part of its admin dir
+        // already, and cannot say: what is left is held against HEAD's
+        // tree (the branch's, when git lost HEAD).
         let repo = git2::Repository::open(&checkout.main)?;
-        let head = worktree
-            .head
-            .as_deref()
-            .map(git2::Oid::from_str)
-            .transpose()?;
-        let trees: Vec<git2::Tree> = head
-            .and_then(|oid| repo.find_commit(oid).ok()?.tree().ok())
-            .into_iter()
-            .collect();
+        let head = (worktree.head.as_deref())
+            .and_then(|h| git2::Oid::from_str(h).ok())
+            .filter(|oid| !oid.is_zero());
+        let source = head.or_else(|| {
+            let branch = worktree.branch.as_deref()?;
+            repo.find_branch(branch, git2::BranchType::Local)
+                .ok()?
+                .get()
+                .target()
+        });
+        let Some(tree) = source.and_then(|oid| repo.find_commit(oid).ok()?.tree().ok()) else {
+            return Err(format!(
+                "git lost the HEAD of {} and names no branch: provision cannot tell what in it is work",
+                worktree.path.display()
+            )
+            .into());
+        };
+        let trees = [tree];
         let found = leftover::survey(&repo, &worktree.path, &trees, &checkout.common_dir)?;
-        let commits = match &worktree.head {
-            Some(head) => git::unique_commits(&checkout.main, head, worktree.branch.as_deref())?,
+        let commits = match head {
+            Some(head) => git::unique_commits(
+                &checkout.main,
+                &head.to_string(),
+                worktree.branch.as_deref(),
+            )?,
             None => Vec::new(),
         };
         return Ok(Unsaved {
@@ -339,7 +354,7 @@ pub fn remove(workspace: &Workspace, options: RemoveOptions) -> Result<Removal, 
         .into());
     }
     if let (false, Some(worktree)) = (force, worktree) {
-        let work = if worktree.removing {
+        let work = if worktree.removing || record.is_some_and(|r| r.removing) {
             unsaved_after_git(workspace, worktree)?
         } else {
             unsaved(workspace, worktree)?

@@ -237,17 +237,30 @@ pub fn take_down(
     };
     if let Some(worktree) = worktree {
         let folder_gone = !worktree.path.exists();
+        // A take-down before this one began git's step and was cut short.
+        let cut_short = worktree.removing || record.is_some_and(|r| r.removing);
         if !options.dry_run {
             let common_dir = &workspace.checkout.common_dir;
             if git::has_entry(common_dir, &worktree.id) {
                 git::mark_removing(common_dir, &worktree.id)?;
             }
-            if worktree.removing && worktree.path.is_dir() && !worktree.path.join(".git").exists() {
-                // git deleted the folder's `.git` link before it was cut
-                // short, and refuses such a folder: what is left goes when
-                // HEAD holds it, then git's entry of a folder that is gone.
-                let heads = worktree.head.as_deref().map(git2::Oid::from_str);
-                let heads = Vec::from_iter(heads.transpose()?);
+            let unusable = !worktree.path.join(".git").exists() || worktree.is_broken(common_dir);
+            if cut_short && worktree.path.is_dir() && unusable {
+                // git deleted the folder's `.git` link (or part of its admin
+                // dir) before it was cut short, and refuses such a folder:
+                // what is left goes when HEAD (or the record's branch) holds
+                // it, then git's entry of a folder that is gone.
+                let repo = git2::Repository::open(&workspace.checkout.main)?;
+                let heads: Vec<git2::Oid> = (worktree.head.as_deref())
+                    .and_then(|h| git2::Oid::from_str(h).ok())
+                    .into_iter()
+                    .chain(
+                        (record.and_then(|r| r.branch.as_deref()))
+                            .and_then(|b| repo.find_branch(b, git2::BranchType::Local).ok())
+                            .and_then(|b| b.get().target()),
+                    )
+                    .filter(|oid| !oid.is_zero())
+                    .collect();
                 let (main, path) = (&workspace.checkout.main, &worktree.path);
                 if let Err(why) = leftover::clear(main, common_dir, path, &heads)? {
                     return Err(TeardownError::Kept(path.display().to_string(), why).into());
@@ -256,7 +269,7 @@ pub fn take_down(
             // A take-down git's step was cut short in lacks the files git
             // deleted: git would call that unsaved work. Callers have
             // checked that nothing else is.
-            let force = options.force || worktree.removing;
+            let force = options.force || cut_short;
             git::worktree_remove(&workspace.checkout.main, &worktree.path, force)?;
         }
         let path = worktree.path.display();
@@ -299,15 +312,15 @@ pub fn take_down(
     Ok(removal)
 }
 
-/// The record's folder when git no longer lists it: `git worktree remove`
-/// deleted git's entry but failed (or was killed) part way through the
-/// files. It goes when every file left is content the record's branch holds
+/// The record's folder when git no longer lists it (or lists it, but can
+/// no longer use it): `git worktree remove` deleted git's entry but failed
+/// (or was killed) part way through the files. It goes when every file left is content the record's branch holds
 /// or provision's own; otherwise it stays with the record, and the error
 /// says why.
 fn leftover_folder(workspace: &Workspace, record: &Record) -> Result<Option<String>, BoxError> {
     let checkout = &workspace.checkout;
     let worktrees = git::worktrees(&checkout.main, &checkout.common_dir)?;
-    if !leftover::is_unlisted(&record.path, &worktrees) {
+    if !leftover::is_left(&record.path, &worktrees, &checkout.common_dir) {
         return Ok(None);
     }
     let repo = git2::Repository::open(&checkout.main)?;
@@ -323,7 +336,14 @@ fn leftover_folder(workspace: &Workspace, record: &Record) -> Result<Option<Stri
         path,
         &Vec::from_iter(tip),
     )? {
-        Ok(()) => Ok(Some(format!("removed what git left of {}", path.display()))),
+        Ok(()) => {
+            if worktrees.iter().any(|w| git::same_path(&w.path, path)) {
+                // An entry git still lists, of a folder that is gone now:
+                // this drops it.
+                git::worktree_remove(&checkout.main, path, true)?;
+            }
+            Ok(Some(format!("removed what git left of {}", path.display())))
+        }
         // The record stays with it, so that the next run finishes it.
         Err(why) => Err(TeardownError::Kept(path.display().to_string(), why).into()),
     }

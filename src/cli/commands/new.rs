@@ -2,7 +2,7 @@
 //! (the work is `lifecycle::create`'s).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::BoxError;
 use crate::cli::{Exit, Globals};
@@ -12,7 +12,6 @@ use crate::output::{self, GREEN, Report, paint};
 use crate::recipe::config::DatabaseKind;
 use crate::recipe::{template, trust};
 use crate::sandbox::apply::Outcome;
-use crate::sandbox::lock;
 use crate::slug;
 use crate::workspace::Workspace;
 
@@ -38,10 +37,10 @@ pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
         globals.progress.warn(warning);
     }
     // What an orchestrator needs next, from the lock just written: one
-    // object, so nothing has to be scraped from text.
-    let locked = lock::read(Path::new(&outcome.path))?
-        .map(|read| read.sandbox)
-        .ok_or("the new sandbox has no lock")?;
+    // object, so nothing has to be scraped from text. Taken from what was
+    // written, not read back: a failed read must not fail a `new` that is
+    // done.
+    let locked = outcome.sandbox.clone();
     let report = NewReport {
         branch: args.name,
         port: locked.port,

@@ -171,6 +171,10 @@ pub struct Outcome {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub shadowed: Vec<String>,
     pub lock: String,
+    /// What the lock holds (the one just written, unless a dry run):
+    /// `new`'s report comes from it, not from reading the file back.
+    #[serde(skip)]
+    pub sandbox: lock::Sandbox,
 }
 
 pub fn apply(
@@ -253,6 +257,7 @@ pub fn apply(
         notes: plan.notes,
         shadowed: plan.shadowed,
         lock: lock_hash,
+        sandbox: plan.sandbox,
     })
 }
 
