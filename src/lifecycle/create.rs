@@ -236,23 +236,23 @@ fn undo_new(
     // The record goes only once the database is known to be gone: while it
     // stays, it is the root that lets `gc` collect the database.
     let mut database_gone = true;
-    if let Some(sandbox) = &attempt.sandbox {
-        if attempt.new_database {
-            database_gone = match drop_new_database(sandbox) {
-                Ok(true) => {
-                    undone.push("the database");
-                    true
-                }
-                Ok(false) => true,
-                Err(e) => {
-                    progress.warn(&format!(
-                        "could not drop the new database `{}` again ({e}); its record stays, so `provision gc` finds it",
-                        sandbox.database_name
-                    ));
-                    false
-                }
-            };
-        }
+    if let Some(sandbox) = &attempt.sandbox
+        && attempt.new_database
+    {
+        database_gone = match drop_new_database(sandbox) {
+            Ok(true) => {
+                undone.push("the database");
+                true
+            }
+            Ok(false) => true,
+            Err(e) => {
+                progress.warn(&format!(
+                    "could not drop the new database `{}` again ({e}); its record stays, so `provision gc` finds it",
+                    sandbox.database_name
+                ));
+                false
+            }
+        };
     }
     // Even without a sandbox: reserving it may have written the record
     // before it failed.
