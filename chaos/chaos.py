@@ -1247,7 +1247,11 @@ def syscall_mode(h, plan_filter=None):
     if plan_filter:
         plan = [p for p in plan if plan_filter(f"{p[0]}/{p[1]}/{p[3]}/{p[4]}")]
     budget = h.args.max_faults
-    say(f"syscall: {len(plan)} faults planned" + (f" (at most {budget} run)" if budget else ""))
+    if budget and budget < len(plan):
+        # Every n-th fault, so that each command, syscall and K range is in.
+        step = -(-len(plan) // budget)
+        plan = plan[::step]
+    say(f"syscall: {len(plan)} faults planned" + (f" (every one of a spread of at most {budget})" if budget else ""))
     unreached = set()
     done = 0
     for cmd, label, group, errno, k in plan:
@@ -2036,7 +2040,8 @@ def main():
     p.add_argument("--quick", action="store_true",
                    help="a bounded subset (6 kill rounds, 60 syscall faults, 20 gitstep faults, every hostile case)")
     p.add_argument("--quick-faults", type=int, default=60, help="syscall faults in --quick (default 60)")
-    p.add_argument("--max-faults", type=int, default=0, help="stop the syscall kind after this many runs")
+    p.add_argument("--max-faults", type=int, default=0,
+                   help="at most this many syscall faults, spread evenly over the whole plan")
     p.add_argument("--only", default=None,
                    help="only matching cases: `hostile:NAME`, `syscall:CMD/SYSCALL/ERRNO/K` (prefixes match)")
     p.add_argument("--timeout", type=float, default=60, help="seconds before a run counts as hung (default 60)")

@@ -19,8 +19,8 @@ pub use history::{
 };
 pub use worktree::{
     Start, Worktree, branch_start, broken_entries, checkout_complete, expired_entries, has_entry,
-    has_submodules, mark_removing, prune_expire, same_path, take_over_added, unlock, unlock_added,
-    worktree_add, worktree_prune, worktree_remove, worktrees,
+    has_submodules, has_usable_entry_for, mark_removing, prune_expire, same_path, take_over_added,
+    unlock, unlock_added, worktree_add, worktree_prune, worktree_remove, worktrees,
 };
 
 #[derive(Debug, thiserror::Error)]

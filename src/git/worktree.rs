@@ -307,7 +307,41 @@ impl Worktree {
 
 /// Every worktree of the repository, the main one first, as git lists it.
 /// One `git` run; ids come from the `gitdir` files under `worktrees/`.
+/// A list that misses a usable entry git's own records hold (git failed to
+/// read it: a disk fault) is asked for again, then refused: acting on it
+/// could take a live worktree for a gone one.
 pub fn worktrees(main: &Path, common_dir: &Path) -> Result<Vec<Worktree>, GitError> {
+    let listed = list_worktrees(main, common_dir)?;
+    if missing_entry(common_dir, &listed).is_none() {
+        return Ok(listed);
+    }
+    // Once more: a `new` may have added it in between.
+    let listed = list_worktrees(main, common_dir)?;
+    match missing_entry(common_dir, &listed) {
+        None => Ok(listed),
+        Some(id) => Err(GitError::Command {
+            args: "worktree list --porcelain -z".into(),
+            stderr: format!(
+                "its list misses the worktree .git/worktrees/{id} that git's own records hold; try again"
+            ),
+        }),
+    }
+}
+
+/// The id of a usable entry under `worktrees/` (its `gitdir`, `HEAD` and
+/// `commondir` there) that `listed` lacks.
+fn missing_entry(common_dir: &Path, listed: &[Worktree]) -> Option<String> {
+    worktree_ids(common_dir)
+        .into_iter()
+        .map(|(_, id)| id)
+        .filter(|id| {
+            let admin = common_dir.join("worktrees").join(id);
+            admin.join("HEAD").is_file() && admin.join("commondir").is_file()
+        })
+        .find(|id| !listed.iter().any(|w| &w.id == id))
+}
+
+fn list_worktrees(main: &Path, common_dir: &Path) -> Result<Vec<Worktree>, GitError> {
     let text = run_git(
         main,
         &[
@@ -370,6 +404,32 @@ pub fn worktrees(main: &Path, common_dir: &Path) -> Result<Vec<Worktree>, GitErr
         }
     }
     Ok(out)
+}
+
+/// Whether git's own records (`worktrees/<id>/gitdir`, read here, not
+/// through `git worktree list`) hold a usable entry for the folder `root`:
+/// one with its `HEAD` and `commondir`. A record that cannot be read counts
+/// as one: provision never takes a folder git may still know.
+pub fn has_usable_entry_for(common_dir: &Path, root: &Path) -> bool {
+    let Ok(entries) = fs_err::read_dir(common_dir.join("worktrees")) else {
+        return common_dir.join("worktrees").exists();
+    };
+    entries.into_iter().any(|entry| {
+        let Ok(entry) = entry else {
+            return true;
+        };
+        let admin = entry.path();
+        match fs_err::read_to_string(admin.join("gitdir")) {
+            Ok(text) => {
+                let path = text.trim_end_matches('\n');
+                let path = path.strip_suffix("/.git").unwrap_or(path);
+                same_path(Path::new(path), root)
+                    && admin.join("HEAD").is_file()
+                    && admin.join("commondir").is_file()
+            }
+            Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+        }
+    })
 }
 
 /// (worktree path as git recorded it, id) for every linked worktree.

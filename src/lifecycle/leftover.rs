@@ -90,6 +90,8 @@ fn walk(root: &Path, dir: &Path, visit: &mut Visit) -> Result<(), BoxError> {
 /// its own (`.git` a folder), and either not the folder of a worktree git
 /// lists, or of one git lists but can no longer use (see
 /// [`git::Worktree::is_broken`]).
+/// git's own records are read too: a `git worktree list` that failed to
+/// read one (a disk fault) must not make a live worktree look left.
 pub fn is_left(root: &Path, worktrees: &[git::Worktree], common_dir: &Path) -> bool {
     root.is_dir()
         && !root.join(".git").is_dir()
@@ -97,6 +99,7 @@ pub fn is_left(root: &Path, worktrees: &[git::Worktree], common_dir: &Path) -> b
             .iter()
             .filter(|w| git::same_path(&w.path, root))
             .all(|w| w.is_broken(common_dir))
+        && !git::has_usable_entry_for(common_dir, root)
 }
 
 /// Deletes the folder `root` git left if nothing in it is anyone's work
