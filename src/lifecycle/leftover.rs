@@ -102,6 +102,27 @@ pub fn is_left(root: &Path, worktrees: &[git::Worktree], common_dir: &Path) -> b
         && !git::has_usable_entry_for(common_dir, root)
 }
 
+/// The commits a worktree's files came from: its HEAD (as git lists it;
+/// none once git lost it) and its branch's tip.
+pub fn sources(
+    main: &Path,
+    head: Option<&str>,
+    branch: Option<&str>,
+) -> Result<Vec<Oid>, BoxError> {
+    let repo = git2::Repository::open(main)?;
+    let head = head.and_then(|h| Oid::from_str(h).ok());
+    let tip = branch
+        .and_then(|b| repo.find_branch(b, git2::BranchType::Local).ok())
+        .and_then(|b| b.get().target());
+    let mut out: Vec<Oid> = head
+        .into_iter()
+        .chain(tip)
+        .filter(|o| !o.is_zero())
+        .collect();
+    out.dedup();
+    Ok(out)
+}
+
 /// Deletes the folder `root` git left if nothing in it is anyone's work
 /// (against the trees of `commits`); `Ok(Err(why))` when it is kept.
 pub fn clear(

@@ -169,17 +169,13 @@ pub fn unsaved_after_git(workspace: &Workspace, worktree: &Worktree) -> Result<U
         // already, and cannot say: what is left is held against HEAD's
         // tree (the branch's, when git lost HEAD).
         let repo = git2::Repository::open(&checkout.main)?;
-        let head = (worktree.head.as_deref())
-            .and_then(|h| git2::Oid::from_str(h).ok())
-            .filter(|oid| !oid.is_zero());
-        let source = head.or_else(|| {
-            let branch = worktree.branch.as_deref()?;
-            repo.find_branch(branch, git2::BranchType::Local)
-                .ok()?
-                .get()
-                .target()
-        });
-        let Some(tree) = source.and_then(|oid| repo.find_commit(oid).ok()?.tree().ok()) else {
+        let sources = leftover::sources(
+            &checkout.main,
+            worktree.head.as_deref(),
+            worktree.branch.as_deref(),
+        )?;
+        let Some(tree) = (sources.first()).and_then(|oid| repo.find_commit(*oid).ok()?.tree().ok())
+        else {
             return Err(format!(
                 "git lost the HEAD of {} and names no branch: provision cannot tell what in it is work",
                 worktree.path.display()
@@ -188,12 +184,9 @@ pub fn unsaved_after_git(workspace: &Workspace, worktree: &Worktree) -> Result<U
         };
         let trees = [tree];
         let found = leftover::survey(&repo, &worktree.path, &trees, &checkout.common_dir)?;
+        let head = (worktree.head.as_deref()).filter(|h| h.bytes().any(|b| b != b'0'));
         let commits = match head {
-            Some(head) => git::unique_commits(
-                &checkout.main,
-                &head.to_string(),
-                worktree.branch.as_deref(),
-            )?,
+            Some(head) => git::unique_commits(&checkout.main, head, worktree.branch.as_deref())?,
             None => Vec::new(),
         };
         return Ok(Unsaved {

@@ -4,6 +4,8 @@
 //! ports) and, when asked and merged, the branch. The primitive `remove` and `gc`
 //! share; deciding what may go is theirs.
 
+use std::path::Path;
+
 use serde::Serialize;
 
 use crate::BoxError;
@@ -250,17 +252,11 @@ pub fn take_down(
                 // dir) before it was cut short, and refuses such a folder:
                 // what is left goes when HEAD (or the record's branch) holds
                 // it, then git's entry of a folder that is gone.
-                let repo = git2::Repository::open(&workspace.checkout.main)?;
-                let heads: Vec<git2::Oid> = (worktree.head.as_deref())
-                    .and_then(|h| git2::Oid::from_str(h).ok())
-                    .into_iter()
-                    .chain(
-                        (record.and_then(|r| r.branch.as_deref()))
-                            .and_then(|b| repo.find_branch(b, git2::BranchType::Local).ok())
-                            .and_then(|b| b.get().target()),
-                    )
-                    .filter(|oid| !oid.is_zero())
-                    .collect();
+                let heads = leftover::sources(
+                    &workspace.checkout.main,
+                    worktree.head.as_deref(),
+                    record.and_then(|r| r.branch.as_deref()),
+                )?;
                 let (main, path) = (&workspace.checkout.main, &worktree.path);
                 if let Err(why) = leftover::clear(main, common_dir, path, &heads)? {
                     return Err(TeardownError::Kept(path.display().to_string(), why).into());
@@ -281,14 +277,7 @@ pub fn take_down(
     }
     if let (None, Some(record), false) = (worktree, record, options.dry_run) {
         removal.done.extend(leftover_folder(workspace, record)?);
-        let common_dir = &workspace.checkout.common_dir;
-        if common_dir.join("worktrees").join(&record.id).is_dir()
-            && !git::has_entry(common_dir, &record.id)
-        {
-            // What git's cut-short step left of the admin dir: git's prune.
-            let main = &workspace.checkout.main;
-            git::worktree_prune(main, &git::prune_expire(main))?;
-        }
+        removal.done.extend(leftover_entry(workspace, record)?);
     }
     if let Some(record) = record.filter(|_| !database_first) {
         fate = Some(drop_database(record)?);
@@ -323,19 +312,9 @@ fn leftover_folder(workspace: &Workspace, record: &Record) -> Result<Option<Stri
     if !leftover::is_left(&record.path, &worktrees, &checkout.common_dir) {
         return Ok(None);
     }
-    let repo = git2::Repository::open(&checkout.main)?;
-    let tip = record
-        .branch
-        .as_ref()
-        .and_then(|b| repo.find_branch(b, git2::BranchType::Local).ok())
-        .and_then(|b| b.get().target());
+    let tip = leftover::sources(&checkout.main, None, record.branch.as_deref())?;
     let path = &record.path;
-    match leftover::clear(
-        &checkout.main,
-        &checkout.common_dir,
-        path,
-        &Vec::from_iter(tip),
-    )? {
+    match leftover::clear(&checkout.main, &checkout.common_dir, path, &tip)? {
         Ok(()) => {
             if worktrees.iter().any(|w| git::same_path(&w.path, path)) {
                 // An entry git still lists, of a folder that is gone now:
@@ -347,6 +326,36 @@ fn leftover_folder(workspace: &Workspace, record: &Record) -> Result<Option<Stri
         // The record stays with it, so that the next run finishes it.
         Err(why) => Err(TeardownError::Kept(path.display().to_string(), why).into()),
     }
+}
+
+/// What git's cut-short `worktree remove` left of the record's admin dir
+/// once its folder is gone: without its `gitdir`, git's own prune takes it;
+/// with a `gitdir` naming the record's folder but no `HEAD` or `commondir`
+/// (so git could not list it as the record's), `git worktree remove`
+/// drops it. An intact entry (a worktree moved with `mv`) is never touched.
+fn leftover_entry(workspace: &Workspace, record: &Record) -> Result<Option<String>, BoxError> {
+    let (main, common_dir) = (&workspace.checkout.main, &workspace.checkout.common_dir);
+    let admin = common_dir.join("worktrees").join(&record.id);
+    if !admin.is_dir() || record.path.exists() {
+        return Ok(None);
+    }
+    if !git::has_entry(common_dir, &record.id) {
+        git::worktree_prune(main, &git::prune_expire(main))?;
+        return Ok(None);
+    }
+    let names_record = fs_err::read_to_string(admin.join("gitdir")).is_ok_and(|text| {
+        let path = text.trim_end_matches('\n');
+        Path::new(path.strip_suffix("/.git").unwrap_or(path)) == record.path
+    });
+    let broken = !admin.join("HEAD").is_file() || !admin.join("commondir").is_file();
+    if !(names_record && broken) {
+        return Ok(None);
+    }
+    git::worktree_remove(main, &record.path, true)?;
+    Ok(Some(format!(
+        "dropped git's entry for {}, which git's cut-short step left half deleted",
+        record.path.display()
+    )))
 }
 
 /// Stops the sandbox's services and every other process working in its
