@@ -1,8 +1,9 @@
 //! The chaos harness's bounded subset: `chaos/chaos.py --quick` drives the
 //! debug binary through `kill -9` at random points of `new`, `apply`,
 //! `remove` and `gc` (8 agents at once), a sample of syscall faults
-//! (`strace -f -e inject=…`) and every hostile-state case, with a fixed
-//! seed, in a minute or two on 2 cores; it must find no violation.
+//! (`strace -f -e inject=…`), a sample of faults in one git step alone,
+//! and every hostile-state case, with a fixed seed, in a minute or two on
+//! 2 cores; it must find no violation.
 //! `just chaos` runs the whole harness (`chaos/chaos.py`).
 
 use std::process::Command;
