@@ -147,10 +147,13 @@ pub fn finish(workspace: &Workspace, pending: &Pending, force: bool) -> Result<F
     // Where git's files came from: the start commit, else (a branch that
     // was there before) the branch.
     let repo = git2::Repository::open(main)?;
-    let tip = repo
-        .find_branch(&pending.name, git2::BranchType::Local)
-        .ok()
-        .and_then(|b| b.get().target());
+    // A branch that cannot be read is an error, never "no branch": the
+    // entry, and with it the branch, would be forgotten.
+    let tip = match repo.find_branch(&pending.name, git2::BranchType::Local) {
+        Ok(branch) => branch.get().target(),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => None,
+        Err(e) => return Err(e.into()),
+    };
     let sources = Vec::from_iter(start.or(tip));
     if let Some(worktree) = worktrees
         .iter()
