@@ -2,7 +2,7 @@
 """provision's chaos harness: kill -9, syscall faults and hostile state.
 
     cargo build --release --locked && python3 chaos/chaos.py [--quick] [--seed N]
-        [--rounds N] [--kinds kill,syscall,hostile] [--binary PATH] [--only SPEC]
+        [--rounds N] [--kinds kill,syscall,hostile,gitstep] [--binary PATH] [--only SPEC]
 
 Runs the real `provision` binary on generated repositories shaped like a real
 app (a `.worktreeinclude` with `.env`, `.dev.vars`, `.npmrc` and a
@@ -11,7 +11,7 @@ own files in place: an uncommitted edit, untracked and ignored files and an
 unowned SQLite database in the main checkout, the same in two "precious"
 sandboxes (one of them locked with `git worktree lock`), an unowned SQLite
 file where a sandbox's database would go, and victim files and symlinks next
-to the repository. Three kinds of fault:
+to the repository. Four kinds of fault:
 
   kill     8 agents at once run `new`/`apply`/`remove`/`gc` on names of their
            own, each run killed with SIGKILL (its whole process group) at a
@@ -23,7 +23,11 @@ to the repository. Three kinds of fault:
            unlink and link, the process SIGKILLed at its K-th call;
   hostile  forged (hash recomputed), truncated and symlinked locks, registry
            records and claims, a real folder where the lock belongs, a
-           cut-short worktree, a moved worktree, a squatting database.
+           cut-short worktree, a moved worktree, a squatting database;
+  gitstep  one git step alone (`git worktree add`, `worktree remove`,
+           `worktree prune`, `branch -D`, `status`) failed with EIO or
+           SIGKILLed at its K-th unlink, rename, write or openat, through a
+           wrapper `git` first on PATH.
 
 After each fault it runs the documented recovery (`provision apply` in the
 worktree, `provision remove NAME`, `provision gc`) and checks: the sandbox
@@ -65,6 +69,8 @@ ROOT = os.path.dirname(HERE)
 
 ADDING = "provision new: being created"
 REPO = "app"
+# Where the user puts what they move out of a worktree (not beside-the-repo victims).
+USER_KEPT = "user-kept"
 INCLUDES = [".env", ".dev.vars", ".npmrc", "node_modules"]
 PRECIOUS = ["keep-a", "keep-b"]
 SQUATTER = "squatter"  # a name whose database file exists, unowned
@@ -416,6 +422,19 @@ class World:
         return run([self.h.binary] + list(args), cwd or self.app, self.h.env,
                    timeout or self.h.timeout, kill_after)
 
+    def recover(self, args, cwd=None):
+        """A recovery step, as a person runs it: when git stops on a lock file
+        it left behind (a git run killed, or whose unlink failed, between
+        taking a ref's lock and letting go of it), git says to delete it once
+        no git process runs; the person does, and runs the step again."""
+        r = self.prov(args, cwd)
+        m = re.search(r"Unable to create '([^']+\.lock)': File exists", r.out + r.err)
+        if r.rc != 0 and m and os.path.isfile(m.group(1)):
+            os.unlink(m.group(1))
+            self.h.tally.count("recovery", "git lock files left by git, deleted as git says")
+            r = self.prov(args, cwd)
+        return r
+
     def git(self, args, cwd=None, check=True):
         r = run(["git"] + list(args), cwd or self.app, self.h.env, 120)
         if check and r.rc != 0:
@@ -678,7 +697,7 @@ class World:
 
     def outside_skip(self, rel):
         top = rel.split(os.sep)[0]
-        return top == REPO or top.startswith("worktree-")
+        return top in (REPO, USER_KEPT) or top.startswith("worktree-")
 
     def main_git_bits(self):
         out = {}
@@ -951,35 +970,35 @@ def kill_mode(h, rounds, agents):
             else:
                 choice = rng.choice(["apply", "remove"])
                 if choice == "apply" and os.path.exists(os.path.join(wt, ".git")):
-                    r = w.prov(["apply"], cwd=wt)
+                    r = w.recover(["apply"], cwd=wt)
                     recovered.append(("apply", r))
                     expect = "A" if r.rc == 0 else None
                     if r.rc != 0:
-                        r2 = w.prov(["gc"])
+                        r2 = w.recover(["gc"])
                         recovered.append(("gc", r2))
                         expect = "AB"
                 else:
-                    r = w.prov(["remove", name])
+                    r = w.recover(["remove", name])
                     recovered.append(("remove " + name, r))
                     if r.rc != 0:
-                        r2 = w.prov(["gc"])
+                        r2 = w.recover(["gc"])
                         recovered.append(("gc", r2))
                     expect = "B"
         elif op == "apply":
             if res.killed or res.rc != 0:
-                r = w.prov(["apply"], cwd=wt)
+                r = w.recover(["apply"], cwd=wt)
                 recovered.append(("apply", r))
             expect = "A"
         elif op == "remove":
             if res.killed or res.rc != 0:
-                r = w.prov(["remove", name])
+                r = w.recover(["remove", name])
                 recovered.append(("remove " + name, r))
                 if r.rc != 0:
-                    recovered.append(("gc", w.prov(["gc"])))
+                    recovered.append(("gc", w.recover(["gc"])))
             expect = "B"
         else:
             if res.killed or res.rc != 0:
-                recovered.append(("gc", w.prov(["gc"])))
+                recovered.append(("gc", w.recover(["gc"])))
             expect = "A"
         for what, r in recovered:
             h.tally.count(kind, "recoveries run")
@@ -1121,16 +1140,16 @@ KILL_GROUPS = {"fsync", "rename", "mkdir", "symlink", "unlink", "link"}
 SYS_COMMANDS = ["new", "apply", "remove", "gc"]
 
 
-def syscall_world(h):
+def syscall_world(h, name="sys"):
     """One world the faulted commands start from, restored before each:
     `sa` perturbed so that `apply` rebuilds most of it, `sr` clean for
     `remove`, `og` an orphan (its worktree removed with plain git) and `oc`
     a worktree a killed `new` left (locked with provision's reason)."""
-    w = h.world("sys")
+    w = h.world(name)
     w.build()
     w.precious()
-    for name in ["sa", "sr", "og"]:
-        w.must(["new", name])
+    for sandbox in ["sa", "sr", "og"]:
+        w.must(["new", sandbox])
     w.git(["worktree", "remove", w.wt("og")])
     w.git(["worktree", "add", "-q", "--lock", "--reason", ADDING, "-b", "oc", w.wt("oc")])
     for suffix in ("", "-journal", "-wal"):
@@ -1138,7 +1157,7 @@ def syscall_world(h):
     for rel in ["provision.lock", ".npmrc", ".env.local"]:
         rm(os.path.join(w.wt("sa"), rel))
     w.baseline()
-    tpl = os.path.join(h.work, "tpl-sys")
+    tpl = os.path.join(h.work, f"tpl-{name}")
     subprocess.run(["cp", "-a", w.root, tpl], check=True)
     return w, tpl
 
@@ -1228,7 +1247,11 @@ def syscall_mode(h, plan_filter=None):
     if plan_filter:
         plan = [p for p in plan if plan_filter(f"{p[0]}/{p[1]}/{p[3]}/{p[4]}")]
     budget = h.args.max_faults
-    say(f"syscall: {len(plan)} faults planned" + (f" (at most {budget} run)" if budget else ""))
+    if budget and budget < len(plan):
+        # Every n-th fault, so that each command, syscall and K range is in.
+        step = -(-len(plan) // budget)
+        plan = plan[::step]
+    say(f"syscall: {len(plan)} faults planned" + (f" (every one of a spread of at most {budget})" if budget else ""))
     unreached = set()
     done = 0
     for cmd, label, group, errno, k in plan:
@@ -1262,9 +1285,109 @@ def syscall_mode(h, plan_filter=None):
     h.tally.seconds[kind] = time.monotonic() - t0
 
 
-def one_fault(h, w, cmd, res, hits, repro, killed=False):
-    kind = "syscall"
+# The git steps provision runs, each faulted alone (the syscall kind faults
+# every process at once): a wrapper `git` first on PATH runs the one
+# matching invocation under strace, every other git as it is.
+GIT_STEPS = ["worktree add", "worktree remove", "worktree prune", "branch -D", "status", "reset"]
+GIT_GROUPS = [("unlink", "unlink,unlinkat,rmdir"), ("rename", "rename,renameat,renameat2"),
+              ("write", "write,pwrite64"), ("openat", "openat")]
+GIT_KS = [1, 2, 3, 5, 8, 13, 21]
+GIT_WRAPPER = """#!/bin/sh
+echo "$*" >> "$CHAOS_GIT_LOG"
+case " $* " in
+  *" $CHAOS_GIT_MATCH "*)
+    if [ -n "$CHAOS_GIT_INJECT" ] && mkdir "$CHAOS_GIT_ONCE" 2>/dev/null; then
+      exec strace -f -q -y -s 60 -o "$CHAOS_GIT_TRACE" -e trace="$CHAOS_GIT_GROUP" \
+        -e inject="$CHAOS_GIT_INJECT" "$CHAOS_REAL_GIT" "$@"
+    fi;;
+esac
+exec "$CHAOS_REAL_GIT" "$@"
+"""
+
+
+def step_slug(step):
+    """`branch -D` as `--only` spells it: `branch-D`."""
+    return re.sub(r"[^A-Za-z]+", "-", step).strip("-")
+
+
+def gitstep_mode(h, plan_filter=None):
+    """Faults inside one git step only: the K-th call of a syscall group in
+    that git run (and its children) fails with EIO or kills the process,
+    then the documented recovery runs, as in the syscall kind."""
+    kind = "gitstep"
+    if shutil.which("strace") is None:
+        h.tally.add(kind, "gitstep/no-strace", "strace is not installed: the gitstep kind did not run",
+                    "install strace (tests/run.sh does)")
+        return
+    t0 = time.monotonic()
+    w, tpl = syscall_world(h, "gitstep")
+    wrap_dir = os.path.join(h.work, "gitwrap")
+    write(os.path.join(wrap_dir, "git"), GIT_WRAPPER)
+    os.chmod(os.path.join(wrap_dir, "git"), 0o755)
+    trace, log, once = (os.path.join(h.work, n) for n in ("git-strace.out", "git-calls.log", "git-once"))
+    env = dict(h.env, PATH=wrap_dir + os.pathsep + h.env.get("PATH", os.environ.get("PATH", "")),
+               CHAOS_REAL_GIT=shutil.which("git"), CHAOS_GIT_LOG=log, CHAOS_GIT_TRACE=trace,
+               CHAOS_GIT_ONCE=once, CHAOS_GIT_MATCH="", CHAOS_GIT_INJECT="", CHAOS_GIT_GROUP="")
+    # Which git steps each command runs.
+    plan = []
+    for cmd in SYS_COMMANDS:
+        restore(tpl, w.root)
+        rm(log)
+        args, cwd = sys_args(w, cmd)
+        run([h.binary] + args, cwd, env, h.timeout * 3)
+        if not os.path.exists(log):
+            continue  # it runs no git of its own (`apply` reads git through libgit2)
+        with open(log, errors="replace") as f:
+            calls = f.read()
+        for step in GIT_STEPS:
+            if f" {step} " not in f" {calls} ".replace("\n", " \n "):
+                continue
+            for label, group in GIT_GROUPS:
+                for k in GIT_KS:
+                    for how in ["error=EIO", "signal=KILL"]:
+                        plan.append((cmd, step, label, group, how, k))
+    if h.quick:
+        plan = random.Random(h.seed).sample(plan, min(len(plan), h.args.quick_faults // 3))
+    if plan_filter:
+        plan = [p for p in plan if plan_filter(f"{p[0]}/{step_slug(p[1])}/{p[2]}/{p[4].split('=')[1]}/{p[5]}")]
+    say(f"gitstep: {len(plan)} faults planned")
+    unreached = set()
+    for n, (cmd, step, label, group, how, k) in enumerate(plan, 1):
+        if (cmd, step, label, how) in unreached:
+            continue
+        restore(tpl, w.root)
+        for path in (trace, log):
+            rm(path)
+        if os.path.isdir(once):
+            os.rmdir(once)
+        args, cwd = sys_args(w, cmd)
+        faulted = dict(env, CHAOS_GIT_MATCH=step, CHAOS_GIT_GROUP=group,
+                       CHAOS_GIT_INJECT=f"{group}:{how}:when={k}")
+        res = run([h.binary] + args, cwd, faulted, h.timeout * 3)
+        hits = injected(trace) if os.path.exists(trace) else []
+        if not hits:
+            h.tally.count(kind, "runs that did not reach the K-th call")
+            unreached.add((cmd, step, label, how))
+            continue
+        h.tally.count(kind, "faults injected")
+        h.tally.count(kind, f"faults injected in `git {step}`")
+        hit = hits[0][:160] + (f" (+{len(hits) - 1} more)" if len(hits) > 1 else "")
+        spec = f"{cmd}/{step_slug(step)}/{label}/{how.split('=')[1]}/{k}"
+        repro = (f"`provision {' '.join(args)}` with `git {step}` alone under `strace -f -e "
+                 f"inject={group}:{how}:when={k}` (`--only gitstep:{spec}`); injected: {hit}")
+        one_fault(h, w, cmd, res, hits, repro, killed=how == "signal=KILL", kind=kind)
+        if n % 50 == 0:
+            c = h.tally.counts[kind]
+            say(f"gitstep: {n}/{len(plan)} runs, {c['faults injected']} faults injected, "
+                f"{len(h.tally.violations)} violations ({time.monotonic() - t0:.0f}s)")
+    h.tally.seconds[kind] = time.monotonic() - t0
+
+
+def one_fault(h, w, cmd, res, hits, repro, killed=False, kind="syscall"):
     label = f"the faulted `provision {cmd}`"
+    # The fault hit provision's own report (stdout or stderr): what it did
+    # is done, only the telling failed, so its exit says nothing of the state.
+    report_failed = not killed and any(re.search(r"\bwrite\([12]<", hit) for hit in hits)
     if killed:
         pass  # a killed process says nothing
     elif any(re.search(r"\bwrite\([12]<", hit) for hit in hits) and not res.panicked() and not res.hung:
@@ -1278,14 +1401,14 @@ def one_fault(h, w, cmd, res, hits, repro, killed=False):
         # worktree to run in, `gc` takes away what is left.
         name = "sx"
         if os.path.exists(os.path.join(w.wt(name), ".git")):
-            r = w.prov(["apply"], cwd=w.wt(name))
+            r = w.recover(["apply"], cwd=w.wt(name))
             recovered.append(("apply", r))
             expect = "A"
             if r.rc != 0:
-                recovered.append(("gc", w.prov(["gc"])))
+                recovered.append(("gc", w.recover(["gc"])))
                 expect = "B"
         else:
-            recovered.append(("gc", w.prov(["gc"])))
+            recovered.append(("gc", w.recover(["gc"])))
             expect = "B"
     elif cmd == "new":
         name, expect = "sx", None
@@ -1293,36 +1416,52 @@ def one_fault(h, w, cmd, res, hits, repro, killed=False):
             expect = "A"
         else:
             s = w.state(name)
-            if w.present(s):
+            if w.present(s) and report_failed:
+                expect = "A"
+            elif w.present(s):
                 # Complete and clean, yet reported as failed: the README says
                 # a failed `new` takes back what it made.
-                h.tally.add(kind, "syscall/failed-new-kept-complete-sandbox",
+                h.tally.add(kind, f"{kind}/failed-new-kept-complete-sandbox",
                             f"`provision new sx` exited {res.rc} ({res.brief()}) but left a complete sandbox "
                             f"that verifies clean", repro)
                 expect = "A"
+            elif "finishes it" in res.err and "provision remove sx" in res.err:
+                # It could not take everything back (the fault hit the
+                # take-back too) and said so, naming the recovery: the
+                # recovery must converge.
+                h.tally.count(kind, "failed new that named what it left for `remove`/`gc`")
+                recovered.append(("gc", w.recover(["gc"])))
+                expect = "B"
             else:
                 if not w.gone(s):
-                    cls = ("syscall/failed-new-left-branch" if w.gone(s, branch=False)
-                           else f"syscall/failed-new-left-residue: {w.signature(s, 'B')}")
+                    cls = (f"{kind}/failed-new-left-branch" if w.gone(s, branch=False)
+                           else f"{kind}/failed-new-left-residue: {w.signature(s, 'B')}")
                     h.tally.add(kind, cls, f"`provision new sx` failed ({res.brief()}) and left: {w.describe(s)}",
                                 repro)
-                recovered.append(("gc", w.prov(["gc"])))
+                recovered.append(("gc", w.recover(["gc"])))
                 expect = "B"
     elif cmd == "apply":
         name, expect = "sa", "A"
         if res.rc != 0:
-            recovered.append(("apply", w.prov(["apply"], cwd=w.wt("sa"))))
+            recovered.append(("apply", w.recover(["apply"], cwd=w.wt("sa"))))
     elif cmd == "remove":
         name, expect = "sr", "B"
         if res.rc != 0:
-            r = w.prov(["remove", "sr"])
+            r = w.recover(["remove", "sr"])
             recovered.append(("remove sr", r))
             if r.rc != 0:
-                recovered.append(("gc", w.prov(["gc"])))
+                recovered.append(("gc", w.recover(["gc"])))
     else:
         name, expect = None, None
         if res.rc != 0:
-            recovered.append(("gc", w.prov(["gc"])))
+            recovered.append(("gc", w.recover(["gc"])))
+        elif any(re.search(r"\bopenat\(", hit) for hit in hits):
+            # A read that failed makes gc see less than is there (a record,
+            # git's branches), and gc then keeps what it could not judge:
+            # never deletes more, but exits 0. The next gc, which every
+            # agent runs, must finish it; counted, not hidden.
+            h.tally.count(kind, "gc under a read fault, then gc again")
+            recovered.append(("gc", w.recover(["gc"])))
     for what, r in recovered:
         h.tally.count(kind, "recoveries run")
         h.judge(kind, r, f"recovery `provision {what}`", repro, "recovery-")
@@ -1332,15 +1471,15 @@ def one_fault(h, w, cmd, res, hits, repro, killed=False):
         s = w.state(name)
         if expect == "A" and not w.present(s):
             converged = False
-            h.tally.add(kind, f"syscall/not-converged/{cmd}: {w.signature(s, 'A')}",
+            h.tally.add(kind, f"{kind}/not-converged/{cmd}: {w.signature(s, 'A')}",
                         f"sandbox {name}: after {rec_text}, wanted a sandbox that verifies clean: {w.describe(s)}", repro)
         elif expect == "B" and not w.gone(s):
             converged = False
-            cls = ("syscall/branch-left" if w.gone(s, branch=False)
-                   else f"syscall/not-converged/{cmd}: {w.signature(s, 'B')}")
+            cls = (f"{kind}/branch-left" if w.gone(s, branch=False)
+                   else f"{kind}/not-converged/{cmd}: {w.signature(s, 'B')}")
             h.tally.add(kind, cls, f"sandbox {name}: after {rec_text}, wanted nothing left: {w.describe(s)}", repro)
         if expect == "A" and s["locked"] == ADDING:
-            h.tally.add(kind, "syscall/apply-left-git-lock",
+            h.tally.add(kind, f"{kind}/apply-left-git-lock",
                         f"sandbox {name}: after {rec_text}, git still has it locked with {ADDING!r}, "
                         f"which `gc` takes for a `new` cut short", repro)
         if expect == "A" and converged:
@@ -1350,8 +1489,8 @@ def one_fault(h, w, cmd, res, hits, repro, killed=False):
             lost = w.work_lost(name)
             if lost or not w.present(s2):
                 converged = False
-                h.tally.add(kind, "syscall/gc-removed-worktree-with-work" if not s2["dir"]
-                            else "syscall/gc-broke-live-sandbox",
+                h.tally.add(kind, f"{kind}/gc-removed-worktree-with-work" if not s2["dir"]
+                            else f"{kind}/gc-broke-live-sandbox",
                             f"sandbox {name}: the user edited files in it and ran `provision gc` (exit {g.rc}): "
                             f"{w.describe(s2)}" + (f"; lost: {', '.join(lost)}" if lost else ""), repro)
             w.work.pop(w.wt(name), None)
@@ -1363,8 +1502,8 @@ def one_fault(h, w, cmd, res, hits, repro, killed=False):
             s = w.state(orphan, verify=False)
             if not w.gone(s, branch=branch):
                 converged = False
-                cls = ("syscall/branch-left" if w.gone(s, branch=False)
-                       else f"syscall/not-converged/gc: {orphan} {w.signature(s, 'B', branch)}")
+                cls = (f"{kind}/branch-left" if w.gone(s, branch=False)
+                       else f"{kind}/not-converged/gc: {orphan} {w.signature(s, 'B', branch)}")
                 h.tally.add(kind, cls,
                             f"orphan {orphan}: after {rec_text}, wanted nothing left: {w.describe(s, branch)}", repro)
         for live in ["sa", "sr"]:
@@ -1372,13 +1511,13 @@ def one_fault(h, w, cmd, res, hits, repro, killed=False):
             # sa's database was deleted on purpose (for `apply`); sr has one.
             if not (s["dir"] and s["entry"] and s["records"] and (s["db"] or live == "sa")):
                 converged = False
-                h.tally.add(kind, "syscall/gc-dropped-live-sandbox",
+                h.tally.add(kind, f"{kind}/gc-dropped-live-sandbox",
                             f"live sandbox {live}: after {rec_text}: {w.describe(s)}", repro)
     if recovered or res.rc != 0:
         if converged:
             h.tally.count(kind, "recoveries converged")
     for cls, what in w.invariants():
-        h.tally.add(kind, f"syscall/{cls}", what, repro)
+        h.tally.add(kind, f"{kind}/{cls}", what, repro)
 
 
 # ----------------------------------------------------------------------------
@@ -1640,7 +1779,8 @@ def hostile_cases():
         if w.work_lost("sr"):
             return
         # The user moves their folder away; the sandbox then converges.
-        shutil.move(lock, os.path.join(w.wt("sr"), "moved-away"))
+        os.makedirs(os.path.join(w.root, USER_KEPT), exist_ok=True)
+        shutil.move(lock, os.path.join(w.root, USER_KEPT, "provision.lock-folder"))
         w.work.pop(w.wt("sr"))
         c.converge("sr")
 
@@ -1860,7 +2000,7 @@ def hostile_mode(h, only=None):
 def report(h, kinds):
     t = h.tally
     out = ["", "== chaos tally =="]
-    for kind in kinds:
+    for kind in kinds + [k for k in ("recovery",) if k in t.counts]:
         c = t.counts.get(kind, {})
         secs = t.seconds.get(kind)
         out.append(f"{kind}{f' ({secs:.0f}s)' if secs is not None else ''}:")
@@ -1902,11 +2042,13 @@ def main():
     p.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
     p.add_argument("--rounds", type=int, default=None, help="kill rounds (default 100; --quick 6)")
     p.add_argument("--agents", type=int, default=8, help="agents at once in the kill kind (default 8)")
-    p.add_argument("--kinds", default="kill,syscall,hostile", help="comma-separated: kill,syscall,hostile")
+    p.add_argument("--kinds", default="kill,syscall,hostile,gitstep",
+                   help="comma-separated: kill,syscall,hostile,gitstep (one git step faulted alone)")
     p.add_argument("--quick", action="store_true",
-                   help="a bounded subset (6 kill rounds, 60 syscall faults, every hostile case)")
+                   help="a bounded subset (6 kill rounds, 60 syscall faults, 20 gitstep faults, every hostile case)")
     p.add_argument("--quick-faults", type=int, default=60, help="syscall faults in --quick (default 60)")
-    p.add_argument("--max-faults", type=int, default=0, help="stop the syscall kind after this many runs")
+    p.add_argument("--max-faults", type=int, default=0,
+                   help="at most this many syscall faults, spread evenly over the whole plan")
     p.add_argument("--only", default=None,
                    help="only matching cases: `hostile:NAME`, `syscall:CMD/SYSCALL/ERRNO/K` (prefixes match)")
     p.add_argument("--timeout", type=float, default=60, help="seconds before a run counts as hung (default 60)")
@@ -1931,7 +2073,7 @@ def main():
         only[kind_] = lambda s, spec=spec: (s == spec or s.startswith(spec + "/")
                                             or (kind_ == "hostile" and s.startswith(spec)))
     for k in kinds:
-        if k not in ("kill", "syscall", "hostile"):
+        if k not in ("kill", "syscall", "hostile", "gitstep"):
             p.error(f"unknown kind {k!r}")
     if not os.access(args.binary, os.X_OK):
         sys.exit(f"chaos: no provision binary at {args.binary} (cargo build --release)")
@@ -1942,6 +2084,8 @@ def main():
             hostile_mode(h, only.get("hostile"))
         if "syscall" in kinds:
             syscall_mode(h, only.get("syscall"))
+        if "gitstep" in kinds:
+            gitstep_mode(h, only.get("gitstep"))
         if "kill" in kinds:
             kill_mode(h, args.rounds, args.agents)
     finally:

@@ -16,8 +16,8 @@ use crate::db::migrations::{self, Migration, Migrations};
 use crate::db::{self, Database};
 use crate::git::{self, Checkout};
 use crate::lifecycle::identity::CloneId;
-use crate::lifecycle::ports;
 use crate::lifecycle::registry::{Claim, DatabaseRecord, Record, Registry};
+use crate::lifecycle::{pending, ports};
 use crate::recipe::config::{self, Settings};
 use crate::recipe::include::{self, Entry};
 use crate::sandbox::envfile;
@@ -238,6 +238,7 @@ impl Workspace {
             port: named[&ports.names[0]],
             ports: lock::stored_ports(&named),
             lock_hash: existing.and_then(|r| r.lock_hash.clone()),
+            removing: false,
         })
     }
 }
@@ -294,7 +295,13 @@ impl WorktreeSandbox {
         // git's lock gone, `gc` no longer removes it as cut short. Under the
         // registry lock, which `gc` takes too.
         if !dry_run && !workspace.checkout.is_main() {
-            git::take_over_added(&workspace.checkout.common_dir, &record.id)?;
+            git::take_over_added(
+                &workspace.checkout.common_dir,
+                &record.id,
+                &workspace.checkout.root,
+            )?;
+            // So is one whose `new` failed with git's step half undone.
+            pending::take_over(&workspace.checkout.common_dir, &workspace.checkout.root)?;
         }
         if !dry_run && existing != Some(&record) {
             registry.put(&guard, &record)?;

@@ -121,14 +121,42 @@ pub fn unlike_head(root: &Path, paths: &[String]) -> Result<Vec<String>, GitErro
         collect_files(&root.join(path.trim_end_matches('/')), &mut files)?;
         let differs = files.iter().any(|file| {
             let rel = file.strip_prefix(root).unwrap_or(file);
-            let blob = git2::Oid::hash_file(git2::ObjectType::Blob, file).ok();
-            tree.get_path(rel).ok().map(|e| e.id()) != blob || blob.is_none()
+            !holds(&repo, &tree, rel, file)
         });
         if differs {
             out.push(path.clone());
         }
     }
     Ok(out)
+}
+
+/// Whether `tree` holds the content of `file` at `rel`: the same blob (a
+/// symlink's is its target), or a file git was writing when it was cut
+/// short, whose bytes are the start of that blob.
+pub fn holds(repo: &Repository, tree: &git2::Tree, rel: &Path, file: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(entry) = tree.get_path(rel) else {
+        return false;
+    };
+    let Ok(meta) = fs_err::symlink_metadata(file) else {
+        return false;
+    };
+    if meta.file_type().is_symlink() {
+        return fs_err::read_link(file).is_ok_and(|target| {
+            git2::Oid::hash_object(git2::ObjectType::Blob, target.as_os_str().as_bytes())
+                .is_ok_and(|oid| oid == entry.id())
+        });
+    }
+    if !meta.is_file() {
+        return false;
+    }
+    if git2::Oid::hash_file(git2::ObjectType::Blob, file).is_ok_and(|oid| oid == entry.id()) {
+        return true;
+    }
+    let Ok(blob) = repo.find_blob(entry.id()) else {
+        return false;
+    };
+    fs_err::read(file).is_ok_and(|bytes| blob.content().starts_with(&bytes))
 }
 
 /// Every file under `path` (itself, if a file; nothing, if gone).
@@ -144,4 +172,58 @@ fn collect_files(path: &Path, out: &mut Vec<std::path::PathBuf>) -> Result<(), G
         out.push(path.to_path_buf());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A repository whose HEAD holds `a.txt` ("hello world\n") and a
+    /// symlink `link` to `a.txt`; returns it with HEAD's tree.
+    fn repo() -> (tempfile::TempDir, Repository) {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        fs_err::write(dir.path().join("a.txt"), "hello world\n").unwrap();
+        fs_err::os::unix::fs::symlink("a.txt", dir.path().join("link")).unwrap();
+        let mut index = repo.index().unwrap();
+        index.add_path(Path::new("a.txt")).unwrap();
+        index.add_path(Path::new("link")).unwrap();
+        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = git2::Signature::now("a", "a@b").unwrap();
+        repo.commit(Some("HEAD"), &sig, &sig, "one", &tree, &[])
+            .unwrap();
+        drop(tree);
+        (dir, repo)
+    }
+
+    fn held(dir: &Path, repo: &Repository, rel: &str) -> bool {
+        let tree = repo.head().unwrap().peel_to_tree().unwrap();
+        holds(repo, &tree, Path::new(rel), &dir.join(rel))
+    }
+
+    #[test]
+    fn the_same_blob_and_the_same_link_are_held() {
+        let (dir, repo) = repo();
+        assert!(held(dir.path(), &repo, "a.txt"));
+        assert!(held(dir.path(), &repo, "link"));
+    }
+
+    #[test]
+    fn a_file_git_was_cut_short_writing_is_held() {
+        let (dir, repo) = repo();
+        fs_err::write(dir.path().join("a.txt"), "hello").unwrap();
+        assert!(held(dir.path(), &repo, "a.txt"));
+    }
+
+    #[test]
+    fn changed_new_or_relinked_content_is_not_held() {
+        let (dir, repo) = repo();
+        fs_err::write(dir.path().join("a.txt"), "hello world\nmore\n").unwrap();
+        assert!(!held(dir.path(), &repo, "a.txt"));
+        fs_err::write(dir.path().join("b.txt"), "hello").unwrap();
+        assert!(!held(dir.path(), &repo, "b.txt"));
+        fs_err::remove_file(dir.path().join("link")).unwrap();
+        fs_err::os::unix::fs::symlink("elsewhere", dir.path().join("link")).unwrap();
+        assert!(!held(dir.path(), &repo, "link"));
+    }
 }

@@ -16,13 +16,14 @@ pub use cached::{Excludes, proven_clean};
 pub use checkout::{Checkout, Untracked, committed, head_tree, is_tracked, untracked};
 pub use exclude::{exclude_paths, excluded_paths};
 pub use history::{
-    branch_delete, default_branch, has_own_commits, is_merged, unique_commits, unlike_head,
+    branch_delete, default_branch, has_own_commits, holds, is_merged, unique_commits, unlike_head,
     unsaved_files,
 };
 pub use worktree::{
-    Start, Worktree, branch_start, expired_entries, has_entry, has_submodules,
-    parallel_checkout_pays, prune_expire, same_path, take_over_added, unlock, unlock_added,
-    worktree_add, worktree_remove, worktree_undo, worktrees,
+    Start, Worktree, branch_start, broken_entries, checkout_complete, expired_entries, has_entry,
+    has_submodules, has_usable_entry_for, mark_removing, parallel_checkout_pays, prune_expire,
+    same_path, take_over_added, unlock, unlock_added, worktree_add, worktree_prune,
+    worktree_remove, worktrees,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -62,16 +63,33 @@ pub enum GitError {
 /// dot (it strips leading dots), so this one cannot clash.
 pub const MAIN_ID: &str = ".main";
 
+/// `git -C dir`, as provision runs it: worded in English (its output is
+/// parsed, and quoted in errors), and killed if provision dies first. A
+/// git left running by a killed `provision new` would go on making the
+/// worktree while the recovery (`remove`, `gc`) takes it down.
+pub(crate) fn command(dir: &Path) -> Command {
+    use std::os::unix::process::CommandExt;
+    let parent = rustix::process::getpid();
+    let mut command = Command::new("git");
+    command.env("LC_ALL", "C").arg("-C").arg(dir);
+    // SAFETY: between fork and exec the closure only makes two system
+    // calls, which is what a child of a threaded process may do.
+    unsafe {
+        command.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            // The parent may have died before the line above.
+            if rustix::process::getppid() != Some(parent) {
+                return Err(std::io::Error::other("provision ended before git started"));
+            }
+            Ok(())
+        });
+    }
+    command
+}
+
 pub fn run_git(dir: &Path, args: &[String]) -> Result<String, GitError> {
     crate::output::command("git", args);
-    let output = Command::new("git")
-        // Parsed (and quoted in errors) as git words it in English.
-        .env("LC_ALL", "C")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .map_err(GitError::Spawn)?;
+    let output = command(dir).args(args).output().map_err(GitError::Spawn)?;
     if output.status.success() {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {

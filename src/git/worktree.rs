@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use git2::Repository;
 
-use super::{GitError, MAIN_ID, branch_delete, run_git};
+use super::{GitError, MAIN_ID, run_git};
 
 /// Where the branch of a new worktree comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,6 +180,25 @@ fn configured(main: &Path, key: &str) -> bool {
             .is_ok_and(|config| config.get_entry(key).is_ok())
 }
 
+/// Whether git's checkout of a new worktree at `path` is whole: its index
+/// holds an entry for every file of HEAD's tree. git's `worktree add` can
+/// report success over a checkout that read HEAD wrong (a disk fault
+/// there): an empty index, and no files.
+pub fn checkout_complete(path: &Path) -> Result<bool, GitError> {
+    let repo = Repository::open(path)?;
+    let Some(tree) = super::head_tree(&repo)? else {
+        return Ok(true);
+    };
+    let mut files = 0usize;
+    tree.walk(git2::TreeWalkMode::PreOrder, |_, entry| {
+        if entry.kind() != Some(git2::ObjectType::Tree) {
+            files += 1;
+        }
+        git2::TreeWalkResult::Ok
+    })?;
+    Ok(repo.index()?.len() == files)
+}
+
 /// The lock reason `worktree_add` gives git while the worktree is made.
 pub const ADDING: &str = "provision new: being created";
 
@@ -193,15 +212,33 @@ pub fn unlock_added(common_dir: &Path, path: &Path) -> Result<(), GitError> {
 /// Takes over a worktree a killed `new` left locked with [`ADDING`]: its
 /// lock goes, so that `gc` no longer counts it as cut short. Any other lock
 /// (the user's `git worktree lock`) stays. Returns whether there was one.
-pub fn take_over_added(common_dir: &Path, id: &str) -> Result<bool, GitError> {
-    let lock = common_dir.join("worktrees").join(id).join("locked");
-    match fs_err::read_to_string(&lock) {
-        Ok(reason) if reason.trim_end() == ADDING => {
-            unlock(common_dir, id)?;
-            Ok(true)
-        }
-        _ => Ok(false),
+/// git's checkout may have been cut short too: a missing index is made
+/// from HEAD (the files stay as they are) and the files it had not
+/// written yet are written; a file that is there is never overwritten.
+/// So is one whose take-down was cut short inside `git worktree remove`
+/// (marked [`REMOVING`]): the files git deleted come back, and the mark goes.
+pub fn take_over_added(common_dir: &Path, id: &str, root: &Path) -> Result<bool, GitError> {
+    let admin = common_dir.join("worktrees").join(id);
+    let adding = fs_err::read_to_string(admin.join("locked"))
+        .is_ok_and(|reason| reason.trim_end() == ADDING);
+    let removing = admin.join(REMOVING).is_file();
+    if !adding && !removing {
+        return Ok(false);
     }
+    // git writes the index whole or not at all: one that is there holds
+    // what the user may have staged since, and stays.
+    if !admin.join("index").is_file() {
+        run_git(root, &["reset".into(), "-q".into()])?;
+    }
+    // Exits 1 when files exist, which is what it is told to keep.
+    let _ = run_git(root, &["checkout-index".into(), "-a".into(), "-q".into()]);
+    if removing {
+        fs_err::remove_file(admin.join(REMOVING))?;
+    }
+    if adding {
+        unlock(common_dir, id)?;
+    }
+    Ok(true)
 }
 
 /// The expiry git's own gc gives an entry whose folder is gone
@@ -229,10 +266,7 @@ pub fn expired_entries(main: &Path, expire: &str) -> Result<Vec<String>, GitErro
     ];
     crate::output::command("git", args);
     // git says what it would prune on stderr.
-    let output = std::process::Command::new("git")
-        .env("LC_ALL", "C")
-        .arg("-C")
-        .arg(main)
+    let output = super::command(main)
         .args(args)
         .output()
         .map_err(GitError::Spawn)?;
@@ -249,27 +283,52 @@ pub fn expired_entries(main: &Path, expire: &str) -> Result<Vec<String>, GitErro
         .collect())
 }
 
+/// The file in a worktree's admin dir that says a provision take-down has
+/// begun `git worktree remove` there. git deletes the admin dir last, so
+/// while the worktree is still listed, a marked one is one git's step was
+/// cut short in: its missing files are git's doing, not the user's.
+const REMOVING: &str = "provision-removing";
+
+/// Marks worktree `id` as being removed by provision (see [`REMOVING`]).
+pub fn mark_removing(common_dir: &Path, id: &str) -> Result<(), GitError> {
+    let path = common_dir.join("worktrees").join(id).join(REMOVING);
+    if path.is_file() {
+        return Ok(());
+    }
+    Ok(crate::fsutil::write_atomically(
+        &path,
+        b"provision remove\n",
+    )?)
+}
+
+/// `git worktree prune` under git's own expiry for entries whose folder is
+/// gone (`expire`, see [`prune_expire`]): what git's gc would prune. Takes
+/// away an admin dir a take-down cut short left without its folder.
+pub fn worktree_prune(main: &Path, expire: &str) -> Result<(), GitError> {
+    let args = ["worktree", "prune", "--expire", expire].map(String::from);
+    run_git(main, &args).map(|_| ())
+}
+
+/// The admin dirs git's own prune takes away at once: no `gitdir` file (what
+/// a `git worktree add` or `remove` cut short leaves), not locked.
+pub fn broken_entries(common_dir: &Path) -> Vec<String> {
+    let Ok(entries) = fs_err::read_dir(common_dir.join("worktrees")) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
+        .filter(|e| !e.path().join("gitdir").exists() && !e.path().join("locked").exists())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
 /// Removes a worktree's lock (`worktrees/<id>/locked`).
 pub fn unlock(common_dir: &Path, id: &str) -> Result<(), GitError> {
     match fs_err::remove_file(common_dir.join("worktrees").join(id).join("locked")) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
         _ => Ok(()),
     }
-}
-
-/// Undoes a `worktree_add` after a later step failed: the new worktree
-/// goes, and its branch when `new` made it; nothing else does.
-pub fn worktree_undo(
-    main: &Path,
-    branch: &str,
-    path: &Path,
-    start: &Start,
-) -> Result<(), GitError> {
-    worktree_remove(main, path, true)?;
-    if start.creates_branch() {
-        branch_delete(main, branch)?;
-    }
-    Ok(())
 }
 
 /// One entry of `git worktree list`.
@@ -288,11 +347,59 @@ pub struct Worktree {
     pub cut_short: bool,
     /// Git would prune it: its folder (or its gitdir file) is gone.
     pub prunable: bool,
+    /// A provision take-down had begun `git worktree remove` on it (see
+    /// [`mark_removing`]): what is missing from it, git deleted.
+    pub removing: bool,
+}
+
+impl Worktree {
+    /// git lists it but cannot use it: its admin dir lost `HEAD` or
+    /// `commondir` (a `git worktree remove` cut short part way through
+    /// deleting it), so `git status` there fails and `git worktree remove`
+    /// refuses its folder.
+    pub fn is_broken(&self, common_dir: &Path) -> bool {
+        let admin = common_dir.join("worktrees").join(&self.id);
+        !self.is_main && (!admin.join("HEAD").is_file() || !admin.join("commondir").is_file())
+    }
 }
 
 /// Every worktree of the repository, the main one first, as git lists it.
 /// One `git` run; ids come from the `gitdir` files under `worktrees/`.
+/// A list that misses a usable entry git's own records hold (git failed to
+/// read it: a disk fault) is asked for again, then refused: acting on it
+/// could take a live worktree for a gone one.
 pub fn worktrees(main: &Path, common_dir: &Path) -> Result<Vec<Worktree>, GitError> {
+    let listed = list_worktrees(main, common_dir)?;
+    if missing_entry(common_dir, &listed).is_none() {
+        return Ok(listed);
+    }
+    // Once more: a `new` may have added it in between.
+    let listed = list_worktrees(main, common_dir)?;
+    match missing_entry(common_dir, &listed) {
+        None => Ok(listed),
+        Some(id) => Err(GitError::Command {
+            args: "worktree list --porcelain -z".into(),
+            stderr: format!(
+                "its list misses the worktree .git/worktrees/{id} that git's own records hold; try again"
+            ),
+        }),
+    }
+}
+
+/// The id of a usable entry under `worktrees/` (its `gitdir`, `HEAD` and
+/// `commondir` there) that `listed` lacks.
+fn missing_entry(common_dir: &Path, listed: &[Worktree]) -> Option<String> {
+    worktree_ids(common_dir)
+        .into_iter()
+        .map(|(_, id)| id)
+        .filter(|id| {
+            let admin = common_dir.join("worktrees").join(id);
+            admin.join("HEAD").is_file() && admin.join("commondir").is_file()
+        })
+        .find(|id| !listed.iter().any(|w| &w.id == id))
+}
+
+fn list_worktrees(main: &Path, common_dir: &Path) -> Result<Vec<Worktree>, GitError> {
     let text = run_git(
         main,
         &[
@@ -323,6 +430,12 @@ pub fn worktrees(main: &Path, common_dir: &Path) -> Result<Vec<Worktree>, GitErr
                     })
                     .unwrap_or_else(|| file_name(Path::new(value)))
             };
+            let removing = !is_main
+                && common_dir
+                    .join("worktrees")
+                    .join(&id)
+                    .join(REMOVING)
+                    .is_file();
             out.push(Worktree {
                 id,
                 path: PathBuf::from(value),
@@ -332,6 +445,7 @@ pub fn worktrees(main: &Path, common_dir: &Path) -> Result<Vec<Worktree>, GitErr
                 locked: false,
                 cut_short: false,
                 prunable: false,
+                removing,
             });
             continue;
         }
@@ -350,6 +464,32 @@ pub fn worktrees(main: &Path, common_dir: &Path) -> Result<Vec<Worktree>, GitErr
         }
     }
     Ok(out)
+}
+
+/// Whether git's own records (`worktrees/<id>/gitdir`, read here, not
+/// through `git worktree list`) hold a usable entry for the folder `root`:
+/// one with its `HEAD` and `commondir`. A record that cannot be read counts
+/// as one: provision never takes a folder git may still know.
+pub fn has_usable_entry_for(common_dir: &Path, root: &Path) -> bool {
+    let Ok(entries) = fs_err::read_dir(common_dir.join("worktrees")) else {
+        return common_dir.join("worktrees").exists();
+    };
+    entries.into_iter().any(|entry| {
+        let Ok(entry) = entry else {
+            return true;
+        };
+        let admin = entry.path();
+        match fs_err::read_to_string(admin.join("gitdir")) {
+            Ok(text) => {
+                let path = text.trim_end_matches('\n');
+                let path = path.strip_suffix("/.git").unwrap_or(path);
+                same_path(Path::new(path), root)
+                    && admin.join("HEAD").is_file()
+                    && admin.join("commondir").is_file()
+            }
+            Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+        }
+    })
 }
 
 /// (worktree path as git recorded it, id) for every linked worktree.
@@ -391,9 +531,17 @@ pub fn same_path(a: &Path, b: &Path) -> bool {
         )
 }
 
-/// Whether git keeps an entry (`worktrees/<id>`) for the worktree `id`.
+/// Whether git keeps an entry (`worktrees/<id>`) for the worktree `id`: an
+/// admin dir without its `gitdir` file is one git's own prune takes away
+/// at once (what a cut-short `git worktree add` or `remove` leaves).
 pub fn has_entry(common_dir: &Path, id: &str) -> bool {
-    id != MAIN_ID && !id.is_empty() && common_dir.join("worktrees").join(id).is_dir()
+    id != MAIN_ID
+        && !id.is_empty()
+        && common_dir
+            .join("worktrees")
+            .join(id)
+            .join("gitdir")
+            .is_file()
 }
 
 fn file_name(path: &Path) -> String {

@@ -10,6 +10,7 @@ use crate::db::build_ahead::{Ahead, Prebuilt};
 use crate::db::migrations::{Applied, Migration};
 use crate::db::store;
 use crate::git::{self, Checkout, Start};
+use crate::lifecycle::pending::{self, Pending};
 use crate::output::Progress;
 use crate::sandbox::apply::{self, Action, Outcome};
 use crate::sandbox::setup::SetupError;
@@ -43,7 +44,7 @@ pub fn create(
         workspace.mark(store::STORE_ID).text(),
     );
     let added = add_worktree(workspace, name, &path, from, parallel, progress);
-    if let Ok(start) = &added {
+    if let Ok((start, _)) = &added {
         progress.step(&format!(
             "worktree  {} {}",
             path.display(),
@@ -55,7 +56,7 @@ pub fn create(
     }
     // Joined before any error returns, so an unused database is deleted.
     let prebuilt = ahead.finish();
-    let start = added?;
+    let (_, begun) = added?;
     let mut attempt = Attempt::default();
     match build_new(workspace, &path, name, prebuilt, progress, &mut attempt) {
         Ok(outcome) => Ok(outcome),
@@ -67,7 +68,7 @@ pub fn create(
         }
         .into()),
         Err(err) => {
-            let undone = undo_new(workspace, name, &path, &start, &attempt, progress);
+            let undone = undo_new(workspace, &begun, &attempt, progress);
             Err(with_step(&format!("building the sandbox ({undone})"), err))
         }
     }
@@ -78,7 +79,9 @@ pub fn create(
 #[derive(Default)]
 struct Attempt {
     sandbox: Option<WorktreeSandbox>,
-    new_record: bool,
+    /// The new worktree's id, once `new` reads it, when it had no record:
+    /// the record is this attempt's, even one written just before a failure.
+    new_record: Option<String>,
     new_database: bool,
 }
 
@@ -91,7 +94,9 @@ fn build_new(
     attempt: &mut Attempt,
 ) -> Result<Outcome, BoxError> {
     let checkout = Checkout::discover(path)?;
-    attempt.new_record = workspace.registry.get(&checkout.id)?.is_none();
+    if workspace.registry.get(&checkout.id)?.is_none() {
+        attempt.new_record = Some(checkout.id.clone());
+    }
     let reserved = WorktreeSandbox::reserve(workspace.at(checkout), Some(name), false)?;
     let sandbox = attempt.sandbox.insert(reserved);
     attempt.new_database = !sandbox.database()?.exists()?;
@@ -148,6 +153,9 @@ fn adopt(
 /// once take turns here. Where the branch comes from is asked again under
 /// the lock, since another `new` may have made it meanwhile (the build
 /// ahead only guessed; it is checked against the files git writes).
+/// A [`Pending`] entry covers git's step: if git fails and what it made
+/// cannot be taken back, or this run is killed, `remove NAME`, `gc` or the
+/// next `new NAME` finish it.
 fn add_worktree(
     workspace: &Workspace,
     name: &str,
@@ -155,78 +163,130 @@ fn add_worktree(
     from: Option<&str>,
     parallel: bool,
     progress: &Progress,
-) -> Result<Start, BoxError> {
+) -> Result<(Start, Pending), BoxError> {
     let checkout = &workspace.checkout;
     let _turn = workspace.registry.lock()?;
-    let start = git::branch_start(&checkout.main, name, from)?;
-    let added = git::worktree_add(&checkout.main, name, path, &start, parallel)
-        .and_then(|()| git::unlock_added(&checkout.common_dir, path));
-    if added.is_err() && start.creates_branch() {
-        forget_failed_add(checkout, name, progress);
+    if let Some(earlier) = pending::get(&checkout.common_dir, name) {
+        let finished = pending::finish(workspace, &earlier, false)?;
+        if !finished.kept.is_empty() {
+            return Err(format!(
+                "an earlier `provision new {name}` failed and left {}; `provision remove {name}` says what it keeps",
+                finished.kept.join("; ")
+            )
+            .into());
+        }
     }
-    added?;
-    Ok(start)
+    let start = git::branch_start(&checkout.main, name, from)?;
+    let begun = Pending {
+        name: name.to_string(),
+        path: path.to_path_buf(),
+        start: match start.creates_branch() {
+            true => Some(start_commit(&checkout.main, &start.revision(name))?),
+            false => None,
+        },
+        folder_existed: fs_err::symlink_metadata(path).is_ok(),
+    };
+    pending::write(&checkout.common_dir, &begun)?;
+    let added = git::worktree_add(&checkout.main, name, path, &start, parallel)
+        .and_then(|()| match git::checkout_complete(path)? {
+            true => Ok(()),
+            false => Err(git::GitError::Command {
+                args: format!("worktree add {}", path.display()),
+                stderr: "git reported success, but its checkout is incomplete (the index lacks files of HEAD)".into(),
+            }),
+        })
+        .and_then(|()| git::unlock_added(&checkout.common_dir, path))
+        .map_err(BoxError::from)
+        // While the entry stays, the worktree is not this run's to build.
+        .and_then(|()| pending::delete(&checkout.common_dir, name));
+    if let Err(e) = added {
+        take_back(workspace, &begun, progress);
+        return Err(e);
+    }
+    Ok((start, begun))
 }
 
-/// After `git worktree add` failed (the folder exists, the disk is full, a
-/// name too long for the file system): git may have made the branch before
-/// it failed, and it was not there before (asked under the same lock).
-/// `git branch -D` refuses a branch checked out anywhere, so no worktree's
-/// branch can go here.
-fn forget_failed_add(checkout: &Checkout, name: &str, progress: &Progress) {
-    let repo = git2::Repository::open(&checkout.main);
-    let made = repo.is_ok_and(|r| r.find_branch(name, git2::BranchType::Local).is_ok());
-    if made && let Err(e) = git::branch_delete(&checkout.main, name) {
-        progress.warn(&format!(
-            "could not delete the branch `{name}` git made: {e}"
-        ));
+/// The commit `revision` names, as text.
+fn start_commit(main: &Path, revision: &str) -> Result<String, BoxError> {
+    let repo = git2::Repository::open(main)?;
+    Ok(repo
+        .revparse_single(revision)?
+        .peel_to_commit()?
+        .id()
+        .to_string())
+}
+
+/// Takes back what git made of `pending` (under the registry lock); what
+/// cannot go yet stays pending, and is said.
+fn take_back(workspace: &Workspace, pending: &Pending, progress: &Progress) -> bool {
+    match pending::finish(workspace, pending, false) {
+        Ok(finished) if finished.kept.is_empty() => true,
+        Ok(finished) => {
+            progress.warn(&format!(
+                "kept {}; `provision remove {}` finishes it",
+                finished.kept.join("; "),
+                pending.name
+            ));
+            false
+        }
+        Err(e) => {
+            progress.warn(&format!(
+                "could not take back what git made ({e}); `provision remove {}` finishes it",
+                pending.name
+            ));
+            false
+        }
     }
 }
 
 /// Removes what a failed `new` made, and says what that was.
 fn undo_new(
     workspace: &Workspace,
-    name: &str,
-    path: &Path,
-    start: &Start,
+    begun: &Pending,
     attempt: &Attempt,
     progress: &Progress,
 ) -> String {
     let mut undone = Vec::new();
-    if let Some(sandbox) = &attempt.sandbox {
-        // The record goes only once the database is known to be gone: while
-        // it stays, it is the root that lets `gc` collect the database.
-        let mut database_gone = true;
-        if attempt.new_database {
-            database_gone = match drop_new_database(sandbox) {
-                Ok(true) => {
-                    undone.push("the database");
-                    true
-                }
-                Ok(false) => true,
-                Err(e) => {
-                    progress.warn(&format!(
-                        "could not drop the new database `{}` again ({e}); its record stays, so `provision gc` finds it",
-                        sandbox.database_name
-                    ));
-                    false
-                }
-            };
-        }
-        if attempt.new_record
-            && database_gone
-            && let Ok(guard) = sandbox.registry.lock()
-            && sandbox
-                .registry
-                .delete(&guard, &sandbox.checkout.id)
-                .is_ok()
-        {
-            undone.push("the registry record");
-        }
+    // The record goes only once the database is known to be gone: while it
+    // stays, it is the root that lets `gc` collect the database.
+    let mut database_gone = true;
+    if let Some(sandbox) = &attempt.sandbox
+        && attempt.new_database
+    {
+        database_gone = match drop_new_database(sandbox) {
+            Ok(true) => {
+                undone.push("the database");
+                true
+            }
+            Ok(false) => true,
+            Err(e) => {
+                progress.warn(&format!(
+                    "could not drop the new database `{}` again ({e}); its record stays, so `provision gc` finds it",
+                    sandbox.database_name
+                ));
+                false
+            }
+        };
     }
-    match git::worktree_undo(&workspace.checkout.main, name, path, start) {
-        Ok(()) => undone.push("the worktree and branch"),
-        Err(e) => progress.warn(&format!("could not remove the new worktree again: {e}")),
+    // Even without a sandbox: reserving it may have written the record
+    // before it failed.
+    let registry = &workspace.registry;
+    if let Some(id) = &attempt.new_record
+        && database_gone
+        && let Ok(guard) = registry.lock()
+        && registry.get(id).is_ok_and(|r| r.is_some())
+        && registry.delete(&guard, id).is_ok()
+    {
+        undone.push("the registry record");
+    }
+    // Pending again, so that what cannot be taken back now is finished by
+    // `remove NAME` or `gc`.
+    let taken_back = workspace.registry.lock().is_ok_and(|_turn| {
+        pending::write(&workspace.checkout.common_dir, begun).is_ok()
+            && take_back(workspace, begun, progress)
+    });
+    if taken_back {
+        undone.push("the worktree and branch");
     }
     if undone.is_empty() {
         "nothing it made could be removed again".into()

@@ -13,6 +13,7 @@ use crate::BoxError;
 use crate::db::aside;
 use crate::git::{self, Worktree};
 use crate::lifecycle::orphans::{self, Evidence, Verdict};
+use crate::lifecycle::pending::{self, Finished, Pending};
 use crate::lifecycle::registry::{Claim, Guard, Record, Registry, RegistryError};
 use crate::lifecycle::remove;
 use crate::lifecycle::store;
@@ -107,6 +108,20 @@ pub fn gc(workspace: &Workspace, options: GcOptions) -> Result<Report, BoxError>
     } else {
         Some(registry.lock()?)
     };
+    // `new`s that failed with git's step half undone, first: what they
+    // leave is then gone from git's list and the records.
+    if guard.is_some() {
+        pending::sweep(&checkout.common_dir)?;
+    }
+    let finished: Vec<_> = pending::all(&checkout.common_dir)
+        .into_iter()
+        .map(|pending| {
+            let finished = guard.as_ref().map(|_| {
+                pending::finish(workspace, &pending, false).map_err(|e| output::one_line(&*e))
+            });
+            (pending, finished)
+        })
+        .collect();
     let records = registry.read_all()?;
     let worktrees = git::worktrees(&checkout.main, &checkout.common_dir)?;
     let expire = git::prune_expire(&checkout.main);
@@ -135,6 +150,9 @@ pub fn gc(workspace: &Workspace, options: GcOptions) -> Result<Report, BoxError>
             store: store::Contents::default(),
         },
     };
+    for (pending, finished) in finished {
+        run.pending(&pending, finished);
+    }
     for (index, worktree) in worktrees.iter().enumerate() {
         let record = records
             .iter()
@@ -159,6 +177,11 @@ pub fn gc(workspace: &Workspace, options: GcOptions) -> Result<Report, BoxError>
         run.record(record, evidence, &records);
     }
     run.corrupt(registry)?;
+    if !dry_run && !git::broken_entries(&checkout.common_dir).is_empty() {
+        // Admin dirs a git step cut short left without their `gitdir`:
+        // git's own prune, under git's own expiry.
+        git::worktree_prune(&checkout.main, &run.expire)?;
+    }
     run.report.set_aside = set_aside(workspace, dry_run)?;
     // After the take-downs: a sandbox just removed needs nothing. A store
     // that cannot be read is a failure of its own, not gc's.
@@ -258,6 +281,8 @@ struct Run<'a> {
 enum Step {
     Keep(String),
     TakeDown(String, Options),
+    /// Taken back as a `new` that failed part way (see `pending`).
+    Finish(Pending),
 }
 
 impl Run<'_> {
@@ -273,6 +298,14 @@ impl Run<'_> {
                 return Ok(());
             }
             Step::TakeDown(reason, options) => (reason, options),
+            Step::Finish(pending) => {
+                let common_dir = &self.workspace.checkout.common_dir;
+                let finished = pending::write(common_dir, &pending)
+                    .and_then(|()| pending::finish(self.workspace, &pending, false))
+                    .map_err(|e| output::one_line(&*e));
+                self.pending(&pending, Some(finished));
+                return Ok(());
+            }
         };
         let workspace = self.workspace;
         match teardown::take_down(workspace, self.guard, record, Some(worktree), options) {
@@ -300,17 +333,7 @@ impl Run<'_> {
             // someone has worked in it since, it is theirs to keep. Its
             // index may be half written, so what counts is content HEAD
             // does not have: what git itself wrote is no one's work.
-            let mut work = remove::unsaved(self.workspace, worktree)?;
-            let listed: Vec<String> = work
-                .files
-                .iter()
-                .filter_map(|f| f.split_once(' ').map(|(_, path)| path.to_string()))
-                .collect();
-            work.files = if worktree.path.is_dir() {
-                git::unlike_head(&worktree.path, &listed)?
-            } else {
-                Vec::new()
-            };
+            let work = remove::unsaved_after_git(self.workspace, worktree)?;
             if !work.is_empty() {
                 return Ok(Step::Keep(format!(
                     "a `provision new` was cut short while git made it, but it holds unsaved work ({}): `provision apply` there takes it over; to discard it, `git worktree unlock {path}` then `provision remove --force {path}`",
@@ -318,8 +341,25 @@ impl Run<'_> {
                     path = worktree.path.display()
                 )));
             }
+            let main = &self.workspace.checkout.main;
+            if let (false, None, Some(branch), Some(head)) =
+                (dry_run, record, &worktree.branch, &worktree.head)
+            {
+                // Taken back as a pending `new`, so that a take-down cut
+                // short in its turn is finished by the next gc. Its branch
+                // goes only while merged and where it was.
+                let (_, target) = git::default_branch(main)?;
+                return Ok(Step::Finish(Pending {
+                    name: branch.clone(),
+                    path: worktree.path.clone(),
+                    start: git::is_merged(main, branch, target)?.then(|| head.clone()),
+                    folder_existed: false,
+                }));
+            }
             if !dry_run {
-                git::unlock(&self.workspace.checkout.common_dir, &worktree.id)?;
+                let common_dir = &self.workspace.checkout.common_dir;
+                git::mark_removing(common_dir, &worktree.id)?;
+                git::unlock(common_dir, &worktree.id)?;
             }
             let options = Options {
                 force: true,
@@ -329,6 +369,26 @@ impl Run<'_> {
             Step::TakeDown(
                 "a `provision new` was cut short while git made it".into(),
                 options,
+            )
+        } else if (worktree.removing || record.is_some_and(|r| r.removing)) && !worktree.locked {
+            // A take-down (`remove`, or an earlier gc) was cut short inside
+            // `git worktree remove`: it had decided the worktree goes, and
+            // git deleted part of it. Finished unless someone has written
+            // to it since.
+            let work = remove::unsaved_after_git(self.workspace, worktree)?;
+            if !work.is_empty() {
+                return Ok(Step::Keep(format!(
+                    "a take-down was cut short inside `git worktree remove`, but it holds unsaved work ({}): `provision remove --force {}` discards it",
+                    work.describe(),
+                    worktree.path.display()
+                )));
+            }
+            Step::TakeDown(
+                "a take-down was cut short inside `git worktree remove`".into(),
+                Options {
+                    branch: true,
+                    ..orphan
+                },
             )
         } else if worktree.locked {
             let gone = if worktree.path.exists() {
@@ -364,6 +424,29 @@ impl Run<'_> {
             let registry = &self.workspace.registry;
             Step::Keep(live(registry, self.guard, record, worktree)?)
         })
+    }
+
+    /// A `new` that failed part way, finished (or, in a dry run, not yet).
+    fn pending(&mut self, pending: &Pending, finished: Option<Result<Finished, String>>) {
+        let (name, path) = (pending.name.clone(), pending.path.display().to_string());
+        const REASON: &str = "a `provision new` failed part way";
+        match finished {
+            None => self.report.kept.push(Kept {
+                name,
+                path,
+                reason: format!("{REASON}: gc finishes it"),
+            }),
+            Some(Ok(finished)) if finished.kept.is_empty() => self.report.removed.push(Removed {
+                reason: REASON.into(),
+                removal: remove::pending_removal(pending, finished),
+            }),
+            Some(Ok(finished)) => self.report.kept.push(Kept {
+                name,
+                path,
+                reason: format!("{REASON}, and left {}", finished.kept.join("; ")),
+            }),
+            Some(Err(error)) => self.report.failed.push(Failed { name, path, error }),
+        }
     }
 
     /// A record no listed worktree owns: taken down if it is an orphan.
@@ -427,6 +510,8 @@ impl Run<'_> {
         };
         let options = Options {
             dry_run: self.dry_run,
+            // A `remove` cut short: its branch goes as it would have.
+            branch: record.removing,
             ..Options::default()
         };
         match teardown::take_down(self.workspace, self.guard, Some(record), None, options) {

@@ -47,6 +47,11 @@ pub struct Record {
     pub ports: NamedPorts,
     /// Hash of the last lock written; `None` until the first apply finished.
     pub lock_hash: Option<String>,
+    /// A `remove` began taking it down, its merged branch with it: a `gc`
+    /// that finds it an orphan (the `remove` was cut short) deletes that
+    /// branch too. A merged branch holds no commit of its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub removing: bool,
 }
 
 impl Record {
@@ -342,6 +347,7 @@ mod tests {
             port: 20001,
             ports: NamedPorts::new(),
             lock_hash: None,
+            removing: false,
         }
     }
 

@@ -11,6 +11,7 @@ use crate::BoxError;
 use crate::git::{self, Worktree};
 use crate::lifecycle::registry::{Record, Registry};
 use crate::lifecycle::teardown::{self, Options};
+use crate::lifecycle::{leftover, pending};
 use crate::sandbox::{envfile, lock};
 use crate::workspace::Workspace;
 
@@ -37,6 +38,8 @@ pub enum RemoveError {
         database: String,
         other: String,
     },
+    #[error("a `provision new {name}` failed part way, and provision keeps what it left: {kept}")]
+    PendingKept { name: String, kept: String },
     #[error("{name} has unsaved work, so nothing was removed: {work}; {remedy}")]
     Unsaved {
         name: String,
@@ -122,7 +125,7 @@ impl Unsaved {
     }
 }
 
-fn first_few(items: &[String]) -> String {
+pub fn first_few(items: &[String]) -> String {
     const SHOWN: usize = 5;
     let mut text = items[..items.len().min(SHOWN)].join(", ");
     if items.len() > SHOWN {
@@ -150,6 +153,59 @@ pub fn unsaved(workspace: &Workspace, worktree: &Worktree) -> Result<Unsaved, Bo
         hidden,
         submodules: git::has_submodules(&checkout.common_dir, &worktree.id, &worktree.path)?,
     })
+}
+
+/// [`unsaved`] for a worktree whose git step was cut short: a `new` killed
+/// inside `git worktree add`, or a take-down inside `git worktree remove`.
+/// Its index may be half written and git deleted some of its files, so
+/// what counts is content HEAD does not have: what git itself wrote (or
+/// deleted) there is no one's work.
+pub fn unsaved_after_git(workspace: &Workspace, worktree: &Worktree) -> Result<Unsaved, BoxError> {
+    let checkout = &workspace.checkout;
+    let unusable = !worktree.path.join(".git").exists() || worktree.is_broken(&checkout.common_dir);
+    if worktree.path.is_dir() && unusable {
+        // git deleted the folder's `.git` link or part of its admin dir
+        // already, and cannot say: what is left is held against HEAD's
+        // tree (the branch's, when git lost HEAD).
+        let repo = git2::Repository::open(&checkout.main)?;
+        let sources = leftover::sources(
+            &checkout.main,
+            worktree.head.as_deref(),
+            worktree.branch.as_deref(),
+        )?;
+        let Some(tree) = (sources.first()).and_then(|oid| repo.find_commit(*oid).ok()?.tree().ok())
+        else {
+            return Err(format!(
+                "git lost the HEAD of {} and names no branch: provision cannot tell what in it is work",
+                worktree.path.display()
+            )
+            .into());
+        };
+        let trees = [tree];
+        let found = leftover::survey(&repo, &worktree.path, &trees, &checkout.common_dir)?;
+        let head = (worktree.head.as_deref()).filter(|h| h.bytes().any(|b| b != b'0'));
+        let commits = match head {
+            Some(head) => git::unique_commits(&checkout.main, head, worktree.branch.as_deref())?,
+            None => Vec::new(),
+        };
+        return Ok(Unsaved {
+            files: leftover::foreign(&found),
+            commits,
+            ..Unsaved::default()
+        });
+    }
+    let mut work = unsaved(workspace, worktree)?;
+    let listed: Vec<String> = work
+        .files
+        .iter()
+        .filter_map(|f| f.split_once(' ').map(|(_, path)| path.to_string()))
+        .collect();
+    work.files = if worktree.path.is_dir() {
+        git::unlike_head(&worktree.path, &listed)?
+    } else {
+        Vec::new()
+    };
+    Ok(work)
 }
 
 /// The shared `info/exclude` hides every path provision ever linked, in
@@ -257,10 +313,17 @@ pub fn remove(workspace: &Workspace, options: RemoveOptions) -> Result<Removal, 
     let checkout = &workspace.checkout;
     let registry = &workspace.registry;
     let guard = registry.lock()?;
+    // A `new NAME` that failed with git's step half undone is finished
+    // first; its sandbox, if it got that far, then goes as any other.
+    let finished = match pending::get(&checkout.common_dir, target) {
+        Some(pending) if !dry_run => Some(finish_pending(workspace, &pending, force)?),
+        _ => None,
+    };
     let records = registry.all(&guard)?;
     let worktrees = git::worktrees(&checkout.main, &checkout.common_dir)?;
-    let (record, worktree) = resolve(cwd, target, registry, &records, &worktrees)
-        .ok_or_else(|| RemoveError::NotFound(target.to_string()))?;
+    let Some((record, worktree)) = resolve(cwd, target, registry, &records, &worktrees) else {
+        return finished.ok_or_else(|| RemoveError::NotFound(target.to_string()).into());
+    };
     let shown = worktree
         .map(|w| w.path.display().to_string())
         .or_else(|| record.map(|r| r.path.display().to_string()))
@@ -287,7 +350,11 @@ pub fn remove(workspace: &Workspace, options: RemoveOptions) -> Result<Removal, 
         .into());
     }
     if let (false, Some(worktree)) = (force, worktree) {
-        let work = unsaved(workspace, worktree)?;
+        let work = if worktree.removing || record.is_some_and(|r| r.removing) {
+            unsaved_after_git(workspace, worktree)?
+        } else {
+            unsaved(workspace, worktree)?
+        };
         if !work.is_empty() {
             return Err(RemoveError::Unsaved {
                 name: record.map_or(shown, |r| r.name.clone()),
@@ -303,7 +370,52 @@ pub fn remove(workspace: &Workspace, options: RemoveOptions) -> Result<Removal, 
         keep_branch,
         dry_run,
     };
-    teardown::take_down(workspace, Some(&guard), record, worktree, options)
+    let mut removal = teardown::take_down(workspace, Some(&guard), record, worktree, options)?;
+    if let Some(finished) = finished {
+        removal.done.splice(0..0, finished.done);
+        removal.branch_deleted |= finished.branch_deleted;
+    }
+    Ok(removal)
+}
+
+/// Finishes the pending `new` of `pending.name` (see [`pending`]): an
+/// error if anything of it has to stay.
+fn finish_pending(
+    workspace: &Workspace,
+    pending: &pending::Pending,
+    force: bool,
+) -> Result<Removal, BoxError> {
+    let finished = pending::finish(workspace, pending, force)?;
+    if !finished.kept.is_empty() {
+        return Err(RemoveError::PendingKept {
+            name: pending.name.clone(),
+            kept: finished.kept.join("; "),
+        }
+        .into());
+    }
+    Ok(pending_removal(pending, finished))
+}
+
+/// A finished pending `new`, reported as a take-down.
+pub fn pending_removal(pending: &pending::Pending, finished: pending::Finished) -> Removal {
+    let mut done = vec![format!(
+        "finished a `provision new {}` that failed part way",
+        pending.name
+    )];
+    done.extend(finished.done);
+    Removal {
+        name: pending.name.clone(),
+        path: pending.path.display().to_string(),
+        branch: Some(pending.name.clone()),
+        database: None,
+        database_fate: None,
+        port: None,
+        ports: Default::default(),
+        dry_run: false,
+        stopped: Vec::new(),
+        branch_deleted: finished.branch_deleted,
+        done,
+    }
 }
 
 fn resolve<'a>(

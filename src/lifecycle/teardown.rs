@@ -4,11 +4,14 @@
 //! ports) and, when asked and merged, the branch. The primitive `remove` and `gc`
 //! share; deciding what may go is theirs.
 
+use std::path::Path;
+
 use serde::Serialize;
 
 use crate::BoxError;
 use crate::db::DbError;
 use crate::git::{self, Worktree};
+use crate::lifecycle::leftover;
 use crate::lifecycle::registry::{Guard, Record, Registry, RegistryError};
 use crate::recipe::config::DatabaseKind;
 use crate::sandbox::lock::NamedPorts;
@@ -25,6 +28,10 @@ pub enum TeardownError {
         "sandbox `{0}` is busy: a `provision apply` is running in it; try again when it is done"
     )]
     Busy(String),
+    #[error(
+        "kept {0}, which a take-down cut short inside git left: {1}; the sandbox's record stays, so that `provision remove` finishes it once you have moved what you need out"
+    )]
+    Kept(String, String),
     #[error("cannot delete the registry record of `{0}`")]
     Record(String, #[source] RegistryError),
     #[error(
@@ -227,6 +234,20 @@ pub fn take_down(
     removal
         .done
         .extend(services::stop::describe(&removal.stopped));
+    // Said in the record first, so that a `gc` finishing a take-down cut
+    // short deletes the branch as this one would have.
+    if let (Some(record), Some(guard)) = (record, guard)
+        && options.branch
+        && !options.keep_branch
+        && !options.dry_run
+        && !record.removing
+    {
+        let marked = Record {
+            removing: true,
+            ..record.clone()
+        };
+        workspace.registry.put(guard, &marked)?;
+    }
     let drop_database = |record: &Record| drop_database(workspace, record, options.dry_run);
     // The command kind's commands may need the worktree folder, so its
     // database goes first; every other kind's goes after git has removed
@@ -245,8 +266,34 @@ pub fn take_down(
     };
     if let Some(worktree) = worktree {
         let folder_gone = !worktree.path.exists();
+        // A take-down before this one began git's step and was cut short.
+        let cut_short = worktree.removing || record.is_some_and(|r| r.removing);
         if !options.dry_run {
-            git::worktree_remove(&workspace.checkout.main, &worktree.path, options.force)?;
+            let common_dir = &workspace.checkout.common_dir;
+            if git::has_entry(common_dir, &worktree.id) {
+                git::mark_removing(common_dir, &worktree.id)?;
+            }
+            let unusable = !worktree.path.join(".git").exists() || worktree.is_broken(common_dir);
+            if cut_short && worktree.path.is_dir() && unusable {
+                // git deleted the folder's `.git` link (or part of its admin
+                // dir) before it was cut short, and refuses such a folder:
+                // what is left goes when HEAD (or the record's branch) holds
+                // it, then git's entry of a folder that is gone.
+                let heads = leftover::sources(
+                    &workspace.checkout.main,
+                    worktree.head.as_deref(),
+                    record.and_then(|r| r.branch.as_deref()),
+                )?;
+                let (main, path) = (&workspace.checkout.main, &worktree.path);
+                if let Err(why) = leftover::clear(main, common_dir, path, &heads)? {
+                    return Err(TeardownError::Kept(path.display().to_string(), why).into());
+                }
+            }
+            // A take-down git's step was cut short in lacks the files git
+            // deleted: git would call that unsaved work. Callers have
+            // checked that nothing else is.
+            let force = options.force || cut_short;
+            git::worktree_remove(&workspace.checkout.main, &worktree.path, force)?;
         }
         let path = worktree.path.display();
         removal.done.push(if folder_gone {
@@ -255,23 +302,28 @@ pub fn take_down(
             format!("{} worktree {path}", options.did("removed", "remove"))
         });
     }
+    if let (None, Some(record), false) = (worktree, record, options.dry_run) {
+        removal.done.extend(leftover_folder(workspace, record)?);
+        removal.done.extend(leftover_entry(workspace, record)?);
+    }
     if let Some(record) = record.filter(|_| !database_first) {
         fate = Some(drop_database(record)?);
     }
-    if let (Some(record), Some(fate)) = (record, fate) {
-        let freed = release(workspace, guard, record, fate, options)?;
-        removal.database_fate = Some(fate);
-        removal.done.extend(freed);
-    }
     // The record's branch when git's step is already done (a `remove` cut
-    // short after it): the re-run finishes the branch too. git refuses to
-    // delete a branch some other worktree has out.
+    // short after it): the re-run finishes the branch too. Before the
+    // record goes, since the re-run finds the branch through it. git
+    // refuses to delete a branch some other worktree has out.
     let branch = match worktree {
         Some(worktree) => worktree.branch.as_ref(),
         None => record.and_then(|r| r.branch.as_ref()),
     };
     if let (true, Some(branch)) = (options.branch, branch) {
         removal.branch_deleted = branch_fate(workspace, branch, options, &mut removal.done)?;
+    }
+    if let (Some(record), Some(fate)) = (record, fate) {
+        let freed = release(workspace, guard, record, fate, options)?;
+        removal.database_fate = Some(fate);
+        removal.done.extend(freed);
     }
     Ok(removal)
 }
@@ -315,6 +367,63 @@ fn git_would_keep(
         return Err(refuse(work.describe(), &remedy).into());
     }
     Ok(())
+}
+
+/// The record's folder when git no longer lists it (or lists it, but can
+/// no longer use it): `git worktree remove` deleted git's entry but failed
+/// (or was killed) part way through the files. It goes when every file left is content the record's branch holds
+/// or provision's own; otherwise it stays with the record, and the error
+/// says why.
+fn leftover_folder(workspace: &Workspace, record: &Record) -> Result<Option<String>, BoxError> {
+    let checkout = &workspace.checkout;
+    let worktrees = git::worktrees(&checkout.main, &checkout.common_dir)?;
+    if !leftover::is_left(&record.path, &worktrees, &checkout.common_dir) {
+        return Ok(None);
+    }
+    let tip = leftover::sources(&checkout.main, None, record.branch.as_deref())?;
+    let path = &record.path;
+    match leftover::clear(&checkout.main, &checkout.common_dir, path, &tip)? {
+        Ok(()) => {
+            if worktrees.iter().any(|w| git::same_path(&w.path, path)) {
+                // An entry git still lists, of a folder that is gone now:
+                // this drops it.
+                git::worktree_remove(&checkout.main, path, true)?;
+            }
+            Ok(Some(format!("removed what git left of {}", path.display())))
+        }
+        // The record stays with it, so that the next run finishes it.
+        Err(why) => Err(TeardownError::Kept(path.display().to_string(), why).into()),
+    }
+}
+
+/// What git's cut-short `worktree remove` left of the record's admin dir
+/// once its folder is gone: without its `gitdir`, git's own prune takes it;
+/// with a `gitdir` naming the record's folder but no `HEAD` or `commondir`
+/// (so git could not list it as the record's), `git worktree remove`
+/// drops it. An intact entry (a worktree moved with `mv`) is never touched.
+fn leftover_entry(workspace: &Workspace, record: &Record) -> Result<Option<String>, BoxError> {
+    let (main, common_dir) = (&workspace.checkout.main, &workspace.checkout.common_dir);
+    let admin = common_dir.join("worktrees").join(&record.id);
+    if !admin.is_dir() || record.path.exists() {
+        return Ok(None);
+    }
+    if !git::has_entry(common_dir, &record.id) {
+        git::worktree_prune(main, &git::prune_expire(main))?;
+        return Ok(None);
+    }
+    let names_record = fs_err::read_to_string(admin.join("gitdir")).is_ok_and(|text| {
+        let path = text.trim_end_matches('\n');
+        Path::new(path.strip_suffix("/.git").unwrap_or(path)) == record.path
+    });
+    let broken = !admin.join("HEAD").is_file() || !admin.join("commondir").is_file();
+    if !(names_record && broken) {
+        return Ok(None);
+    }
+    git::worktree_remove(main, &record.path, true)?;
+    Ok(Some(format!(
+        "dropped git's entry for {}, which git's cut-short step left half deleted",
+        record.path.display()
+    )))
 }
 
 /// Stops the sandbox's services and every other process working in its

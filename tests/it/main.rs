@@ -12,6 +12,7 @@ mod compose;
 mod crash;
 mod divergence;
 mod ecosystem;
+mod faults;
 mod formats;
 mod hostile;
 mod layouts;

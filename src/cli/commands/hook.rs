@@ -46,7 +46,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
                 .and_then(|c| git2::Repository::open(&c.main).ok())
                 .is_some_and(|r| r.find_branch(&name, git2::BranchType::Local).is_ok());
             let base = base.filter(|_| !exists);
-            let (outcome, _) = super::new::create(&here, &name, path, base.as_deref())?;
+            let outcome = super::new::create(&here, &name, path, base.as_deref())?;
             output::stdout(format!("{}\n", outcome.path).as_bytes());
         }
         Event::Remove { path, cwd } => {

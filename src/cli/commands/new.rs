@@ -2,7 +2,7 @@
 //! (the work is `lifecycle::create`'s).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::BoxError;
 use crate::cli::{Exit, Globals};
@@ -12,7 +12,6 @@ use crate::output::{self, GREEN, Report, paint};
 use crate::recipe::config::DatabaseKind;
 use crate::recipe::{template, trust};
 use crate::sandbox::apply::Outcome;
-use crate::sandbox::lock;
 use crate::slug;
 use crate::workspace::Workspace;
 
@@ -33,16 +32,15 @@ pub struct Args {
 }
 
 pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
-    let (outcome, tag) = create(globals, &args.name, args.path, args.from.as_deref())?;
+    let outcome = create(globals, &args.name, args.path, args.from.as_deref())?;
     for warning in &outcome.shadowed {
         globals.progress.warn(warning);
     }
     // What an orchestrator needs next, from the lock just written: one
-    // object, so nothing has to be scraped from text.
-    let at = Path::new(&outcome.path);
-    let locked = lock::read(at, &tag)?
-        .map(|read| read.sandbox)
-        .ok_or("the new sandbox has no lock")?;
+    // object, so nothing has to be scraped from text. Taken from what was
+    // written, not read back: a failed read must not fail a `new` that is
+    // done.
+    let locked = outcome.sandbox.clone();
     let report = NewReport {
         branch: args.name,
         port: locked.port,
@@ -60,14 +58,13 @@ pub fn run(args: Args, globals: &Globals) -> Result<Exit, BoxError> {
 }
 
 /// What `new` does, for `new` and for the agents' hooks: `path` relative
-/// to where provision runs, else `[worktree] path`; with the clone's tag,
-/// to read the new lock with.
+/// to where provision runs, else `[worktree] path`.
 pub(super) fn create(
     globals: &Globals,
     name: &str,
     path: Option<PathBuf>,
     from: Option<&str>,
-) -> Result<(Outcome, String), BoxError> {
+) -> Result<Outcome, BoxError> {
     let workspace = Workspace::discover(&globals.cwd)?;
     trust::check_recipe(&workspace.checkout.main, &workspace.settings)?;
     let main = &workspace.checkout.main;
@@ -101,8 +98,7 @@ pub(super) fn create(
         path: fsutil::normalize(&path),
         from,
     };
-    let outcome = create::create(&workspace, options, &globals.progress)?;
-    Ok((outcome, workspace.clone.tag().to_string()))
+    create::create(&workspace, options, &globals.progress)
 }
 
 /// `new`'s report: apply's, read as the announcement of a new sandbox,

@@ -289,8 +289,20 @@ impl Database for Sqlite {
         if self.exists()? {
             return Ok(false);
         }
+        if !built.is_intact()? {
+            return Err(std::io::Error::other(format!(
+                "{} is no longer the database provision built there",
+                built.path.display()
+            ))
+            .into());
+        }
         {
-            let conn = Connection::open(&built.path).map_err(self.fail("adopt"))?;
+            // Never created here: a file that vanished is an error, not an
+            // empty database to mark.
+            let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let conn =
+                Connection::open_with_flags(&built.path, flags).map_err(self.fail("adopt"))?;
             // Synced once, below, with everything else in the file.
             conn.pragma_update(None, "synchronous", "OFF")
                 .map_err(self.fail("adopt"))?;

@@ -30,6 +30,16 @@ pub struct BuiltAhead {
     _held: std::fs::File,
 }
 
+impl BuiltAhead {
+    /// Whether the file at its path is still the one its builder locked:
+    /// a sweep never takes a locked file, so anything else is a bug to stop
+    /// at, not a database to mark.
+    pub(super) fn is_intact(&self) -> std::io::Result<bool> {
+        use std::os::unix::fs::MetadataExt;
+        Ok(fs_err::metadata(&self.path)?.ino() == self._held.metadata()?.ino())
+    }
+}
+
 /// Builds a database from `migrations` in `dir`, unmarked and unsynced:
 /// `Database::adopt` marks it, syncs it and moves it into place.
 pub fn prebuild(dir: &Path, migrations: &[Source]) -> Result<BuiltAhead, DbError> {
@@ -244,5 +254,17 @@ mod tests {
         );
         // Unmarked until adopted.
         assert_eq!(count("SELECT count(*) FROM provision_meta"), 0);
+    }
+
+    #[test]
+    fn a_build_whose_file_was_replaced_is_not_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let built = prebuild(dir.path(), &[]).unwrap();
+        assert!(built.is_intact().unwrap());
+        // What issue 12 item 9's "no such table: provision_meta" needs: the
+        // file at the build's path is no longer the one it built.
+        fs_err::remove_file(&built.path).unwrap();
+        fs_err::write(&built.path, b"").unwrap();
+        assert!(!built.is_intact().unwrap());
     }
 }

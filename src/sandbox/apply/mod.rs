@@ -212,6 +212,10 @@ pub struct Outcome {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub set_aside: Option<SetAside>,
     pub lock: String,
+    /// What the lock holds (the one just written, unless a dry run):
+    /// `new`'s report comes from it, not from reading the file back.
+    #[serde(skip)]
+    pub sandbox: lock::Sandbox,
 }
 
 #[derive(Debug, Serialize)]
@@ -392,6 +396,7 @@ pub fn apply(
         shadowed: plan.shadowed,
         set_aside,
         lock: lock_hash,
+        sandbox: plan.sandbox,
     })
 }
 
