@@ -529,11 +529,14 @@ fn branch_fate(
 ) -> Result<bool, BoxError> {
     let main = &workspace.checkout.main;
     let (target, oid) = git::default_branch(main)?;
-    // Gone already (deleted by hand, say): nothing left to decide.
-    let exists = git2::Repository::open(main)
-        .is_ok_and(|r| r.find_branch(branch, git2::BranchType::Local).is_ok());
-    if !exists {
-        return Ok(false);
+    // Gone already (deleted by hand, say): nothing left to decide. A
+    // repository or branch that cannot be read is an error, not "gone": the
+    // branch would stay while the record that leads back to it went.
+    let repo = git2::Repository::open(main)?;
+    match repo.find_branch(branch, git2::BranchType::Local) {
+        Ok(_) => {}
+        Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(false),
+        Err(e) => return Err(e.into()),
     }
     if options.keep_branch {
         done.push(format!("kept branch {branch} (--keep-branch)"));
