@@ -89,7 +89,7 @@ pub fn commands(settings: &Settings) -> Vec<RecipeCommand> {
     let database = database.into_iter().filter_map(|(key, run)| {
         run.as_ref().map(|run| RecipeCommand {
             what: format!("database.{key}"),
-            line: None,
+            line: settings.lines.database.get(key).copied(),
             run: run.clone(),
         })
     });

@@ -99,10 +99,33 @@ fn the_command_kind_runs_nothing_unapproved_and_a_bad_store_is_named() {
     );
     let run = untrusted(&env, &main, &["new", "feat"]).expect(2);
     assert!(
-        run.stderr.contains("database.create `mkdir"),
+        run.stderr
+            .contains("provision.toml:3: database.create `mkdir"),
         "{}",
         run.stderr
     );
+    // Each database command is listed with its line, as setup commands are.
+    let list = untrusted(&env, &main, &["trust", "--list", "--json"])
+        .expect(0)
+        .json();
+    let lines: Vec<(String, u64)> = list["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["what"].as_str().unwrap().starts_with("database."))
+        .map(|c| {
+            (
+                c["what"].as_str().unwrap().into(),
+                c["line"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let want = [("create", 3), ("exists", 4), ("migrate", 5), ("drop", 6)];
+    let want: Vec<(String, u64)> = want
+        .iter()
+        .map(|(k, l)| (format!("database.{k}"), *l))
+        .collect();
+    assert_eq!(lines, want, "{list}");
     untrusted(&env, &main, &["trust"]).expect(0);
     untrusted(&env, &main, &["new", "feat"]).expect(0);
     let wt = env.path("worktree-feat");

@@ -4,7 +4,9 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Commands, ConfigError, DatabaseKind, DatabaseSettings, OnDivergence, Seed, Source};
+use super::{
+    Commands, ConfigError, DatabaseKind, DatabaseSettings, Lines, OnDivergence, Seed, Source,
+};
 use crate::db::migrations::Format;
 use crate::lifecycle::identity::TAG_LEN;
 use crate::recipe::template;
@@ -33,13 +35,14 @@ pub(super) fn resolve(
     raw: RawDatabase,
     source: &Source,
     database: &mut DatabaseSettings,
+    lines: &mut Lines,
 ) -> Result<(), ConfigError> {
     if let Some(kind) = &raw.kind {
         database.kind = kind_of(kind, source)?;
     }
     only_for_their_kind(&raw, source, database.kind)?;
     server(&raw, source, database)?;
-    commands(&raw, source, &mut database.commands)?;
+    commands(&raw, source, &mut database.commands, lines)?;
     if let Some(name) = raw.name {
         source.templates(
             &name,
@@ -230,6 +233,7 @@ fn commands(
     raw: &RawDatabase,
     source: &Source,
     commands: &mut Commands,
+    lines: &mut Lines,
 ) -> Result<(), ConfigError> {
     let sandbox = template::SANDBOX;
     let migrate = [sandbox, &["migration"]].concat();
@@ -257,6 +261,7 @@ fn commands(
         )?;
         source.shell_quoting(value, &name)?;
         *slot = Some(value.get_ref().clone());
+        lines.database.insert(key, source.line(value));
     }
     // The store of migrated states needs both ways, or neither.
     for (key, value, other, missing) in [

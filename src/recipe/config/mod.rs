@@ -72,6 +72,8 @@ pub struct Lines {
     pub setup: Vec<usize>,
     /// `[env] file`, when given.
     pub env_file: Option<usize>,
+    /// The `[database]` commands, by key (`create`, `migrate`, …).
+    pub database: std::collections::BTreeMap<&'static str, usize>,
 }
 
 pub use database::{NAME_BEFORE_CLONES, default_name as default_database_name};
@@ -270,7 +272,12 @@ fn parse_for(text: &str, compose: bool) -> Result<Settings, ConfigError> {
     // This order decides which of several mistakes is reported: keep it.
     worktree::resolve(raw.worktree, &source, &mut settings.worktree_path)?;
     let vars_given = env::resolve(raw.env, &source, &mut settings)?;
-    database::resolve(raw.database, &source, &mut settings.database)?;
+    database::resolve(
+        raw.database,
+        &source,
+        &mut settings.database,
+        &mut settings.lines,
+    )?;
     // A migration folder is applied file by file: an env file in it would
     // be read as a migration, or change under it.
     let migrations = format!("{}/", settings.database.migrations.trim_end_matches('/'));
