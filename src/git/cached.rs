@@ -201,7 +201,7 @@ pub fn proven_clean(
     record: &Path,
     head_tree: git2::Oid,
 ) -> bool {
-    proof::proven_clean(excludes, root, git_dir, record, head_tree, proof::MARGIN)
+    proof::prove(excludes, root, git_dir, record, head_tree, proof::MARGIN).is_some()
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -241,17 +241,6 @@ mod proof {
         0xF2F5_2010,
         0xCA45_1A4E,
     ];
-
-    pub fn proven_clean(
-        excludes: &Excludes,
-        root: &Path,
-        git_dir: &Path,
-        record: &Path,
-        head_tree: git2::Oid,
-        margin: Duration,
-    ) -> bool {
-        prove(excludes, root, git_dir, record, head_tree, margin).is_some()
-    }
 
     /// The folders listed to prove the worktree clean; `None`: not proven.
     pub fn prove(

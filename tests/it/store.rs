@@ -29,12 +29,10 @@ fn new(env: &TestEnv, main: &Path, name: &str) -> (Option<String>, Vec<String>) 
         .provision(main, &["new", name, "--json"])
         .expect(0)
         .json();
-    let actions = report["actions"].as_array().unwrap();
-    let create = actions
-        .iter()
-        .find(|a| a["action"] == "create-database")
-        .unwrap();
-    let migrated = actions
+    let create = create_action(&report);
+    let migrated = report["actions"]
+        .as_array()
+        .unwrap()
         .iter()
         .filter(|a| a["action"] == "migrate")
         .flat_map(|a| a["names"].as_array().unwrap().clone())
@@ -42,6 +40,16 @@ fn new(env: &TestEnv, main: &Path, name: &str) -> (Option<String>, Vec<String>) 
         .collect();
     let from = create["from_store"].as_str().map(str::to_string);
     (from, migrated)
+}
+
+/// A `--json` report's `create-database` action.
+fn create_action(report: &serde_json::Value) -> &serde_json::Value {
+    report["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "create-database")
+        .unwrap()
 }
 
 /// The store's entries (not the spare copies PostgreSQL's are given in
@@ -266,12 +274,7 @@ fn a_seed_starts_each_sandbox_and_a_changed_seed_is_never_stale() {
         .provision(&main, &["new", "a", "--json"])
         .expect(0)
         .json();
-    let actions = report["actions"].as_array().unwrap();
-    let create = actions
-        .iter()
-        .find(|a| a["action"] == "create-database")
-        .unwrap();
-    assert!(create["seed"].is_string(), "{report}");
+    assert!(create_action(&report)["seed"].is_string(), "{report}");
     let (_, migrated) = new(&env, &main, "b");
     assert!(migrated.is_empty(), "the seed's state with 0003 was stored");
     assert_eq!((count("a"), count("b")), (1, 1));
