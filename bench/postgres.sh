@@ -11,8 +11,12 @@
 # migrated states (see the README) and is shown on its own; the medians are
 # of the runs after it. Runs are SETTLE (default 2) seconds apart, as
 # sandboxes made by people and agents are: enough for the spare copy of the
-# store's entry that each `new` has made in the background. The server is DATABASE_URL's if set, else a private
-# one started here (initdb + pg_ctl on a free loopback port, as the
+# store's entry that each `new` has made in the background. Before each
+# measurement `sync` writes back what the page cache holds, so that none
+# pays for the writeback of the one before (without it, `git worktree add`
+# alone ranged 17-204 ms in one run, and a `new` right after one took
+# 140 ms where it took 60 ms alone: its first fsync waited for git's files). The server is DATABASE_URL's if set, else
+# a private one started here (initdb + pg_ctl on a free loopback port, as the
 # postgres user when run as root) and stopped on exit.
 set -eu
 
@@ -56,6 +60,7 @@ t0=$(now)
 t1=$(now)
 cold_ns=$((t1 - t0))
 sleep "$settle"
+sync
 git_ns=
 new_ns=
 i=1
@@ -63,12 +68,15 @@ while [ $i -le "$runs" ]; do
     t0=$(now)
     git -C "$app" worktree add -q -b "plain$i" "$work/plain$i"
     t1=$(now)
-    (cd "$app" && "$bin" new "sandbox$i" >/dev/null 2>&1)
+    sync
     t2=$(now)
+    (cd "$app" && "$bin" new "sandbox$i" >/dev/null 2>&1)
+    t3=$(now)
     git_ns="$git_ns $((t1 - t0))"
-    new_ns="$new_ns $((t2 - t1))"
+    new_ns="$new_ns $((t3 - t2))"
     i=$((i + 1))
     sleep "$settle"
+    sync
 done
 reset_ns=
 i=1
@@ -79,6 +87,7 @@ while [ $i -le "$runs" ]; do
     reset_ns="$reset_ns $((t1 - t0))"
     i=$((i + 1))
     sleep "$settle"
+    sync
 done
 "$bin" -C "$work/worktree-sandbox1" verify >/dev/null
 

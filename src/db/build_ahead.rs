@@ -3,7 +3,8 @@
 //! git's objects at the commit the branch starts from. The database is
 //! moved into place only if the migration files git then checked out are
 //! exactly the ones it was built from; otherwise it is thrown away and
-//! `apply` builds one as it always does.
+//! `apply` builds one as it always does. For PostgreSQL, whose sandboxes
+//! are copies of the store's entries, only the connection is made ahead.
 
 use std::path::Path;
 use std::thread::JoinHandle;
@@ -37,6 +38,15 @@ impl Ahead {
         rev: &str,
         store_mark: String,
     ) -> Self {
+        if settings.database.kind == DatabaseKind::Postgres {
+            // Nothing to build: the store's copy is taken by a rename. The
+            // server's connection is made meanwhile, for `apply` to use.
+            let (settings, main) = (settings.database.clone(), main.display().to_string());
+            return Ahead(Some(std::thread::spawn(move || {
+                db::Postgres::connect_ahead(&settings, &main);
+                None
+            })));
+        }
         // A seeded database starts as its seed's copy, which `apply` makes.
         if settings.database.kind != DatabaseKind::Sqlite || settings.database.seed.is_some() {
             return Ahead(None);

@@ -220,6 +220,17 @@ pub trait Database {
         let _ = mark;
         Ok(Vec::new())
     }
+    /// Which of `names` the store holds, marked with `mark`: what `new`
+    /// and `db reset` look up, cheaper where listing the whole store
+    /// measures each entry's size.
+    fn stored_among(&mut self, names: &[String], mark: &str) -> Result<Vec<String>, DbError> {
+        Ok(self
+            .store_entries(mark)?
+            .into_iter()
+            .map(|s| s.name)
+            .filter(|n| names.contains(n))
+            .collect())
+    }
     /// Moves this (marked) database to the name `aside`, mark and all,
     /// never over anything there; this name is then free.
     fn set_aside(&mut self, aside: &str) -> Result<(), DbError> {

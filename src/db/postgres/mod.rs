@@ -12,6 +12,7 @@ use postgres::config::Host;
 use postgres::error::SqlState;
 use postgres::{Client, Config, NoTls};
 
+mod idle;
 mod ledger;
 mod migrate;
 mod pgpass;
@@ -68,6 +69,19 @@ impl Postgres {
         }
     }
 
+    /// Connects to the server ahead of its first use in this process
+    /// (`new` does while git checks out), and parks the connection, or
+    /// the failure, for that use (see `idle`).
+    pub fn connect_ahead(settings: &DatabaseSettings, main: &str) {
+        let mark = Mark {
+            clone: String::new(),
+            common_dir: Default::default(),
+            worktree: String::new(),
+        };
+        let ahead = Postgres::new(settings, "postgres", mark, main);
+        idle::park(ahead.server_key(), ahead.connect(None));
+    }
+
     fn fail(&self, action: &str) -> impl Fn(postgres::Error) -> DbError + use<> {
         let (name, action) = (self.name.clone(), action.to_string());
         move |source| DbError::Postgres {
@@ -119,12 +133,22 @@ impl Postgres {
         })
     }
 
-    /// A connection to the maintenance database, for creating and dropping.
+    /// A connection to the maintenance database, for creating and dropping:
+    /// the one an earlier `Postgres` of this process parked, if any.
     fn admin(&mut self) -> Result<&mut Client, DbError> {
         if self.admin.is_none() {
-            self.admin = Some(self.connect(None)?);
+            let client = match idle::take(&self.server_key()) {
+                Some(parked) => parked?,
+                None => self.connect(None)?,
+            };
+            self.admin = Some(client);
         }
         Ok(self.admin.as_mut().expect("just connected"))
+    }
+
+    /// Which server and settings a maintenance connection was made with.
+    fn server_key(&self) -> String {
+        format!("{:?} {:?}", self.config, self.recipe_server)
     }
 
     /// A connection to the sandbox's own database, for its ledger.
@@ -221,6 +245,14 @@ impl Postgres {
     fn lock_key(&self) -> i64 {
         let hash = blake3::hash(format!("provision:migrate:{}", self.name).as_bytes());
         i64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"))
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if let Some(client) = self.admin.take() {
+            idle::park(self.server_key(), Ok(client));
+        }
     }
 }
 
@@ -467,6 +499,22 @@ impl Database for Postgres {
             })
             .filter(|s| store::is_entry(&s.name) || store::spare_of(&s.name).is_some())
             .collect())
+    }
+
+    /// One lookup by name: `pg_database_size`, which `store_entries`
+    /// needs, walks each database's files (5 ms for a few entries of 200
+    /// tables).
+    fn stored_among(&mut self, names: &[String], mark: &str) -> Result<Vec<String>, DbError> {
+        let fail = self.fail("look up the store");
+        let rows = self
+            .admin()?
+            .query(
+                "SELECT datname FROM pg_database WHERE datname = ANY($1) \
+                 AND shobj_description(oid, 'pg_database') = $2",
+                &[&names, &mark],
+            )
+            .map_err(fail)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     /// Renamed, its comment (the mark) kept: PostgreSQL renames only a

@@ -60,7 +60,8 @@ pub fn prebuild_stored(
 ) -> Result<(BuiltAhead, Option<(String, usize)>), DbError> {
     let entry = |name: &str| dir.join(format!("{name}.sqlite"));
     let stored = super::list_entries(dir, store_mark)?;
-    let hit = store::longest(keys, &stored);
+    let names: Vec<String> = stored.into_iter().map(|s| s.name).collect();
+    let hit = store::longest(keys, &names);
     let built = match hit {
         Some((cached, name)) => {
             let built = copied(dir, &entry(name))?;

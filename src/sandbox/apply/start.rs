@@ -165,7 +165,7 @@ impl Starts<'_> {
         }
         let mark = self.store_mark;
         let keys = store::keys(mark, database.kind(), self.files.format, start, &chain);
-        let stored = match database.store_entries(mark) {
+        let stored = match database.stored_among(&keys, mark) {
             Ok(stored) => stored,
             Err(e) => {
                 self.progress
