@@ -231,6 +231,13 @@ pub trait Database {
             .filter(|n| names.contains(n))
             .collect())
     }
+    /// Drops the databases this clone's killed processes left half made
+    /// under names of their own (PostgreSQL: see `postgres::creating`),
+    /// or with `dry_run` names them; returns their names.
+    fn drop_abandoned(&mut self, dry_run: bool) -> Result<Vec<String>, DbError> {
+        let _ = dry_run;
+        Ok(Vec::new())
+    }
     /// Moves this (marked) database to the name `aside`, mark and all,
     /// never over anything there; this name is then free.
     fn set_aside(&mut self, aside: &str) -> Result<(), DbError> {

@@ -33,6 +33,10 @@ pub struct Report {
     pub set_aside: Vec<AsideFate>,
     /// The store of migrated states, each entry with what became of it.
     pub store: store::Contents,
+    /// Databases a killed provision left half made under names of their
+    /// own, dropped (or with `--dry-run`, that would be).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub half_made: Vec<String>,
 }
 
 /// What became of one database a rebuild set aside.
@@ -148,6 +152,7 @@ pub fn gc(workspace: &Workspace, options: GcOptions) -> Result<Report, BoxError>
             failed: Vec::new(),
             set_aside: Vec::new(),
             store: store::Contents::default(),
+            half_made: Vec::new(),
         },
     };
     for (pending, finished) in finished {
@@ -189,6 +194,14 @@ pub fn gc(workspace: &Workspace, options: GcOptions) -> Result<Report, BoxError>
         Ok(contents) => run.report.store = contents,
         Err(e) => run.report.failed.push(Failed {
             name: "store of migrated states".into(),
+            path: String::new(),
+            error: output::one_line(&*e),
+        }),
+    }
+    match store::drop_abandoned(workspace, dry_run) {
+        Ok(names) => run.report.half_made = names,
+        Err(e) => run.report.failed.push(Failed {
+            name: "databases left half made".into(),
             path: String::new(),
             error: output::one_line(&*e),
         }),

@@ -162,6 +162,12 @@ pub fn refill(workspace: &Workspace, entry: &str) -> Result<(), BoxError> {
     Ok(open_entry(workspace, entry)?.make_spare()?)
 }
 
+/// Drops (or with `dry_run`, names) the databases killed processes of this
+/// clone left half made under names of their own (see `db::drop_abandoned`).
+pub fn drop_abandoned(workspace: &Workspace, dry_run: bool) -> Result<Vec<String>, BoxError> {
+    Ok(open_entry(workspace, store::PREFIX)?.drop_abandoned(dry_run)?)
+}
+
 /// Drops one entry, only while it carries the store's mark.
 fn drop_entry(workspace: &Workspace, name: &str) -> String {
     let dropped = (|| -> Result<bool, BoxError> {

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::pg_server::{dead_port, server};
-use crate::support::{TestEnv, read, write};
+use crate::services::wait_until;
+use crate::support::{TestEnv, kill_group, read, write};
 
 /// The fixture app with a PostgreSQL recipe; its sandboxes are `t_<tag>_<slug>`.
 fn pg_app(env: &TestEnv, tag: &str, extra: &str) -> PathBuf {
@@ -497,4 +498,61 @@ fn a_password_goes_to_a_server_a_recipe_names_only_once_approved() {
     run(&["new", "open"], &[]).expect(0);
     run(&["remove", "open"], &[]).expect(0);
     assert!(!database_exists("t_approve_open"));
+}
+
+#[test]
+fn a_new_killed_while_the_server_copies_leaves_nothing_unmarked_and_gc_drops_the_copy() {
+    let env = TestEnv::new();
+    let main = pg_app(&env, "killcopy", "template = \"t_killcopy_tpl\"\n");
+    let mut admin = server().client("postgres");
+    admin
+        .batch_execute("CREATE DATABASE t_killcopy_tpl")
+        .unwrap();
+    // A comment on the template, in an open transaction, holds a lock its
+    // copy waits for: provision is killed while the server copies.
+    let mut holder = server().client("postgres");
+    let mut hold = holder.transaction().unwrap();
+    hold.batch_execute("COMMENT ON DATABASE t_killcopy_tpl IS 'held'")
+        .unwrap();
+    let mut child = env.provision_spawn(&main, &["new", "feature"]);
+    let copying = "SELECT 1 FROM pg_stat_activity WHERE application_name = 'provision' \
+                   AND query LIKE 'CREATE DATABASE%t_killcopy_tpl%'";
+    wait_until("provision's copy waits for the template", || {
+        let waits = format!("{copying} AND wait_event_type = 'Lock'");
+        admin.query_opt(&waits, &[]).unwrap().is_some()
+    });
+    kill_group(&mut child);
+    hold.rollback().unwrap();
+    // The server finishes a copy whose client is gone.
+    wait_until("the server finishes the copy", || {
+        admin.query_opt(copying, &[]).unwrap().is_none()
+    });
+
+    // Nothing unmarked under the sandbox's name: the copy has one of its own.
+    assert!(!database_exists("t_killcopy_feature"));
+    let records: Vec<String> = fs_err::read_dir(main.join(".git/provision/creating"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let half_made = &records[0];
+    assert!(database_exists(half_made), "{half_made}");
+
+    let run = env.provision(&main, &["gc", "--dry-run"]).expect(0);
+    assert!(
+        run.stdout.contains(&format!("would drop {half_made}")),
+        "{}",
+        run.stdout
+    );
+    assert!(database_exists(half_made));
+    let run = env.provision(&main, &["gc", "--json"]).expect(0);
+    assert_eq!(run.json()["half_made"][0], half_made.as_str());
+    assert!(!database_exists(half_made));
+    // The name was never taken: `apply` in the worktree the killed `new`
+    // left makes it.
+    env.provision(&env.path("worktree-feature"), &["apply"])
+        .expect(0);
+    assert!(database_exists("t_killcopy_feature"));
+    env.provision(&main, &["gc"]).expect(0);
+    assert!(database_exists("t_killcopy_feature"));
 }

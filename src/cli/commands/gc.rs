@@ -83,6 +83,16 @@ impl Report for gc::Report {
                 aside.database, aside.sandbox, aside.done
             ));
         }
+        for name in &self.half_made {
+            let done = if self.dry_run {
+                "would drop"
+            } else {
+                "dropped"
+            };
+            out.push_str(&format!(
+                "{done} {name}: left half made by a provision that was killed\n"
+            ));
+        }
         if !self.store.entries.is_empty() {
             out.push_str(&paint(
                 BOLD,

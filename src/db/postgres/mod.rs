@@ -12,6 +12,7 @@ use postgres::config::Host;
 use postgres::error::SqlState;
 use postgres::{Client, Config, NoTls};
 
+mod creating;
 mod idle;
 mod ledger;
 mod migrate;
@@ -167,11 +168,10 @@ impl Postgres {
         }
     }
 
-    /// Runs `sql` (a drop or a rename of this database) once no other
+    /// Runs `sql` (a drop or a rename of database `name`) once no other
     /// session is connected to it; one may connect between the two
     /// statements, so it is tried twice.
-    fn end_sessions_then(&mut self, sql: &str, action: &str) -> Result<(), DbError> {
-        let name = self.name.clone();
+    fn end_sessions_then(&mut self, name: &str, sql: &str, action: &str) -> Result<(), DbError> {
         let fail = self.fail(action);
         let end_sessions = self.fail("end its sessions");
         let admin = self.admin()?;
@@ -193,9 +193,76 @@ impl Postgres {
         result.map_err(fail)
     }
 
-    /// Marks `name`, made a moment ago, with `mark`. Never leaves an
-    /// unmarked database behind: nothing else would ever be allowed to
-    /// drop it, so one whose mark fails is dropped.
+    /// `CREATE DATABASE name [TEMPLATE template]`, marked `mark`: made
+    /// under a name of its own, marked there and renamed into place (see
+    /// `creating`), so that no crash leaves an unmarked database under
+    /// `name`. A template someone is connected to is waited for a while
+    /// when `wait_for_template`. An error keeps the server's own
+    /// (`created_code` reads its code).
+    fn create_marked(
+        &mut self,
+        name: &str,
+        template: Option<&str>,
+        mark: &str,
+        wait_for_template: bool,
+    ) -> Result<(), DbError> {
+        let creating = creating::Creating::begin(&self.mark.common_dir)?;
+        let made = self.create_as(&creating.name, name, template, mark, wait_for_template);
+        creating.finish();
+        made
+    }
+
+    fn create_as(
+        &mut self,
+        temporary: &str,
+        name: &str,
+        template: Option<&str>,
+        mark: &str,
+        wait_for_template: bool,
+    ) -> Result<(), DbError> {
+        let mut create = format!("CREATE DATABASE {}", quote_ident(temporary));
+        if let Some(template) = template {
+            create.push_str(&format!(" TEMPLATE {}", quote_ident(template)));
+        }
+        let fail = self.fail("create");
+        let mut tries = 0;
+        loop {
+            match self.admin()?.batch_execute(&create) {
+                Ok(()) => break,
+                Err(e)
+                    if wait_for_template
+                        && e.code() == Some(&SqlState::OBJECT_IN_USE)
+                        && tries < 100 =>
+                {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => return Err(fail(e)),
+            }
+        }
+        let comment = format!(
+            "COMMENT ON DATABASE {} IS {}",
+            quote_ident(temporary),
+            quote_literal(mark)
+        );
+        let rename = format!(
+            "ALTER DATABASE {} RENAME TO {}",
+            quote_ident(temporary),
+            quote_ident(name)
+        );
+        let admin = self.admin()?;
+        if let Err(e) = admin
+            .batch_execute(&comment)
+            .and_then(|()| admin.batch_execute(&rename))
+        {
+            let _ = admin.batch_execute(&format!("DROP DATABASE {}", quote_ident(temporary)));
+            return Err(fail(e));
+        }
+        Ok(())
+    }
+
+    /// Marks `name`, renamed a moment ago, with `mark`. Never leaves it
+    /// marked as someone else's: one whose mark fails is dropped.
     fn mark_new(&mut self, name: &str, mark: &str) -> Result<(), DbError> {
         let comment = format!(
             "COMMENT ON DATABASE {} IS {}",
@@ -209,6 +276,16 @@ impl Postgres {
             return Err(fail(e));
         }
         Ok(())
+    }
+
+    /// Whether a database `name` is there, whoever made it.
+    fn named(&mut self, name: &str) -> Result<bool, DbError> {
+        let fail = self.fail("look up");
+        let row = self
+            .admin()?
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+            .map_err(fail)?;
+        Ok(row.is_some())
     }
 
     /// The mark of database `name`, if it has one.
@@ -270,13 +347,8 @@ impl Database for Postgres {
     }
 
     fn exists(&mut self) -> Result<bool, DbError> {
-        let fail = self.fail("look up");
         let name = self.name.clone();
-        let row = self
-            .admin()?
-            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-            .map_err(fail)?;
-        Ok(row.is_some())
+        self.named(&name)
     }
 
     fn is_marked(&mut self) -> Result<bool, DbError> {
@@ -293,22 +365,13 @@ impl Database for Postgres {
                 Err(self.unmarked())
             };
         }
-        let mut sql = format!("CREATE DATABASE {}", quote_ident(&self.name));
-        if let Some(template) = &self.template {
-            sql.push_str(&format!(" TEMPLATE {}", quote_ident(template)));
+        let (name, mark, template) = (self.name.clone(), self.mark.text(), self.template.clone());
+        match self.create_marked(&name, template.as_deref(), &mark, false) {
+            Err(e) if code(&e) == Some(&SqlState::OBJECT_IN_USE) => Err(DbError::TemplateBusy {
+                template: template.unwrap_or_default(),
+            }),
+            made => made,
         }
-        let template = self.template.clone();
-        let fail = self.fail("create");
-        if let Err(e) = self.admin()?.batch_execute(&sql) {
-            if let Some(template) = template
-                && e.code() == Some(&SqlState::OBJECT_IN_USE)
-            {
-                return Err(DbError::TemplateBusy { template });
-            }
-            return Err(fail(e));
-        }
-        let (name, mark) = (self.name.clone(), self.mark.text());
-        self.mark_new(&name, &mark)
     }
 
     fn remark(&mut self) -> Result<(), DbError> {
@@ -363,25 +426,8 @@ impl Database for Postgres {
         if self.mark_of(&entry.name)? != Some(entry.mark.clone()) || self.exists()? {
             return Ok(false);
         }
-        let sql = format!(
-            "CREATE DATABASE {} TEMPLATE {}",
-            quote_ident(&self.name),
-            quote_ident(&entry.name)
-        );
-        let fail = self.fail("create from the store");
-        let mut tries = 0;
-        loop {
-            match self.admin()?.batch_execute(&sql) {
-                Ok(()) => break,
-                Err(e) if e.code() == Some(&SqlState::OBJECT_IN_USE) && tries < 100 => {
-                    tries += 1;
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => return Err(fail(e)),
-            }
-        }
         let (name, mark) = (self.name.clone(), self.mark.text());
-        self.mark_new(&name, &mark)?;
+        self.create_marked(&name, Some(&entry.name), &mark, true)?;
         Ok(true)
     }
 
@@ -390,16 +436,13 @@ impl Database for Postgres {
     /// entry another `new` made first is left as it is.
     fn save_as(&mut self, entry: &Entry) -> Result<(), DbError> {
         self.sandbox = None;
-        let sql = format!(
-            "CREATE DATABASE {} TEMPLATE {}",
-            quote_ident(&entry.name),
-            quote_ident(&self.name)
-        );
-        let fail = self.fail("copy into the store");
-        match self.admin()?.batch_execute(&sql) {
-            Ok(()) => self.mark_new(&entry.name, &entry.mark),
-            Err(e) if e.code() == Some(&SqlState::DUPLICATE_DATABASE) => Ok(()),
-            Err(e) => Err(fail(e)),
+        if self.named(&entry.name)? {
+            return Ok(());
+        }
+        let name = self.name.clone();
+        match self.create_marked(&entry.name, Some(&name), &entry.mark, false) {
+            Err(e) if code(&e) == Some(&SqlState::DUPLICATE_DATABASE) => Ok(()),
+            made => made,
         }
     }
 
@@ -455,7 +498,7 @@ impl Database for Postgres {
             return Ok(());
         };
         let pattern = format!("{}{hash}\\_%", store::SPARE.replace('_', "\\_"));
-        let fail = self.fail("make a spare copy");
+        let fail = self.fail("look for a spare copy");
         let there = self
             .admin()?
             .query_opt(
@@ -466,15 +509,12 @@ impl Database for Postgres {
         if there.is_some() || !self.is_marked()? {
             return Ok(());
         }
-        let spare = store::spare_name(&self.name);
-        let sql = format!(
-            "CREATE DATABASE {} TEMPLATE {}",
-            quote_ident(&spare),
-            quote_ident(&self.name)
+        let (spare, entry, mark) = (
+            store::spare_name(&self.name),
+            self.name.clone(),
+            self.mark.text(),
         );
-        self.admin()?.batch_execute(&sql).map_err(fail)?;
-        let mark = self.mark.text();
-        self.mark_new(&spare, &mark)
+        self.create_marked(&spare, Some(&entry), &mark, false)
     }
 
     fn store_entries(&mut self, mark: &str) -> Result<Vec<Stored>, DbError> {
@@ -517,6 +557,24 @@ impl Database for Postgres {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
+    fn drop_abandoned(&mut self, dry_run: bool) -> Result<Vec<String>, DbError> {
+        let common_dir = self.mark.common_dir.clone();
+        let mut dropped = Vec::new();
+        for name in creating::abandoned(&common_dir)? {
+            if self.named(&name)? {
+                if !dry_run {
+                    let drop = format!("DROP DATABASE {}", quote_ident(&name));
+                    self.end_sessions_then(&name, &drop, &format!("drop {name}, left half made"))?;
+                }
+                dropped.push(name.clone());
+            }
+            if !dry_run {
+                creating::forget(&common_dir, &name)?;
+            }
+        }
+        Ok(dropped)
+    }
+
     /// Renamed, its comment (the mark) kept: PostgreSQL renames only a
     /// database nobody is connected to, so its sessions are ended first.
     fn set_aside(&mut self, aside: &str) -> Result<(), DbError> {
@@ -530,7 +588,7 @@ impl Database for Postgres {
             quote_ident(&name),
             quote_ident(aside)
         );
-        self.end_sessions_then(&rename, "set aside")
+        self.end_sessions_then(&name, &rename, "set aside")
     }
 
     fn drop_database(&mut self) -> Result<(), DbError> {
@@ -541,8 +599,17 @@ impl Database for Postgres {
             return Err(self.unmarked());
         }
         self.sandbox = None;
-        let drop = format!("DROP DATABASE {}", quote_ident(&self.name));
-        self.end_sessions_then(&drop, "drop")
+        let name = self.name.clone();
+        let drop = format!("DROP DATABASE {}", quote_ident(&name));
+        self.end_sessions_then(&name, &drop, "drop")
+    }
+}
+
+/// The server's code for the statement an error is of, if any.
+fn code(error: &DbError) -> Option<&SqlState> {
+    match error {
+        DbError::Postgres { source, .. } => source.code(),
+        _ => None,
     }
 }
 

@@ -1,0 +1,140 @@
+//! A PostgreSQL database is made under a name of its own first
+//! (`provision_new_<16 hex>`, random), marked there, then renamed into
+//! place. `CREATE DATABASE` cannot run in a transaction with its `COMMENT`,
+//! and the server finishes a copy whose client was killed, so a crash
+//! between the two would otherwise leave an unmarked database under a
+//! sandbox's or the store's name: one provision may never drop, that
+//! blocks the sandbox until a person drops it, or that hides a store entry
+//! for good. The name is recorded first under `.git/provision/creating/`,
+//! the record locked while this process makes it; `gc` drops a database a
+//! record names whose lock nobody holds (the process that made it died),
+//! and forgets the record.
+
+use std::path::{Path, PathBuf};
+
+/// How every such name starts.
+pub const PREFIX: &str = "provision_new_";
+
+/// The record of one database being made, locked by this process until it
+/// is done (or abandoned).
+pub struct Creating {
+    pub name: String,
+    record: PathBuf,
+    _lock: fs_err::File,
+}
+
+fn dir(common_dir: &Path) -> PathBuf {
+    common_dir.join("provision").join("creating")
+}
+
+impl Creating {
+    /// Records and locks a new random name, written to disk before the
+    /// database exists.
+    pub fn begin(common_dir: &Path) -> std::io::Result<Creating> {
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let name = format!("{PREFIX}{hex}");
+        let dir = dir(common_dir);
+        fs_err::create_dir_all(&dir)?;
+        // Locked before it takes its name: `gc` never sees it unlocked
+        // while this process lives.
+        let record = dir.join(&name);
+        let unnamed = dir.join(format!(".{name}"));
+        let lock = fs_err::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&unnamed)?;
+        lock.file().lock()?;
+        fs_err::rename(&unnamed, &record)?;
+        fs_err::File::open(&dir)?.sync_all()?;
+        Ok(Creating {
+            name,
+            record,
+            _lock: lock,
+        })
+    }
+
+    /// The database is in place under its own name, or was never made:
+    /// the record goes.
+    pub fn finish(self) {
+        let _ = fs_err::remove_file(&self.record);
+    }
+}
+
+/// The names whose record nobody holds locked: what a killed process left.
+/// A record that is not named as provision's is passed over (one killed
+/// before it took its name named nothing yet).
+pub fn abandoned(common_dir: &Path) -> std::io::Result<Vec<String>> {
+    let entries = match fs_err::read_dir(dir(common_dir)) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !is_name(&name) {
+            continue;
+        }
+        let file = match fs_err::File::open(entry.path()) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        match file.file().try_lock() {
+            Ok(()) => names.push(name),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Forgets the record of `name`, once its database is gone.
+pub fn forget(common_dir: &Path, name: &str) -> std::io::Result<()> {
+    match fs_err::remove_file(dir(common_dir).join(name)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Whether `name` is one `Creating::begin` makes.
+pub fn is_name(name: &str) -> bool {
+    name.strip_prefix(PREFIX).is_some_and(|hex| {
+        hex.len() == 16
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_record_nobody_holds_is_abandoned() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = Creating::begin(dir.path()).unwrap();
+        assert!(is_name(&held.name));
+        assert_eq!(abandoned(dir.path()).unwrap(), Vec::<String>::new());
+        let name = held.name.clone();
+        // A process that dies lets go of its lock and leaves the record.
+        drop(held._lock);
+        fs_err::write(dir.path().join("provision/creating/notes.txt"), "x").unwrap();
+        assert_eq!(abandoned(dir.path()).unwrap(), vec![name.clone()]);
+        forget(dir.path(), &name).unwrap();
+        assert!(abandoned(dir.path()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn names_are_provisions_own() {
+        assert!(is_name("provision_new_0123456789abcdef"));
+        assert!(!is_name("provision_new_0123456789ABCDEF"));
+        assert!(!is_name("provision_new_app"));
+        assert!(!is_name("app"));
+    }
+}
