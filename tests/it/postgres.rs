@@ -251,6 +251,10 @@ fn a_template_sandbox_starts_with_the_templates_rows() {
         run.stderr
     );
     assert!(!database_exists("t_tpl_busy"));
+    // The copy it tried to make under a name of its own was never made:
+    // nothing is left for `gc`.
+    let left = fs_err::read_dir(main.join(".git/provision/creating")).unwrap();
+    assert_eq!(left.count(), 0);
     drop(seed);
 
     env.provision(&main, &["new", "feature"]).expect(0);

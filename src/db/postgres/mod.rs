@@ -197,8 +197,8 @@ impl Postgres {
     /// under a name of its own, marked there and renamed into place (see
     /// `creating`), so that no crash leaves an unmarked database under
     /// `name`. A template someone is connected to is waited for a while
-    /// when `wait_for_template`. An error keeps the server's own
-    /// (`created_code` reads its code).
+    /// when `wait_for_template`. An error keeps the server's own (`code`
+    /// reads it).
     fn create_marked(
         &mut self,
         name: &str,
@@ -208,7 +208,11 @@ impl Postgres {
     ) -> Result<(), DbError> {
         let creating = creating::Creating::begin(&self.mark.common_dir)?;
         let made = self.create_as(&creating.name, name, template, mark, wait_for_template);
-        creating.finish();
+        // A copy that failed and may still be there (its drop failed too)
+        // keeps its record, for `gc`.
+        if made.is_ok() || self.named(&creating.name).is_ok_and(|there| !there) {
+            creating.finish();
+        }
         made
     }
 
