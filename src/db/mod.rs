@@ -232,8 +232,9 @@ pub trait Database {
             .collect())
     }
     /// Drops the databases this clone's killed processes left half made
-    /// under names of their own (PostgreSQL: see `postgres::creating`),
-    /// or with `dry_run` names them; returns their names.
+    /// (PostgreSQL: copies under names of their own, see
+    /// `postgres::creating`, and spare copies half taken), or with
+    /// `dry_run` names them; returns their names.
     fn drop_abandoned(&mut self, dry_run: bool) -> Result<Vec<String>, DbError> {
         let _ = dry_run;
         Ok(Vec::new())
@@ -247,7 +248,7 @@ pub trait Database {
 }
 
 /// What every mark starts with.
-const MARK: &str = "provision:v1";
+pub(crate) const MARK: &str = "provision:v1";
 
 /// The mark of one sandbox's database: `provision:v1 clone=<id>
 /// worktree=<id>`, naming the clone by its identity (see

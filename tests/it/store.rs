@@ -321,3 +321,53 @@ fn read_seed_rows(seed: &Path) -> i64 {
         .query_row("SELECT count(*) FROM people", [], |r| r.get(0))
         .unwrap()
 }
+
+#[test]
+fn a_spare_a_killed_new_marked_but_never_took_is_dropped_by_gc() {
+    let env = TestEnv::new();
+    let main = app(&env, Some("halftaken"));
+    new(&env, &main, "a");
+    let entries = store_entries(&env, &main);
+    let spare = wait_for_spare(&entries[0]);
+    // A `new` killed between marking the spare as its sandbox's and
+    // renaming it to its sandbox's name.
+    let clone = crate::support::read(main.join(".git/provision/clone-id"));
+    let mark = |clone: &str| format!("provision:v1 clone={clone} worktree=worktree-b");
+    let mut admin = server().client("postgres");
+    admin
+        .batch_execute(&format!(
+            "COMMENT ON DATABASE \"{spare}\" IS '{}'",
+            mark(clone.trim_end())
+        ))
+        .unwrap();
+    // Another clone's, in the same state, is not this clone's to drop.
+    let theirs = format!("provision_spare_{}_{}", "a".repeat(32), "b".repeat(8));
+    admin
+        .batch_execute(&format!("CREATE DATABASE \"{theirs}\""))
+        .unwrap();
+    admin
+        .batch_execute(&format!(
+            "COMMENT ON DATABASE \"{theirs}\" IS '{}'",
+            mark(&"c".repeat(32))
+        ))
+        .unwrap();
+
+    let dry = env.provision(&main, &["gc", "--dry-run"]).expect(0);
+    assert!(
+        dry.stdout.contains(&format!("would drop {spare}")),
+        "{}",
+        dry.stdout
+    );
+    let report = env.provision(&main, &["gc", "--json"]).expect(0).json();
+    assert_eq!(report["half_made"], serde_json::json!([spare]));
+    assert!(!database_exists(&spare));
+    assert!(database_exists(&theirs));
+    assert!(
+        database_exists(&entries[0]),
+        "the entry a live chain needs stays"
+    );
+    assert!(database_exists("t_halftaken_a"));
+    admin
+        .batch_execute(&format!("DROP DATABASE \"{theirs}\""))
+        .unwrap();
+}

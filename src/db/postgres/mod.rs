@@ -20,7 +20,7 @@ mod pgpass;
 
 use super::ledgers::{Dialect, ToolLedger};
 use super::store::{self, Entry, Stored};
-use super::{Database, DbError, Ledger, Mark};
+use super::{Database, DbError, Ledger, MARK, Mark};
 use crate::db::migrations::{Applied, Format, Migration};
 use crate::recipe::config::{DatabaseKind, DatabaseSettings};
 use crate::recipe::trust;
@@ -145,6 +145,28 @@ impl Postgres {
             self.admin = Some(client);
         }
         Ok(self.admin.as_mut().expect("just connected"))
+    }
+
+    /// Spare copies marked as a sandbox's of this clone, not renamed.
+    fn half_taken_spares(&mut self) -> Result<Vec<String>, DbError> {
+        let spares = format!("{}%", store::SPARE.replace('_', "\\_"));
+        let sandboxes = format!("{MARK} clone={} worktree=%", self.mark.clone);
+        let store_mark = self.mark.text();
+        let fail = self.fail("look for half-taken spare copies");
+        let rows = self
+            .admin()?
+            .query(
+                "SELECT datname FROM pg_database WHERE datname LIKE $1 \
+                 AND shobj_description(oid, 'pg_database') LIKE $2 \
+                 AND shobj_description(oid, 'pg_database') <> $3",
+                &[&spares, &sandboxes, &store_mark],
+            )
+            .map_err(fail)?;
+        Ok(rows
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .filter(|name| store::spare_of(name).is_some())
+            .collect())
     }
 
     /// Which server and settings a maintenance connection was made with.
@@ -561,25 +583,36 @@ impl Database for Postgres {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
+    /// Also a spare copy a killed `new` marked as its sandbox's but had not
+    /// yet renamed (`take_spare`): a spare's name with a mark of this
+    /// clone's other than the store's. One a live `new` is taking fails
+    /// its rename, and that `new` makes its database another way.
     fn drop_abandoned(&mut self, dry_run: bool) -> Result<Vec<String>, DbError> {
         let common_dir = self.mark.common_dir.clone();
-        let mut dropped = Vec::new();
-        for name in creating::abandoned(&common_dir)? {
-            if self.named(&name)? {
-                if !dry_run {
-                    let drop = format!("DROP DATABASE {}", quote_ident(&name));
-                    self.end_sessions_then(&name, &drop, &format!("drop {name}, left half made"))?;
-                }
-                dropped.push(name.clone());
-            }
-            if !dry_run {
-                creating::forget(&common_dir, &name)?;
+        let records = creating::abandoned(&common_dir)?;
+        let mut half_made = Vec::new();
+        for name in &records {
+            if self.named(name)? {
+                half_made.push(name.clone());
             }
         }
-        Ok(dropped)
+        // Only a recipe with a store has spares.
+        if self.template.is_none() {
+            half_made.extend(self.half_taken_spares()?);
+        }
+        if !dry_run {
+            for name in &half_made {
+                let drop = format!("DROP DATABASE IF EXISTS {}", quote_ident(name));
+                self.end_sessions_then(name, &drop, &format!("drop {name}, left half made"))?;
+            }
+            for name in &records {
+                creating::forget(&common_dir, name)?;
+            }
+        }
+        Ok(half_made)
     }
 
-    /// Renamed, its comment (the mark) kept: PostgreSQL renames only a
+    /// Renamed, its comment (the mark) kept    /// Renamed, its comment (the mark) kept: PostgreSQL renames only a
     /// database nobody is connected to, so its sessions are ended first.
     fn set_aside(&mut self, aside: &str) -> Result<(), DbError> {
         if !self.is_marked()? {
