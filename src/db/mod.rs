@@ -101,6 +101,13 @@ fn busy(source: &rusqlite::Error) -> &'static str {
     }
 }
 
+/// A database a killed provision left half made, and what `gc` did with it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HalfMade {
+    pub name: String,
+    pub done: String,
+}
+
 /// What a database says has been applied to it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Ledger {
@@ -234,8 +241,8 @@ pub trait Database {
     /// Drops the databases this clone's killed processes left half made
     /// (PostgreSQL: copies under names of their own, see
     /// `postgres::creating`, and spare copies half taken), or with
-    /// `dry_run` names them; returns their names.
-    fn drop_abandoned(&mut self, dry_run: bool) -> Result<Vec<String>, DbError> {
+    /// `dry_run` names them; says what became of each.
+    fn drop_abandoned(&mut self, dry_run: bool) -> Result<Vec<HalfMade>, DbError> {
         let _ = dry_run;
         Ok(Vec::new())
     }

@@ -36,7 +36,7 @@ pub struct Report {
     /// Databases a killed provision left half made under names of their
     /// own, dropped (or with `--dry-run`, that would be).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub half_made: Vec<String>,
+    pub half_made: Vec<crate::db::HalfMade>,
 }
 
 /// What became of one database a rebuild set aside.

@@ -164,7 +164,10 @@ pub fn refill(workspace: &Workspace, entry: &str) -> Result<(), BoxError> {
 
 /// Drops (or with `dry_run`, names) the databases killed processes of this
 /// clone left half made under names of their own (see `db::drop_abandoned`).
-pub fn drop_abandoned(workspace: &Workspace, dry_run: bool) -> Result<Vec<String>, BoxError> {
+pub fn drop_abandoned(
+    workspace: &Workspace,
+    dry_run: bool,
+) -> Result<Vec<crate::db::HalfMade>, BoxError> {
     Ok(open_entry(workspace, store::PREFIX)?.drop_abandoned(dry_run)?)
 }
 

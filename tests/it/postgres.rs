@@ -526,6 +526,11 @@ fn a_new_killed_while_the_server_copies_leaves_nothing_unmarked_and_gc_drops_the
         admin.query_opt(&waits, &[]).unwrap().is_some()
     });
     kill_group(&mut child);
+    // The server goes on copying for the killed client, and the copy is
+    // not visible yet: `gc` keeps its record for a later run.
+    env.provision(&main, &["gc"]).expect(0);
+    let records = main.join(".git/provision/creating");
+    assert_eq!(fs_err::read_dir(&records).unwrap().count(), 1);
     hold.rollback().unwrap();
     // The server finishes a copy whose client is gone.
     wait_until("the server finishes the copy", || {
@@ -534,7 +539,7 @@ fn a_new_killed_while_the_server_copies_leaves_nothing_unmarked_and_gc_drops_the
 
     // Nothing unmarked under the sandbox's name: the copy has one of its own.
     assert!(!database_exists("t_killcopy_feature"));
-    let records: Vec<String> = fs_err::read_dir(main.join(".git/provision/creating"))
+    let records: Vec<String> = fs_err::read_dir(&records)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
@@ -544,13 +549,15 @@ fn a_new_killed_while_the_server_copies_leaves_nothing_unmarked_and_gc_drops_the
 
     let run = env.provision(&main, &["gc", "--dry-run"]).expect(0);
     assert!(
-        run.stdout.contains(&format!("would drop {half_made}")),
+        run.stdout.contains(&format!("{half_made}  would drop it")),
         "{}",
         run.stdout
     );
     assert!(database_exists(half_made));
     let run = env.provision(&main, &["gc", "--json"]).expect(0);
-    assert_eq!(run.json()["half_made"][0], half_made.as_str());
+    let report = run.json();
+    assert_eq!(report["half_made"][0]["name"], half_made.as_str());
+    assert_eq!(report["half_made"][0]["done"], "dropped");
     assert!(!database_exists(half_made));
     // The name was never taken: `apply` in the worktree the killed `new`
     // left makes it.

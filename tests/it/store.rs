@@ -354,12 +354,15 @@ fn a_spare_a_killed_new_marked_but_never_took_is_dropped_by_gc() {
 
     let dry = env.provision(&main, &["gc", "--dry-run"]).expect(0);
     assert!(
-        dry.stdout.contains(&format!("would drop {spare}")),
+        dry.stdout.contains(&format!("{spare}  would drop it")),
         "{}",
         dry.stdout
     );
     let report = env.provision(&main, &["gc", "--json"]).expect(0).json();
-    assert_eq!(report["half_made"], serde_json::json!([spare]));
+    assert_eq!(
+        report["half_made"],
+        serde_json::json!([{"name": spare, "done": "dropped"}])
+    );
     assert!(!database_exists(&spare));
     assert!(database_exists(&theirs));
     assert!(

@@ -83,15 +83,14 @@ impl Report for gc::Report {
                 aside.database, aside.sandbox, aside.done
             ));
         }
-        for name in &self.half_made {
-            let done = if self.dry_run {
-                "would drop"
-            } else {
-                "dropped"
-            };
-            out.push_str(&format!(
-                "{done} {name}: left half made by a provision that was killed\n"
+        if !self.half_made.is_empty() {
+            out.push_str(&paint(
+                BOLD,
+                "left half made by a provision that was killed\n",
             ));
+        }
+        for half in &self.half_made {
+            out.push_str(&format!("  {}  {}\n", half.name, half.done));
         }
         if !self.store.entries.is_empty() {
             out.push_str(&paint(

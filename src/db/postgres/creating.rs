@@ -10,6 +10,7 @@
 //! record names whose lock nobody holds (the process that made it died),
 //! and forgets the record.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// How every such name starts.
@@ -29,8 +30,9 @@ fn dir(common_dir: &Path) -> PathBuf {
 
 impl Creating {
     /// Records and locks a new random name, written to disk before the
-    /// database exists.
-    pub fn begin(common_dir: &Path) -> std::io::Result<Creating> {
+    /// database exists, with the id of the clone that makes it (a copy of
+    /// `.git` carries the records along).
+    pub fn begin(common_dir: &Path, clone: &str) -> std::io::Result<Creating> {
         let mut bytes = [0u8; 8];
         getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
         let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -41,11 +43,13 @@ impl Creating {
         // while this process lives.
         let record = dir.join(&name);
         let unnamed = dir.join(format!(".{name}"));
-        let lock = fs_err::OpenOptions::new()
+        let mut lock = fs_err::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&unnamed)?;
         lock.file().lock()?;
+        lock.write_all(clone.as_bytes())?;
+        lock.sync_all()?;
         fs_err::rename(&unnamed, &record)?;
         fs_err::File::open(&dir)?.sync_all()?;
         Ok(Creating {
@@ -62,10 +66,9 @@ impl Creating {
     }
 }
 
-/// The names whose record nobody holds locked: what a killed process left.
-/// A record that is not named as provision's is passed over (one killed
-/// before it took its name named nothing yet).
-pub fn abandoned(common_dir: &Path) -> std::io::Result<Vec<String>> {
+/// The names whose record, made by `clone`, nobody holds locked: what a
+/// killed process left.
+pub fn abandoned(common_dir: &Path, clone: &str) -> std::io::Result<Vec<String>> {
     let entries = match fs_err::read_dir(dir(common_dir)) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -78,19 +81,44 @@ pub fn abandoned(common_dir: &Path) -> std::io::Result<Vec<String>> {
         if !is_name(&name) {
             continue;
         }
-        let file = match fs_err::File::open(entry.path()) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        match file.file().try_lock() {
-            Ok(()) => names.push(name),
-            Err(std::fs::TryLockError::WouldBlock) => {}
-            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        if unlocked(&entry.path())? && fs_err::read_to_string(entry.path())? == clone {
+            names.push(name);
         }
     }
     names.sort();
     Ok(names)
+}
+
+/// Whether nobody holds the file at `path` locked (false when it is gone).
+fn unlocked(path: &Path) -> std::io::Result<bool> {
+    let file = match fs_err::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    match file.file().try_lock() {
+        Ok(()) => Ok(true),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// Deletes the records a process killed in `begin` left before they took
+/// their names (they name no database yet).
+pub fn sweep_unnamed(common_dir: &Path) -> std::io::Result<()> {
+    let entries = match fs_err::read_dir(dir(common_dir)) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.strip_prefix('.').is_some_and(is_name) && unlocked(&entry.path())? {
+            forget(common_dir, &name)?;
+        }
+    }
+    Ok(())
 }
 
 /// Forgets the record of `name`, once its database is gone.
@@ -118,16 +146,32 @@ mod tests {
     #[test]
     fn only_a_record_nobody_holds_is_abandoned() {
         let dir = tempfile::tempdir().unwrap();
-        let held = Creating::begin(dir.path()).unwrap();
+        let held = Creating::begin(dir.path(), "c1").unwrap();
         assert!(is_name(&held.name));
-        assert_eq!(abandoned(dir.path()).unwrap(), Vec::<String>::new());
+        assert_eq!(abandoned(dir.path(), "c1").unwrap(), Vec::<String>::new());
         let name = held.name.clone();
         // A process that dies lets go of its lock and leaves the record.
         drop(held._lock);
-        fs_err::write(dir.path().join("provision/creating/notes.txt"), "x").unwrap();
-        assert_eq!(abandoned(dir.path()).unwrap(), vec![name.clone()]);
+        let records = dir.path().join("provision/creating");
+        fs_err::write(records.join("notes.txt"), "c1").unwrap();
+        assert_eq!(abandoned(dir.path(), "c1").unwrap(), vec![name.clone()]);
+        // A copy of `.git` has the record too; it is not the copy's.
+        assert!(abandoned(dir.path(), "c2").unwrap().is_empty());
         forget(dir.path(), &name).unwrap();
-        assert!(abandoned(dir.path()).unwrap().is_empty());
+        assert!(abandoned(dir.path(), "c1").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_record_killed_before_it_took_its_name_is_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = dir.path().join("provision/creating");
+        fs_err::create_dir_all(&records).unwrap();
+        let unnamed = records.join(".provision_new_0123456789abcdef");
+        fs_err::write(&unnamed, "").unwrap();
+        let held = Creating::begin(dir.path(), "c1").unwrap();
+        sweep_unnamed(dir.path()).unwrap();
+        assert!(!unnamed.exists());
+        assert!(records.join(&held.name).exists());
     }
 
     #[test]

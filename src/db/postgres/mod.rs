@@ -20,7 +20,7 @@ mod pgpass;
 
 use super::ledgers::{Dialect, ToolLedger};
 use super::store::{self, Entry, Stored};
-use super::{Database, DbError, Ledger, MARK, Mark};
+use super::{Database, DbError, HalfMade, Ledger, MARK, Mark};
 use crate::db::migrations::{Applied, Format, Migration};
 use crate::recipe::config::{DatabaseKind, DatabaseSettings};
 use crate::recipe::trust;
@@ -84,12 +84,7 @@ impl Postgres {
     }
 
     fn fail(&self, action: &str) -> impl Fn(postgres::Error) -> DbError + use<> {
-        let (name, action) = (self.name.clone(), action.to_string());
-        move |source| DbError::Postgres {
-            name: name.clone(),
-            action: action.clone(),
-            source,
-        }
+        failed(&self.name, action)
     }
 
     fn connect(&self, dbname: Option<&str>) -> Result<Client, DbError> {
@@ -147,12 +142,26 @@ impl Postgres {
         Ok(self.admin.as_mut().expect("just connected"))
     }
 
+    /// Whether a session of the server is still at a statement naming
+    /// database `name` (a copy whose client was killed goes on).
+    fn copying(&mut self, name: &str) -> Result<bool, DbError> {
+        let row = self
+            .admin()?
+            .query_opt(
+                "SELECT 1 FROM pg_stat_activity WHERE pid <> pg_backend_pid() \
+                 AND state <> 'idle' AND strpos(query, $1) > 0",
+                &[&name],
+            )
+            .map_err(failed(name, "look for its copy"))?;
+        Ok(row.is_some())
+    }
+
     /// Spare copies marked as a sandbox's of this clone, not renamed.
     fn half_taken_spares(&mut self) -> Result<Vec<String>, DbError> {
         let spares = format!("{}%", store::SPARE.replace('_', "\\_"));
         let sandboxes = format!("{MARK} clone={} worktree=%", self.mark.clone);
         let store_mark = self.mark.text();
-        let fail = self.fail("look for half-taken spare copies");
+        let fail = failed("postgres", "look for spare copies half taken");
         let rows = self
             .admin()?
             .query(
@@ -194,8 +203,8 @@ impl Postgres {
     /// session is connected to it; one may connect between the two
     /// statements, so it is tried twice.
     fn end_sessions_then(&mut self, name: &str, sql: &str, action: &str) -> Result<(), DbError> {
-        let fail = self.fail(action);
-        let end_sessions = self.fail("end its sessions");
+        let fail = failed(name, action);
+        let end_sessions = failed(name, "end its sessions");
         let admin = self.admin()?;
         let mut result = Ok(());
         for _ in 0..2 {
@@ -219,16 +228,15 @@ impl Postgres {
     /// under a name of its own, marked there and renamed into place (see
     /// `creating`), so that no crash leaves an unmarked database under
     /// `name`. A template someone is connected to is waited for a while
-    /// when `wait_for_template`. An error keeps the server's own (`code`
-    /// reads it).
+    /// when `wait_for_template`.
     fn create_marked(
         &mut self,
         name: &str,
         template: Option<&str>,
         mark: &str,
         wait_for_template: bool,
-    ) -> Result<(), DbError> {
-        let creating = creating::Creating::begin(&self.mark.common_dir)?;
+    ) -> Result<Made, DbError> {
+        let creating = creating::Creating::begin(&self.mark.common_dir, &self.mark.clone)?;
         let made = self.create_as(&creating.name, name, template, mark, wait_for_template);
         // A copy that failed and may still be there (its drop failed too)
         // keeps its record, for `gc`.
@@ -245,25 +253,27 @@ impl Postgres {
         template: Option<&str>,
         mark: &str,
         wait_for_template: bool,
-    ) -> Result<(), DbError> {
+    ) -> Result<Made, DbError> {
         let mut create = format!("CREATE DATABASE {}", quote_ident(temporary));
         if let Some(template) = template {
             create.push_str(&format!(" TEMPLATE {}", quote_ident(template)));
         }
-        let fail = self.fail("create");
         let mut tries = 0;
         loop {
-            match self.admin()?.batch_execute(&create) {
-                Ok(()) => break,
-                Err(e)
-                    if wait_for_template
-                        && e.code() == Some(&SqlState::OBJECT_IN_USE)
-                        && tries < 100 =>
-                {
-                    tries += 1;
-                    std::thread::sleep(Duration::from_millis(20));
+            let Err(e) = self.admin()?.batch_execute(&create) else {
+                break;
+            };
+            match template {
+                Some(template) if e.code() == Some(&SqlState::OBJECT_IN_USE) => {
+                    if wait_for_template && tries < 100 {
+                        tries += 1;
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    }
+                    let template = template.to_string();
+                    return Err(DbError::TemplateBusy { template });
                 }
-                Err(e) => return Err(fail(e)),
+                _ => return Err(failed(name, "create")(e)),
             }
         }
         let comment = format!(
@@ -276,15 +286,24 @@ impl Postgres {
             quote_ident(temporary),
             quote_ident(name)
         );
-        let admin = self.admin()?;
-        if let Err(e) = admin
+        // Nobody should be connected to a database of provision's own
+        // name, but a monitor may connect to every new one.
+        let placed = self
+            .admin()?
             .batch_execute(&comment)
-            .and_then(|()| admin.batch_execute(&rename))
-        {
-            let _ = admin.batch_execute(&format!("DROP DATABASE {}", quote_ident(temporary)));
-            return Err(fail(e));
+            .map_err(failed(temporary, "mark"))
+            .and_then(|()| {
+                self.end_sessions_then(temporary, &rename, &format!("rename to {name}"))
+            });
+        let Err(e) = placed else {
+            return Ok(Made::Made);
+        };
+        let drop = format!("DROP DATABASE {}", quote_ident(temporary));
+        let _ = self.end_sessions_then(temporary, &drop, "drop");
+        match code(&e) {
+            Some(&SqlState::DUPLICATE_DATABASE) => Ok(Made::Taken),
+            _ => Err(e),
         }
-        Ok(())
     }
 
     /// Marks `name`, renamed a moment ago, with `mark`. Never leaves it
@@ -351,6 +370,13 @@ impl Postgres {
     }
 }
 
+/// What `create_marked` came to.
+enum Made {
+    Made,
+    /// The name was taken meanwhile: the copy is dropped again.
+    Taken,
+}
+
 impl Drop for Postgres {
     fn drop(&mut self) {
         if let Some(client) = self.admin.take() {
@@ -392,11 +418,11 @@ impl Database for Postgres {
             };
         }
         let (name, mark, template) = (self.name.clone(), self.mark.text(), self.template.clone());
-        match self.create_marked(&name, template.as_deref(), &mark, false) {
-            Err(e) if code(&e) == Some(&SqlState::OBJECT_IN_USE) => Err(DbError::TemplateBusy {
-                template: template.unwrap_or_default(),
-            }),
-            made => made,
+        match self.create_marked(&name, template.as_deref(), &mark, false)? {
+            Made::Made => Ok(()),
+            // Made meanwhile by someone else: ours only with our mark.
+            Made::Taken if self.is_marked()? => Ok(()),
+            Made::Taken => Err(self.unmarked()),
         }
     }
 
@@ -453,8 +479,8 @@ impl Database for Postgres {
             return Ok(false);
         }
         let (name, mark) = (self.name.clone(), self.mark.text());
-        self.create_marked(&name, Some(&entry.name), &mark, true)?;
-        Ok(true)
+        let made = self.create_marked(&name, Some(&entry.name), &mark, true)?;
+        Ok(matches!(made, Made::Made))
     }
 
     /// This database as the template of the entry: nobody may be connected
@@ -465,11 +491,10 @@ impl Database for Postgres {
         if self.named(&entry.name)? {
             return Ok(());
         }
+        // Taken meanwhile: another `new` stored the same state.
         let name = self.name.clone();
-        match self.create_marked(&entry.name, Some(&name), &entry.mark, false) {
-            Err(e) if code(&e) == Some(&SqlState::DUPLICATE_DATABASE) => Ok(()),
-            made => made,
-        }
+        self.create_marked(&entry.name, Some(&name), &entry.mark, false)
+            .map(|_| ())
     }
 
     fn take_spare(&mut self, entry: &Entry) -> Result<bool, DbError> {
@@ -541,6 +566,7 @@ impl Database for Postgres {
             self.mark.text(),
         );
         self.create_marked(&spare, Some(&entry), &mark, false)
+            .map(|_| ())
     }
 
     fn store_entries(&mut self, mark: &str) -> Result<Vec<Stored>, DbError> {
@@ -587,32 +613,48 @@ impl Database for Postgres {
     /// yet renamed (`take_spare`): a spare's name with a mark of this
     /// clone's other than the store's. One a live `new` is taking fails
     /// its rename, and that `new` makes its database another way.
-    fn drop_abandoned(&mut self, dry_run: bool) -> Result<Vec<String>, DbError> {
+    fn drop_abandoned(&mut self, dry_run: bool) -> Result<Vec<HalfMade>, DbError> {
         let common_dir = self.mark.common_dir.clone();
-        let records = creating::abandoned(&common_dir)?;
-        let mut half_made = Vec::new();
-        for name in &records {
-            if self.named(name)? {
-                half_made.push(name.clone());
+        let mut found = Vec::new();
+        for name in creating::abandoned(&common_dir, &self.mark.clone)? {
+            if self.named(&name)? {
+                found.push(name);
+            } else if !dry_run && !self.copying(&name)? {
+                // Never made, or renamed into place before its record
+                // went. One the server still copies for a killed client is
+                // not there yet: its record waits for the next `gc`.
+                creating::forget(&common_dir, &name)?;
             }
         }
         // Only a recipe with a store has spares.
         if self.template.is_none() {
-            half_made.extend(self.half_taken_spares()?);
+            found.extend(self.half_taken_spares()?);
         }
         if !dry_run {
-            for name in &half_made {
-                let drop = format!("DROP DATABASE IF EXISTS {}", quote_ident(name));
-                self.end_sessions_then(name, &drop, &format!("drop {name}, left half made"))?;
-            }
-            for name in &records {
-                creating::forget(&common_dir, name)?;
-            }
+            creating::sweep_unnamed(&common_dir)?;
         }
-        Ok(half_made)
+        let mut out = Vec::new();
+        for name in found {
+            let done = if dry_run {
+                "would drop it".to_string()
+            } else {
+                let drop = format!("DROP DATABASE IF EXISTS {}", quote_ident(&name));
+                match self.end_sessions_then(&name, &drop, "drop it, left half made") {
+                    Ok(()) => {
+                        if creating::is_name(&name) {
+                            creating::forget(&common_dir, &name)?;
+                        }
+                        "dropped".to_string()
+                    }
+                    Err(e) => format!("kept: {}", crate::output::one_line(&e)),
+                }
+            };
+            out.push(HalfMade { name, done });
+        }
+        Ok(out)
     }
 
-    /// Renamed, its comment (the mark) kept    /// Renamed, its comment (the mark) kept: PostgreSQL renames only a
+    /// Renamed, its comment (the mark) kept: PostgreSQL renames only a
     /// database nobody is connected to, so its sessions are ended first.
     fn set_aside(&mut self, aside: &str) -> Result<(), DbError> {
         if !self.is_marked()? {
@@ -639,6 +681,16 @@ impl Database for Postgres {
         let name = self.name.clone();
         let drop = format!("DROP DATABASE {}", quote_ident(&name));
         self.end_sessions_then(&name, &drop, "drop")
+    }
+}
+
+/// An error of a statement on database `name`.
+fn failed(name: &str, action: &str) -> impl Fn(postgres::Error) -> DbError + use<> {
+    let (name, action) = (name.to_string(), action.to_string());
+    move |source| DbError::Postgres {
+        name: name.clone(),
+        action: action.clone(),
+        source,
     }
 }
 
