@@ -4,6 +4,7 @@
 mod pg_server;
 mod support;
 
+mod adv14;
 mod agents;
 mod chaos;
 mod clones;
