@@ -116,6 +116,14 @@ fn read(path: &Path) -> Result<Aside, String> {
     if stem != aside.database {
         return Err(format!("it names database `{}`", aside.database));
     }
+    // Only the name a rebuild gives: a record edited to name another
+    // database (the sandbox's own, which carries the same mark) is not one.
+    if aside.database != name(&aside.from, aside.at) {
+        return Err(format!(
+            "`{}` is not the name `{}` is set aside under",
+            aside.database, aside.from
+        ));
+    }
     Ok(aside)
 }
 

@@ -229,7 +229,21 @@ fn set_aside(workspace: &Workspace, dry_run: bool) -> Result<Vec<AsideFate>, Box
         })
         .collect();
     let ports = workspace.no_ports();
+    let live = workspace.registry.read_all()?;
     for aside in records {
+        // A database a sandbox's record names is that sandbox's, whatever
+        // a record of databases set aside says.
+        if let Some(record) = live.iter().find(|r| r.database.name == aside.database) {
+            out.push(AsideFate {
+                done: format!(
+                    "kept: it is sandbox {}'s database; remove its record of being set aside by hand",
+                    record.name
+                ),
+                database: aside.database,
+                sandbox: aside.sandbox,
+            });
+            continue;
+        }
         let owner = Owner {
             worktree: &aside.path,
             id: &aside.id,

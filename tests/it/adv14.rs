@@ -13,7 +13,6 @@ fn sqlite_db(main: &Path, db: &str) -> PathBuf {
 /// the live sandbox's own database must not lead `gc` to drop it, though
 /// that database carries the very mark the record's sandbox gives it.
 #[test]
-#[ignore = "adv14: a forged aside record naming a live database makes gc drop it"]
 fn gc_never_drops_a_live_database_an_aside_record_names() {
     let env = TestEnv::new();
     let main = env.fixture_repo("app");
@@ -49,4 +48,25 @@ fn gc_never_drops_a_live_database_an_aside_record_names() {
         .query_row("SELECT x FROM precious", [], |r| r.get(0))
         .unwrap();
     assert_eq!(kept, 42);
+
+    // A sandbox whose database has the form of an aside name, and a
+    // record of it made to match that form exactly.
+    env.provision(&main, &["new", "x_aside_5"]).expect(0);
+    let other = env.path("worktree-x_aside_5");
+    assert!(sqlite_db(&main, "app_x_aside_5").is_file());
+    write(
+        dir.join("app_x_aside_5.json"),
+        &format!(
+            "{{\"database\": \"app_x_aside_5\", \"from\": \"app_x\", \"kind\": \"sqlite\", \
+             \"sandbox\": \"x_aside_5\", \"id\": \"worktree-x_aside_5\", \"path\": {:?}, \"at\": 5}}\n",
+            other.display().to_string()
+        ),
+    );
+    let gc = env.provision(&main, &["gc"]).expect(0);
+    assert!(
+        sqlite_db(&main, "app_x_aside_5").is_file(),
+        "gc dropped a live sandbox's database:\n{}",
+        gc.stdout
+    );
+    env.provision(&other, &["verify"]).expect(0);
 }
