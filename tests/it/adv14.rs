@@ -191,3 +191,47 @@ fn postgres_new_killed_while_copying_the_store_leaves_no_unmarked_database() {
     env.provision(&main, &["remove", "feat", "--force"])
         .expect(0);
 }
+
+/// The command kind drops its database before `git worktree remove`, so
+/// it first checks what would make git refuse. git also refuses, even with
+/// `--force`, a worktree whose `.git` no longer leads back to the
+/// repository: what moving the repository leaves (its worktrees' `.git`
+/// files name the old path until `git worktree repair`). `remove --force`
+/// then dropped the database and left the worktree.
+#[test]
+#[ignore = "adv14: command kind: remove --force after moving the repository drops the database, then git refuses to remove the worktree"]
+fn command_kind_never_drops_the_database_of_a_worktree_git_keeps() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    write(
+        main.join("provision.toml"),
+        "[database]\nkind = \"command\"\n\
+         create = 'mkdir -p \"{main}/.db\" && echo data > \"{main}/.db/{db}\"'\n\
+         exists = 'test -f \"{main}/.db/{db}\"'\nmigrate = 'true'\n\
+         drop = 'rm \"{main}/.db/{db}\"'\n",
+    );
+    write(
+        main.join(".gitignore"),
+        &format!("{}.db/\n", read(main.join(".gitignore"))),
+    );
+    env.commit_all(&main, "command recipe");
+    env.provision(&main, &["new", "feat"]).expect(0);
+    let wt = env.path("worktree-feat");
+    let moved = env.path("moved");
+    fs_err::rename(&main, &moved).unwrap();
+    assert!(moved.join(".db/app_feat").is_file());
+
+    let remove = env.provision(&moved, &["remove", "feat", "--force"]);
+    let kept = wt.is_dir();
+    assert!(
+        !kept || moved.join(".db/app_feat").is_file(),
+        "the worktree stays ({}), its database is gone:\n{}",
+        wt.display(),
+        remove.stderr
+    );
+    assert_ne!(remove.code, 0, "{}", remove.stderr);
+    // Once git's links are repaired, the sandbox goes whole.
+    env.git(&moved, &["worktree", "repair", wt.to_str().unwrap()]);
+    env.provision(&moved, &["remove", "feat", "--force"]).expect(0);
+    assert!(!wt.exists() && !moved.join(".db/app_feat").exists());
+}
