@@ -356,6 +356,18 @@ fn git_would_keep(
         )
         .into());
     }
+    // git refuses, even forced, a worktree whose `.git` does not lead back
+    // to its entry (the repository moved, or `.git` was replaced); one a
+    // take-down cut short inside git left without it is cleared first.
+    let entry = (workspace.checkout.common_dir.join("worktrees")).join(&worktree.id);
+    let cut_short = worktree.removing || record.removing;
+    if !cut_short && !leads_back(&worktree.path, &entry) {
+        return Err(refuse(
+            format!("its `.git` does not lead back to {}", entry.display()),
+            "if the repository was moved, run `git worktree repair` in it first",
+        )
+        .into());
+    }
     if force {
         return Ok(());
     }
@@ -367,6 +379,26 @@ fn git_would_keep(
         return Err(refuse(work.describe(), &remedy).into());
     }
     Ok(())
+}
+
+/// Whether the worktree at `path` has the `.git` file git's `worktree
+/// remove` validates: a `gitdir:` line naming its `entry`.
+fn leads_back(path: &Path, entry: &Path) -> bool {
+    let link = path.join(".git");
+    let Ok(meta) = fs_err::symlink_metadata(&link) else {
+        return false;
+    };
+    let Ok(text) = fs_err::read_to_string(&link)
+        .map_err(drop)
+        .and_then(|t| meta.is_file().then_some(t).ok_or(()))
+    else {
+        return false;
+    };
+    let Some(named) = text.lines().next().and_then(|l| l.strip_prefix("gitdir:")) else {
+        return false;
+    };
+    let named = Path::new(named.trim());
+    git::same_path(&path.join(named), entry)
 }
 
 /// The record's folder when git no longer lists it (or lists it, but can

@@ -8,7 +8,8 @@ use crate::pg_server::server;
 use crate::support::{TestEnv, kill_group, read, sqlite, write};
 
 fn sqlite_db(main: &Path, db: &str) -> PathBuf {
-    main.join(".git/provision/sqlite").join(format!("{db}.sqlite"))
+    main.join(".git/provision/sqlite")
+        .join(format!("{db}.sqlite"))
 }
 
 /// An aside record is untrusted input: one hand-edited (or forged) to name
@@ -35,7 +36,10 @@ fn gc_never_drops_a_live_database_an_aside_record_names() {
     let record = read(dir.join(format!("{aside}.json")));
     write(
         dir.join("app_feat.json"),
-        &record.replace(&format!("\"database\": \"{aside}\""), "\"database\": \"app_feat\""),
+        &record.replace(
+            &format!("\"database\": \"{aside}\""),
+            "\"database\": \"app_feat\"",
+        ),
     );
 
     let gc = env.provision(&main, &["gc"]).expect(0);
@@ -199,7 +203,6 @@ fn postgres_new_killed_while_copying_the_store_leaves_no_unmarked_database() {
 /// files name the old path until `git worktree repair`). `remove --force`
 /// then dropped the database and left the worktree.
 #[test]
-#[ignore = "adv14: command kind: remove --force after moving the repository drops the database, then git refuses to remove the worktree"]
 fn command_kind_never_drops_the_database_of_a_worktree_git_keeps() {
     let env = TestEnv::new();
     let main = env.fixture_repo("app");
@@ -232,6 +235,7 @@ fn command_kind_never_drops_the_database_of_a_worktree_git_keeps() {
     assert_ne!(remove.code, 0, "{}", remove.stderr);
     // Once git's links are repaired, the sandbox goes whole.
     env.git(&moved, &["worktree", "repair", wt.to_str().unwrap()]);
-    env.provision(&moved, &["remove", "feat", "--force"]).expect(0);
+    env.provision(&moved, &["remove", "feat", "--force"])
+        .expect(0);
     assert!(!wt.exists() && !moved.join(".db/app_feat").exists());
 }
