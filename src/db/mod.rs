@@ -54,6 +54,10 @@ pub enum DbError {
         #[source]
         source: ::postgres::Error,
     },
+    #[error(
+        "database `{name}` has settings of its own (`ALTER DATABASE … SET`, grants, owner or connection limits, as a migration may set them), which a copy made with `CREATE DATABASE … TEMPLATE` does not carry"
+    )]
+    NotCopied { name: String },
     #[error("cannot connect to PostgreSQL at {server}")]
     Connect {
         server: String,

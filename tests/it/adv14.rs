@@ -245,7 +245,6 @@ fn command_kind_never_drops_the_database_of_a_worktree_git_keeps() {
 /// made from the store's entry lacked what the same migrations gave the
 /// sandbox they ran in, while its ledger said they had run.
 #[test]
-#[ignore = "adv14: a PostgreSQL sandbox from the store lacks the ALTER DATABASE … SET its migrations made"]
 fn postgres_a_sandbox_from_the_store_has_what_its_migrations_set_on_the_database() {
     let env = TestEnv::new();
     let main = env.fixture_repo("app");

@@ -488,11 +488,28 @@ impl Database for Postgres {
     /// entry another `new` made first is left as it is.
     fn save_as(&mut self, entry: &Entry) -> Result<(), DbError> {
         self.sandbox = None;
+        // What a migration may have set on the database itself, which
+        // `CREATE DATABASE … TEMPLATE` does not copy: a sandbox made from
+        // the entry would lack it while its ledger says it ran.
+        let name = self.name.clone();
+        let fail = self.fail("look at its settings");
+        let own = self
+            .admin()?
+            .query_opt(
+                "SELECT 1 FROM pg_database d WHERE d.datname = $1 AND ( \
+                 d.datacl IS NOT NULL OR d.datconnlimit <> -1 OR NOT d.datallowconn \
+                 OR d.datdba <> (SELECT oid FROM pg_roles WHERE rolname = current_user) \
+                 OR EXISTS (SELECT 1 FROM pg_db_role_setting s WHERE s.setdatabase = d.oid))",
+                &[&name],
+            )
+            .map_err(fail)?;
+        if own.is_some() {
+            return Err(DbError::NotCopied { name });
+        }
         if self.named(&entry.name)? {
             return Ok(());
         }
         // Taken meanwhile: another `new` stored the same state.
-        let name = self.name.clone();
         self.create_marked(&entry.name, Some(&name), &entry.mark, false)
             .map(|_| ())
     }
