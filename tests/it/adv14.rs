@@ -280,7 +280,6 @@ fn postgres_a_sandbox_from_the_store_has_what_its_migrations_set_on_the_database
 /// any database named as a spare of the entry for one, marked or not, and
 /// made none: every later `new` copied the entry, not a spare.
 #[test]
-#[ignore = "adv14: an unmarked spare a killed refill left stops every later refill"]
 fn postgres_a_refill_killed_mid_copy_does_not_stop_later_refills() {
     let env = TestEnv::new();
     let main = env.fixture_repo("app");

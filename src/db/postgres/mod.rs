@@ -567,11 +567,14 @@ impl Database for Postgres {
         };
         let pattern = format!("{}{hash}\\_%", store::SPARE.replace('_', "\\_"));
         let fail = self.fail("look for a spare copy");
+        // Only a marked one counts: no `new` takes an unmarked one.
+        let mark = self.mark.text();
         let there = self
             .admin()?
             .query_opt(
-                "SELECT 1 FROM pg_database WHERE datname LIKE $1",
-                &[&pattern],
+                "SELECT 1 FROM pg_database WHERE datname LIKE $1 \
+                 AND shobj_description(oid, 'pg_database') = $2",
+                &[&pattern, &mark],
             )
             .map_err(&fail)?;
         if there.is_some() || !self.is_marked()? {
