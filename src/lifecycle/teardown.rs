@@ -228,6 +228,22 @@ pub fn take_down(
         ),
         None => None,
     };
+    // git refuses, even forced, a worktree whose `.git` does not lead back
+    // to its entry (the repository moved, or `.git` was replaced): refused
+    // here, before anything is marked or dropped. One a take-down cut short
+    // inside git left without it is cleared further on.
+    if let (false, Some(worktree)) = (options.dry_run, worktree) {
+        let entry = (workspace.checkout.common_dir.join("worktrees")).join(&worktree.id);
+        let cut_short = worktree.removing || record.is_some_and(|r| r.removing);
+        if !cut_short && worktree.path.is_dir() && !leads_back(&worktree.path, &entry) {
+            return Err(TeardownError::WorktreeStays {
+                name: removal.name.clone(),
+                why: format!("its `.git` does not lead back to {}", entry.display()),
+                remedy: "if the repository was moved, run `git worktree repair` in it first".into(),
+            }
+            .into());
+        }
+    }
     // Nothing of the sandbox is left running, and nothing writes into the
     // worktree while it goes.
     removal.stopped = stop_processes(workspace, record, worktree, options.dry_run)?;
@@ -353,18 +369,6 @@ fn git_would_keep(
         return Err(refuse(
             "it is locked (`git worktree lock`)".into(),
             "run `git worktree unlock` first",
-        )
-        .into());
-    }
-    // git refuses, even forced, a worktree whose `.git` does not lead back
-    // to its entry (the repository moved, or `.git` was replaced); one a
-    // take-down cut short inside git left without it is cleared first.
-    let entry = (workspace.checkout.common_dir.join("worktrees")).join(&worktree.id);
-    let cut_short = worktree.removing || record.removing;
-    if !cut_short && !leads_back(&worktree.path, &entry) {
-        return Err(refuse(
-            format!("its `.git` does not lead back to {}", entry.display()),
-            "if the repository was moved, run `git worktree repair` in it first",
         )
         .into());
     }

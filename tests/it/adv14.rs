@@ -233,6 +233,11 @@ fn command_kind_never_drops_the_database_of_a_worktree_git_keeps() {
         remove.stderr
     );
     assert_ne!(remove.code, 0, "{}", remove.stderr);
+    assert!(remove.stderr.contains("git worktree repair"), "{}", remove.stderr);
+    // Nothing was marked as a take-down under way: `gc` still runs.
+    let gc = env.provision(&moved, &["gc"]);
+    assert_eq!(gc.code, 0, "{}", gc.stderr);
+    assert!(wt.is_dir() && moved.join(".db/app_feat").is_file());
     // Once git's links are repaired, the sandbox goes whole.
     env.git(&moved, &["worktree", "repair", wt.to_str().unwrap()]);
     env.provision(&moved, &["remove", "feat", "--force"])
