@@ -342,7 +342,16 @@ impl Database for CommandDb {
         else {
             return Ok(false);
         };
-        if self.commands.exists.is_some() && self.exists()? {
+        // Without `exists`, a database provision has no record of (one a
+        // recipe without `drop` left to its tool, say) may be there, and
+        // `restore` would copy the entry over it.
+        if self.commands.exists.is_none() {
+            return Err(DbError::NoCommand(
+                "exists",
+                "restore a database from the store without overwriting one it did not create",
+            ));
+        }
+        if self.exists()? {
             return Ok(false);
         }
         // A record left over is stale, and goes first (as in `create`).
