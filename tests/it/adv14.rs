@@ -138,14 +138,63 @@ fn entry_without_spare(main: &Path) -> (String, String) {
     (entry, mark)
 }
 
+/// Holds a lock on `entry` (a transaction that comments it anew), which
+/// `CREATE DATABASE … TEMPLATE` of it waits for; runs `args` and kills it
+/// while its copy waits; lets the copy go on, and waits until the server
+/// has finished it (the killed client's session ends). Returns the names
+/// the clone's records of databases being made held meanwhile.
+fn kill_while_copying(
+    env: &TestEnv,
+    main: &Path,
+    entry: &str,
+    mark: &str,
+    args: &[&str],
+) -> Vec<String> {
+    let mut holder = server().client("postgres");
+    let mut hold = holder.transaction().unwrap();
+    hold.batch_execute(&format!(
+        "COMMENT ON DATABASE \"{entry}\" IS '{}'",
+        mark.replace('\'', "''")
+    ))
+    .unwrap();
+    let copying = |waiting: bool| {
+        server()
+            .client("postgres")
+            .query_opt(
+                "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'CREATE DATABASE%' \
+                 AND query LIKE $1 AND (NOT $2 OR wait_event_type = 'Lock')",
+                &[&format!("%TEMPLATE \"{entry}\"%"), &waiting],
+            )
+            .unwrap()
+            .is_some()
+    };
+    let mut child = env.provision_spawn(main, args);
+    wait_until("the copy of the entry to wait for its lock", || {
+        copying(true)
+    });
+    let creating = main.join(".git/provision/creating");
+    let records: Vec<String> = fs_err::read_dir(&creating)
+        .map(|dir| {
+            dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(!records.is_empty(), "the copy is recorded as being made");
+    kill_group(&mut child);
+    hold.commit().unwrap();
+    wait_until("the server to finish the copy", || !copying(false));
+    records
+}
+
 /// `kill -9` of `new` while PostgreSQL copies the store's entry into the
-/// sandbox's database: the server finishes the copy, and the database is
-/// left without its mark (`COMMENT ON DATABASE` is a statement of its own,
-/// sent after). `apply` in the worktree must then finish the sandbox; it
-/// refuses instead ("not created by provision … choose another name"),
-/// and `remove` leaves the database behind for good.
+/// sandbox's database: the server finishes the copy (`COMMENT ON DATABASE`,
+/// the mark, is a statement of its own, sent after). Before main's
+/// 65c4a28 the database was left unmarked under the sandbox's name:
+/// `apply` refused it ("not created by provision … choose another name")
+/// and `remove` left it behind for good. `apply` must finish the sandbox,
+/// and `gc` drop what was left half made.
 #[test]
-#[ignore = "adv14: kill -9 of new during CREATE DATABASE … TEMPLATE leaves an unmarked database that blocks apply and leaks"]
 fn postgres_new_killed_while_copying_the_store_leaves_no_unmarked_database() {
     let env = TestEnv::new();
     let main = env.fixture_repo("app");
@@ -154,33 +203,8 @@ fn postgres_new_killed_while_copying_the_store_leaves_no_unmarked_database() {
     env.provision(&main, &["new", "feat"]).expect(0);
     let (entry, mark) = entry_without_spare(&main);
 
-    // A transaction that holds a lock on the entry, which `CREATE
-    // DATABASE … TEMPLATE` of it waits for: the copy is under way, and
-    // stays so until the kill has landed.
-    let mut holder = server().client("postgres");
-    let mut hold = holder.transaction().unwrap();
-    hold.batch_execute(&format!(
-        "COMMENT ON DATABASE \"{entry}\" IS '{}'",
-        mark.replace('\'', "''")
-    ))
-    .unwrap();
-    let mut child = env.provision_spawn(&main, &["new", "two"]);
+    let half = kill_while_copying(&env, &main, &entry, &mark, &["new", "two"]);
     let db = "t_a14kill_two";
-    wait_until("the copy of the entry to wait for its lock", || {
-        server()
-            .client("postgres")
-            .query_opt(
-                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
-                 AND query LIKE 'CREATE DATABASE%' AND query LIKE $1",
-                &[&format!("%\"{db}\"%")],
-            )
-            .unwrap()
-            .is_some()
-    });
-    kill_group(&mut child);
-    hold.commit().unwrap();
-    wait_until("the server to finish the copy", || pg_exists(db));
-
     let wt = env.path("worktree-two");
     let apply = env.provision(&wt, &["apply"]);
     let remove = env.provision(&main, &["remove", "two", "--force"]);
@@ -192,6 +216,10 @@ fn postgres_new_killed_while_copying_the_store_leaves_no_unmarked_database() {
         remove.stdout,
         remove.stderr
     );
+    env.provision(&main, &["gc"]).expect(0);
+    for name in &half {
+        assert!(!pg_exists(name), "{name} was left half made");
+    }
     env.provision(&main, &["remove", "feat", "--force"])
         .expect(0);
 }
@@ -297,29 +325,9 @@ fn postgres_a_refill_killed_mid_copy_does_not_stop_later_refills() {
     env.provision(&main, &["new", "feat"]).expect(0);
     let (entry, mark) = entry_without_spare(&main);
 
-    let mut holder = server().client("postgres");
-    let mut hold = holder.transaction().unwrap();
-    hold.batch_execute(&format!(
-        "COMMENT ON DATABASE \"{entry}\" IS '{}'",
-        mark.replace('\'', "''")
-    ))
-    .unwrap();
-    let mut child = env.provision_spawn(&main, &["db", "refill", &entry]);
+    let half = kill_while_copying(&env, &main, &entry, &mark, &["db", "refill", &entry]);
     let hash = entry.trim_start_matches("provision_store_");
     let spares = format!("provision\\_spare\\_{hash}\\_%");
-    wait_until("the refill's copy to wait for its lock", || {
-        server()
-            .client("postgres")
-            .query_opt(
-                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
-                 AND query LIKE 'CREATE DATABASE%' AND query LIKE $1",
-                &[&format!("%{hash}%")],
-            )
-            .unwrap()
-            .is_some()
-    });
-    kill_group(&mut child);
-    hold.commit().unwrap();
     let count = |marked: bool| -> i64 {
         server()
             .client("postgres")
@@ -331,10 +339,13 @@ fn postgres_a_refill_killed_mid_copy_does_not_stop_later_refills() {
             .unwrap()
             .get(0)
     };
-    wait_until("the server to finish the copy", || count(false) == 1);
-
     env.provision(&main, &["db", "refill", &entry]).expect(0);
     assert_eq!(count(true), 1, "a later refill makes a spare");
+    env.provision(&main, &["gc"]).expect(0);
+    assert_eq!(count(false), 0, "no spare is left unmarked");
+    for name in &half {
+        assert!(!pg_exists(name), "{name} was left half made");
+    }
     env.provision(&main, &["remove", "feat", "--force"])
         .expect(0);
 }
