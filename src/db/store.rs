@@ -116,9 +116,22 @@ pub fn collectable<'a>(stored: &'a [Stored], needed: &[String]) -> Vec<&'a Store
     let kept = |entry: &str| {
         stored.iter().any(|s| s.name == entry) && !gone.iter().any(|g| g.name == entry)
     };
-    let spares = stored
+    // One spare of a kept entry stays, the newest: `new`s made at once each
+    // start a refill, and each may make one before any sees another's.
+    let mut spares: Vec<&Stored> = stored
         .iter()
-        .filter(|s| spare_of(&s.name).is_some_and(|entry| !kept(&entry)));
+        .filter(|s| spare_of(&s.name).is_some())
+        .collect();
+    spares.sort_by_key(|s| std::cmp::Reverse(s.newness));
+    let mut spared: Vec<String> = Vec::new();
+    let spares = spares.into_iter().filter(|s| {
+        let entry = spare_of(&s.name).expect("a spare");
+        if kept(&entry) && !spared.contains(&entry) {
+            spared.push(entry);
+            return false;
+        }
+        true
+    });
     gone.iter().copied().chain(spares).collect()
 }
 
@@ -259,6 +272,18 @@ mod tests {
         let gone = collectable(&with_spares, &needed);
         assert_eq!(gone.len(), 4);
         assert!(!gone.iter().any(|g| g.name == with_spares[7].name));
+        // Of several spares of a kept entry, the newest stays.
+        let mut piled = all.clone();
+        let hash = all[5].name.strip_prefix(PREFIX).unwrap();
+        for newness in [7, 9, 8] {
+            piled.push(stored(&format!("{SPARE}{hash}_{newness:08x}"), newness));
+        }
+        let gone: Vec<u64> = collectable(&piled, &needed)
+            .iter()
+            .filter(|g| spare_of(&g.name).is_some())
+            .map(|g| g.newness)
+            .collect();
+        assert_eq!(gone, [8, 7]);
         assert!(!is_entry("provision_store_../x"));
         assert!(!is_entry("app_feature"));
         let entry = format!("{PREFIX}{:032x}", 7);
