@@ -430,3 +430,55 @@ fn command_kind_restore_never_overwrites_a_database_it_has_no_record_of() {
         again.stderr
     );
 }
+
+/// A migration that sets a role (to own what it creates) leaves the next
+/// one, and provision's ledger, as a new session has them: `RESET ALL`
+/// does not reset the role. The ledger row, written in the migration's
+/// transaction, was refused as that role ("permission denied for table
+/// provision_migrations"), and the migration with it.
+#[test]
+#[ignore = "adv14: a migration with SET ROLE fails: the ledger row is written as that role (RESET ALL keeps the role)"]
+fn postgres_a_migration_that_sets_a_role_is_recorded_and_the_next_runs_as_provision() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    pg_recipe(&main, "a14role");
+    server()
+        .client("postgres")
+        .batch_execute(
+            "DO $$ BEGIN CREATE ROLE t_a14_owner NOLOGIN; \
+             EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+        )
+        .unwrap();
+    write(
+        main.join("migrations/0003_owned.sql"),
+        "GRANT USAGE, CREATE ON SCHEMA public TO t_a14_owner;\n\
+         SET ROLE t_a14_owner;\nCREATE TABLE owned(x int);\n",
+    );
+    write(
+        main.join("migrations/0004_after.sql"),
+        "CREATE TABLE after(x int);\n",
+    );
+    env.commit_all(&main, "recipe and a migration that sets a role");
+    let new = env.provision(&main, &["new", "feat"]);
+    assert_eq!(new.code, 0, "{}", new.stderr);
+    let owner = |table: &str| -> String {
+        server()
+            .client("t_a14role_feat")
+            .query_one(
+                "SELECT tableowner::text FROM pg_tables WHERE tablename = $1",
+                &[&table],
+            )
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(owner("owned"), "t_a14_owner");
+    assert_eq!(
+        owner("after"),
+        "postgres",
+        "the next migration ran as provision"
+    );
+    env.provision(&env.path("worktree-feat"), &["verify"])
+        .expect(0);
+    env.provision(&main, &["remove", "feat", "--force"])
+        .expect(0);
+}
