@@ -437,7 +437,6 @@ fn command_kind_restore_never_overwrites_a_database_it_has_no_record_of() {
 /// transaction, was refused as that role ("permission denied for table
 /// provision_migrations"), and the migration with it.
 #[test]
-#[ignore = "adv14: a migration with SET ROLE fails: the ledger row is written as that role (RESET ALL keeps the role)"]
 fn postgres_a_migration_that_sets_a_role_is_recorded_and_the_next_runs_as_provision() {
     let env = TestEnv::new();
     let main = env.fixture_repo("app");

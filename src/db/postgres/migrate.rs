@@ -6,8 +6,9 @@
 //! of one query string as one transaction), recorded once it succeeded.
 //!
 //! Every migration starts with the session as a new connection has it
-//! (`RESET ALL`): one that empties `search_path` or sets a role must not
-//! change how the next one, or provision's own ledger, resolves names.
+//! (`RESET ALL`, and the role and session authorization, which it keeps):
+//! one that empties `search_path` or sets a role must not change how the
+//! next one, or provision's own ledger, resolves names or is allowed.
 
 use postgres::{Client, GenericClient};
 
@@ -15,6 +16,11 @@ use super::{LEDGER, server_message};
 use crate::db::DbError;
 use crate::db::ledgers::ToolLedger;
 use crate::db::migrations::{Migration, Mode, statements};
+
+/// The session as a new connection has it. `RESET ALL` leaves the role
+/// and the session authorization as they are: a migration that set one
+/// would run the next, and write provision's ledger, as that role.
+pub(super) const RESET: &str = "RESET ALL; RESET SESSION AUTHORIZATION; RESET ROLE";
 
 pub(super) fn all(
     client: &mut Client,
@@ -42,7 +48,7 @@ fn one(
     migration: &Migration,
 ) -> Result<(), DbError> {
     let failed = failed(migration);
-    client.batch_execute("RESET ALL").map_err(&failed)?;
+    client.batch_execute(RESET).map_err(&failed)?;
     client.batch_execute(LEDGER).map_err(&failed)?;
     if recorded(client, migration)? {
         return Ok(());
@@ -67,7 +73,7 @@ fn one(
                     ),
                 })?;
             }
-            client.batch_execute("RESET ALL").map_err(&failed)?;
+            client.batch_execute(RESET).map_err(&failed)?;
             let mut tx = client.transaction().map_err(&failed)?;
             record(&mut tx, tool, migration)?;
             tx.commit().map_err(&failed)
@@ -122,6 +128,11 @@ fn record(
     tool: Option<&ToolLedger>,
     migration: &Migration,
 ) -> Result<(), DbError> {
+    // As the session's own user, whatever role the migration set: the
+    // ledger is provision's. In the migration's transaction, so kept.
+    client
+        .batch_execute("RESET SESSION AUTHORIZATION; RESET ROLE")
+        .map_err(failed(migration))?;
     client
         .execute(
             "INSERT INTO public.provision_migrations(name, checksum) VALUES($1, $2) \

@@ -464,7 +464,8 @@ impl Database for Postgres {
         let result = migrate::all(client, tool.as_ref(), pending, starting);
         // A failed statement may leave the session in a failed
         // transaction; unlocking needs it gone.
-        let _ = client.batch_execute("ROLLBACK; RESET ALL");
+        let _ = client.batch_execute("ROLLBACK");
+        let _ = client.batch_execute(migrate::RESET);
         client
             .execute("SELECT pg_advisory_unlock($1)", &[&key])
             .map_err(fail)?;
