@@ -233,6 +233,9 @@ impl Workspace {
             database: DatabaseRecord {
                 kind,
                 location: db::location(kind, &db_name),
+                seed: existing
+                    .filter(|r| r.database.name == db_name)
+                    .and_then(|r| r.database.seed.clone()),
                 name: db_name,
             },
             port: named[&ports.names[0]],

@@ -244,6 +244,19 @@ fn set_aside(workspace: &Workspace, dry_run: bool) -> Result<Vec<AsideFate>, Box
             });
             continue;
         }
+        // The main checkout's database is the user's own data, not an
+        // agent's sandbox: set aside by hand, it is dropped by hand.
+        if aside.id == git::MAIN_ID {
+            out.push(AsideFate {
+                done: format!(
+                    "kept: the main checkout's data is never collected; delete {} by hand once you are done with it",
+                    crate::db::location(aside.kind, &aside.database)
+                ),
+                database: aside.database,
+                sandbox: aside.sandbox,
+            });
+            continue;
+        }
         let owner = Owner {
             worktree: &aside.path,
             id: &aside.id,

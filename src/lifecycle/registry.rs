@@ -72,6 +72,19 @@ pub struct DatabaseRecord {
     pub kind: DatabaseKind,
     pub name: String,
     pub location: String,
+    /// The seed the database started as, where it did: `gc` keys the
+    /// store's entries its chain needs from there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<SeedStart>,
+}
+
+/// A database's start as a copy of `[database] seed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeedStart {
+    /// The seed's identity (a hash of its copy).
+    pub identity: String,
+    /// How many of the chain's first migrations the seed had applied.
+    pub applied: usize,
 }
 
 /// A record names what `remove` and `gc` act on (a folder git removes, a
@@ -343,6 +356,7 @@ mod tests {
                 kind: DatabaseKind::Postgres,
                 name: "app_feature".into(),
                 location: "postgres:app_feature".into(),
+                seed: None,
             },
             port: 20001,
             ports: NamedPorts::new(),

@@ -119,7 +119,14 @@ fn needed(workspace: &Workspace) -> Result<Vec<String>, BoxError> {
             continue;
         };
         let chain = &read.sandbox.database.migrations;
-        keys.extend(store::keys(&mark, settings.kind, format, "empty", chain));
+        match &record.database.seed {
+            Some(seed) if seed.applied <= chain.len() => {
+                let start = format!("seed:{}", seed.identity);
+                let rest = &chain[seed.applied..];
+                keys.extend(store::keys(&mark, settings.kind, format, &start, rest));
+            }
+            _ => keys.extend(store::keys(&mark, settings.kind, format, "empty", chain)),
+        }
     }
     Ok(keys)
 }

@@ -162,7 +162,8 @@ pub fn check(
     let observed = observe::observe(locked, root, main, ctx.clone.tag(), database.as_mut())?;
     worktree_drift(locked, &observed, &mut findings);
     let dir = &ctx.settings.database.migrations;
-    let diverged = database_drift(locked, &observed, &files, dir, &mut findings);
+    let in_main = ctx.checkout.is_main();
+    let diverged = database_drift(locked, &observed, &files, dir, in_main, &mut findings);
     // Whatever the specific checks above do not name, the diff still shows:
     // verify never passes a sandbox that differs from its lock.
     if findings.iter().all(|f| f.kind == FindingKind::Lock) && observed.sandbox != *locked {
@@ -245,13 +246,15 @@ fn worktree_drift(locked: &Sandbox, observed: &Observed, findings: &mut Vec<Find
 }
 
 /// The database and its ledger against the lock, and the migration files
-/// against the lock's checksums; whether the database diverged from the
-/// branch's migrations.
+/// against the lock's checksums (`dir`: where they are; `in_main`: in the
+/// main checkout); whether the database diverged from the branch's
+/// migrations.
 fn database_drift(
     locked: &Sandbox,
     observed: &Observed,
     files: &Migrations,
     dir: &str,
+    in_main: bool,
     findings: &mut Vec<Finding>,
 ) -> bool {
     let want = &locked.database;
@@ -288,7 +291,7 @@ fn database_drift(
     if diverged {
         findings.push(Finding::stale(
             format!("database {}", want.name),
-            state::diverged_message(&branch_state.divergence()),
+            state::diverged_message(&branch_state.divergence(), in_main),
         ));
     }
     for applied in &want.migrations {

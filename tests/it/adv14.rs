@@ -491,7 +491,6 @@ fn postgres_a_migration_that_sets_a_role_is_recorded_and_the_next_runs_as_provis
 /// `"refuse"` does, pointing at `db reset`), or keep its aside databases
 /// from `gc`.
 #[test]
-#[ignore = "adv14: on_divergence = rebuild sets the main checkout's database aside, and any gc drops it"]
 fn rebuild_on_divergence_never_leaves_the_main_checkouts_data_to_gc() {
     let env = TestEnv::new();
     let main = env.fixture_repo("app");
@@ -531,7 +530,6 @@ fn rebuild_on_divergence_never_leaves_the_main_checkouts_data_to_gc() {
 /// (keyed by the seed's identity) are never among them, and go once they
 /// are not among the newest few, though each sandbox here needs one.
 #[test]
-#[ignore = "adv14: gc counts no seeded sandbox's store entries as needed (keys from an empty start only)"]
 fn gc_keeps_the_store_entries_seeded_sandboxes_need() {
     let env = TestEnv::new();
     let main = env.fixture_repo("app");

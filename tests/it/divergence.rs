@@ -317,3 +317,55 @@ fn postgres_a_merged_earlier_migration_is_refused() {
 fn postgres_a_merged_earlier_migration_is_rebuilt() {
     merge_brings_an_earlier_migration(Kind::Postgres, "dv_rebuild", true);
 }
+
+/// The main checkout's database is the user's own data: `on_divergence =
+/// "rebuild"` (meant for agents' sandboxes) leaves it, and one set aside
+/// there by hand is never collected by a `gc` some agent runs.
+#[test]
+fn the_main_checkouts_database_is_rebuilt_only_by_hand_and_gc_keeps_it_aside() {
+    let env = TestEnv::new();
+    let (main, _) = app(&env, Kind::Sqlite, "main", "on_divergence = \"rebuild\"\n");
+    write(
+        main.join("migrations/0005_mine.sql"),
+        "CREATE TABLE mine(x int);\n",
+    );
+    env.provision(&main, &["apply"]).expect(0);
+    sqlite(&main, "app_main")
+        .execute_batch("INSERT INTO mine VALUES (42);")
+        .unwrap();
+    // Merged in, sorting before the one applied.
+    write(
+        main.join("migrations/0003_theirs.sql"),
+        "CREATE TABLE theirs(x int);\n",
+    );
+    let run = env.provision(&main, &["apply"]).expect(2);
+    assert!(
+        run.stderr
+            .contains("never rebuilds the main checkout's database on its own"),
+        "{}",
+        run.stderr
+    );
+    let kept: i64 = sqlite(&main, "app_main")
+        .query_row("SELECT x FROM mine", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kept, 42);
+
+    env.provision(&main, &["db", "reset"]).expect(0);
+    let gc = env
+        .provision(&env.path("worktree-feature"), &["gc", "--json"])
+        .expect(0)
+        .json();
+    let fate = &gc["set_aside"][0];
+    assert!(
+        fate["done"]
+            .as_str()
+            .unwrap()
+            .starts_with("kept: the main checkout's data is never collected"),
+        "{gc}"
+    );
+    let aside = fate["database"].as_str().unwrap();
+    let kept: i64 = sqlite(&main, aside)
+        .query_row("SELECT x FROM mine", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kept, 42);
+}

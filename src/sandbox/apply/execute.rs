@@ -10,7 +10,7 @@ use crate::db::store::Entry;
 use crate::db::{BuiltAhead, Database};
 use crate::fsutil;
 use crate::git;
-use crate::lifecycle::registry::Registry;
+use crate::lifecycle::registry::{Registry, SeedStart};
 use crate::output::Progress;
 use crate::sandbox::copy;
 use crate::sandbox::lock::{self, LinkMode, Sandbox};
@@ -55,15 +55,43 @@ pub fn all(
     for action in actions {
         run.execute(action)?;
     }
+    let seed = seed_start(actions, run.desired.database.migrations.len());
     let guard = ctx.registry.lock()?;
     if let Some(mut record) = ctx.registry.get(&ctx.checkout.id)?
-        && (record.lock_hash.as_deref() != Some(lock_hash) || record.branch != ctx.checkout.branch)
+        && (record.lock_hash.as_deref() != Some(lock_hash)
+            || record.branch != ctx.checkout.branch
+            || seed.as_ref().is_some_and(|s| *s != record.database.seed))
     {
         record.lock_hash = Some(lock_hash.to_string());
         record.branch = ctx.checkout.branch.clone();
+        if let Some(seed) = seed {
+            record.database.seed = seed;
+        }
         ctx.registry.put(&guard, &record)?;
     }
     Ok(())
+}
+
+/// Where a database these actions made started: `Some(None)` empty,
+/// `Some(Some(_))` as the seed; `None` where they made none. The seed had
+/// applied what the chain of `chain_len` migrations still has after the
+/// store's copy and the migrations run on top are taken away.
+fn seed_start(actions: &[Action], chain_len: usize) -> Option<Option<SeedStart>> {
+    let (at, identity, cached) = actions.iter().enumerate().find_map(|(at, a)| match a {
+        Action::CreateDatabase { seed, cached, .. } => Some((at, seed.clone(), cached.len())),
+        _ => None,
+    })?;
+    let migrated: usize = actions[at..]
+        .iter()
+        .map(|a| match a {
+            Action::Migrate { names } => names.len(),
+            _ => 0,
+        })
+        .sum();
+    Some(identity.map(|identity| SeedStart {
+        identity,
+        applied: chain_len.saturating_sub(cached + migrated),
+    }))
 }
 
 /// Adds the lock, the env file and every link path to the shared exclude
@@ -251,5 +279,37 @@ impl Execution<'_> {
             return Err(err.into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(seed: Option<&str>, cached: &[&str]) -> Action {
+        Action::CreateDatabase {
+            name: "app_a".into(),
+            location: String::new(),
+            from_store: None,
+            cached: cached.iter().map(|c| c.to_string()).collect(),
+            seed: seed.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_seeded_start_counts_what_the_seed_had_applied() {
+        let migrate = Action::Migrate {
+            names: vec!["5".into()],
+        };
+        // 5 in the chain: the store's copy had 2 on top of the seed, 1 ran.
+        let actions = [create(Some("id"), &["3", "4"]), migrate.clone()];
+        let start = seed_start(&actions, 5).unwrap().unwrap();
+        assert_eq!((start.identity.as_str(), start.applied), ("id", 2));
+        assert_eq!(
+            seed_start(&[create(None, &[]), migrate.clone()], 5),
+            Some(None)
+        );
+        // No database made: the record keeps what it says.
+        assert_eq!(seed_start(&[migrate], 5), None);
     }
 }

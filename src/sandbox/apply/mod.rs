@@ -283,7 +283,9 @@ pub fn apply(
     let mut actions = worktree_actions(ctx, &plan, locked)?;
     let settings = &ctx.settings.database;
     let now = aside::now();
-    let aside = (options.reset || !settings.on_divergence.is_refuse()).then(|| Aside {
+    // Never on its own in the main checkout: its database is the user's.
+    let rebuilds = !settings.on_divergence.is_refuse() && !ctx.checkout.is_main();
+    let aside = (options.reset || rebuilds).then(|| Aside {
         database: aside::name(database.name(), now),
         from: database.name().to_string(),
         kind: database.kind(),
@@ -323,7 +325,7 @@ pub fn apply(
     // claims migrations the database does not have.
     let diverged = db.left.then(|| ApplyError::Diverged {
         name: database.name().to_string(),
-        message: state::diverged_message(&db.diverged),
+        message: state::diverged_message(&db.diverged, ctx.checkout.is_main()),
     });
     if !db.left && !db.diverged.is_empty() {
         let note = format!(

@@ -95,12 +95,22 @@ impl Divergence {
 
 /// How apply and verify both say that a database diverged, in one
 /// wording (after the database's name).
-pub fn diverged_message(found: &[Divergence]) -> String {
+/// In the main checkout, whose database is the user's own data, nothing
+/// rebuilds it on its own and `gc` never collects the one set aside.
+pub fn diverged_message(found: &[Divergence], in_main: bool) -> String {
+    let what = divergence_words(found);
+    if in_main {
+        return format!(
+            "no longer matches this branch's migrations: {what}; \
+             `provision db reset` rebuilds it from the migrations, keeping this one aside \
+             (the main checkout's: `provision gc` leaves it to you); \
+             `on_divergence = \"rebuild\"` never rebuilds the main checkout's database on its own"
+        );
+    }
     format!(
-        "no longer matches this branch's migrations: {}; \
+        "no longer matches this branch's migrations: {what}; \
          `provision db reset` rebuilds it from the migrations (keeping this one aside until the next `provision gc`), \
-         or set `[database] on_divergence = \"rebuild\"` to have `provision apply` do so",
-        divergence_words(found)
+         or set `[database] on_divergence = \"rebuild\"` to have `provision apply` do so"
     )
 }
 
