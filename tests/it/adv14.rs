@@ -355,7 +355,6 @@ fn postgres_a_refill_killed_mid_copy_does_not_stop_later_refills() {
 /// it) got a `-wal` and a `-shm` file created beside it, in the main
 /// checkout, which `git status` then shows.
 #[test]
-#[ignore = "adv14: a WAL-mode seed gets -wal and -shm files made beside it in the main checkout"]
 fn a_seed_in_wal_mode_gets_no_files_beside_it() {
     let env = TestEnv::new();
     let main = env.fixture_repo("app");

@@ -30,6 +30,44 @@ pub struct BuiltAhead {
     _held: std::fs::File,
 }
 
+/// Whether the database at `path` is in WAL mode (its header's format
+/// versions are 2) with no `-wal` or `-shm` file beside it.
+fn at_rest_in_wal_mode(path: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let sidecar = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        std::path::PathBuf::from(name).exists()
+    };
+    if sidecar("-wal") || sidecar("-shm") {
+        return Ok(false);
+    }
+    let mut header = [0u8; 20];
+    match fs_err::File::open(path)?.read_exact(&mut header) {
+        Ok(()) => {
+            Ok(header.starts_with(b"SQLite format 3\0") && header[18] == 2 && header[19] == 2)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// `path` as a `file:` URI's path: every byte but the unreserved ones and
+/// `/` percent-encoded.
+fn uri_path(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    path.as_os_str()
+        .as_bytes()
+        .iter()
+        .map(|&b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 impl BuiltAhead {
     /// Whether the file at its path is still the one its builder locked:
     /// a sweep never takes a locked file, so anything else is a bug to stop
@@ -98,7 +136,17 @@ pub fn snapshot(dir: &Path, from: &Path) -> Result<(BuiltAhead, String), DbError
         source,
     };
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(from, flags).map_err(fail)?;
+    let conn = if at_rest_in_wal_mode(from)? {
+        // Even read-only, SQLite makes a WAL database's `-wal` and `-shm`
+        // files beside it (in the main checkout) and leaves them. One at
+        // rest (no such files: nothing has it open to write) is read as
+        // the unchanging file it is.
+        let uri = format!("file:{}?immutable=1", uri_path(from));
+        Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)
+    } else {
+        Connection::open_with_flags(from, flags)
+    }
+    .map_err(fail)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(fail)?;
     let target = built.path.to_string_lossy().into_owned();
@@ -202,6 +250,31 @@ pub fn sweep_abandoned(dir: &Path) -> std::io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_seeds_path_is_one_uri_path_whatever_it_holds() {
+        let path = Path::new("/repo/my seed?#%é.sqlite");
+        assert_eq!(uri_path(path), "/repo/my%20seed%3F%23%25%C3%A9.sqlite");
+    }
+
+    #[test]
+    fn only_a_wal_database_with_nothing_beside_it_is_at_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seed.sqlite");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE t(x)").unwrap();
+        drop(conn);
+        assert!(!at_rest_in_wal_mode(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "journal_mode", "wal").unwrap();
+        conn.execute_batch("INSERT INTO t VALUES (1)").unwrap();
+        assert!(
+            !at_rest_in_wal_mode(&path).unwrap(),
+            "open: its -wal is there"
+        );
+        drop(conn);
+        assert!(at_rest_in_wal_mode(&path).unwrap());
+    }
 
     fn ahead_files(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = fs_err::read_dir(dir)
