@@ -369,3 +369,32 @@ fn the_main_checkouts_database_is_rebuilt_only_by_hand_and_gc_keeps_it_aside() {
         .unwrap();
     assert_eq!(kept, 42);
 }
+
+/// A database an app keeps in WAL mode, with changes still in its WAL
+/// (the app has it open): set aside, its file alone holds them, so no kill
+/// between moving the WAL and moving the file can part them.
+#[test]
+fn a_database_in_wal_mode_is_set_aside_with_its_changes_in_the_file() {
+    let env = TestEnv::new();
+    let (main, wt) = app(&env, Kind::Sqlite, "wal", "");
+    let app_conn = sqlite(&main, "app_feature");
+    app_conn.pragma_update(None, "journal_mode", "wal").unwrap();
+    app_conn
+        .execute_batch("CREATE TABLE notes(x int); INSERT INTO notes VALUES (7);")
+        .unwrap();
+    let report = env
+        .provision(&wt, &["db", "reset", "--json"])
+        .expect(0)
+        .json();
+    let aside = report["set_aside"]["database"].as_str().unwrap();
+    let dir = main.join(".git/provision/sqlite");
+    // The file alone, away from anything beside it.
+    let alone = env.path("alone.sqlite");
+    fs_err::copy(dir.join(format!("{aside}.sqlite")), &alone).unwrap();
+    let kept: i64 = rusqlite::Connection::open(&alone)
+        .unwrap()
+        .query_row("SELECT x FROM notes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kept, 7);
+    drop(app_conn);
+}

@@ -360,7 +360,12 @@ impl Database for Sqlite {
                 location: self.path.display().to_string(),
             });
         }
-        self.conn = None;
+        // Its changes moved from the WAL into the file first, where
+        // nobody else has it open: the files move one by one, and a kill
+        // between two would part the file from a WAL that holds data.
+        if let Some(conn) = self.conn.take() {
+            let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+        }
         let to = self.path.with_file_name(format!("{aside}.sqlite"));
         for suffix in SIDE_FILES.iter().rev() {
             let from = PathBuf::from(format!("{}{suffix}", self.path.display()));

@@ -239,10 +239,10 @@ impl Execution<'_> {
                 // the record between the two.
                 let _guard = Registry::new(self.common_dir).lock()?;
                 aside::record(self.common_dir, record)?;
-                if let Err(e) = self.database.set_aside(&record.database) {
-                    aside::forget(self.common_dir, &record.database)?;
-                    return Err(e.into());
-                }
+                // A failed move keeps its record: a rename the server made
+                // but could not confirm left a database only it names.
+                // `gc` forgets a record whose database is not there.
+                self.database.set_aside(&record.database)?;
             }
             Action::DropDatabase { .. } => self.database.drop_database()?,
             Action::RepairLedger { .. } => self.database.repair(self.known)?,
