@@ -389,13 +389,10 @@ fn git_would_keep(
 /// remove` validates: a `gitdir:` line naming its `entry`.
 fn leads_back(path: &Path, entry: &Path) -> bool {
     let link = path.join(".git");
-    let Ok(meta) = fs_err::symlink_metadata(&link) else {
+    if !fs_err::symlink_metadata(&link).is_ok_and(|meta| meta.is_file()) {
         return false;
-    };
-    let Ok(text) = fs_err::read_to_string(&link)
-        .map_err(drop)
-        .and_then(|t| meta.is_file().then_some(t).ok_or(()))
-    else {
+    }
+    let Ok(text) = fs_err::read_to_string(&link) else {
         return false;
     };
     let Some(named) = text.lines().next().and_then(|l| l.strip_prefix("gitdir:")) else {

@@ -325,11 +325,10 @@ impl Postgres {
 
     /// Whether a database `name` is there, whoever made it.
     fn named(&mut self, name: &str) -> Result<bool, DbError> {
-        let fail = self.fail("look up");
         let row = self
             .admin()?
             .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-            .map_err(fail)?;
+            .map_err(failed(name, "look up"))?;
         Ok(row.is_some())
     }
 
