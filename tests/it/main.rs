@@ -4,13 +4,13 @@
 mod pg_server;
 mod support;
 
-mod adv14;
 mod agents;
 mod chaos;
 mod clones;
 mod command;
 mod compose;
 mod crash;
+mod database_safety;
 mod divergence;
 mod ecosystem;
 mod faults;

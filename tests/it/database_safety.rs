@@ -1,10 +1,14 @@
-//! Adversarial cases against issue 14's features (divergence, the store,
-//! clone identity): each a way provision lost or could lose data.
+//! The data-safety rules for databases that follow the branch (divergence,
+//! the store of migrated states, seeds, clone identity) against forged
+//! records, kills while the server copies, moved repositories and
+//! migrations that change the session or the database's own settings:
+//! each a way provision lost, or could lose, data.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use crate::pg_server::server;
+use crate::postgres::database_exists;
+use crate::services::wait_until;
 use crate::support::{TestEnv, kill_group, read, sqlite, write};
 
 fn sqlite_db(main: &Path, db: &str) -> PathBuf {
@@ -85,23 +89,6 @@ fn pg_recipe(main: &Path, tag: &str) {
             server().url()
         ),
     );
-}
-
-fn pg_exists(name: &str) -> bool {
-    server()
-        .client("postgres")
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-        .unwrap()
-        .is_some()
-}
-
-/// Waits up to 30 s for `what`.
-fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ready() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// This clone's store entry, once `new` made it and its spare copy (which
@@ -209,7 +196,7 @@ fn postgres_new_killed_while_copying_the_store_leaves_no_unmarked_database() {
     let apply = env.provision(&wt, &["apply"]);
     let remove = env.provision(&main, &["remove", "two", "--force"]);
     assert_eq!(
-        (apply.code, pg_exists(db)),
+        (apply.code, database_exists(db)),
         (0, false),
         "apply:\n{}\nremove:\n{}{}",
         apply.stderr,
@@ -218,7 +205,7 @@ fn postgres_new_killed_while_copying_the_store_leaves_no_unmarked_database() {
     );
     env.provision(&main, &["gc"]).expect(0);
     for name in &half {
-        assert!(!pg_exists(name), "{name} was left half made");
+        assert!(!database_exists(name), "{name} was left half made");
     }
     env.provision(&main, &["remove", "feat", "--force"])
         .expect(0);
@@ -344,7 +331,7 @@ fn postgres_a_refill_killed_mid_copy_does_not_stop_later_refills() {
     env.provision(&main, &["gc"]).expect(0);
     assert_eq!(count(false), 0, "no spare is left unmarked");
     for name in &half {
-        assert!(!pg_exists(name), "{name} was left half made");
+        assert!(!database_exists(name), "{name} was left half made");
     }
     env.provision(&main, &["remove", "feat", "--force"])
         .expect(0);
