@@ -468,49 +468,6 @@ fn postgres_a_migration_that_sets_a_role_is_recorded_and_the_next_runs_as_provis
         .expect(0);
 }
 
-/// `on_divergence = "rebuild"` is meant for agents' sandboxes, but the
-/// recipe's setting reaches the main checkout too: a migration merged
-/// under an applied one there sets the main checkout's database aside
-/// (the developer's own data, and every `seed = "main"` sandbox's), and
-/// the next `gc`, which any agent may run from its worktree, drops it.
-/// Design question for the lead: refuse in the main checkout (as
-/// `"refuse"` does, pointing at `db reset`), or keep its aside databases
-/// from `gc`.
-#[test]
-fn rebuild_on_divergence_never_leaves_the_main_checkouts_data_to_gc() {
-    let env = TestEnv::new();
-    let main = env.fixture_repo("app");
-    write(
-        main.join("provision.toml"),
-        "[database]\non_divergence = \"rebuild\"\n",
-    );
-    env.commit_all(&main, "recipe");
-    write(
-        main.join("migrations/0005_mine.sql"),
-        "CREATE TABLE mine(x int);\n",
-    );
-    env.provision(&main, &["apply"]).expect(0);
-    sqlite(&main, "app_main")
-        .execute_batch("INSERT INTO mine VALUES (42);")
-        .unwrap();
-    write(
-        main.join("migrations/0003_theirs.sql"),
-        "CREATE TABLE theirs(x int);\n",
-    );
-    env.provision(&main, &["apply"]);
-    env.provision(&main, &["new", "agent"]).expect(0);
-    env.provision(&env.path("worktree-agent"), &["gc"]);
-    let dir = main.join(".git/provision/sqlite");
-    let kept = fs_err::read_dir(&dir).unwrap().any(|f| {
-        let path = f.unwrap().path();
-        path.extension().is_some_and(|e| e == "sqlite")
-            && rusqlite::Connection::open(&path)
-                .and_then(|c| c.query_row("SELECT x FROM mine", [], |r| r.get::<_, i64>(0)))
-                .is_ok_and(|x| x == 42)
-    });
-    assert!(kept, "the main checkout's data is gone");
-}
-
 /// `gc` keeps the store's entries a live sandbox's chain needs. The keys
 /// it computes start from an empty database: a seeded sandbox's entries
 /// (keyed by the seed's identity) are never among them, and go once they

@@ -3,18 +3,10 @@
 
 use postgres::{Client, GenericClient};
 
+use super::failed;
 use crate::db::ledgers::{self, OURS, ToolLedger};
 use crate::db::migrations::Applied;
 use crate::db::{DbError, Ledger};
-
-fn failed(name: &str, action: &str) -> impl Fn(postgres::Error) -> DbError + use<> {
-    let (name, action) = (name.to_string(), action.to_string());
-    move |source| DbError::Postgres {
-        name: name.clone(),
-        action: action.clone(),
-        source,
-    }
-}
 
 fn has_table(client: &mut impl GenericClient, table: &str) -> Result<bool, postgres::Error> {
     let row = client.query_one(
