@@ -1565,6 +1565,247 @@ def pgkill_mode(h, rounds, agents):
         server.stop()
 
 
+# The pgstep kind: provision killed before its K-th message to the server
+# (`strace -e inject=sendto:signal=KILL:when=K`: statements 1..K-1 done,
+# the K-th never sent) or as it reads the K-th answer (`recvfrom`: a
+# statement sent whose end it never sees; the server finishes a CREATE
+# DATABASE whose client is gone), K = 1, 2, ... until the command no
+# longer gets that far: every gap between two statements of each PostgreSQL
+# step, reproducibly. Each step starts from a set-up made for it on one
+# PgWorld (never restored: the server's state cannot be copied with the
+# files), and after each kill the documented recovery runs, then gc (again
+# if the first left a half-made database: the server still copied), and
+# the checks: the sandbox whole or gone, the kill kind's invariants, the
+# server's (1 and 3), and nothing half made, set aside or orphaned left.
+
+PG_STEPS = ["new-spare", "new-copy", "new-migrate", "reset", "refill", "gc", "remove"]
+PG_GROUPS = [("send", "sendto"), ("recv", "recvfrom")]
+
+
+class PgStepWorld(PgWorld):
+    def __init__(self, h, root, server):
+        super().__init__(h, root, server)
+        self.fresh = 0
+
+    def name(self):
+        self.fresh += 1
+        return f"s{self.fresh}"
+
+    def settle(self, secs=60):
+        """Waits for the background `db refill`s to end."""
+        deadline = time.monotonic() + secs
+        while self.refills() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def ours(self):
+        """[(name, mark, class)] of this clone's databases, decoys aside."""
+        _, seen = self.pg_problems()
+        return list(seen.values())
+
+    def newest_entry(self):
+        entries = [(o, n) for o, (n, m) in self.pg.databases().items()
+                   if o not in self.decoys and self.classify(n) == "store"]
+        return max(entries)[1] if entries else None
+
+    def drop_spares(self):
+        for name, _, cls in self.ours():
+            if cls == "spare":
+                self.pg.psql(f"DROP DATABASE IF EXISTS {qi(name)} WITH (FORCE)")
+
+    def add_main_migration(self):
+        self.between_rounds(1, 1)
+
+    def setup(self, step):
+        """(argv, cwd, sandbox name or None) for one run of `step`."""
+        self.settle()
+        if step.startswith("new"):
+            name = self.name()
+            if step == "new-copy":
+                self.drop_spares()
+            elif step == "new-migrate":
+                self.add_main_migration()
+            elif step == "new-spare" and not any(c == "spare" for _, _, c in self.ours()):
+                entry = self.newest_entry()
+                if entry:
+                    self.must(["db", "refill", entry])
+            return ["new", name], self.app, name
+        if step == "refill":
+            self.drop_spares()
+            return ["db", "refill", self.newest_entry() or "provision_store_none"], self.app, None
+        name = self.name()
+        self.must(["new", name])
+        self.settle()
+        if step == "reset":
+            return ["db", "reset"], self.wt(name), name
+        if step == "remove":
+            return ["remove", name], self.app, name
+        # gc: a database set aside, and the worktree gone behind provision's back.
+        self.must(["db", "reset"], cwd=self.wt(name))
+        self.settle()
+        self.git(["worktree", "remove", "--force", self.wt(name)])
+        return ["gc"], self.app, name
+
+    def leftovers(self, live):
+        """What of provision's is on the server that nothing should hold
+        once recovery and gc ran: half-made, set-aside, half-taken spares,
+        and databases of sandboxes that are gone."""
+        cid = self.clone_id
+        store_mark = f"{MARK} clone={cid} worktree=store:v1"
+        keep = {self.db_name(n) for n in live}
+        out = []
+        for name, mark, cls in self.ours():
+            if cls in ("half-made", "aside", "other"):
+                out.append(f"{cls} {name}")
+            elif cls == "spare" and mark != store_mark:
+                out.append(f"half-taken spare {name} (marked {mark!r})")
+            elif cls == "sandbox" and name not in keep:
+                out.append(f"database {name} of no live sandbox (marked {mark!r})")
+        d = os.path.join(self.git_dir, "provision", "creating")
+        for rec in sorted(set(os.listdir(d)) - self.decoy_records) if os.path.isdir(d) else []:
+            out.append(f"record .git/provision/creating/{rec}")
+        d = os.path.join(self.git_dir, "provision", "aside")
+        for rec in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+            out.append(f"record .git/provision/aside/{rec}")
+        return out
+
+
+def pgstep_mode(h, plan_filter=None):
+    kind = "pgstep"
+    if shutil.which("strace") is None:
+        h.tally.add(kind, "pgstep/no-strace", "strace is not installed: the pgstep kind did not run",
+                    "install strace (tests/run.sh does)")
+        return
+    server = PgServer(os.path.dirname(h.work.rstrip(os.sep)))
+    say(f"pgstep: PostgreSQL on 127.0.0.1:{server.port} ({server.dir})")
+    try:
+        _pgstep(h, kind, server, plan_filter)
+    finally:
+        server.stop()
+
+
+def _pgstep(h, kind, server, plan_filter):
+    t0 = time.monotonic()
+    w = PgStepWorld(h, os.path.join(h.work, "pgstep"), server)
+    w.build()
+    w.precious()
+    w.baseline()
+    trace = os.path.join(h.work, "pgstep.strace")
+    rng = random.Random(h.seed)
+    everything = ",".join(g for _, g in PG_GROUPS)
+    reach = {}
+    for step in PG_STEPS:
+        if plan_filter and not any(plan_filter(f"{step}/{label}/{k}")
+                                   for label, _ in PG_GROUPS for k in range(1, 500)):
+            continue
+        args, cwd, name = w.setup(step)
+        r = run(strace_argv(w, trace, everything, None, 0, args), cwd, h.env, h.timeout * 3)
+        if r.rc != 0:
+            h.tally.add(kind, "pgstep/baseline-failed",
+                        f"`provision {' '.join(args)}` fails even without a fault: {r.brief()}", step)
+        for label, group in PG_GROUPS:
+            reach[(step, label)] = count_calls(trace, group)
+        pgstep_cleanup(w, name)
+    say("pgstep: calls reached (most by one process): " + ", ".join(
+        f"{s}/{l} {n}" for (s, l), n in sorted(reach.items()) if n))
+    plan = [(step, label, group, k) for step in PG_STEPS for label, group in PG_GROUPS
+            for k in range(1, reach.get((step, label), 0) + 1)]
+    if plan_filter:
+        plan = [p for p in plan if plan_filter(f"{p[0]}/{p[1]}/{p[3]}")]
+    if h.quick:
+        rng.shuffle(plan)
+        plan = sorted(plan[:h.args.quick_pg_faults], key=lambda p: (PG_STEPS.index(p[0]), p[1], p[3]))
+    say(f"pgstep: {len(plan)} kills planned")
+    unreached = set()
+    for i, (step, label, group, k) in enumerate(plan):
+        if (step, label) in unreached:
+            continue
+        args, cwd, name = w.setup(step)
+        res = run(strace_argv(w, trace, group, "KILL", k, args), cwd, h.env, h.timeout * 3)
+        hits = injected(trace)
+        repro = (f"`--only pgstep:{step}/{label}/{k}`: `strace -f -e inject={group}:signal=KILL:when={k} "
+                 f"provision {' '.join(args)}` after the set-up of step {step}")
+        if not hits:
+            h.tally.count(kind, "runs that did not reach the K-th call")
+            if k > reach[(step, label)]:
+                unreached.add((step, label))
+            if not h.judge(kind, res, f"`provision {' '.join(args)}` (not killed)", repro):
+                pgstep_cleanup(w, name)
+                continue
+        else:
+            h.tally.count(kind, "kills at a statement")
+            h.tally.count(kind, f"kills in {step}")
+            repro += f"; killed at: {hits[0][:140]}"
+        pgstep_recover(h, w, kind, step, k, name, res, bool(hits), repro)
+        pgstep_cleanup(w, name)
+        if (i + 1) % 25 == 0:
+            c = h.tally.counts[kind]
+            say(f"pgstep: {i + 1}/{len(plan)} runs, {c['kills at a statement']} kills, "
+                f"{len(h.tally.violations)} violations ({time.monotonic() - t0:.0f}s)")
+    h.tally.seconds[kind] = time.monotonic() - t0
+
+
+def pgstep_recover(h, w, kind, step, k, name, res, killed, repro):
+    recovered = []
+    expect = None
+    if step.startswith("new"):
+        if k % 2 and os.path.exists(os.path.join(w.wt(name), ".git")):
+            recovered.append(("apply", w.recover(["apply"], cwd=w.wt(name))))
+            expect = "A" if recovered[-1][1].rc == 0 else "AB"
+        else:
+            recovered.append((f"remove {name}", w.recover(["remove", name])))
+            expect = "B"
+    elif step == "reset":
+        recovered.append(("apply", w.recover(["apply"], cwd=w.wt(name))))
+        expect = "A"
+    elif step == "remove":
+        recovered.append((f"remove {name}", w.recover(["remove", name])))
+        expect = "B"
+    elif step == "gc":
+        expect = "B"
+    # The documented last step: gc; again once refills ended if the first
+    # left something half made (the server was still copying for it).
+    recovered.append(("gc", w.recover(["gc"])))
+    w.settle()
+    live = list(PRECIOUS) + ([name] if expect == "A" else [])
+    if w.leftovers(live):
+        h.tally.count(kind, "recoveries that needed a second gc")
+        recovered.append(("gc", w.recover(["gc"])))
+    for what, r in recovered:
+        h.tally.count(kind, "recoveries run")
+        h.judge(kind, r, f"recovery `provision {what}`", repro, "recovery-")
+    text = recovery_text(recovered, name)
+    if name is not None:
+        s = w.state(name)
+        ok_a, ok_b = w.present(s), w.gone(s, branch=False)
+        if (expect == "A" and ok_a) or (expect == "B" and ok_b) or (expect == "AB" and (ok_a or ok_b)):
+            h.tally.count(kind, "steps converged")
+        else:
+            want = {"A": "a sandbox that verifies clean", "B": "nothing left",
+                    "AB": "a clean sandbox or nothing"}[expect]
+            h.tally.add(kind, f"pgstep/not-converged/{step}: {w.signature(s, 'A' if expect == 'A' else 'B', False)}",
+                        f"sandbox {name}: after {text}, wanted {want}: {w.describe(s, branch=False)}", repro)
+        if ok_a:
+            live = list(PRECIOUS) + [name]
+    for cls, what in w.invariants():
+        h.tally.add(kind, f"pgstep/{cls}", what, repro)
+    left = w.leftovers(live)
+    if left:
+        h.tally.add(kind, f"pgstep/left-after-recovery/{step}",
+                    f"after {text}: {'; '.join(left)}", repro)
+
+
+def pgstep_cleanup(w, name):
+    """Back to the precious sandboxes alone (and the store)."""
+    if name is None:
+        return
+    w.settle()
+    if not w.gone(w.state(name, verify=False), branch=False):
+        w.prov(["remove", "--force", name])
+    w.git(["branch", "-D", name], check=False)
+    if w.leftovers(PRECIOUS):
+        w.prov(["gc"])
+
+
 # ----------------------------------------------------------------------------
 # Syscall faults
 
@@ -2491,10 +2732,12 @@ def main():
     p.add_argument("--rounds", type=int, default=None, help="kill rounds (default 100; --quick 6)")
     p.add_argument("--agents", type=int, default=8, help="agents at once in the kill kind (default 8)")
     p.add_argument("--pg-rounds", type=int, default=None, help="pgkill rounds (default 40; --quick 4)")
+    p.add_argument("--quick-pg-faults", type=int, default=16, help="pgstep kills in --quick (default 16)")
     p.add_argument("--pg-agents", type=int, default=6, help="agents at once in the pgkill kind (default 6)")
     p.add_argument("--kinds", default="kill,syscall,hostile,gitstep",
                    help="comma-separated: kill,syscall,hostile,gitstep (one git step faulted alone),"
-                   "pgkill (the kill kind on PostgreSQL, a private server it starts)")
+                   "pgkill (the kill kind on PostgreSQL, a private server it starts), "
+                   "pgstep (PostgreSQL: killed at each statement)")
     p.add_argument("--quick", action="store_true",
                    help="a bounded subset (6 kill rounds, 60 syscall faults, 20 gitstep faults, every hostile case)")
     p.add_argument("--quick-faults", type=int, default=60, help="syscall faults in --quick (default 60)")
@@ -2526,7 +2769,7 @@ def main():
         only[kind_] = lambda s, spec=spec: (s == spec or s.startswith(spec + "/")
                                             or (kind_ == "hostile" and s.startswith(spec)))
     for k in kinds:
-        if k not in ("kill", "syscall", "hostile", "gitstep", "pgkill"):
+        if k not in ("kill", "syscall", "hostile", "gitstep", "pgkill", "pgstep"):
             p.error(f"unknown kind {k!r}")
     if not os.access(args.binary, os.X_OK):
         sys.exit(f"chaos: no provision binary at {args.binary} (cargo build --release)")
@@ -2543,6 +2786,8 @@ def main():
             kill_mode(h, args.rounds, args.agents)
         if "pgkill" in kinds:
             pgkill_mode(h, args.pg_rounds, args.pg_agents)
+        if "pgstep" in kinds:
+            pgstep_mode(h, only.get("pgstep"))
     finally:
         report(h, kinds)
         if not args.keep:
