@@ -567,3 +567,80 @@ fn a_new_killed_while_the_server_copies_leaves_nothing_unmarked_and_gc_drops_the
     env.provision(&main, &["gc"]).expect(0);
     assert!(database_exists("t_killcopy_feature"));
 }
+
+/// A killed `new`'s copy that the server finishes while `gc` looks at its
+/// record: between gc's "is it there?" (not yet) and "is the server still
+/// copying it?" (no longer). The record must not be forgotten then, or the
+/// copy is left under its `provision_new_` name with nothing that leads a
+/// later `gc` to it. Every message provision sends is slowed (strace) so
+/// that the copy can finish in that gap.
+#[test]
+fn a_copy_the_server_finishes_while_gc_looks_at_its_record_is_still_dropped() {
+    let env = TestEnv::new();
+    let main = pg_app(&env, "racegc", "template = \"t_racegc_tpl\"\n");
+    let mut admin = server().client("postgres");
+    admin.batch_execute("CREATE DATABASE t_racegc_tpl").unwrap();
+    env.provision(&main, &["gc"]).expect(0);
+    let clone = read(main.join(".git/provision/clone-id"));
+    // What a `new` killed while the server copies leaves: its record,
+    // locked by nobody, and a copy that waits for the template (a comment
+    // on it, in an open transaction, holds the lock the copy needs).
+    let half_made = "provision_new_0123456789abcd01";
+    let records = main.join(".git/provision/creating");
+    fs_err::create_dir_all(&records).unwrap();
+    write(records.join(half_made), clone.trim_end());
+    let mut holder = server().client("postgres");
+    let mut hold = holder.transaction().unwrap();
+    hold.batch_execute("COMMENT ON DATABASE t_racegc_tpl IS 'held'")
+        .unwrap();
+    let copier = std::thread::spawn(move || {
+        server()
+            .client("postgres")
+            .batch_execute(&format!(
+                "CREATE DATABASE {half_made} TEMPLATE t_racegc_tpl"
+            ))
+            .unwrap();
+    });
+    let copying = format!(
+        "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'CREATE DATABASE {half_made}%' \
+         AND wait_event_type = 'Lock'"
+    );
+    wait_until("the copy waits for the template", || {
+        admin.query_opt(&copying, &[]).unwrap().is_some()
+    });
+
+    let gc = env
+        .command("strace", &main)
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=sendto"])
+        .args(["-e", "inject=sendto:delay_enter=300000"])
+        .arg(env!("CARGO_BIN_EXE_provision"))
+        .arg("gc")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("strace runs (it is part of the test environment)");
+    // gc asked whether the copy is there (not yet): the server finishes it.
+    let looked = "SELECT 1 FROM pg_stat_activity WHERE application_name = 'provision' \
+                  AND state = 'idle' AND query = 'SELECT 1 FROM pg_database WHERE datname = $1'";
+    wait_until("gc looked the copy up", || {
+        admin.query_opt(looked, &[]).unwrap().is_some()
+    });
+    hold.rollback().unwrap();
+    copier.join().unwrap();
+    let out = gc.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(database_exists(half_made));
+
+    // The next gc drops it.
+    env.provision(&main, &["gc"]).expect(0);
+    assert!(
+        !database_exists(half_made),
+        "{half_made} is left, and no record leads gc to it"
+    );
+    assert_eq!(fs_err::read_dir(&records).unwrap().count(), 0);
+    admin.batch_execute("DROP DATABASE t_racegc_tpl").unwrap();
+}
