@@ -638,9 +638,13 @@ impl Database for Postgres {
         let common_dir = self.mark.common_dir.clone();
         let mut found = Vec::new();
         for name in creating::abandoned(&common_dir, &self.mark.clone)? {
+            // Whether the server still copies it is asked first: a copy it
+            // finishes between the two questions is then found there, never
+            // taken for one that was not made.
+            let copying = !dry_run && self.copying(&name)?;
             if self.named(&name)? {
                 found.push(name);
-            } else if !dry_run && !self.copying(&name)? {
+            } else if !dry_run && !copying {
                 // Never made, or renamed into place before its record
                 // went. One the server still copies for a killed client is
                 // not there yet: its record waits for the next `gc`.
