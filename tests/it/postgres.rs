@@ -577,8 +577,21 @@ fn a_new_killed_while_the_server_copies_leaves_nothing_unmarked_and_gc_drops_the
 #[test]
 fn a_copy_the_server_finishes_while_gc_looks_at_its_record_is_still_dropped() {
     let env = TestEnv::new();
-    let main = pg_app(&env, "racegc", "template = \"t_racegc_tpl\"\n");
+    // A role of its own, to tell this test's gc from other tests' sessions.
+    let user = "t_racegc_user";
     let mut admin = server().client("postgres");
+    admin
+        .batch_execute(&format!(
+            "DO $$ BEGIN CREATE ROLE {user} SUPERUSER LOGIN; \
+             EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        ))
+        .unwrap();
+    let main = pg_app_at(&env, "app", "name = \"t_racegc_{slug}\"\ntemplate = \"t_racegc_tpl\"\n");
+    write(
+        main.join("provision.toml"),
+        &read(main.join("provision.toml")).replace("postgres@", &format!("{user}@")),
+    );
+    env.commit_all(&main, "its own role");
     admin.batch_execute("CREATE DATABASE t_racegc_tpl").unwrap();
     env.provision(&main, &["gc"]).expect(0);
     let clone = read(main.join(".git/provision/clone-id"));
@@ -620,10 +633,12 @@ fn a_copy_the_server_finishes_while_gc_looks_at_its_record_is_still_dropped() {
         .spawn()
         .expect("strace runs (it is part of the test environment)");
     // gc asked whether the copy is there (not yet): the server finishes it.
-    let looked = "SELECT 1 FROM pg_stat_activity WHERE application_name = 'provision' \
-                  AND state = 'idle' AND query = 'SELECT 1 FROM pg_database WHERE datname = $1'";
+    let looked = format!(
+        "SELECT 1 FROM pg_stat_activity WHERE usename = '{user}' \
+         AND state = 'idle' AND query = 'SELECT 1 FROM pg_database WHERE datname = $1'"
+    );
     wait_until("gc looked the copy up", || {
-        admin.query_opt(looked, &[]).unwrap().is_some()
+        admin.query_opt(&looked, &[]).unwrap().is_some()
     });
     hold.rollback().unwrap();
     copier.join().unwrap();
