@@ -648,9 +648,8 @@ fn a_copy_the_server_finishes_while_gc_looks_at_its_record_is_still_dropped() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(database_exists(half_made));
-
-    // The next gc drops it.
+    // That gc dropped it (it was there by the time gc asked whether the
+    // server still copies it), or kept its record: the next gc drops it.
     env.provision(&main, &["gc"]).expect(0);
     assert!(
         !database_exists(half_made),
