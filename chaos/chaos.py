@@ -2,7 +2,8 @@
 """provision's chaos harness: kill -9, syscall faults and hostile state.
 
     cargo build --release --locked && python3 chaos/chaos.py [--quick] [--seed N]
-        [--rounds N] [--kinds kill,syscall,hostile,gitstep] [--binary PATH] [--only SPEC]
+        [--rounds N] [--pg-rounds N] [--kinds kill,syscall,hostile,gitstep,pgkill,pgstep]
+        [--binary PATH] [--only SPEC]
 
 Runs the real `provision` binary on generated repositories shaped like a real
 app (a `.worktreeinclude` with `.env`, `.dev.vars`, `.npmrc` and a
@@ -11,7 +12,7 @@ own files in place: an uncommitted edit, untracked and ignored files and an
 unowned SQLite database in the main checkout, the same in two "precious"
 sandboxes (one of them locked with `git worktree lock`), an unowned SQLite
 file where a sandbox's database would go, and victim files and symlinks next
-to the repository. Four kinds of fault:
+to the repository. Six kinds of fault:
 
   kill     8 agents at once run `new`/`apply`/`remove`/`gc` on names of their
            own, each run killed with SIGKILL (its whole process group) at a
@@ -27,7 +28,20 @@ to the repository. Four kinds of fault:
   gitstep  one git step alone (`git worktree add`, `worktree remove`,
            `worktree prune`, `branch -D`, `status`) failed with EIO or
            SIGKILLed at its K-th unlink, rename, write or openat, through a
-           wrapper `git` first on PATH.
+           wrapper `git` first on PATH;
+  pgkill   the kill kind with `[database] kind = "postgres"` on a private
+           server it starts on loopback (initdb + pg_ctl, as the postgres
+           user when root; stopped at the end): 6 agents run `new`,
+           `apply`, `db reset`, `remove` and `gc`, each killed at a random
+           point; the `db refill` that `new` starts in a process group of
+           its own is SIGKILLed at random too, and the main branch gains a
+           migration every few rounds (new store entries for gc to collect);
+  pgstep   on such a server, each PostgreSQL step (`new` taking a spare,
+           copying an entry, migrating past the store; `db reset`, `db
+           refill`, `gc` with a set-aside and an orphan database, `remove`)
+           SIGKILLed before its K-th message to the server or as it reads
+           the K-th answer (`strace -e inject=sendto|recvfrom:signal=KILL`),
+           K = 1, 2, ...: every gap between two statements, reproducibly.
 
 After each fault it runs the documented recovery (`provision apply` in the
 worktree, `provision remove NAME`, `provision gc`) and checks: the sandbox
@@ -37,10 +51,19 @@ database file or branch); the main checkout is byte for byte as it was
 user file is lost or changed; no database provision did not create is
 touched; nothing outside the repository's folders is written or deleted;
 every run ends in exit 0 or a clear `error:` line, never a panic or a hang.
+On PostgreSQL also (psql -At): no database named as a sandbox's, a store
+entry, a spare or one set aside is unmarked; the user's decoys (an unmarked
+database named as a sandbox's would be; another clone's sandbox, set-aside,
+spare, store entry and half-made databases) are never dropped, renamed or
+re-marked; and once every sandbox is removed and gc ran twice, nothing of
+provision's is left but the newest store entries gc keeps and one spare
+each (no provision_new_*, no *_aside_*, no sandbox database, no record
+under .git/provision/creating/ or aside/).
 
 Prints a tally and every violation with what reproduces it, marks the ones
 issue 12 already lists as KNOWN, and exits 1 if there was any violation.
-Python 3 standard library only, plus git, and strace for the syscall kind.
+Python 3 standard library only, plus git, strace for the syscall, gitstep
+and pgstep kinds, and PostgreSQL's initdb, pg_ctl and psql for pgkill and pgstep.
 Work files go to /dev/shm when it has room (restoring a world before each
 fault is 20x faster there than on a virtual disk), else to $TMPDIR.
 The kill kind depends on timing: the same --seed draws the same steps and
@@ -2732,14 +2755,15 @@ def main():
     p.add_argument("--rounds", type=int, default=None, help="kill rounds (default 100; --quick 6)")
     p.add_argument("--agents", type=int, default=8, help="agents at once in the kill kind (default 8)")
     p.add_argument("--pg-rounds", type=int, default=None, help="pgkill rounds (default 40; --quick 4)")
-    p.add_argument("--quick-pg-faults", type=int, default=16, help="pgstep kills in --quick (default 16)")
+    p.add_argument("--quick-pg-faults", type=int, default=10, help="pgstep kills in --quick (default 10)")
     p.add_argument("--pg-agents", type=int, default=6, help="agents at once in the pgkill kind (default 6)")
-    p.add_argument("--kinds", default="kill,syscall,hostile,gitstep",
+    p.add_argument("--kinds", default="kill,syscall,hostile,gitstep,pgkill,pgstep",
                    help="comma-separated: kill,syscall,hostile,gitstep (one git step faulted alone),"
                    "pgkill (the kill kind on PostgreSQL, a private server it starts), "
                    "pgstep (PostgreSQL: killed at each statement)")
     p.add_argument("--quick", action="store_true",
-                   help="a bounded subset (6 kill rounds, 60 syscall faults, 20 gitstep faults, every hostile case)")
+                   help="a bounded subset (6 kill rounds, 60 syscall faults, 20 gitstep faults, every hostile case, "
+                   "4 pgkill rounds, 10 pgstep kills)")
     p.add_argument("--quick-faults", type=int, default=60, help="syscall faults in --quick (default 60)")
     p.add_argument("--max-faults", type=int, default=0,
                    help="at most this many syscall faults, spread evenly over the whole plan")
