@@ -1262,8 +1262,11 @@ class PgServer:
         s.bind(("127.0.0.1", 0))
         self.port = s.getsockname()[1]
         s.close()
+        # Every CREATE, ALTER, COMMENT and DROP is logged, with its session
+        # and client: what a violation names is looked up there.
         opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
+                "-c log_statement=ddl -c log_line_prefix=%m[%p]%a:")
         self.check([os.path.join(self.bindir, "pg_ctl"), "-w", "-t", "60", "-o", opts,
                     "-l", os.path.join(self.dir, "server.log"), "-D", self.data, "start"])
         self.started = True
@@ -1305,6 +1308,15 @@ class PgServer:
         rows = self.rows("SELECT oid::bigint AS oid, datname::text AS name, "
                          "shobj_description(oid, 'pg_database') AS mark FROM pg_database")
         return {r["oid"]: (r["name"], r["mark"]) for r in rows if r["name"] not in PG_SYSTEM}
+
+    def history(self, name, limit=12):
+        """The server log's lines that name database `name`."""
+        try:
+            with open(os.path.join(self.dir, "server.log"), errors="replace") as f:
+                lines = [l.strip() for l in f if name in l]
+        except OSError:
+            return []
+        return lines[-limit:]
 
     def stop(self):
         if self.started:
@@ -1564,6 +1576,8 @@ class PgWorld(World):
                 leftover.append(f"{n} spares of provision_store_{hash_} (gc keeps one)")
         for cls, names in sorted(left.items()):
             leftover.append(f"{cls}: {', '.join(sorted(names))}")
+            for n in sorted(names)[:3]:
+                leftover.append(f"the server's log of {n}: " + " || ".join(self.pg.history(n)))
         if leftover:
             self.h.tally.add(kind, "pgkill/left-after-remove-and-gc",
                              "after removing every sandbox and two `gc`s the server still has: "

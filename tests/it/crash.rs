@@ -458,7 +458,10 @@ fn apply_writes_whole_the_files_a_killed_new_left_cut_short() {
     let admin = main.join(".git/worktrees/worktree-x");
     fs_err::remove_file(admin.join("index")).unwrap();
     let reason = "provision new: being created";
-    env.git(&main, &["worktree", "lock", "--reason", reason, "../worktree-x"]);
+    env.git(
+        &main,
+        &["worktree", "lock", "--reason", reason, "../worktree-x"],
+    );
     let package = read(wt.join("package.json"));
     write(wt.join("package.json"), &package[..package.len() / 2]);
     write(wt.join("migrations/0002_create_posts.sql"), "");

@@ -586,7 +586,11 @@ fn a_copy_the_server_finishes_while_gc_looks_at_its_record_is_still_dropped() {
              EXCEPTION WHEN duplicate_object THEN NULL; END $$"
         ))
         .unwrap();
-    let main = pg_app_at(&env, "app", "name = \"t_racegc_{slug}\"\ntemplate = \"t_racegc_tpl\"\n");
+    let main = pg_app_at(
+        &env,
+        "app",
+        "name = \"t_racegc_{slug}\"\ntemplate = \"t_racegc_tpl\"\n",
+    );
     write(
         main.join("provision.toml"),
         &read(main.join("provision.toml")).replace("postgres@", &format!("{user}@")),

@@ -390,7 +390,10 @@ fn a_spare_two_news_mark_at_once_never_becomes_a_sandbox_with_the_others_mark() 
     let entries = store_entries(&env, &main);
     let spare = wait_for_spare(&entries[0]);
     let clone = crate::support::read(main.join(".git/provision/clone-id"));
-    let theirs = format!("provision:v1 clone={} worktree=worktree-c", clone.trim_end());
+    let theirs = format!(
+        "provision:v1 clone={} worktree=worktree-c",
+        clone.trim_end()
+    );
     let mut child = env
         .command("strace", &main)
         .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=sendto"])
@@ -424,7 +427,8 @@ fn a_spare_two_news_mark_at_once_never_becomes_a_sandbox_with_the_others_mark() 
 
     // The documented recovery: `apply` in the worktree the killed `new` left.
     env.provision(&env.path("worktree-b"), &["apply"]).expect(0);
-    env.provision(&env.path("worktree-b"), &["verify"]).expect(0);
+    env.provision(&env.path("worktree-b"), &["verify"])
+        .expect(0);
     for name in ["a", "b"] {
         env.provision(&main, &["remove", name, "--force"]).expect(0);
     }
