@@ -662,3 +662,64 @@ fn a_copy_the_server_finishes_while_gc_looks_at_its_record_is_still_dropped() {
     assert_eq!(fs_err::read_dir(&records).unwrap().count(), 0);
     admin.batch_execute("DROP DATABASE t_racegc_tpl").unwrap();
 }
+
+/// A `db reset` killed while the server renames its database aside (the
+/// rename waits for a lock someone holds on it): the server finishes the
+/// rename for the killed client. A `gc` meanwhile must not take the record
+/// of a database the server is still moving for one that is gone, or the
+/// database set aside is left with nothing that leads a later `gc` to it.
+#[test]
+fn a_database_the_server_still_sets_aside_for_a_killed_reset_keeps_its_record() {
+    let env = TestEnv::new();
+    let main = pg_app(&env, "asiderace", "");
+    env.provision(&main, &["new", "x"]).expect(0);
+    let db = "t_asiderace_x";
+    let mut admin = server().client("postgres");
+    let mark: String = admin
+        .query_one(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+            &[&db],
+        )
+        .unwrap()
+        .get(0);
+    // The same comment again, in an open transaction: it holds a lock on
+    // the database that its rename waits for.
+    let mut holder = server().client("postgres");
+    let mut hold = holder.transaction().unwrap();
+    hold.batch_execute(&format!("COMMENT ON DATABASE {db} IS '{mark}'"))
+        .unwrap();
+    let mut child = env.provision_spawn(&env.path("worktree-x"), &["db", "reset"]);
+    let renaming = format!(
+        "SELECT 1 FROM pg_stat_activity WHERE application_name = 'provision' \
+         AND query LIKE 'ALTER DATABASE \"{db}\" RENAME TO%' AND wait_event_type = 'Lock'"
+    );
+    wait_until("the rename waits for the lock", || {
+        admin.query_opt(&renaming, &[]).unwrap().is_some()
+    });
+    kill_group(&mut child);
+    env.provision(&main, &["gc"]).expect(0);
+    hold.rollback().unwrap();
+    let aside = format!("{db}\\_aside\\_%");
+    let set_aside = |admin: &mut postgres::Client| {
+        admin
+            .query_opt(
+                "SELECT datname FROM pg_database WHERE datname LIKE $1",
+                &[&aside],
+            )
+            .unwrap()
+            .map(|r| r.get::<_, String>(0))
+    };
+    wait_until("the server finishes the rename", || {
+        set_aside(&mut admin).is_some()
+    });
+
+    // The documented recovery: `apply` in the worktree, then `gc`.
+    env.provision(&env.path("worktree-x"), &["apply"]).expect(0);
+    env.provision(&main, &["gc"]).expect(0);
+    assert_eq!(
+        set_aside(&mut admin),
+        None,
+        "the database set aside is left, and no record leads gc to it"
+    );
+    env.provision(&main, &["remove", "x", "--force"]).expect(0);
+}
