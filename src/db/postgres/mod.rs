@@ -672,6 +672,11 @@ impl Database for Postgres {
         self.end_sessions_then(&name, &rename, "set aside")
     }
 
+    fn in_flight(&mut self) -> Result<bool, DbError> {
+        let name = self.name.clone();
+        self.copying(&name)
+    }
+
     fn drop_database(&mut self) -> Result<(), DbError> {
         if !self.exists()? {
             return Ok(());
