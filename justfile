@@ -27,9 +27,11 @@ bench *ARGS:
     sh bench/migrations.sh
 
 # kill -9, syscall faults and hostile state, then the documented recovery
-# and the data-safety invariants: `just chaos` (all of it, ~30 minutes on
+# and the data-safety invariants: `just chaos` (all of it, ~35 minutes on
 # 2 cores), `just chaos --quick`, `just chaos --kinds hostile`,
-# `just chaos --only syscall:new/write/EIO/4`. Needs python3, git, strace.
+# `just chaos --kinds pgkill,pgstep` (PostgreSQL: a private server it starts),
+# `just chaos --only syscall:new/write/EIO/4`. Needs python3, git, strace,
+# and PostgreSQL's initdb, pg_ctl and psql.
 chaos *ARGS:
     cargo build --release --locked
     python3 chaos/chaos.py {{ARGS}}

@@ -2,7 +2,8 @@
 """provision's chaos harness: kill -9, syscall faults and hostile state.
 
     cargo build --release --locked && python3 chaos/chaos.py [--quick] [--seed N]
-        [--rounds N] [--kinds kill,syscall,hostile,gitstep] [--binary PATH] [--only SPEC]
+        [--rounds N] [--pg-rounds N] [--kinds kill,syscall,hostile,gitstep,pgkill,pgstep]
+        [--binary PATH] [--only SPEC]
 
 Runs the real `provision` binary on generated repositories shaped like a real
 app (a `.worktreeinclude` with `.env`, `.dev.vars`, `.npmrc` and a
@@ -11,7 +12,7 @@ own files in place: an uncommitted edit, untracked and ignored files and an
 unowned SQLite database in the main checkout, the same in two "precious"
 sandboxes (one of them locked with `git worktree lock`), an unowned SQLite
 file where a sandbox's database would go, and victim files and symlinks next
-to the repository. Four kinds of fault:
+to the repository. Six kinds of fault:
 
   kill     8 agents at once run `new`/`apply`/`remove`/`gc` on names of their
            own, each run killed with SIGKILL (its whole process group) at a
@@ -27,7 +28,20 @@ to the repository. Four kinds of fault:
   gitstep  one git step alone (`git worktree add`, `worktree remove`,
            `worktree prune`, `branch -D`, `status`) failed with EIO or
            SIGKILLed at its K-th unlink, rename, write or openat, through a
-           wrapper `git` first on PATH.
+           wrapper `git` first on PATH;
+  pgkill   the kill kind with `[database] kind = "postgres"` on a private
+           server it starts on loopback (initdb + pg_ctl, as the postgres
+           user when root; stopped at the end): 6 agents run `new`,
+           `apply`, `db reset`, `remove` and `gc`, each killed at a random
+           point; the `db refill` that `new` starts in a process group of
+           its own is SIGKILLed at random too, and the main branch gains a
+           migration every few rounds (new store entries for gc to collect);
+  pgstep   on such a server, each PostgreSQL step (`new` taking a spare,
+           copying an entry, migrating past the store; `db reset`, `db
+           refill`, `gc` with a set-aside and an orphan database, `remove`)
+           SIGKILLed before its K-th message to the server or as it reads
+           the K-th answer (`strace -e inject=sendto|recvfrom:signal=KILL`),
+           K = 1, 2, ...: every gap between two statements, reproducibly.
 
 After each fault it runs the documented recovery (`provision apply` in the
 worktree, `provision remove NAME`, `provision gc`) and checks: the sandbox
@@ -37,10 +51,19 @@ database file or branch); the main checkout is byte for byte as it was
 user file is lost or changed; no database provision did not create is
 touched; nothing outside the repository's folders is written or deleted;
 every run ends in exit 0 or a clear `error:` line, never a panic or a hang.
+On PostgreSQL also (psql -At): no database named as a sandbox's, a store
+entry, a spare or one set aside is unmarked; the user's decoys (an unmarked
+database named as a sandbox's would be; another clone's sandbox, set-aside,
+spare, store entry and half-made databases) are never dropped, renamed or
+re-marked; and once every sandbox is removed and gc ran twice, nothing of
+provision's is left but the newest store entries gc keeps and one spare
+each (no provision_new_*, no *_aside_*, no sandbox database, no record
+under .git/provision/creating/ or aside/).
 
 Prints a tally and every violation with what reproduces it, marks the ones
 issue 12 already lists as KNOWN, and exits 1 if there was any violation.
-Python 3 standard library only, plus git, and strace for the syscall kind.
+Python 3 standard library only, plus git, strace for the syscall, gitstep
+and pgstep kinds, and PostgreSQL's initdb, pg_ctl and psql for pgkill and pgstep.
 Work files go to /dev/shm when it has room (restoring a world before each
 fault is 20x faster there than on a virtual disk), else to $TMPDIR.
 The kill kind depends on timing: the same --seed draws the same steps and
@@ -333,7 +356,8 @@ def slug(name):
 class Violation:
     def __init__(self, kind, cls, what, repro):
         self.kind, self.cls, self.what, self.repro = kind, cls, what, repro
-        self.known = KNOWN.get(cls)
+        # The kill kind's classes hold for pgkill's runs alike.
+        self.known = KNOWN.get(cls) or KNOWN.get(re.sub(r"^pgkill/", "kill/", cls))
 
 
 # What issue 12 already says. "listed": the issue names this very failure;
@@ -402,6 +426,9 @@ def say(text):
 
 
 class World:
+    # A key the database fills in itself: SQLite's rowid alias.
+    ID_COLUMN = "INTEGER PRIMARY KEY"
+
     def __init__(self, h, root):
         self.h = h
         self.root = root
@@ -461,7 +488,7 @@ class World:
         os.symlink("v1.md", os.path.join(self.app, "docs/current"))
         for i in range(1, 21):
             w(f"migrations/{i:04}_table_{i}.sql",
-              f"CREATE TABLE t{i} (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n"
+              f"CREATE TABLE t{i} (id {self.ID_COLUMN}, name TEXT NOT NULL);\n"
               f"CREATE INDEX t{i}_name ON t{i} (name);\n"
               f"INSERT INTO t{i} (name) VALUES ('a'), ('b'), ('c');\n")
         w(".gitignore", "node_modules/\n.env\n.env.local\n.dev.vars\n.npmrc\ndata/\n*.swp\n")
@@ -556,6 +583,25 @@ class World:
     def db_path(self, name):
         return os.path.join(self.sqlite_dir, f"{REPO}_{slug(name)}.sqlite")
 
+    # The database hooks a world of another kind (PgWorld) overrides.
+
+    def db_present(self, name):
+        """What of sandbox `name`'s database is there (its files' names)."""
+        db = self.db_path(name)
+        return [os.path.basename(p) for p in (db, db + "-journal", db + "-wal") if os.path.exists(p)]
+
+    def drop_db(self, name):
+        """The user deletes sandbox `name`'s database behind provision's back."""
+        for suffix in ("", "-journal", "-wal"):
+            rm(self.db_path(name) + suffix)
+
+    def db_entry(self, name):
+        """What must not change in a precious sandbox's database, or None if gone."""
+        return entry(self.db_path(name))
+
+    def db_where(self, name):
+        return os.path.relpath(self.db_path(name), self.root)
+
     def records(self):
         out = []
         try:
@@ -618,8 +664,7 @@ class World:
         s["locked"] = entry_.get("locked") if entry_ else None
         s["records"] = [r for r in self.records() if r.get("name") == name]
         s["corrupt"] = [r["_file"] for r in self.records() if r.get("_corrupt")]
-        db = self.db_path(name)
-        s["db"] = [os.path.basename(p) for p in (db, db + "-journal", db + "-wal") if os.path.exists(p)]
+        s["db"] = self.db_present(name)
         s["branch"] = self.has_branch(name)
         s["admin"] = self.admin_of(wt)
         s["verify"] = None
@@ -720,7 +765,7 @@ class World:
         self.base_git = self.main_git_bits()
         self.base_outside = snapshot(self.root, self.outside_skip)
         self.base_squatter = entry(self.db_path(SQUATTER))
-        self.base_precious_db = {n: entry(self.db_path(n)) for n in PRECIOUS}
+        self.base_precious_db = {n: self.db_entry(n) for n in PRECIOUS}
 
     def invariants(self, precious=True):
         """(class, what) for every invariant that no longer holds."""
@@ -763,13 +808,14 @@ class World:
             st = self.git_status(wt)
             if st != self.status0.get(wt, st):
                 bad.append(("user-work-lost", f"precious sandbox {name}: git status was {self.status0[wt]}, now {st}"))
-            e = entry(self.db_path(name))
+            e = self.db_entry(name)
             if e is None:
                 bad.append(("precious-db-dropped", f"precious sandbox {name}: its database "
-                            f"{os.path.relpath(self.db_path(name), self.root)} is gone"))
+                            f"{self.db_where(name)} is gone"))
                 continue
             if e != self.base_precious_db.get(name):
-                bad.append(("precious-db-changed", f"precious sandbox {name}: its database file changed"))
+                bad.append(("precious-db-changed", f"precious sandbox {name}: its database changed: "
+                            f"{self.base_precious_db.get(name)} -> {e}"))
             v = self.prov(["verify"], cwd=wt)
             if v.rc != 0:
                 bad.append(("precious-sandbox-broken", f"precious sandbox {name}: verify exit {v.rc}: {findings(v)}"))
@@ -904,24 +950,30 @@ class Agent:
         return f"k{self.i}-{self.n}"
 
 
-def kill_mode(h, rounds, agents):
-    kind = "kill"
-    w = h.world("kill")
-    say(f"kill: building the world in {w.root}")
+def kill_mode(h, rounds, agents, kind="kill", w=None):
+    """`kind` "kill" on a SQLite world; "pgkill" passes a PgWorld (see the
+    PostgreSQL part below), whose agents also run `db reset`, whose
+    background `db refill` processes are killed too, and whose server is
+    checked after each round and at the end."""
+    pg = kind == "pgkill"
+    w = w or h.world("kill")
+    say(f"{kind}: building the world in {w.root}")
     w.build()
     w.precious()
     # Timings uncontended, as a first guess of where a kill can land.
     est = {}
     t = time.monotonic(); w.must(["new", "calib"]); est["new"] = time.monotonic() - t
-    rm(os.path.join(w.wt("calib"), ".npmrc")); rm(w.db_path("calib"))
+    rm(os.path.join(w.wt("calib"), ".npmrc")); w.drop_db("calib")
     t = time.monotonic(); w.must(["apply"], cwd=w.wt("calib")); est["apply"] = time.monotonic() - t
+    if pg:
+        t = time.monotonic(); w.must(["db", "reset"], cwd=w.wt("calib")); est["db reset"] = time.monotonic() - t
     t = time.monotonic(); w.must(["gc"]); est["gc"] = time.monotonic() - t
     t = time.monotonic(); w.must(["remove", "calib"]); est["remove"] = time.monotonic() - t
     # Contended by 8 agents on this machine's cores.
     factor = max(1.0, agents / max(1, os.cpu_count() or 1))
     est = {k: v * factor * 1.5 for k, v in est.items()}
     w.baseline()
-    say("kill: first guesses of durations under load: " + ", ".join(f"{k} {v:.2f}s" for k, v in est.items()))
+    say(f"{kind}: first guesses of durations under load: " + ", ".join(f"{k} {v:.2f}s" for k, v in est.items()))
     est_lock = threading.Lock()
     crew = [Agent(i, h.seed) for i in range(agents)]
 
@@ -929,6 +981,8 @@ def kill_mode(h, rounds, agents):
         rng = a.rng
         if a.cur is None:
             op, name = "new", a.fresh()
+        elif pg:
+            op, name = rng.choices(["apply", "db reset", "remove", "gc"], weights=[3, 2, 3, 2])[0], a.cur
         else:
             op, name = rng.choices(["apply", "remove", "gc"], weights=[4, 3, 2])[0], a.cur
         wt = w.wt(name)
@@ -937,12 +991,12 @@ def kill_mode(h, rounds, agents):
             for what in rng.sample(["database", "lock", ".npmrc", ".env.local", "node_modules"], rng.randint(1, 3)):
                 perturbed.append(what)
                 if what == "database":
-                    for suffix in ("", "-journal", "-wal"):
-                        rm(w.db_path(name) + suffix)
+                    w.drop_db(name)
                 else:
                     rm(os.path.join(wt, "provision.lock" if what == "lock" else what))
-        args = {"new": ["new", name], "apply": ["apply"], "remove": ["remove", name], "gc": ["gc"]}[op]
-        cwd = wt if op == "apply" else w.app
+        args = {"new": ["new", name], "apply": ["apply"], "db reset": ["db", "reset"],
+                "remove": ["remove", name], "gc": ["gc"]}[op]
+        cwd = wt if op in ("apply", "db reset") else w.app
         kill = rng.random() < 0.85
         with est_lock:
             delay = rng.uniform(0, est[op]) if kill else None
@@ -951,7 +1005,7 @@ def kill_mode(h, rounds, agents):
             with est_lock:
                 est[op] = 0.7 * est[op] + 0.3 * res.secs * 1.1
         label = f"`provision {' '.join(args)}`" + (f" (after deleting {', '.join(perturbed)})" if perturbed else "")
-        repro = (f"--seed {h.seed} --kinds kill: round {rnd}, agent {a.i}: {label}"
+        repro = (f"--seed {h.seed} --kinds {kind}: round {rnd}, agent {a.i}: {label}"
                  + (f" killed (SIGKILL to its process group) {delay:.3f}s in" if res.killed else " not killed")
                  + f"; agent's earlier steps: {'; '.join(a.log[-4:]) or 'none'}")
         a.log.append(f"r{rnd} {op} {name}{' killed' if res.killed else ''}")
@@ -984,7 +1038,7 @@ def kill_mode(h, rounds, agents):
                         r2 = w.recover(["gc"])
                         recovered.append(("gc", r2))
                     expect = "B"
-        elif op == "apply":
+        elif op in ("apply", "db reset"):
             if res.killed or res.rc != 0:
                 r = w.recover(["apply"], cwd=wt)
                 recovered.append(("apply", r))
@@ -1011,29 +1065,29 @@ def kill_mode(h, rounds, agents):
         if applied and s["locked"] == ADDING:
             # The root cause of what may follow (any gc takes the sandbox
             # for a `new` cut short): reported once, as such.
-            h.tally.add(kind, "kill/apply-left-git-lock",
+            h.tally.add(kind, f"{kind}/apply-left-git-lock",
                         f"sandbox {name}: after {rec_text}, git still has it locked with {ADDING!r}, "
                         f"which `gc` takes for a `new` cut short: {w.describe(s)}", repro)
         if converged:
             h.tally.count(kind, "steps converged")
         elif applied and s["locked"] == ADDING:
             pass
-        elif expect == "B" and w.gone(s, branch=False):
-            h.tally.add(kind, "kill/branch-left",
+        elif expect in ("B", "AB") and w.gone(s, branch=False):
+            h.tally.add(kind, f"{kind}/branch-left",
                         f"sandbox {name}: after {rec_text}, everything is gone but branch {name}", repro)
         else:
             want = {"A": "a sandbox that verifies clean", "B": "nothing left",
                     "AB": "a clean sandbox or nothing"}[expect or "AB"]
             temp = re.search(r"\?\? (\S*\.provision-\S+)", rec_text)
             want_ = "A" if expect == "A" else "B"
-            cls = ("kill/temp-file-blocks-remove" if temp
-                   else f"kill/not-converged/{op}: {w.signature(s, want_)}")
+            cls = (f"{kind}/temp-file-blocks-remove" if temp
+                   else f"{kind}/not-converged/{op}: {w.signature(s, want_)}")
             h.tally.add(kind, cls, f"sandbox {name}: after {rec_text}, wanted {want}: {w.describe(s)}", repro)
         if ok_a and converged:
             # The user starts working in it; a gc (this agent's, or any
             # other's meanwhile) must leave it and the work alone.
             if not w.try_add_work(name):
-                h.tally.add(kind, "kill/live-sandbox-removed",
+                h.tally.add(kind, f"{kind}/live-sandbox-removed",
                             f"sandbox {name}: after {rec_text} it verified clean, and then vanished before the "
                             f"user could edit in it (another agent's gc?): {w.describe(w.state(name))}"
                             + (f"; it was locked with {ADDING!r}" if s["locked"] == ADDING else ""), repro)
@@ -1043,8 +1097,8 @@ def kill_mode(h, rounds, agents):
                 s2 = w.state(name)
                 lost = w.work_lost(name)
                 if lost or not w.present(s2):
-                    h.tally.add(kind, "kill/gc-removed-worktree-with-work" if not s2["dir"]
-                                else "kill/gc-broke-live-sandbox",
+                    h.tally.add(kind, f"{kind}/gc-removed-worktree-with-work" if not s2["dir"]
+                                else f"{kind}/gc-broke-live-sandbox",
                                 f"sandbox {name}: after {rec_text}, the user edited files in it and "
                                 f"`provision gc` ran (exit {g.rc}; it said: "
                                 f"{recovery_text([('gc', g)], name)}): {w.describe(s2)}"
@@ -1066,29 +1120,38 @@ def kill_mode(h, rounds, agents):
             w.prov(["gc"])
             w.git(["branch", "-D", name], check=False)
 
+    def agent(a, rnd):
+        step(a, rnd)
+        if pg:
+            w.kill_a_refill(a, rnd)
+
     t0 = time.monotonic()
     for rnd in range(rounds):
-        threads = [threading.Thread(target=guarded, args=(h, kind, step, a, rnd)) for a in crew]
+        if pg:
+            w.between_rounds(rnd, rounds)
+        threads = [threading.Thread(target=guarded, args=(h, kind, agent, a, rnd)) for a in crew]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         for cls, what in w.invariants():
-            h.tally.add(kind, f"kill/{cls}", what,
-                        f"--seed {h.seed} --kinds kill: after round {rnd} (agents' steps: "
+            h.tally.add(kind, f"{kind}/{cls}", what,
+                        f"--seed {h.seed} --kinds {kind}: after round {rnd} (agents' steps: "
                         + "; ".join(a.log[-1] for a in crew if a.log) + ")")
         c = h.tally.counts[kind]
-        say(f"kill: round {rnd + 1}/{rounds}: {c['kills']} kills so far, "
+        say(f"{kind}: round {rnd + 1}/{rounds}: {c['kills']} kills so far, "
             f"{len(h.tally.violations)} violations ({time.monotonic() - t0:.0f}s)")
     # Last: a gc, and nothing of provision's temp files may remain.
     g = w.prov(["gc"])
-    h.judge(kind, g, "final `provision gc`", f"--seed {h.seed} --kinds kill: the end")
+    h.judge(kind, g, "final `provision gc`", f"--seed {h.seed} --kinds {kind}: the end")
     left = w.residue()
     if left:
-        h.tally.add(kind, "kill/temp-files-left",
+        h.tally.add(kind, f"{kind}/temp-files-left",
                     f"after {rounds} rounds and a final gc, provision's temp files remain: {', '.join(left[:8])}"
                     + (f" and {len(left) - 8} more" if len(left) > 8 else ""),
-                    f"--seed {h.seed} --kinds kill --rounds {rounds}")
+                    f"--seed {h.seed} --kinds {kind} --rounds {rounds}")
+    if pg:
+        w.finish(crew)
     h.tally.seconds[kind] = time.monotonic() - t0
 
 
@@ -1115,6 +1178,680 @@ def guarded(h, kind, fn, *args):
         import traceback
         h.tally.add(kind, f"{kind}/harness-error", f"{type(e).__name__}: {e}",
                     traceback.format_exc().strip().splitlines()[-3:])
+
+
+# ----------------------------------------------------------------------------
+# PostgreSQL: the pgkill kind
+#
+# The kill kind's agents and recovery (kill_mode), on a world whose recipe
+# is `kind = "postgres"` against a private server on loopback. Besides the
+# kill kind's checks, the server itself is read (psql -At) after each round
+# and at the end:
+#   1. no database named as a sandbox's, a store entry, a spare or one set
+#      aside is unmarked (shobj_description NULL), and a sandbox's carries
+#      this clone's mark for its own worktree;
+#   2. once every sandbox is removed and gc has run twice, nothing of
+#      provision's is left but the newest store entries gc keeps and one
+#      spare each: no provision_new_*, no *_aside_*, no sandbox database,
+#      no record under .git/provision/creating/ or aside/;
+#   3. the decoys (the user's unmarked database named as a sandbox's would
+#      be, another clone's sandbox, spare, store entry, set-aside and
+#      half-made databases) are never dropped, renamed or re-marked.
+# Besides each agent's run (killed with its process group), the `db refill`
+# that `new` and `db reset` start in a process group of its own is SIGKILLed
+# at random, and every few rounds the main branch gains a migration, so that
+# the store grows entries gc collects while refills copy them.
+
+PG_SYSTEM = ("postgres", "template0", "template1")
+OTHER_CLONE = "0123456789abcdef" * 2  # 32 hex: another clone's id
+MARK = "provision:v1"
+
+
+def pg_bindir():
+    """Where initdb and pg_ctl are: PATH, pg_config --bindir, Debian's folder."""
+    found = shutil.which("initdb")
+    if found:
+        return os.path.dirname(found)
+    try:
+        d = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True).stdout.strip()
+        if d and os.path.isfile(os.path.join(d, "initdb")):
+            return d
+    except OSError:
+        pass
+    versions = sorted(glob_dirs("/usr/lib/postgresql"))
+    for v in reversed(versions):
+        if os.path.isfile(os.path.join(v, "bin", "initdb")):
+            return os.path.join(v, "bin")
+    sys.exit("chaos: pgkill needs PostgreSQL's initdb and pg_ctl (`sh tests/run.sh` installs them)")
+
+
+def glob_dirs(top):
+    try:
+        return [os.path.join(top, d) for d in os.listdir(top)]
+    except OSError:
+        return []
+
+
+def qi(name):
+    return '"' + name.replace('"', '""') + '"'
+
+
+def ql(text):
+    return "'" + text.replace("'", "''") + "'"
+
+
+class PgServer:
+    """A private server, as bench/server.sh and tests/it/pg_server.rs start
+    one: initdb (trust) and pg_ctl on a free loopback port, its socket in
+    its own folder, as the postgres user when run as root. `stop` ends it
+    and deletes the folder."""
+
+    def __init__(self, parent):
+        self.bindir = pg_bindir()
+        self.root = os.geteuid() == 0
+        # Beside the harness's work dir, which is root's alone (0700).
+        self.dir = tempfile.mkdtemp(prefix="provision-chaos-pg-", dir=parent)
+        self.data = os.path.join(self.dir, "data")
+        self.started = False
+        if self.root:
+            subprocess.run(["chown", "-R", "postgres:", self.dir], check=True)
+        self.check([os.path.join(self.bindir, "initdb"), "-A", "trust", "-U", "postgres", "-E", "UTF8",
+                    "--no-sync", "-D", self.data])
+        import socket
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        self.port = s.getsockname()[1]
+        s.close()
+        # Every CREATE, ALTER, COMMENT and DROP is logged, with its session
+        # and client: what a violation names is looked up there.
+        opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
+                "-c log_statement=ddl -c log_line_prefix=%m[%p]%a:")
+        self.check([os.path.join(self.bindir, "pg_ctl"), "-w", "-t", "60", "-o", opts,
+                    "-l", os.path.join(self.dir, "server.log"), "-D", self.data, "start"])
+        self.started = True
+
+    def as_pg(self, argv):
+        return ["runuser", "-u", "postgres", "--"] + argv if self.root else argv
+
+    def check(self, argv):
+        # A session of its own: a Ctrl-C aimed at the harness leaves the
+        # server to `stop`.
+        r = subprocess.run(self.as_pg(argv), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           start_new_session=True, timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)}: exit {r.returncode}: {r.stdout}{r.stderr}")
+
+    def url(self, db="postgres"):
+        return f"postgres://postgres@127.0.0.1:{self.port}/{db}"
+
+    def psql(self, sql, db="postgres", check=True):
+        """Runs `sql`; its output lines (psql -At)."""
+        r = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
+                            "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", db, "-c", sql],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
+                           env={"PATH": os.environ.get("PATH", ""), "PGCONNECT_TIMEOUT": "10", "LC_ALL": "C"})
+        if r.returncode != 0:
+            if check:
+                raise RuntimeError(f"psql {sql!r} on {db}: {r.stderr.strip()}")
+            return None
+        return r.stdout.splitlines()
+
+    def rows(self, query, db="postgres", check=True):
+        """The rows of a query as dicts (NULL as None), or None when it
+        fails and not `check`."""
+        out = self.psql(f"SELECT coalesce(json_agg(to_json(q)), '[]') FROM ({query}) q", db, check)
+        return None if out is None else json.loads("".join(out))
+
+    def databases(self):
+        """{oid: (name, mark or None)} of every database but the system's."""
+        rows = self.rows("SELECT oid::bigint AS oid, datname::text AS name, "
+                         "shobj_description(oid, 'pg_database') AS mark FROM pg_database")
+        return {r["oid"]: (r["name"], r["mark"]) for r in rows if r["name"] not in PG_SYSTEM}
+
+    def history(self, name, limit=12):
+        """The server log's lines that name database `name`."""
+        try:
+            with open(os.path.join(self.dir, "server.log"), errors="replace") as f:
+                lines = [l.strip() for l in f if name in l]
+        except OSError:
+            return []
+        return lines[-limit:]
+
+    def stop(self):
+        if self.started:
+            try:
+                self.check([os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-m", "immediate", "stop"])
+            except (RuntimeError, subprocess.TimeoutExpired) as e:
+                say(f"pgkill: stopping the server: {e}")
+            self.started = False
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class PgWorld(World):
+    """The kill kind's world with `[database] kind = "postgres"`."""
+    ID_COLUMN = "serial PRIMARY KEY"
+
+    def __init__(self, h, root, server):
+        super().__init__(h, root)
+        self.pg = server
+        self.decoys = {}  # oid -> (name, mark)
+        self.decoy_records = set()
+        self.migrations = 20
+
+    # -- building --
+
+    def build(self):
+        super().build()
+        write(os.path.join(self.app, "provision.toml"),
+              f'[database]\nkind = "postgres"\nurl = "{self.pg.url()}"\n\n'
+              f'[env.vars]\nDATABASE_URL = "postgres://postgres@127.0.0.1:{self.pg.port}/{{db}}"\n')
+        self.git(["add", "provision.toml"])
+        self.git(["commit", "-q", "-m", "postgres recipe"])
+
+    def precious(self):
+        """Two sandboxes holding the user's work (keep-b locked), rows the
+        user added to their databases, and the decoys."""
+        for name in PRECIOUS:
+            self.must(["new", name])
+            self.add_work(name, precious=True)
+            self.pg.psql(f"CREATE TABLE user_notes (t text); INSERT INTO user_notes VALUES ({ql(name + ' rows')})",
+                         db=self.db_name(name))
+        self.git(["worktree", "lock", "--reason", "the user's lock", self.wt("keep-b")])
+        self.make_decoys()
+
+    @property
+    def clone_id(self):
+        with open(os.path.join(self.git_dir, "provision", "clone-id")) as f:
+            return f.read().strip()
+
+    def db_name(self, name):
+        return f"{REPO}_{slug(name)}_{self.clone_id[:8]}"
+
+    def make_decoys(self):
+        c8 = self.clone_id[:8]
+        other = lambda wt: f"{MARK} clone={OTHER_CLONE} worktree={wt}"
+        half = "provision_new_" + "ab" * 8
+        decoys = [
+            # The user's own, named as sandbox `squatter`'s would be.
+            (f"{REPO}_squatter_{c8}", None),
+            # Another clone's sandbox, set-aside database, spare half taken
+            # and store entry, on the same server.
+            (f"{REPO}_theirs_{c8}", other("worktree-x")),
+            (f"{REPO}_theirs_{c8}_aside_1700000000000", other("worktree-x")),
+            ("provision_spare_" + "c" * 32 + "_" + "d" * 8, other("worktree-x")),
+            ("provision_store_" + "e" * 32, other("store:v1")),
+            # Another clone's half-made database, its record copied along
+            # with .git (unlocked), and one with no record at all.
+            (half, None),
+            ("provision_new_" + "cd" * 8, None),
+        ]
+        for name, mark in decoys:
+            self.pg.psql(f"CREATE DATABASE {qi(name)}")
+            if mark:
+                self.pg.psql(f"COMMENT ON DATABASE {qi(name)} IS {ql(mark)}")
+        creating = os.path.join(self.git_dir, "provision", "creating")
+        write(os.path.join(creating, half), OTHER_CLONE)
+        self.decoy_records.add(half)
+        names = {n for n, _ in decoys}
+        self.decoys = {o: v for o, v in self.pg.databases().items() if v[0] in names}
+        assert len(self.decoys) == len(decoys), self.decoys
+
+    def recover(self, args, cwd=None):
+        """As World's; and a person whose step could not reach the server
+        (provision gives up connecting after 3 s: a loaded 2-core machine
+        copying databases can be that slow) runs it once more."""
+        r = super().recover(args, cwd)
+        if r.rc != 0 and "cannot connect to PostgreSQL" in r.err:
+            self.h.tally.count("recovery", "steps run again after `cannot connect to PostgreSQL`")
+            time.sleep(1)
+            r = super().recover(args, cwd)
+        return r
+
+    # -- the database hooks --
+
+    def db_present(self, name):
+        db = self.db_name(name)
+        rows = self.pg.rows(f"SELECT 1 AS one FROM pg_database WHERE datname = {ql(db)}")
+        return [f"postgres:{db}"] if rows else []
+
+    def drop_db(self, name):
+        self.pg.psql(f"DROP DATABASE IF EXISTS {qi(self.db_name(name))} WITH (FORCE)")
+
+    def db_entry(self, name):
+        db = self.db_name(name)
+        rows = self.pg.rows(f"SELECT oid::bigint AS oid, shobj_description(oid, 'pg_database') AS mark "
+                            f"FROM pg_database WHERE datname = {ql(db)}")
+        if not rows:
+            return None
+        notes = self.pg.rows("SELECT string_agg(t, ',') AS t FROM user_notes", db=db, check=False)
+        return (rows[0]["oid"], rows[0]["mark"], notes[0]["t"] if notes else "(user_notes unreadable)")
+
+    def db_where(self, name):
+        return f"postgres:{self.db_name(name)}"
+
+    # -- the server's invariants --
+
+    def classify(self, name):
+        c8 = re.escape(self.clone_id[:8])
+        if re.fullmatch(r"provision_new_[0-9a-f]{16}", name):
+            return "half-made"
+        if re.fullmatch(r"provision_store_[0-9a-f]{32}", name):
+            return "store"
+        if re.fullmatch(r"provision_spare_[0-9a-f]{32}_[0-9a-f]{8}", name):
+            return "spare"
+        if re.fullmatch(rf"{REPO}_[a-z0-9_]+_{c8}_aside_\d+", name):
+            return "aside"
+        if re.fullmatch(rf"{REPO}_[a-z0-9_]+_{c8}", name):
+            return "sandbox"
+        return "other"
+
+    def pg_problems(self):
+        """(class, what) for each database that breaks invariant 1 or 3, and
+        the databases as they are, classified (oid -> (name, mark, class))."""
+        bad = []
+        dbs = self.pg.databases()
+        for oid, (name, mark) in self.decoys.items():
+            now = dbs.get(oid)
+            if now is None:
+                bad.append(("pg-decoy-dropped", f"the user's database {name} (mark {mark!r}) was dropped"))
+            elif now[0] != name:
+                bad.append(("pg-decoy-renamed", f"the user's database {name} was renamed to {now[0]}"))
+            elif now[1] != mark:
+                bad.append(("pg-decoy-remarked", f"the user's database {name}: its comment {mark!r} is now {now[1]!r}"))
+        cid = self.clone_id
+        ours = f"{MARK} clone={cid} worktree="
+        store_mark = ours + "store:v1"
+        seen = {}
+        for oid, (name, mark) in sorted(dbs.items()):
+            if oid in self.decoys:
+                continue
+            cls = self.classify(name)
+            seen[oid] = (name, mark, cls)
+            if cls in ("sandbox", "store", "spare", "aside") and mark is None:
+                bad.append((f"pg-unmarked-{cls}", f"database {name} ({cls}) carries no mark"))
+            elif cls == "store" and mark != store_mark:
+                bad.append(("pg-store-entry-mark", f"store entry {name} is marked {mark!r}, not as the store's"))
+            elif cls in ("sandbox", "aside") and not mark.startswith(ours):
+                bad.append((f"pg-{cls}-mark-foreign", f"database {name} is marked {mark!r}, not as this clone's"))
+            elif cls == "sandbox":
+                wt_id = mark[len(ours):]
+                middle = name[len(REPO) + 1:-(len(cid[:8]) + 1)]
+                if not (wt_id.startswith("worktree-") and slug(wt_id[len("worktree-"):]).startswith(middle)):
+                    bad.append(("pg-sandbox-marked-as-another-worktree",
+                                f"database {name} is marked as worktree {wt_id!r}'s"))
+        return bad, seen
+
+    def invariants(self, precious=True):
+        bad = super().invariants(precious)
+        problems, _ = self.pg_problems()
+        return bad + problems
+
+    # -- what the kill kind calls between and after rounds --
+
+    def between_rounds(self, rnd, rounds):
+        """Every few rounds the main branch gains a migration (the harness's
+        own commit, taken into the main checkout's baseline)."""
+        every = max(2, rounds // 6)
+        if rnd == 0 or rnd % every:
+            return
+        self.migrations += 1
+        i = self.migrations
+        write(os.path.join(self.app, f"migrations/{i:04}_table_{i}.sql"),
+              f"CREATE TABLE t{i} (id {self.ID_COLUMN}, name TEXT NOT NULL);\n"
+              f"INSERT INTO t{i} (name) VALUES ('a');\n")
+        self.git(["add", f"migrations/{i:04}_table_{i}.sql"])
+        self.git(["commit", "-q", "-m", f"migration {i}"])
+        self.base_main = snapshot(self.app, lambda rel: rel == ".git" or rel.startswith(".git" + os.sep))
+        self.base_git = self.main_git_bits()
+        self.h.tally.count("pgkill", "migrations added to main between rounds")
+
+    def refills(self):
+        """The `provision db refill` processes of this world (each the leader
+        of a process group of its own)."""
+        out = []
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    argv = f.read().decode(errors="replace").split("\0")
+            except OSError:
+                continue
+            if (argv and argv[0] == self.h.binary and "refill" in argv and "-C" in argv
+                    and argv[argv.index("-C") + 1].startswith(self.root + os.sep)):
+                out.append(int(pid))
+        return out
+
+    def kill_a_refill(self, a, rnd):
+        """Now and then, SIGKILLs a running `db refill` at a random point."""
+        rng = getattr(a, "refill_rng", None) or random.Random(self.h.seed * 7919 + a.i)
+        a.refill_rng = rng
+        if rng.random() >= 0.4:
+            return
+        time.sleep(rng.uniform(0, 0.3))
+        pids = self.refills()
+        if not pids:
+            return
+        pid = rng.choice(sorted(pids))
+        try:
+            os.killpg(pid, signal.SIGKILL)
+            self.h.tally.count("pgkill", "db refill processes killed")
+            a.log.append(f"r{rnd} killed a db refill")
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def finish(self, crew):
+        """Invariant 2: every sandbox removed, gc twice, and nothing of
+        provision's left on the server but what gc keeps."""
+        kind = "pgkill"
+        repro = f"--seed {self.h.seed} --kinds pgkill --pg-rounds {self.h.args.pg_rounds}: the end"
+        deadline = time.monotonic() + 120
+        while self.refills() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for pid in self.refills():
+            self.h.tally.add(kind, "pgkill/refill-hang", f"`provision db refill` (pid {pid}) still runs "
+                             "120 s after the last round", repro)
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.git(["worktree", "unlock", self.wt("keep-b")], check=False)
+        for wt in self.worktree_list()[1:]:
+            name = os.path.basename(wt["path"])[len("worktree-"):]
+            r = self.recover(["remove", "--force", name])
+            self.h.judge(kind, r, f"`provision remove --force {name}` at the end", repro)
+            self.h.tally.count(kind, "sandboxes removed at the end")
+        said = []
+        for i in range(2):
+            g = self.recover(["gc"])
+            self.h.judge(kind, g, f"gc {i + 1} of 2 at the end", repro)
+            said.append(f"gc {i + 1} (exit {g.rc}): " + " / ".join(
+                l.strip() for l in (g.out + g.err).splitlines() if l.strip())[:600])
+        problems, seen = self.pg_problems()
+        for cls, what in problems:
+            self.h.tally.add(kind, f"pgkill/{cls}", what + " (at the end)", repro)
+        left = collections.defaultdict(list)
+        for name, mark, cls in seen.values():
+            left[cls].append(name)
+        entries = left.pop("store", [])
+        spares = left.pop("spare", [])
+        leftover = []
+        if len(entries) > 3:
+            leftover.append(f"{len(entries)} store entries (gc keeps 3): {', '.join(sorted(entries))}")
+        per = collections.Counter(n[len("provision_spare_"):-9] for n in spares)
+        for hash_, n in sorted(per.items()):
+            if "provision_store_" + hash_ not in entries:
+                leftover.append(f"spare(s) of entry provision_store_{hash_}, which is gone")
+            elif n > 1:
+                leftover.append(f"{n} spares of provision_store_{hash_} (gc keeps one)")
+        for cls, names in sorted(left.items()):
+            leftover.append(f"{cls}: {', '.join(sorted(names))}")
+            for n in sorted(names)[:3]:
+                leftover.append(f"the server's log of {n}: " + " || ".join(self.pg.history(n)))
+        if leftover:
+            self.h.tally.add(kind, "pgkill/left-after-remove-and-gc",
+                             "after removing every sandbox and two `gc`s the server still has: "
+                             + "; ".join(leftover) + " | " + " | ".join(said), repro)
+        for sub in ("creating", "aside"):
+            d = os.path.join(self.git_dir, "provision", sub)
+            names = sorted(set(os.listdir(d)) - self.decoy_records) if os.path.isdir(d) else []
+            if names:
+                self.h.tally.add(kind, f"pgkill/records-left-{sub}",
+                                 f"after removing every sandbox and two `gc`s, .git/provision/{sub}/ "
+                                 f"still holds {', '.join(names)}", repro)
+        self.h.tally.count(kind, "store entries kept at the end", len(entries))
+        self.h.tally.count(kind, "spares kept at the end", len(spares))
+
+
+def pgkill_mode(h, rounds, agents):
+    server = PgServer(os.path.dirname(h.work.rstrip(os.sep)))
+    say(f"pgkill: PostgreSQL on 127.0.0.1:{server.port} ({server.dir})")
+    try:
+        kill_mode(h, rounds, agents, "pgkill", PgWorld(h, os.path.join(h.work, "pgkill"), server))
+    finally:
+        server.stop()
+
+
+# The pgstep kind: provision killed before its K-th message to the server
+# (`strace -e inject=sendto:signal=KILL:when=K`: statements 1..K-1 done,
+# the K-th never sent) or as it reads the K-th answer (`recvfrom`: a
+# statement sent whose end it never sees; the server finishes a CREATE
+# DATABASE whose client is gone), K = 1, 2, ... until the command no
+# longer gets that far: every gap between two statements of each PostgreSQL
+# step, reproducibly. Each step starts from a set-up made for it on one
+# PgWorld (never restored: the server's state cannot be copied with the
+# files), and after each kill the documented recovery runs, then gc (again
+# if the first left a half-made database: the server still copied), and
+# the checks: the sandbox whole or gone, the kill kind's invariants, the
+# server's (1 and 3), and nothing half made, set aside or orphaned left.
+
+PG_STEPS = ["new-spare", "new-copy", "new-migrate", "reset", "refill", "gc", "remove"]
+PG_GROUPS = [("send", "sendto"), ("recv", "recvfrom")]
+
+
+class PgStepWorld(PgWorld):
+    def __init__(self, h, root, server):
+        super().__init__(h, root, server)
+        self.fresh = 0
+
+    def name(self):
+        self.fresh += 1
+        return f"s{self.fresh}"
+
+    def settle(self, secs=60):
+        """Waits for the background `db refill`s to end."""
+        deadline = time.monotonic() + secs
+        while self.refills() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def ours(self):
+        """[(name, mark, class)] of this clone's databases, decoys aside."""
+        _, seen = self.pg_problems()
+        return list(seen.values())
+
+    def newest_entry(self):
+        entries = [(o, n) for o, (n, m) in self.pg.databases().items()
+                   if o not in self.decoys and self.classify(n) == "store"]
+        return max(entries)[1] if entries else None
+
+    def drop_spares(self):
+        for name, _, cls in self.ours():
+            if cls == "spare":
+                self.pg.psql(f"DROP DATABASE IF EXISTS {qi(name)} WITH (FORCE)")
+
+    def add_main_migration(self):
+        self.between_rounds(1, 1)
+
+    def setup(self, step):
+        """(argv, cwd, sandbox name or None) for one run of `step`."""
+        self.settle()
+        if step.startswith("new"):
+            name = self.name()
+            if step == "new-copy":
+                self.drop_spares()
+            elif step == "new-migrate":
+                self.add_main_migration()
+            elif step == "new-spare" and not any(c == "spare" for _, _, c in self.ours()):
+                entry = self.newest_entry()
+                if entry:
+                    self.must(["db", "refill", entry])
+            return ["new", name], self.app, name
+        if step == "refill":
+            self.drop_spares()
+            return ["db", "refill", self.newest_entry() or "provision_store_none"], self.app, None
+        name = self.name()
+        self.must(["new", name])
+        self.settle()
+        if step == "reset":
+            return ["db", "reset"], self.wt(name), name
+        if step == "remove":
+            return ["remove", name], self.app, name
+        # gc: a database set aside, and the worktree gone behind provision's back.
+        self.must(["db", "reset"], cwd=self.wt(name))
+        self.settle()
+        self.git(["worktree", "remove", "--force", self.wt(name)])
+        return ["gc"], self.app, name
+
+    def leftovers(self, live):
+        """What of provision's is on the server that nothing should hold
+        once recovery and gc ran: half-made, set-aside, half-taken spares,
+        and databases of sandboxes that are gone."""
+        cid = self.clone_id
+        store_mark = f"{MARK} clone={cid} worktree=store:v1"
+        keep = {self.db_name(n) for n in live}
+        out = []
+        for name, mark, cls in self.ours():
+            if cls in ("half-made", "aside", "other"):
+                out.append(f"{cls} {name}")
+            elif cls == "spare" and mark != store_mark:
+                out.append(f"half-taken spare {name} (marked {mark!r})")
+            elif cls == "sandbox" and name not in keep:
+                out.append(f"database {name} of no live sandbox (marked {mark!r})")
+        d = os.path.join(self.git_dir, "provision", "creating")
+        for rec in sorted(set(os.listdir(d)) - self.decoy_records) if os.path.isdir(d) else []:
+            out.append(f"record .git/provision/creating/{rec}")
+        d = os.path.join(self.git_dir, "provision", "aside")
+        for rec in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+            out.append(f"record .git/provision/aside/{rec}")
+        return out
+
+
+def pgstep_mode(h, plan_filter=None):
+    kind = "pgstep"
+    if shutil.which("strace") is None:
+        h.tally.add(kind, "pgstep/no-strace", "strace is not installed: the pgstep kind did not run",
+                    "install strace (tests/run.sh does)")
+        return
+    server = PgServer(os.path.dirname(h.work.rstrip(os.sep)))
+    say(f"pgstep: PostgreSQL on 127.0.0.1:{server.port} ({server.dir})")
+    try:
+        _pgstep(h, kind, server, plan_filter)
+    finally:
+        server.stop()
+
+
+def _pgstep(h, kind, server, plan_filter):
+    t0 = time.monotonic()
+    w = PgStepWorld(h, os.path.join(h.work, "pgstep"), server)
+    w.build()
+    w.precious()
+    w.baseline()
+    trace = os.path.join(h.work, "pgstep.strace")
+    rng = random.Random(h.seed)
+    everything = ",".join(g for _, g in PG_GROUPS)
+    reach = {}
+    for step in PG_STEPS:
+        if plan_filter and not any(plan_filter(f"{step}/{label}/{k}")
+                                   for label, _ in PG_GROUPS for k in range(1, 500)):
+            continue
+        args, cwd, name = w.setup(step)
+        r = run(strace_argv(w, trace, everything, None, 0, args), cwd, h.env, h.timeout * 3)
+        if r.rc != 0:
+            h.tally.add(kind, "pgstep/baseline-failed",
+                        f"`provision {' '.join(args)}` fails even without a fault: {r.brief()}", step)
+        for label, group in PG_GROUPS:
+            reach[(step, label)] = count_calls(trace, group)
+        pgstep_cleanup(w, name)
+    say("pgstep: calls reached (most by one process): " + ", ".join(
+        f"{s}/{l} {n}" for (s, l), n in sorted(reach.items()) if n))
+    plan = [(step, label, group, k) for step in PG_STEPS for label, group in PG_GROUPS
+            for k in range(1, reach.get((step, label), 0) + 1)]
+    if plan_filter:
+        plan = [p for p in plan if plan_filter(f"{p[0]}/{p[1]}/{p[3]}")]
+    if h.quick:
+        rng.shuffle(plan)
+        plan = sorted(plan[:h.args.quick_pg_faults], key=lambda p: (PG_STEPS.index(p[0]), p[1], p[3]))
+    say(f"pgstep: {len(plan)} kills planned")
+    unreached = set()
+    for i, (step, label, group, k) in enumerate(plan):
+        if (step, label) in unreached:
+            continue
+        args, cwd, name = w.setup(step)
+        res = run(strace_argv(w, trace, group, "KILL", k, args), cwd, h.env, h.timeout * 3)
+        hits = injected(trace)
+        repro = (f"`--only pgstep:{step}/{label}/{k}`: `strace -f -e inject={group}:signal=KILL:when={k} "
+                 f"provision {' '.join(args)}` after the set-up of step {step}")
+        if not hits:
+            h.tally.count(kind, "runs that did not reach the K-th call")
+            if k > reach[(step, label)]:
+                unreached.add((step, label))
+            if not h.judge(kind, res, f"`provision {' '.join(args)}` (not killed)", repro):
+                pgstep_cleanup(w, name)
+                continue
+        else:
+            h.tally.count(kind, "kills at a statement")
+            h.tally.count(kind, f"kills in {step}")
+            repro += f"; killed at: {hits[0][:140]}"
+        pgstep_recover(h, w, kind, step, k, name, res, bool(hits), repro)
+        pgstep_cleanup(w, name)
+        if (i + 1) % 25 == 0:
+            c = h.tally.counts[kind]
+            say(f"pgstep: {i + 1}/{len(plan)} runs, {c['kills at a statement']} kills, "
+                f"{len(h.tally.violations)} violations ({time.monotonic() - t0:.0f}s)")
+    h.tally.seconds[kind] = time.monotonic() - t0
+
+
+def pgstep_recover(h, w, kind, step, k, name, res, killed, repro):
+    recovered = []
+    expect = None
+    if step.startswith("new"):
+        if k % 2 and os.path.exists(os.path.join(w.wt(name), ".git")):
+            recovered.append(("apply", w.recover(["apply"], cwd=w.wt(name))))
+            expect = "A" if recovered[-1][1].rc == 0 else "AB"
+        else:
+            recovered.append((f"remove {name}", w.recover(["remove", name])))
+            expect = "B"
+    elif step == "reset":
+        recovered.append(("apply", w.recover(["apply"], cwd=w.wt(name))))
+        expect = "A"
+    elif step == "remove":
+        recovered.append((f"remove {name}", w.recover(["remove", name])))
+        expect = "B"
+    elif step == "gc":
+        expect = "B"
+    # The documented last step: gc; again once refills ended if the first
+    # left something half made (the server was still copying for it).
+    recovered.append(("gc", w.recover(["gc"])))
+    w.settle()
+    live = list(PRECIOUS) + ([name] if expect == "A" else [])
+    if w.leftovers(live):
+        h.tally.count(kind, "recoveries that needed a second gc")
+        recovered.append(("gc", w.recover(["gc"])))
+    for what, r in recovered:
+        h.tally.count(kind, "recoveries run")
+        h.judge(kind, r, f"recovery `provision {what}`", repro, "recovery-")
+    text = recovery_text(recovered, name)
+    if name is not None:
+        s = w.state(name)
+        ok_a, ok_b = w.present(s), w.gone(s, branch=False)
+        if (expect == "A" and ok_a) or (expect == "B" and ok_b) or (expect == "AB" and (ok_a or ok_b)):
+            h.tally.count(kind, "steps converged")
+        else:
+            want = {"A": "a sandbox that verifies clean", "B": "nothing left",
+                    "AB": "a clean sandbox or nothing"}[expect]
+            h.tally.add(kind, f"pgstep/not-converged/{step}: {w.signature(s, 'A' if expect == 'A' else 'B', False)}",
+                        f"sandbox {name}: after {text}, wanted {want}: {w.describe(s, branch=False)}", repro)
+        if ok_a:
+            live = list(PRECIOUS) + [name]
+    for cls, what in w.invariants():
+        h.tally.add(kind, f"pgstep/{cls}", what, repro)
+    left = w.leftovers(live)
+    if left:
+        h.tally.add(kind, f"pgstep/left-after-recovery/{step}",
+                    f"after {text}: {'; '.join(left)}", repro)
+
+
+def pgstep_cleanup(w, name):
+    """Back to the precious sandboxes alone (and the store)."""
+    if name is None:
+        return
+    w.settle()
+    if not w.gone(w.state(name, verify=False), branch=False):
+        w.prov(["remove", "--force", name])
+    w.git(["branch", "-D", name], check=False)
+    if w.leftovers(PRECIOUS):
+        w.prov(["gc"])
 
 
 # ----------------------------------------------------------------------------
@@ -2042,10 +2779,16 @@ def main():
     p.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
     p.add_argument("--rounds", type=int, default=None, help="kill rounds (default 100; --quick 6)")
     p.add_argument("--agents", type=int, default=8, help="agents at once in the kill kind (default 8)")
-    p.add_argument("--kinds", default="kill,syscall,hostile,gitstep",
-                   help="comma-separated: kill,syscall,hostile,gitstep (one git step faulted alone)")
+    p.add_argument("--pg-rounds", type=int, default=None, help="pgkill rounds (default 40; --quick 4)")
+    p.add_argument("--quick-pg-faults", type=int, default=10, help="pgstep kills in --quick (default 10)")
+    p.add_argument("--pg-agents", type=int, default=6, help="agents at once in the pgkill kind (default 6)")
+    p.add_argument("--kinds", default="kill,syscall,hostile,gitstep,pgkill,pgstep",
+                   help="comma-separated: kill,syscall,hostile,gitstep (one git step faulted alone),"
+                   "pgkill (the kill kind on PostgreSQL, a private server it starts), "
+                   "pgstep (PostgreSQL: killed at each statement)")
     p.add_argument("--quick", action="store_true",
-                   help="a bounded subset (6 kill rounds, 60 syscall faults, 20 gitstep faults, every hostile case)")
+                   help="a bounded subset (6 kill rounds, 60 syscall faults, 20 gitstep faults, every hostile case, "
+                   "4 pgkill rounds, 10 pgstep kills)")
     p.add_argument("--quick-faults", type=int, default=60, help="syscall faults in --quick (default 60)")
     p.add_argument("--max-faults", type=int, default=0,
                    help="at most this many syscall faults, spread evenly over the whole plan")
@@ -2063,6 +2806,8 @@ def main():
         args.seed = random.SystemRandom().randrange(1 << 31)
     if args.rounds is None:
         args.rounds = 6 if args.quick else 100
+    if args.pg_rounds is None:
+        args.pg_rounds = 4 if args.quick else 40
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     only = {}
     if args.only:
@@ -2073,7 +2818,7 @@ def main():
         only[kind_] = lambda s, spec=spec: (s == spec or s.startswith(spec + "/")
                                             or (kind_ == "hostile" and s.startswith(spec)))
     for k in kinds:
-        if k not in ("kill", "syscall", "hostile", "gitstep"):
+        if k not in ("kill", "syscall", "hostile", "gitstep", "pgkill", "pgstep"):
             p.error(f"unknown kind {k!r}")
     if not os.access(args.binary, os.X_OK):
         sys.exit(f"chaos: no provision binary at {args.binary} (cargo build --release)")
@@ -2088,6 +2833,10 @@ def main():
             gitstep_mode(h, only.get("gitstep"))
         if "kill" in kinds:
             kill_mode(h, args.rounds, args.agents)
+        if "pgkill" in kinds:
+            pgkill_mode(h, args.pg_rounds, args.pg_agents)
+        if "pgstep" in kinds:
+            pgstep_mode(h, only.get("pgstep"))
     finally:
         report(h, kinds)
         if not args.keep:

@@ -250,6 +250,13 @@ pub trait Database {
         let _ = dry_run;
         Ok(Vec::new())
     }
+    /// Whether the server is still at a statement naming this database
+    /// for a client (a rename or a copy goes on after its client was
+    /// killed): one not there yet is then not gone. Only a server kind can
+    /// say.
+    fn in_flight(&mut self) -> Result<bool, DbError> {
+        Ok(false)
+    }
     /// Moves this (marked) database to the name `aside`, mark and all,
     /// never over anything there; this name is then free.
     fn set_aside(&mut self, aside: &str) -> Result<(), DbError> {

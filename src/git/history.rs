@@ -130,6 +130,22 @@ pub fn unlike_head(root: &Path, paths: &[String]) -> Result<Vec<String>, GitErro
     Ok(out)
 }
 
+/// Of `paths` (relative files that differ from HEAD's), those whose bytes
+/// are the start of HEAD's blob: files git was cut short writing.
+pub fn cut_short(root: &Path, paths: &[String]) -> Result<Vec<String>, GitError> {
+    let repo = git2::Repository::open(root)?;
+    let tree = repo.head()?.peel_to_tree()?;
+    Ok(paths
+        .iter()
+        .filter(|rel| {
+            let file = root.join(rel);
+            fs_err::symlink_metadata(&file).is_ok_and(|m| m.is_file())
+                && holds(&repo, &tree, Path::new(rel.as_str()), &file)
+        })
+        .cloned()
+        .collect())
+}
+
 /// Whether `tree` holds the content of `file` at `rel`: the same blob (a
 /// symlink's is its target), or a file git was writing when it was cut
 /// short, whose bytes are the start of that blob.

@@ -229,6 +229,23 @@ pub fn take_over_added(common_dir: &Path, id: &str, root: &Path) -> Result<bool,
     // what the user may have staged since, and stays.
     if !admin.join("index").is_file() {
         run_git(root, &["reset".into(), "-q".into()])?;
+        // A file git was writing when it was cut short holds the start of
+        // HEAD's content (nothing, if git had only opened it): git's own
+        // doing, as `gc` counts it, and written whole like a missing one.
+        let differ = run_git(root, &["diff".into(), "--name-only".into(), "-z".into()])?;
+        let differ: Vec<String> = differ
+            .split('\0')
+            .filter(|p| !p.is_empty())
+            .map(String::from)
+            .collect();
+        let cut: Vec<String> = super::history::cut_short(root, &differ)?;
+        if !cut.is_empty() {
+            let mut args: Vec<String> = ["checkout-index", "-f", "-q", "--"]
+                .map(String::from)
+                .to_vec();
+            args.extend(cut);
+            run_git(root, &args)?;
+        }
     }
     // Exits 1 when files exist, which is what it is told to keep.
     let _ = run_git(root, &["checkout-index".into(), "-a".into(), "-q".into()]);

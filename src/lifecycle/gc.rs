@@ -274,7 +274,13 @@ fn set_aside(workspace: &Workspace, dry_run: bool) -> Result<Vec<AsideFate>, Box
                     database.kind().as_str()
                 ));
             }
+            // Asked first: a rename the server finishes between the two
+            // questions is then found there.
+            let moving = database.in_flight()?;
             let (would, did) = if !database.exists()? {
+                if moving {
+                    return Ok("kept: the server is still moving it there for a `db reset` that was cut short; the next `gc` looks again".into());
+                }
                 (
                     "forget its record: it is gone",
                     "forgot its record: it was gone",

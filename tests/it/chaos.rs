@@ -2,8 +2,11 @@
 //! debug binary through `kill -9` at random points of `new`, `apply`,
 //! `remove` and `gc` (8 agents at once), a sample of syscall faults
 //! (`strace -f -e inject=…`), a sample of faults in one git step alone,
-//! and every hostile-state case, with a fixed seed, in a minute or two on
-//! 2 cores; it must find no violation.
+//! every hostile-state case, and on PostgreSQL (a private server the
+//! harness starts) 4 rounds of kills of 6 agents (`new`, `apply`, `db
+//! reset`, `remove`, `gc`, and the background `db refill`) and a sample of
+//! kills at a statement, with a fixed seed, in a minute or two on 2 cores;
+//! it must find no violation.
 //! `just chaos` runs the whole harness (`chaos/chaos.py`).
 
 use std::process::Command;

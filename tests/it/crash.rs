@@ -442,3 +442,37 @@ fn a_second_apply_says_what_it_waits_for() {
     assert!(first.wait().unwrap().success());
     env.provision(&wt, &["verify"]).expect(0);
 }
+
+/// A `new` killed while git wrote a file leaves it cut short (its bytes the
+/// start of HEAD's, none at all for one git had only opened), no index, and
+/// git's lock with provision's reason. `apply` there takes the sandbox over
+/// and finishes git's checkout: such a file is written whole, as one git
+/// had not reached yet is; the user's edit of another file stays.
+#[test]
+fn apply_writes_whole_the_files_a_killed_new_left_cut_short() {
+    let env = TestEnv::new();
+    let main = env.fixture_repo("app");
+    env.provision(&main, &["new", "x"]).expect(0);
+    let wt = env.path("worktree-x");
+    // The state a kill inside git's checkout leaves.
+    let admin = main.join(".git/worktrees/worktree-x");
+    fs_err::remove_file(admin.join("index")).unwrap();
+    let reason = "provision new: being created";
+    env.git(
+        &main,
+        &["worktree", "lock", "--reason", reason, "../worktree-x"],
+    );
+    let package = read(wt.join("package.json"));
+    write(wt.join("package.json"), &package[..package.len() / 2]);
+    write(wt.join("migrations/0002_create_posts.sql"), "");
+    fs_err::remove_file(wt.join("migrations/0001_create_users.sql")).unwrap();
+    // The user's own edit, which is no prefix of HEAD's content.
+    write(wt.join(".gitignore"), "mine\n");
+
+    env.provision(&wt, &["apply"]).expect(0);
+    let status = env.git(&wt, &["status", "--porcelain", "--untracked-files=no"]);
+    assert_eq!(status, " M .gitignore\n", "{status}");
+    assert_eq!(read(wt.join("package.json")), package);
+    assert_eq!(read(wt.join(".gitignore")), "mine\n");
+    env.provision(&wt, &["verify"]).expect(0);
+}

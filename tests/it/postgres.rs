@@ -567,3 +567,159 @@ fn a_new_killed_while_the_server_copies_leaves_nothing_unmarked_and_gc_drops_the
     env.provision(&main, &["gc"]).expect(0);
     assert!(database_exists("t_killcopy_feature"));
 }
+
+/// A killed `new`'s copy that the server finishes while `gc` looks at its
+/// record: between gc's "is it there?" (not yet) and "is the server still
+/// copying it?" (no longer). The record must not be forgotten then, or the
+/// copy is left under its `provision_new_` name with nothing that leads a
+/// later `gc` to it. Every message provision sends is slowed (strace) so
+/// that the copy can finish in that gap.
+#[test]
+fn a_copy_the_server_finishes_while_gc_looks_at_its_record_is_still_dropped() {
+    let env = TestEnv::new();
+    // A role of its own, to tell this test's gc from other tests' sessions.
+    let user = "t_racegc_user";
+    let mut admin = server().client("postgres");
+    admin
+        .batch_execute(&format!(
+            "DO $$ BEGIN CREATE ROLE {user} SUPERUSER LOGIN; \
+             EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        ))
+        .unwrap();
+    let main = pg_app_at(
+        &env,
+        "app",
+        "name = \"t_racegc_{slug}\"\ntemplate = \"t_racegc_tpl\"\n",
+    );
+    write(
+        main.join("provision.toml"),
+        &read(main.join("provision.toml")).replace("postgres@", &format!("{user}@")),
+    );
+    env.commit_all(&main, "its own role");
+    admin.batch_execute("CREATE DATABASE t_racegc_tpl").unwrap();
+    env.provision(&main, &["gc"]).expect(0);
+    let clone = read(main.join(".git/provision/clone-id"));
+    // What a `new` killed while the server copies leaves: its record,
+    // locked by nobody, and a copy that waits for the template (a comment
+    // on it, in an open transaction, holds the lock the copy needs).
+    let half_made = "provision_new_0123456789abcd01";
+    let records = main.join(".git/provision/creating");
+    fs_err::create_dir_all(&records).unwrap();
+    write(records.join(half_made), clone.trim_end());
+    let mut holder = server().client("postgres");
+    let mut hold = holder.transaction().unwrap();
+    hold.batch_execute("COMMENT ON DATABASE t_racegc_tpl IS 'held'")
+        .unwrap();
+    let copier = std::thread::spawn(move || {
+        server()
+            .client("postgres")
+            .batch_execute(&format!(
+                "CREATE DATABASE {half_made} TEMPLATE t_racegc_tpl"
+            ))
+            .unwrap();
+    });
+    let copying = format!(
+        "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'CREATE DATABASE {half_made}%' \
+         AND wait_event_type = 'Lock'"
+    );
+    wait_until("the copy waits for the template", || {
+        admin.query_opt(&copying, &[]).unwrap().is_some()
+    });
+
+    let gc = env
+        .command("strace", &main)
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=sendto"])
+        .args(["-e", "inject=sendto:delay_enter=300000"])
+        .arg(env!("CARGO_BIN_EXE_provision"))
+        .arg("gc")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("strace runs (it is part of the test environment)");
+    // gc asked whether the copy is there (not yet): the server finishes it.
+    let looked = format!(
+        "SELECT 1 FROM pg_stat_activity WHERE usename = '{user}' \
+         AND state = 'idle' AND query = 'SELECT 1 FROM pg_database WHERE datname = $1'"
+    );
+    wait_until("gc looked the copy up", || {
+        admin.query_opt(&looked, &[]).unwrap().is_some()
+    });
+    hold.rollback().unwrap();
+    copier.join().unwrap();
+    let out = gc.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // That gc dropped it (it was there by the time gc asked whether the
+    // server still copies it), or kept its record: the next gc drops it.
+    env.provision(&main, &["gc"]).expect(0);
+    assert!(
+        !database_exists(half_made),
+        "{half_made} is left, and no record leads gc to it"
+    );
+    assert_eq!(fs_err::read_dir(&records).unwrap().count(), 0);
+    admin.batch_execute("DROP DATABASE t_racegc_tpl").unwrap();
+}
+
+/// A `db reset` killed while the server renames its database aside (the
+/// rename waits for a lock someone holds on it): the server finishes the
+/// rename for the killed client. A `gc` meanwhile must not take the record
+/// of a database the server is still moving for one that is gone, or the
+/// database set aside is left with nothing that leads a later `gc` to it.
+#[test]
+fn a_database_the_server_still_sets_aside_for_a_killed_reset_keeps_its_record() {
+    let env = TestEnv::new();
+    let main = pg_app(&env, "asiderace", "");
+    env.provision(&main, &["new", "x"]).expect(0);
+    let db = "t_asiderace_x";
+    let mut admin = server().client("postgres");
+    let mark: String = admin
+        .query_one(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+            &[&db],
+        )
+        .unwrap()
+        .get(0);
+    // The same comment again, in an open transaction: it holds a lock on
+    // the database that its rename waits for.
+    let mut holder = server().client("postgres");
+    let mut hold = holder.transaction().unwrap();
+    hold.batch_execute(&format!("COMMENT ON DATABASE {db} IS '{mark}'"))
+        .unwrap();
+    let mut child = env.provision_spawn(&env.path("worktree-x"), &["db", "reset"]);
+    let renaming = format!(
+        "SELECT 1 FROM pg_stat_activity WHERE application_name = 'provision' \
+         AND query LIKE 'ALTER DATABASE \"{db}\" RENAME TO%' AND wait_event_type = 'Lock'"
+    );
+    wait_until("the rename waits for the lock", || {
+        admin.query_opt(&renaming, &[]).unwrap().is_some()
+    });
+    kill_group(&mut child);
+    env.provision(&main, &["gc"]).expect(0);
+    hold.rollback().unwrap();
+    let aside = format!("{db}\\_aside\\_%");
+    let set_aside = |admin: &mut postgres::Client| {
+        admin
+            .query_opt(
+                "SELECT datname FROM pg_database WHERE datname LIKE $1",
+                &[&aside],
+            )
+            .unwrap()
+            .map(|r| r.get::<_, String>(0))
+    };
+    wait_until("the server finishes the rename", || {
+        set_aside(&mut admin).is_some()
+    });
+
+    // The documented recovery: `apply` in the worktree, then `gc`.
+    env.provision(&env.path("worktree-x"), &["apply"]).expect(0);
+    env.provision(&main, &["gc"]).expect(0);
+    assert_eq!(
+        set_aside(&mut admin),
+        None,
+        "the database set aside is left, and no record leads gc to it"
+    );
+    env.provision(&main, &["remove", "x", "--force"]).expect(0);
+}

@@ -374,3 +374,63 @@ fn a_spare_a_killed_new_marked_but_never_took_is_dropped_by_gc() {
         .batch_execute(&format!("DROP DATABASE \"{theirs}\""))
         .unwrap();
 }
+
+/// Two `new`s take the same spare: b marks it as its sandbox's, c marks it
+/// as its own meanwhile, b renames it and is killed before it marks it
+/// again. The spare must never become b's database with c's mark (one
+/// `apply` refuses and `remove` and `gc` never drop): taking it (its mark
+/// and its rename) is all or nothing. Every message b sends is slowed
+/// (strace) so that c's mark lands between b's two statements.
+#[test]
+fn a_spare_two_news_mark_at_once_never_becomes_a_sandbox_with_the_others_mark() {
+    use std::os::unix::process::CommandExt;
+    let env = TestEnv::new();
+    let main = app(&env, Some("racespare"));
+    new(&env, &main, "a");
+    let entries = store_entries(&env, &main);
+    let spare = wait_for_spare(&entries[0]);
+    let clone = crate::support::read(main.join(".git/provision/clone-id"));
+    let theirs = format!(
+        "provision:v1 clone={} worktree=worktree-c",
+        clone.trim_end()
+    );
+    let mut child = env
+        .command("strace", &main)
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=sendto"])
+        .args(["-e", "inject=sendto:delay_enter=300000"])
+        .arg(env!("CARGO_BIN_EXE_provision"))
+        .args(["new", "b"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("strace runs (it is part of the test environment)");
+    let mut admin = server().client("postgres");
+    let done = |admin: &mut postgres::Client, like: String| {
+        admin
+            .query_opt(
+                "SELECT 1 FROM pg_stat_activity WHERE application_name = 'provision' \
+                 AND state = 'idle' AND query LIKE $1",
+                &[&like],
+            )
+            .unwrap()
+            .is_some()
+            || database_exists("t_racespare_b")
+    };
+    crate::services::wait_until("b marked the spare as its own", || {
+        done(&mut admin, format!("COMMENT ON DATABASE \"{spare}\"%"))
+    });
+    // c marks it: where b's mark and rename are one, it is gone already.
+    let _ = admin.batch_execute(&format!("COMMENT ON DATABASE \"{spare}\" IS '{theirs}'"));
+    crate::services::wait_until("b renamed the spare", || database_exists("t_racespare_b"));
+    crate::support::kill_group(&mut child);
+
+    // The documented recovery: `apply` in the worktree the killed `new` left.
+    env.provision(&env.path("worktree-b"), &["apply"]).expect(0);
+    env.provision(&env.path("worktree-b"), &["verify"])
+        .expect(0);
+    for name in ["a", "b"] {
+        env.provision(&main, &["remove", name, "--force"]).expect(0);
+    }
+    env.provision(&main, &["gc"]).expect(0);
+}

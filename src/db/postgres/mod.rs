@@ -306,23 +306,6 @@ impl Postgres {
         }
     }
 
-    /// Marks `name`, renamed a moment ago, with `mark`. Never leaves it
-    /// marked as someone else's: one whose mark fails is dropped.
-    fn mark_new(&mut self, name: &str, mark: &str) -> Result<(), DbError> {
-        let comment = format!(
-            "COMMENT ON DATABASE {} IS {}",
-            quote_ident(name),
-            quote_literal(mark)
-        );
-        let fail = self.fail("mark");
-        if let Err(e) = self.admin()?.batch_execute(&comment) {
-            let drop = format!("DROP DATABASE {}", quote_ident(name));
-            let _ = self.admin()?.batch_execute(&drop);
-            return Err(fail(e));
-        }
-        Ok(())
-    }
-
     /// Whether a database `name` is there, whoever made it.
     fn named(&mut self, name: &str) -> Result<bool, DbError> {
         let row = self
@@ -535,26 +518,20 @@ impl Database for Postgres {
             .collect();
         let mark = self.mark.text();
         for spare in spares {
-            // Marked as this sandbox's before it takes the name: a crash in
-            // between leaves a spare nothing uses, never a sandbox's
-            // database marked as someone else's. Another `new` may take
-            // the same spare meanwhile: whoever renames it first has it.
-            let comment = format!(
-                "COMMENT ON DATABASE {} IS {}",
+            // Marked as this sandbox's and renamed to its name in one
+            // statement list, which the server runs as one transaction:
+            // a crash leaves the spare as it was or the sandbox's database
+            // whole, never one half taken. Another `new` taking the same
+            // spare meanwhile waits for this one's lock on it and then no
+            // longer finds it (its mark never lands on this database).
+            let take = format!(
+                "COMMENT ON DATABASE {} IS {}; ALTER DATABASE {} RENAME TO {}",
                 quote_ident(&spare),
-                quote_literal(&mark)
-            );
-            let rename = format!(
-                "ALTER DATABASE {} RENAME TO {}",
+                quote_literal(&mark),
                 quote_ident(&spare),
                 quote_ident(&self.name)
             );
-            let admin = self.admin()?;
-            if admin.batch_execute(&comment).is_ok() && admin.batch_execute(&rename).is_ok() {
-                // Another `new` may have marked the spare between the two:
-                // marked again, under its new name, which only this has.
-                let (name, mark) = (self.name.clone(), self.mark.text());
-                self.mark_new(&name, &mark)?;
+            if self.admin()?.batch_execute(&take).is_ok() {
                 return Ok(true);
             }
         }
@@ -637,9 +614,13 @@ impl Database for Postgres {
         let common_dir = self.mark.common_dir.clone();
         let mut found = Vec::new();
         for name in creating::abandoned(&common_dir, &self.mark.clone)? {
+            // Whether the server still copies it is asked first: a copy it
+            // finishes between the two questions is then found there, never
+            // taken for one that was not made.
+            let copying = !dry_run && self.copying(&name)?;
             if self.named(&name)? {
                 found.push(name);
-            } else if !dry_run && !self.copying(&name)? {
+            } else if !dry_run && !copying {
                 // Never made, or renamed into place before its record
                 // went. One the server still copies for a killed client is
                 // not there yet: its record waits for the next `gc`.
@@ -688,6 +669,11 @@ impl Database for Postgres {
             quote_ident(aside)
         );
         self.end_sessions_then(&name, &rename, "set aside")
+    }
+
+    fn in_flight(&mut self) -> Result<bool, DbError> {
+        let name = self.name.clone();
+        self.copying(&name)
     }
 
     fn drop_database(&mut self) -> Result<(), DbError> {
