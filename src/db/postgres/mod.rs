@@ -238,9 +238,10 @@ impl Postgres {
     ) -> Result<Made, DbError> {
         let creating = creating::Creating::begin(&self.mark.common_dir, &self.mark.clone)?;
         let made = self.create_as(&creating.name, name, template, mark, wait_for_template);
-        // A copy that failed and may still be there (its drop failed too)
-        // keeps its record, for `gc`.
-        if made.is_ok() || self.named(&creating.name).is_ok_and(|there| !there) {
+        // A copy that is not in place and may still be there (its drop
+        // failed too) keeps its record, for `gc`.
+        let placed = matches!(made, Ok(Made::Made));
+        if placed || self.named(&creating.name).is_ok_and(|there| !there) {
             creating.finish();
         }
         made
