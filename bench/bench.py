@@ -17,6 +17,7 @@ and `wt list` beside `provision status`.
 """
 
 import argparse
+import glob
 import json
 import os
 import shutil
@@ -424,6 +425,12 @@ class Bench:
         def plain_worktree():
             name = self.fresh("rows")
             self.quiet(["git", "worktree", "add", "-q", "-b", name, f"../{name}"], cwd=repo)
+            # The store of migrated states would serve the migration from
+            # the second round on: emptied, so that each round runs it
+            # (and stores the result, as a first sandbox does).
+            store = os.path.join(repo, ".git", "provision", "sqlite")
+            for entry in glob.glob(os.path.join(store, "provision_store_*")):
+                os.remove(entry)
             return name
 
         def fresh_file():
