@@ -3,6 +3,31 @@
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 
+/// The entries of folder `dir`; none where it does not exist.
+pub fn entries(dir: &Path) -> std::io::Result<Vec<fs_err::DirEntry>> {
+    match fs_err::read_dir(dir) {
+        Ok(entries) => entries.collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The file at `path`, opened and locked, where nobody else holds its lock
+/// (a process that made it and still lives); `None` when someone does, or
+/// the file is gone. The lock lasts while the file is open.
+pub fn try_lock(path: &Path) -> std::io::Result<Option<fs_err::File>> {
+    let file = match fs_err::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    match file.file().try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
 /// Writes `contents` to `path` so that a reader sees the old file or the new
 /// one, never half of either: a temp file in the same directory, fsynced,
 /// then renamed over `path`, then the directory fsynced so the rename itself

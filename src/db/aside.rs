@@ -81,13 +81,8 @@ pub type Unreadable = (PathBuf, String);
 /// its path and why, and is never acted on.
 pub fn all(common_dir: &Path) -> std::io::Result<(Vec<Aside>, Vec<Unreadable>)> {
     let (mut good, mut bad) = (Vec::new(), Vec::new());
-    let entries = match fs_err::read_dir(dir(common_dir)) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((good, bad)),
-        Err(e) => return Err(e),
-    };
-    for entry in entries {
-        let path = entry?.path();
+    for entry in crate::fsutil::entries(&dir(common_dir))? {
+        let path = entry.path();
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         // Temporary files of an atomic write in progress.
         if !name.ends_with(".json") || name.starts_with('.') {

@@ -382,14 +382,8 @@ impl Database for CommandDb {
 
     fn store_entries(&mut self, mark: &str) -> Result<Vec<Stored>, DbError> {
         let dir = self.record_path.parent().expect("a record has a folder");
-        let entries = match fs_err::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
         let mut out = Vec::new();
-        for item in entries {
-            let item = item?;
+        for item in crate::fsutil::entries(dir)? {
             let file = item.file_name().to_string_lossy().into_owned();
             let Some(name) = file.strip_suffix(".json").filter(|n| store::is_entry(n)) else {
                 continue;

@@ -13,6 +13,13 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::fsutil;
+
+/// Whether nobody holds the file at `path` locked (false when it is gone).
+fn unlocked(path: &Path) -> std::io::Result<bool> {
+    Ok(fsutil::try_lock(path)?.is_some())
+}
+
 /// How every such name starts.
 pub const PREFIX: &str = "provision_new_";
 
@@ -69,14 +76,8 @@ impl Creating {
 /// The names whose record, made by `clone`, nobody holds locked: what a
 /// killed process left.
 pub fn abandoned(common_dir: &Path, clone: &str) -> std::io::Result<Vec<String>> {
-    let entries = match fs_err::read_dir(dir(common_dir)) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
     let mut names = Vec::new();
-    for entry in entries {
-        let entry = entry?;
+    for entry in fsutil::entries(&dir(common_dir))? {
         let name = entry.file_name().to_string_lossy().into_owned();
         if !is_name(&name) {
             continue;
@@ -89,30 +90,10 @@ pub fn abandoned(common_dir: &Path, clone: &str) -> std::io::Result<Vec<String>>
     Ok(names)
 }
 
-/// Whether nobody holds the file at `path` locked (false when it is gone).
-fn unlocked(path: &Path) -> std::io::Result<bool> {
-    let file = match fs_err::File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e),
-    };
-    match file.file().try_lock() {
-        Ok(()) => Ok(true),
-        Err(std::fs::TryLockError::WouldBlock) => Ok(false),
-        Err(std::fs::TryLockError::Error(e)) => Err(e),
-    }
-}
-
 /// Deletes the records a process killed in `begin` left before they took
 /// their names (they name no database yet).
 pub fn sweep_unnamed(common_dir: &Path) -> std::io::Result<()> {
-    let entries = match fs_err::read_dir(dir(common_dir)) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    for entry in entries {
-        let entry = entry?;
+    for entry in fsutil::entries(&dir(common_dir))? {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.strip_prefix('.').is_some_and(is_name) && unlocked(&entry.path())? {
             forget(common_dir, &name)?;

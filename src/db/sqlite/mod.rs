@@ -452,14 +452,8 @@ pub fn save_marked(built: &BuiltAhead, to: &std::path::Path, mark: &str) -> Resu
 
 /// The store's entries in `dir` marked `mark`, newest by modification time.
 pub fn list_entries(dir: &std::path::Path, mark: &str) -> Result<Vec<Stored>, DbError> {
-    let entries = match fs_err::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e.into()),
-    };
     let mut out = Vec::new();
-    for entry in entries {
-        let entry = entry?;
+    for entry in crate::fsutil::entries(dir)? {
         let file = entry.file_name().to_string_lossy().into_owned();
         let Some(name) = file.strip_suffix(".sqlite").filter(|n| store::is_entry(n)) else {
             continue;

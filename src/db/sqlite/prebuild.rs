@@ -213,29 +213,18 @@ pub fn migrate(built: &BuiltAhead, migrations: &[Source]) -> Result<(), DbError>
 /// Deletes the databases that a killed `new` was building ahead in `dir`:
 /// those whose lock nobody holds. Returns how many.
 pub fn sweep_abandoned(dir: &Path) -> std::io::Result<usize> {
-    let entries = match fs_err::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e),
-    };
     let mut swept = 0;
-    for entry in entries {
-        let path = entry?.path();
+    for entry in crate::fsutil::entries(dir)? {
+        let path = entry.path();
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         if !(name.starts_with(AHEAD) && name.ends_with(".sqlite")) {
             continue;
         }
-        // Gone meanwhile: its builder dropped it, or another sweep took it.
-        let file = match fs_err::File::open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
+        // Held while it goes. None: its builder still runs, or it is gone
+        // meanwhile (its builder dropped it, or another sweep took it).
+        let Some(_held) = crate::fsutil::try_lock(&path)? else {
+            continue;
         };
-        match file.file().try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => continue,
-            Err(std::fs::TryLockError::Error(e)) => return Err(e),
-        }
         for suffix in ["", "-journal", "-wal", "-shm"] {
             match fs_err::remove_file(format!("{}{suffix}", path.display())) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
